@@ -1,0 +1,132 @@
+/* activations.c - relu, sigmoid, tanh, softmax (stable, over rows) and their gradients, which
+ * are computed from the forward OUTPUT y. Elementwise work is split in fixed blocks. */
+#include "pycnn.h"
+
+#include <math.h>
+
+#define BLOCK 16384
+
+typedef struct {
+    pc_act act;
+    const float *x, *y, *dy;
+    float *out;
+    size_t size, cols;
+    int backward;
+} act_job;
+
+static void softmax_rows(const float *x, float *y, size_t rows, size_t cols)
+{
+    for (size_t r = 0; r < rows; r++, x += cols, y += cols) {
+        float mx = x[0];
+        for (size_t c = 1; c < cols; c++)
+            mx = x[c] > mx ? x[c] : mx;
+        double sum = 0.0;
+        for (size_t c = 0; c < cols; c++) {
+            y[c] = expf(x[c] - mx);
+            sum += y[c];
+        }
+        const float inv = (float)(1.0 / sum);
+        for (size_t c = 0; c < cols; c++)
+            y[c] *= inv;
+    }
+}
+
+/* dx = y * (dy - sum(dy * y)) per row */
+static void softmax_rows_backward(const float *y, const float *dy, float *dx, size_t rows,
+                                  size_t cols)
+{
+    for (size_t r = 0; r < rows; r++, y += cols, dy += cols, dx += cols) {
+        double dot = 0.0;
+        for (size_t c = 0; c < cols; c++)
+            dot += (double)dy[c] * y[c];
+        for (size_t c = 0; c < cols; c++)
+            dx[c] = y[c] * (dy[c] - (float)dot);
+    }
+}
+
+static void act_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const act_job *j = ctx;
+    size_t lo = (size_t)task * BLOCK, hi = lo + BLOCK < j->size ? lo + BLOCK : j->size;
+    if (j->act == PC_ACT_SOFTMAX) {
+        /* blocks of whole rows */
+        const size_t rows_per = BLOCK / j->cols ? BLOCK / j->cols : 1;
+        const size_t r0 = (size_t)task * rows_per, rows = j->size / j->cols;
+        const size_t r1 = r0 + rows_per < rows ? r0 + rows_per : rows;
+        if (r0 >= r1)
+            return;
+        const size_t off = r0 * j->cols;
+        if (j->backward)
+            softmax_rows_backward(j->y + off, j->dy + off, j->out + off, r1 - r0, j->cols);
+        else
+            softmax_rows(j->x + off, j->out + off, r1 - r0, j->cols);
+        return;
+    }
+    if (!j->backward) {
+        const float *x = j->x;
+        float *y = j->out;
+        switch (j->act) {
+        case PC_ACT_RELU:
+            for (size_t i = lo; i < hi; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+            break;
+        case PC_ACT_SIGMOID:
+            for (size_t i = lo; i < hi; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
+            break;
+        case PC_ACT_TANH:
+            for (size_t i = lo; i < hi; i++) y[i] = tanhf(x[i]);
+            break;
+        default:
+            for (size_t i = lo; i < hi; i++) y[i] = x[i];
+        }
+    } else {
+        const float *y = j->y, *dy = j->dy;
+        float *dx = j->out;
+        switch (j->act) {
+        case PC_ACT_RELU:
+            for (size_t i = lo; i < hi; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+            break;
+        case PC_ACT_SIGMOID:
+            for (size_t i = lo; i < hi; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+            break;
+        case PC_ACT_TANH:
+            for (size_t i = lo; i < hi; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+            break;
+        default:
+            for (size_t i = lo; i < hi; i++) dx[i] = dy[i];
+        }
+    }
+}
+
+static int run(pc_runtime *rt, act_job *j)
+{
+    if (j->size == 0)
+        return PC_OK;
+    size_t tasks;
+    if (j->act == PC_ACT_SOFTMAX) {
+        if (j->cols == 0 || j->size % j->cols)
+            return PC_EINVAL;
+        const size_t rows_per = BLOCK / j->cols ? BLOCK / j->cols : 1;
+        tasks = (j->size / j->cols + rows_per - 1) / rows_per;
+    } else {
+        tasks = (j->size + BLOCK - 1) / BLOCK;
+    }
+    if (tasks > 0x7fffffff)
+        return PC_EINVAL;
+    return pc_parallel(rt, (int)tasks, act_task, j);
+}
+
+int pc_activation_forward(pc_runtime *rt, pc_act act, const float *x, float *y, size_t size,
+                          size_t cols)
+{
+    act_job j = {.act = act, .x = x, .out = y, .size = size, .cols = cols};
+    return run(rt, &j);
+}
+
+int pc_activation_backward(pc_runtime *rt, pc_act act, const float *y, const float *dy,
+                           float *dx, size_t size, size_t cols)
+{
+    act_job j = {.act = act, .y = y, .dy = dy, .out = dx, .size = size, .cols = cols,
+                 .backward = 1};
+    return run(rt, &j);
+}

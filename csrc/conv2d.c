@@ -1,0 +1,287 @@
+/*
+ * conv2d.c - 2-D convolution (cross-correlation), NHWC activations, HWIO kernels, as im2col +
+ * GEMM done chunk by chunk.
+ *
+ * The batch is cut into chunks of whole images (about ROWS_PER_CHUNK output pixels each; the cut
+ * depends only on the shapes). Each chunk is one task: its im2col matrix
+ *     col[r][(kh*KW + kw)*C + c] = x[n][oh*sh+kh-pt][ow*sw+kw-pl][c]   (r = output pixel)
+ * lives in the thread's scratch while it is hot in cache, and is multiplied right away:
+ *     forward  y_chunk   = col * W + b          (W viewed as a (KH*KW*C) x O matrix)
+ *     dx       dcol      = dy_chunk * W^T, then scattered back (col2im) into the chunk's images
+ *     dw, db   summed over chunks in LANES fixed lanes (chunk i goes to lane i % LANES, in order),
+ *              then the lanes are added in order: deterministic for any thread count.
+ */
+#include "pycnn.h"
+
+#include <string.h>
+
+#define ROWS_PER_CHUNK 512
+#define LANES 8
+
+typedef struct {
+    pc_runtime *rt;
+    const pc_conv_shape *s;
+    const float *x, *w, *b, *dy;
+    float *y, *dx;
+    float *partial;        /* LANES x (K*O + O) for dw and db */
+    pc_act act;
+    int kdim;              /* KH*KW*C */
+    int imgs_per_chunk, nchunks;
+    int failed;
+} conv_job;
+
+static inline int min_i(int a, int b) { return a < b ? a : b; }
+
+static int is_pointwise(const pc_conv_shape *s)
+{
+    return s->kh == 1 && s->kw == 1 && s->sh == 1 && s->sw == 1 && s->pt == 0 && s->pl == 0 &&
+           s->oh == s->h && s->ow == s->w;
+}
+
+/* col rows for images [n0, n0+count) */
+static void im2col(const pc_conv_shape *s, const float *x, int n0, int count, float *col)
+{
+    const int C = s->c, kdim = s->kh * s->kw * s->c;
+    const size_t img = (size_t)s->h * s->w * C;
+    for (int n = n0; n < n0 + count; n++) {
+        const float *xn = x + (size_t)n * img;
+        for (int oh = 0; oh < s->oh; oh++) {
+            for (int ow = 0; ow < s->ow; ow++, col += kdim) {
+                const int iw0 = ow * s->sw - s->pl;
+                const int inside_w = iw0 >= 0 && iw0 + s->kw <= s->w;
+                for (int kh = 0; kh < s->kh; kh++) {
+                    const int ih = oh * s->sh + kh - s->pt;
+                    float *dst = col + (size_t)kh * s->kw * C;
+                    if (ih < 0 || ih >= s->h) {
+                        memset(dst, 0, (size_t)s->kw * C * sizeof(float));
+                        continue;
+                    }
+                    const float *row = xn + (size_t)ih * s->w * C;
+                    if (inside_w) {
+                        memcpy(dst, row + (size_t)iw0 * C, (size_t)s->kw * C * sizeof(float));
+                        continue;
+                    }
+                    for (int kw = 0; kw < s->kw; kw++) {
+                        const int iw = iw0 + kw;
+                        if (iw < 0 || iw >= s->w)
+                            memset(dst + (size_t)kw * C, 0, (size_t)C * sizeof(float));
+                        else
+                            memcpy(dst + (size_t)kw * C, row + (size_t)iw * C, (size_t)C * sizeof(float));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* dx[n0:n0+count] = col2im(dcol): each col entry added back to the input cell it was read from */
+static void col2im(const pc_conv_shape *s, const float *dcol, int n0, int count, float *dx)
+{
+    const int C = s->c, kdim = s->kh * s->kw * s->c;
+    const size_t img = (size_t)s->h * s->w * C;
+    memset(dx + (size_t)n0 * img, 0, (size_t)count * img * sizeof(float));
+    for (int n = n0; n < n0 + count; n++) {
+        float *dxn = dx + (size_t)n * img;
+        for (int oh = 0; oh < s->oh; oh++) {
+            for (int ow = 0; ow < s->ow; ow++, dcol += kdim) {
+                for (int kh = 0; kh < s->kh; kh++) {
+                    const int ih = oh * s->sh + kh - s->pt;
+                    if (ih < 0 || ih >= s->h)
+                        continue;
+                    for (int kw = 0; kw < s->kw; kw++) {
+                        const int iw = ow * s->sw + kw - s->pl;
+                        if (iw < 0 || iw >= s->w)
+                            continue;
+                        float *d = dxn + ((size_t)ih * s->w + iw) * C;
+                        const float *g = dcol + ((size_t)kh * s->kw + kw) * C;
+                        for (int c = 0; c < C; c++)
+                            d[c] += g[c];
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void chunk_range(const conv_job *j, int chunk, int *n0, int *count, int *rows)
+{
+    *n0 = chunk * j->imgs_per_chunk;
+    *count = min_i(j->imgs_per_chunk, j->s->n - *n0);
+    *rows = *count * j->s->oh * j->s->ow;
+}
+
+/* The im2col matrix of a chunk: x itself for a pointwise convolution, else built in scratch. */
+static const float *chunk_columns(conv_job *j, int thread, int n0, int count, int rows)
+{
+    const pc_conv_shape *s = j->s;
+    if (is_pointwise(s))
+        return j->x + (size_t)n0 * s->h * s->w * s->c;
+    float *col = pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_WORK, (size_t)rows * j->kdim);
+    if (col)
+        im2col(s, j->x, n0, count, col);
+    return col;
+}
+
+static float *gemm_scratch(conv_job *j, int thread, int m, int n, int k)
+{
+    return pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_PACK,
+                             pc_gemm_scratch_floats(j->rt, m, n, k));
+}
+
+static void forward_task(void *ctx, int chunk, int thread)
+{
+    conv_job *j = ctx;
+    const pc_conv_shape *s = j->s;
+    int n0, count, rows;
+    chunk_range(j, chunk, &n0, &count, &rows);
+    const float *col = chunk_columns(j, thread, n0, count, rows);
+    float *scratch = gemm_scratch(j, thread, rows, s->o, j->kdim);
+    if (!col || !scratch) {
+        j->failed = 1;
+        return;
+    }
+    pc_gemm_args g = {
+        .m = rows, .n = s->o, .k = j->kdim,
+        .a = col, .rsa = j->kdim, .csa = 1,
+        .b = j->w, .rsb = s->o, .csb = 1,
+        .c = j->y + (size_t)n0 * s->oh * s->ow * s->o, .ldc = s->o,
+        .accumulate = 0, .bias = j->b, .act = j->act,
+    };
+    pc_gemm_serial(j->rt, &g, scratch);
+}
+
+static void chunking(conv_job *j)
+{
+    const int pix = j->s->oh * j->s->ow;
+    j->imgs_per_chunk = pix >= ROWS_PER_CHUNK ? 1 : ROWS_PER_CHUNK / pix;
+    j->nchunks = (j->s->n + j->imgs_per_chunk - 1) / j->imgs_per_chunk;
+    j->kdim = j->s->kh * j->s->kw * j->s->c;
+}
+
+int pc_conv2d_forward(pc_runtime *rt, const pc_conv_shape *s, const float *x, const float *w,
+                      const float *b, float *y, pc_act act)
+{
+    if (act != PC_ACT_LINEAR && act != PC_ACT_RELU)
+        return PC_EINVAL;
+    conv_job j = {.rt = rt, .s = s, .x = x, .w = w, .b = b, .y = y, .act = act};
+    chunking(&j);
+    if (j.nchunks == 0)
+        return PC_EINVAL;
+    pc_parallel(rt, j.nchunks, forward_task, &j);
+    return j.failed ? PC_ENOMEM : PC_OK;
+}
+
+/* ---- backward -------------------------------------------------------------------------------- */
+
+static void weight_grad_task(void *ctx, int lane, int thread)
+{
+    conv_job *j = ctx;
+    const pc_conv_shape *s = j->s;
+    const size_t wsize = (size_t)j->kdim * s->o;
+    float *dw = j->partial + (size_t)lane * (wsize + s->o);
+    float *db = dw + wsize;
+    memset(db, 0, (size_t)s->o * sizeof(float));
+    int first = 1;
+    for (int chunk = lane; chunk < j->nchunks; chunk += LANES) {
+        int n0, count, rows;
+        chunk_range(j, chunk, &n0, &count, &rows);
+        const float *col = chunk_columns(j, thread, n0, count, rows);
+        float *scratch = gemm_scratch(j, thread, j->kdim, s->o, rows);
+        if (!col || !scratch) {
+            j->failed = 1;
+            return;
+        }
+        const float *dyc = j->dy + (size_t)n0 * s->oh * s->ow * s->o;
+        pc_gemm_args g = {
+            .m = j->kdim, .n = s->o, .k = rows,
+            .a = col, .rsa = 1, .csa = j->kdim,
+            .b = dyc, .rsb = s->o, .csb = 1,
+            .c = dw, .ldc = s->o,
+            .accumulate = !first, .bias = NULL, .act = PC_ACT_LINEAR,
+        };
+        pc_gemm_serial(j->rt, &g, scratch);
+        first = 0;
+        for (int r = 0; r < rows; r++)
+            for (int o = 0; o < s->o; o++)
+                db[o] += dyc[(size_t)r * s->o + o];
+    }
+}
+
+static void input_grad_task(void *ctx, int chunk, int thread)
+{
+    conv_job *j = ctx;
+    const pc_conv_shape *s = j->s;
+    int n0, count, rows;
+    chunk_range(j, chunk, &n0, &count, &rows);
+    const int pointwise = is_pointwise(s);
+    float *dcol = pointwise ? j->dx + (size_t)n0 * s->h * s->w * s->c
+                            : pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_WORK,
+                                                (size_t)rows * j->kdim);
+    float *scratch = gemm_scratch(j, thread, rows, j->kdim, s->o);
+    if (!dcol || !scratch) {
+        j->failed = 1;
+        return;
+    }
+    pc_gemm_args g = {
+        .m = rows, .n = j->kdim, .k = s->o,
+        .a = j->dy + (size_t)n0 * s->oh * s->ow * s->o, .rsa = s->o, .csa = 1,
+        .b = j->w, .rsb = 1, .csb = s->o,
+        .c = dcol, .ldc = j->kdim,
+        .accumulate = 0, .bias = NULL, .act = PC_ACT_LINEAR,
+    };
+    pc_gemm_serial(j->rt, &g, scratch);
+    if (!pointwise)
+        col2im(s, dcol, n0, count, j->dx);
+}
+
+typedef struct {
+    conv_job *j;
+    float *dw, *db;
+    size_t total;          /* K*O + O */
+} reduce_job;
+
+#define REDUCE_BLOCK 4096
+
+static void reduce_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    reduce_job *r = ctx;
+    const conv_job *j = r->j;
+    const size_t wsize = (size_t)j->kdim * j->s->o;
+    const size_t lo = (size_t)task * REDUCE_BLOCK;
+    const size_t hi = lo + REDUCE_BLOCK < r->total ? lo + REDUCE_BLOCK : r->total;
+    const int used = min_i(LANES, j->nchunks);
+    for (size_t e = lo; e < hi; e++) {
+        float acc = j->partial[e];
+        for (int l = 1; l < used; l++)
+            acc += j->partial[(size_t)l * r->total + e];
+        if (e < wsize)
+            r->dw[e] = acc;
+        else if (r->db)
+            r->db[e - wsize] = acc;
+    }
+}
+
+int pc_conv2d_backward(pc_runtime *rt, const pc_conv_shape *s, const float *x, const float *w,
+                       const float *dy, float *dx, float *dw, float *db)
+{
+    conv_job j = {.rt = rt, .s = s, .x = x, .w = w, .dy = dy, .dx = dx};
+    chunking(&j);
+    if (j.nchunks == 0)
+        return PC_EINVAL;
+    const size_t total = (size_t)j.kdim * s->o + s->o;
+    j.partial = pc_shared_scratch(rt, PC_SHARED_SLOT_PARTIAL, (size_t)LANES * total);
+    if (!j.partial)
+        return PC_ENOMEM;
+    pc_parallel(rt, min_i(LANES, j.nchunks), weight_grad_task, &j);
+    if (j.failed)
+        return PC_ENOMEM;
+    reduce_job r = {.j = &j, .dw = dw, .db = db, .total = total};
+    pc_parallel(rt, (int)((total + REDUCE_BLOCK - 1) / REDUCE_BLOCK), reduce_task, &r);
+    if (dx) {
+        pc_parallel(rt, j.nchunks, input_grad_task, &j);
+        if (j.failed)
+            return PC_ENOMEM;
+    }
+    return PC_OK;
+}

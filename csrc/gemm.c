@@ -1,0 +1,239 @@
+/*
+ * gemm.c - the one GEMM driver (BLIS-style): cache blocking, packing and threading around the
+ * register-blocked micro-kernel of the selected SIMD path (gemm_kernels.h).
+ *
+ *   for pc in K by kc:                 pack B[pc:pc+kc, :] into nr-wide slivers  (shared)
+ *     for ic in M by mc (one task):    pack A[ic:ic+mc, pc:pc+kc] into mr-tall slivers (per thread)
+ *       for jr in N by nr, ir by mr:   micro-kernel on a mr x nr tile of C
+ *
+ * Every element of C sums its k terms in increasing order whatever the split into tasks, so the
+ * result does not depend on the thread count. The epilogue (bias, relu) runs on each tile right
+ * after its last k block, while the tile is still in cache.
+ */
+#include "pycnn.h"
+#include "gemm_kernels.h"
+
+#include <string.h>
+
+static inline int min_i(int a, int b) { return a < b ? a : b; }
+static inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
+
+/* A[i0:i0+mb, p0:p0+kb] -> slivers of mr rows: dst[s][p][i] */
+static void pack_a(const pc_gemm_args *g, int i0, int mb, int p0, int kb, int mr, float *dst)
+{
+    for (int is = 0; is < mb; is += mr) {
+        const int me = min_i(mr, mb - is);
+        for (int p = 0; p < kb; p++) {
+            const float *src = g->a + (ptrdiff_t)(i0 + is) * g->rsa + (ptrdiff_t)(p0 + p) * g->csa;
+            float *d = dst + (ptrdiff_t)p * mr;
+            if (g->rsa == 1) {
+                memcpy(d, src, (size_t)me * sizeof(float));
+            } else {
+                for (int i = 0; i < me; i++)
+                    d[i] = src[(ptrdiff_t)i * g->rsa];
+            }
+            for (int i = me; i < mr; i++)
+                d[i] = 0.0f;
+        }
+        dst += (ptrdiff_t)kb * mr;
+    }
+}
+
+/* B[p0:p0+kb, j0:j0+nb] -> slivers of nr columns: dst[s][p][j] */
+static void pack_b(const pc_gemm_args *g, int p0, int kb, int j0, int nb, int nr, float *dst)
+{
+    for (int js = 0; js < nb; js += nr) {
+        const int ne = min_i(nr, nb - js);
+        for (int p = 0; p < kb; p++) {
+            const float *src = g->b + (ptrdiff_t)(p0 + p) * g->rsb + (ptrdiff_t)(j0 + js) * g->csb;
+            float *d = dst + (ptrdiff_t)p * nr;
+            if (g->csb == 1) {
+                memcpy(d, src, (size_t)ne * sizeof(float));
+            } else {
+                for (int j = 0; j < ne; j++)
+                    d[j] = src[(ptrdiff_t)j * g->csb];
+            }
+            for (int j = ne; j < nr; j++)
+                d[j] = 0.0f;
+        }
+        dst += (ptrdiff_t)kb * nr;
+    }
+}
+
+static void epilogue(const pc_gemm_args *g, float *c, int i_count, int j0, int j_count)
+{
+    for (int i = 0; i < i_count; i++) {
+        float *ci = c + (ptrdiff_t)i * g->ldc;
+        if (g->bias)
+            for (int j = 0; j < j_count; j++)
+                ci[j] += g->bias[j0 + j];
+        if (g->act == PC_ACT_RELU)
+            for (int j = 0; j < j_count; j++)
+                ci[j] = ci[j] > 0.0f ? ci[j] : 0.0f;
+    }
+}
+
+/* C[ic:ic+mb, jc:jc+nb] (+)= packed A block * packed B slivers */
+static void macro_kernel(const pc_ukernel *uk, const pc_gemm_args *g, int ic, int mb, int jc,
+                         int nb, int kb, const float *ap, const float *bp, int accumulate,
+                         int last)
+{
+    const int mr = uk->mr, nr = uk->nr;
+    float tile[16 * 64] __attribute__((aligned(64)));   /* mr * nr <= 1024 for every kernel */
+    for (int jr = 0; jr < nb; jr += nr) {
+        const int ne = min_i(nr, nb - jr);
+        const float *bs = bp + (ptrdiff_t)jr * kb;
+        for (int ir = 0; ir < mb; ir += mr) {
+            const int me = min_i(mr, mb - ir);
+            const float *as = ap + (ptrdiff_t)ir * kb;
+            float *c = g->c + (ptrdiff_t)(ic + ir) * g->ldc + jc + jr;
+            if (me == mr && ne == nr) {
+                uk->fn(kb, as, bs, c, g->ldc, accumulate);
+            } else {
+                if (accumulate)
+                    for (int i = 0; i < me; i++)
+                        memcpy(tile + i * nr, c + (ptrdiff_t)i * g->ldc, (size_t)ne * sizeof(float));
+                uk->fn(kb, as, bs, tile, nr, accumulate);
+                for (int i = 0; i < me; i++)
+                    memcpy(c + (ptrdiff_t)i * g->ldc, tile + i * nr, (size_t)ne * sizeof(float));
+            }
+            if (last && (g->bias || g->act == PC_ACT_RELU))
+                epilogue(g, c, me, jc + jr, ne);
+        }
+    }
+}
+
+static int gemm_k_zero(const pc_gemm_args *g)
+{
+    for (int i = 0; i < g->m; i++) {
+        float *ci = g->c + (ptrdiff_t)i * g->ldc;
+        if (!g->accumulate)
+            memset(ci, 0, (size_t)g->n * sizeof(float));
+    }
+    epilogue(g, g->c, g->m, 0, g->n);
+    return PC_OK;
+}
+
+size_t pc_gemm_scratch_floats(const pc_runtime *rt, int m, int n, int k)
+{
+    const pc_ukernel *uk = &rt->ukernel;
+    const int kc = min_i(uk->kc, k > 0 ? k : 1);
+    const int mc = min_i(uk->mc, round_up(m > 0 ? m : 1, uk->mr));
+    return (size_t)kc * (size_t)round_up(n > 0 ? n : 1, uk->nr) + (size_t)kc * (size_t)mc;
+}
+
+void pc_gemm_serial(const pc_runtime *rt, const pc_gemm_args *g, float *scratch)
+{
+    const pc_ukernel *uk = &rt->ukernel;
+    if (g->m <= 0 || g->n <= 0)
+        return;
+    if (g->k <= 0) {
+        gemm_k_zero(g);
+        return;
+    }
+    const int kc = min_i(uk->kc, g->k);
+    const int mc = min_i(uk->mc, round_up(g->m, uk->mr));
+    float *bp = scratch;
+    float *ap = scratch + (ptrdiff_t)kc * round_up(g->n, uk->nr);
+    for (int pc = 0; pc < g->k; pc += kc) {
+        const int kb = min_i(kc, g->k - pc);
+        const int accumulate = pc > 0 || g->accumulate;
+        const int last = pc + kb >= g->k;
+        pack_b(g, pc, kb, 0, g->n, uk->nr, bp);
+        for (int ic = 0; ic < g->m; ic += mc) {
+            const int mb = min_i(mc, g->m - ic);
+            pack_a(g, ic, mb, pc, kb, uk->mr, ap);
+            macro_kernel(uk, g, ic, mb, 0, g->n, kb, ap, bp, accumulate, last);
+        }
+    }
+}
+
+/* ---- the parallel driver ------------------------------------------------------------------- */
+
+typedef struct {
+    pc_runtime *rt;
+    const pc_gemm_args *g;
+    int pc, kb, accumulate, last;
+    int mc, mblocks;
+    int nsplit, slivers_per_split;
+    float *bp;
+    int failed;
+} gemm_job;
+
+static void pack_b_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    gemm_job *j = ctx;
+    const int nr = j->rt->ukernel.nr;
+    const int j0 = task * j->slivers_per_split * nr;
+    const int nb = min_i(j->slivers_per_split * nr, j->g->n - j0);
+    if (nb > 0)
+        pack_b(j->g, j->pc, j->kb, j0, nb, nr, j->bp + (ptrdiff_t)j0 * j->kb);
+}
+
+static void compute_task(void *ctx, int task, int thread)
+{
+    gemm_job *j = ctx;
+    const pc_ukernel *uk = &j->rt->ukernel;
+    const int mi = task / j->nsplit, ni = task % j->nsplit;
+    const int ic = mi * j->mc;
+    const int mb = min_i(j->mc, j->g->m - ic);
+    const int j0 = ni * j->slivers_per_split * uk->nr;
+    const int nb = min_i(j->slivers_per_split * uk->nr, j->g->n - j0);
+    if (mb <= 0 || nb <= 0)
+        return;
+    float *ap = pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_PACK, (size_t)j->mc * j->kb);
+    if (!ap) {
+        j->failed = 1;
+        return;
+    }
+    pack_a(j->g, ic, mb, j->pc, j->kb, uk->mr, ap);
+    macro_kernel(uk, j->g, ic, mb, j0, nb, j->kb, ap, j->bp + (ptrdiff_t)j0 * j->kb,
+                 j->accumulate, j->last);
+}
+
+int pc_gemm(pc_runtime *rt, const pc_gemm_args *g, int parallel)
+{
+    const pc_ukernel *uk = &rt->ukernel;
+    if (g->m <= 0 || g->n <= 0)
+        return PC_OK;
+    if (g->k <= 0)
+        return gemm_k_zero(g);
+    const int nthreads = rt->nthreads;
+    if (!parallel || nthreads == 1) {
+        float *s = pc_thread_scratch(rt, 0, PC_THREAD_SLOT_PACK,
+                                     pc_gemm_scratch_floats(rt, g->m, g->n, g->k));
+        if (!s)
+            return PC_ENOMEM;
+        pc_gemm_serial(rt, g, s);
+        return PC_OK;
+    }
+    gemm_job j;
+    memset(&j, 0, sizeof j);
+    j.rt = rt;
+    j.g = g;
+    const int kc = min_i(uk->kc, g->k);
+    /* m blocks: at most mc rows, and at least 2 per thread when M allows it */
+    int mc = round_up((g->m + 2 * nthreads - 1) / (2 * nthreads), uk->mr);
+    j.mc = min_i(uk->mc, mc < uk->mr ? uk->mr : mc);
+    j.mblocks = (g->m + j.mc - 1) / j.mc;
+    const int slivers = (g->n + uk->nr - 1) / uk->nr;
+    j.nsplit = 1;
+    if (j.mblocks < 2 * nthreads)
+        j.nsplit = min_i(slivers, (2 * nthreads + j.mblocks - 1) / j.mblocks);
+    j.slivers_per_split = (slivers + j.nsplit - 1) / j.nsplit;
+    j.bp = pc_shared_scratch(rt, PC_SHARED_SLOT_PACK_B, (size_t)kc * slivers * uk->nr);
+    if (!j.bp)
+        return PC_ENOMEM;
+    for (int pc = 0; pc < g->k; pc += kc) {
+        j.pc = pc;
+        j.kb = min_i(kc, g->k - pc);
+        j.accumulate = pc > 0 || g->accumulate;
+        j.last = pc + j.kb >= g->k;
+        pc_parallel(rt, j.nsplit, pack_b_task, &j);
+        pc_parallel(rt, j.mblocks * j.nsplit, compute_task, &j);
+        if (j.failed)
+            return PC_ENOMEM;
+    }
+    return PC_OK;
+}

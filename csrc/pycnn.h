@@ -1,0 +1,141 @@
+/*
+ * pycnn.h - every C kernel of pycnn, with the tensor layout beside each signature.
+ *
+ * The kernels know nothing of Python. They take raw float32 pointers and sizes, never allocate
+ * in their hot loops (scratch comes from the runtime, see runtime.h), return PC_OK or a negative
+ * error code, and are safe to call from any thread: the runtime serialises concurrent callers.
+ *
+ * Layouts follow Keras (channels last):
+ *   activations  x[N][H][W][C]            (NHWC, row-major)
+ *   conv kernel  w[KH][KW][C][O]          (HWIO, as Keras stores it)
+ *   dense kernel w[IN][OUT]
+ *   biases       b[OUT]
+ * Every array is C-contiguous; the binding (pycnn_module.c) checks this before calling.
+ *
+ * Worked example: the lecture's second convolution on a batch of 128,
+ *   pc_conv2d_forward(&rt, x, 128, 13, 13, 32, w, 3, 3, 64, b, y, 11, 11, 1, 1, 0, 0, PC_ACT_RELU)
+ * reads x[128][13][13][32] and w[3][3][32][64] and writes y[128][11][11][64] = relu(x (*) w + b).
+ *
+ * Determinism: every kernel gives bit-identical results for any thread count. Work is split
+ * into tasks whose boundaries do not depend on the number of threads, and every reduction adds
+ * its terms in a fixed order.
+ */
+#ifndef PYCNN_H
+#define PYCNN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime.h"
+
+enum {
+    PC_OK = 0,
+    PC_ENOMEM = -1,   /* an allocation failed */
+    PC_EINVAL = -2,   /* a size or hyper-parameter is out of range (the binding checks first) */
+    PC_ENONFINITE = -3/* a non-finite value where the kernel cannot accept one */
+};
+
+/* Fused activations applied by the dense and conv kernels after the bias. */
+typedef enum { PC_ACT_LINEAR = 0, PC_ACT_RELU = 1, PC_ACT_SIGMOID = 2, PC_ACT_TANH = 3,
+               PC_ACT_SOFTMAX = 4 } pc_act;
+
+/* ---- GEMM (gemm.c) -------------------------------------------------------------------------
+ * C[m][n] (row stride ldc) = A (m x k) * B (k x n)   (+ C when accumulate)
+ * A(i, p) = a[i*rsa + p*csa], B(p, j) = b[p*rsb + j*csb]: any transposition through strides.
+ * Optional epilogue, applied once after the whole sum: + bias[j], then relu when act == RELU.
+ * `parallel` spreads the work over the runtime's threads; 0 runs it on the calling thread
+ * (used inside tasks that are already parallel). */
+typedef struct {
+    int m, n, k;
+    const float *a; ptrdiff_t rsa, csa;
+    const float *b; ptrdiff_t rsb, csb;
+    float *c; ptrdiff_t ldc;
+    int accumulate;
+    const float *bias;    /* NULL or n floats */
+    pc_act act;           /* PC_ACT_LINEAR or PC_ACT_RELU */
+} pc_gemm_args;
+
+int pc_gemm(pc_runtime *rt, const pc_gemm_args *g, int parallel);
+/* Scratch (in floats) that pc_gemm(..., parallel=0) needs on one thread for these sizes. */
+size_t pc_gemm_scratch_floats(const pc_runtime *rt, int m, int n, int k);
+/* Single-threaded GEMM using caller-supplied scratch of pc_gemm_scratch_floats() floats. */
+void pc_gemm_serial(const pc_runtime *rt, const pc_gemm_args *g, float *scratch);
+
+/* ---- dense (dense.c) ------------------------------------------------------------------------
+ * forward:  y[n][out] = act(x[n][in] * w[in][out] + b[out])   (act: LINEAR or RELU)
+ * backward: dw[in][out] = x^T dy, db[out] = sum_n dy, dx[n][in] = dy w^T  (dx, db may be NULL) */
+int pc_dense_forward(pc_runtime *rt, const float *x, int n, int in, const float *w, int out,
+                     const float *b, float *y, pc_act act);
+int pc_dense_backward(pc_runtime *rt, const float *x, int n, int in, const float *w, int out,
+                      const float *dy, float *dx, float *dw, float *db);
+
+/* ---- conv2d (conv2d.c) ----------------------------------------------------------------------
+ * Cross-correlation, no kernel flip:
+ *   y[n][oh][ow][o] = act(b[o] + sum_{kh,kw,c} x[n][oh*sh+kh-pt][ow*sw+kw-pl][c] * w[kh][kw][c][o])
+ * Input cells outside [0,H) x [0,W) read as zero ("same" padding); oh/ow range over the caller's
+ * output size, so any output size is memory-safe. */
+typedef struct {
+    int n, h, w, c;        /* input  x[n][h][w][c] */
+    int kh, kw, o;         /* kernel w[kh][kw][c][o] */
+    int oh, ow;            /* output y[n][oh][ow][o] */
+    int sh, sw, pt, pl;    /* strides, top and left padding */
+} pc_conv_shape;
+
+int pc_conv2d_forward(pc_runtime *rt, const pc_conv_shape *s, const float *x, const float *w,
+                      const float *b, float *y, pc_act act);
+/* dx (may be NULL), dw, db (may be NULL) are overwritten. */
+int pc_conv2d_backward(pc_runtime *rt, const pc_conv_shape *s, const float *x, const float *w,
+                       const float *dy, float *dx, float *dw, float *db);
+
+/* ---- pooling (pool.c) -----------------------------------------------------------------------
+ * Windows ph x pw, strides sh x sw, top/left padding pt/pl, output oh x ow given by the caller.
+ * Max pooling: padding is -inf; argmax[n][oh][ow][c] = h*W + w of the window's FIRST maximum in
+ * a row-by-row scan (TensorFlow's and PyTorch's rule), or -1 for a window of padding only.
+ * Average pooling divides by the number of real (non-padding) cells of each window. */
+typedef struct {
+    int n, h, w, c;
+    int ph, pw;
+    int oh, ow;
+    int sh, sw, pt, pl;
+} pc_pool_shape;
+
+int pc_maxpool2d_forward(pc_runtime *rt, const pc_pool_shape *s, const float *x, float *y,
+                         int32_t *argmax);
+int pc_maxpool2d_backward(pc_runtime *rt, const pc_pool_shape *s, const float *dy,
+                          const int32_t *argmax, float *dx);
+int pc_avgpool2d_forward(pc_runtime *rt, const pc_pool_shape *s, const float *x, float *y);
+int pc_avgpool2d_backward(pc_runtime *rt, const pc_pool_shape *s, const float *dy, float *dx);
+
+/* ---- activations (activations.c) -------------------------------------------------------------
+ * Elementwise on `size` floats, softmax over rows of length `cols` (size = rows * cols).
+ * y may equal x; the backward pass takes the forward OUTPUT y, and dx may equal dy. */
+int pc_activation_forward(pc_runtime *rt, pc_act act, const float *x, float *y, size_t size,
+                          size_t cols);
+int pc_activation_backward(pc_runtime *rt, pc_act act, const float *y, const float *dy,
+                           float *dx, size_t size, size_t cols);
+
+/* ---- losses (losses.c) ------------------------------------------------------------------------
+ * Each returns the MEAN loss over the n rows in *loss and, unless the gradient pointer is NULL,
+ * the gradient of that mean. Labels are int64 class indices in [0, classes); the binding checks.
+ *   softmax_xent_sparse: logits[n][classes] -> probs (stable log-softmax), dlogits = (p - 1hot)/n
+ *   xent_sparse:         probs -> -log(clip(p[label], 1e-7, 1 - 1e-7))
+ *   softmax_xent:        as the sparse one with targets[n][classes]
+ *   xent:                Keras' categorical crossentropy on probabilities (rows renormalised). */
+int pc_softmax_xent_sparse(const float *logits, const int64_t *labels, int n, int classes,
+                           float *probs, float *dlogits, double *loss);
+int pc_xent_sparse(const float *probs, const int64_t *labels, int n, int classes,
+                   float *dprobs, double *loss);
+int pc_softmax_xent(const float *logits, const float *targets, int n, int classes,
+                    float *probs, float *dlogits, double *loss);
+int pc_xent(const float *probs, const float *targets, int n, int classes, float *dprobs,
+            double *loss);
+
+/* ---- optimizers (optimizers.c): Keras' update rules, in place on `size` floats ---------------- */
+void pc_sgd_update(float *w, const float *g, float *velocity, size_t size, float lr,
+                   float momentum, int nesterov);
+void pc_rmsprop_update(float *w, const float *g, float *v, size_t size, float lr, float rho,
+                       float epsilon, float momentum, float *mom, int centered, float *mg);
+void pc_adam_update(float *w, const float *g, float *m, float *v, size_t size, float lr,
+                    float beta_1, float beta_2, float epsilon, long long step);
+
+#endif

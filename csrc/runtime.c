@@ -1,0 +1,265 @@
+/* runtime.c - the thread pool, scratch memory and SIMD selection described in runtime.h. */
+#include "runtime.h"
+#include "pycnn.h"
+#include "gemm_kernels.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PC_ALIGN 64
+
+/* ---- SIMD selection ---------------------------------------------------------------------- */
+
+pc_isa pc_detect_isa(void)
+{
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+        return PC_ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return PC_ISA_AVX2;
+#endif
+    return PC_ISA_GENERIC;
+}
+
+const char *pc_isa_name(pc_isa isa)
+{
+    switch (isa) {
+    case PC_ISA_AVX512: return "avx512";
+    case PC_ISA_AVX2: return "avx2";
+    default: return "generic";
+    }
+}
+
+int pc_select_isa(pc_runtime *rt, pc_isa isa)
+{
+    if (isa > rt->best_isa)
+        return -1;
+    const pc_ukernel *k = pc_ukernel_for(isa);
+    if (!k)
+        return -1;
+    rt->ukernel = *k;
+    return 0;
+}
+
+/* ---- scratch ------------------------------------------------------------------------------ */
+
+static float *grow(pc_buffer *b, size_t n)
+{
+    if (n == 0)
+        n = 1;
+    if (b->cap >= n)
+        return b->ptr;
+    size_t bytes = (n * sizeof(float) + PC_ALIGN - 1) / PC_ALIGN * PC_ALIGN;
+    if (bytes / sizeof(float) < n)
+        return NULL;                      /* overflow */
+    float *p = aligned_alloc(PC_ALIGN, bytes);
+    if (!p)
+        return NULL;
+    free(b->ptr);
+    b->ptr = p;
+    b->cap = bytes / sizeof(float);
+    return p;
+}
+
+static int ensure_thread_buffers(pc_runtime *rt, int nthreads)
+{
+    if (nthreads <= rt->thread_buf_threads)
+        return 0;
+    pc_buffer *nb = calloc((size_t)nthreads * PC_THREAD_SLOTS, sizeof *nb);
+    if (!nb)
+        return PC_ENOMEM;
+    if (rt->thread_buf)
+        memcpy(nb, rt->thread_buf,
+               (size_t)rt->thread_buf_threads * PC_THREAD_SLOTS * sizeof *nb);
+    free(rt->thread_buf);
+    rt->thread_buf = nb;
+    rt->thread_buf_threads = nthreads;
+    return 0;
+}
+
+float *pc_thread_scratch(pc_runtime *rt, int thread, int slot, size_t n)
+{
+    if (thread < 0 || thread >= rt->thread_buf_threads || slot < 0 || slot >= PC_THREAD_SLOTS)
+        return NULL;
+    return grow(&rt->thread_buf[thread * PC_THREAD_SLOTS + slot], n);
+}
+
+float *pc_shared_scratch(pc_runtime *rt, int slot, size_t n)
+{
+    if (slot < 0 || slot >= PC_SHARED_SLOTS)
+        return NULL;
+    return grow(&rt->shared[slot], n);
+}
+
+/* ---- thread pool -------------------------------------------------------------------------- */
+
+typedef struct {
+    pc_runtime *rt;
+    int index;          /* 1 .. nworkers; the caller is thread 0 */
+} worker_arg;
+
+static void run_tasks(pc_runtime *rt, int thread)
+{
+    for (;;) {
+        int t = atomic_fetch_add_explicit(&rt->next_task, 1, memory_order_relaxed);
+        if (t >= rt->job_tasks)
+            break;
+        rt->job_fn(rt->job_ctx, t, thread);
+    }
+}
+
+static void *worker_main(void *p)
+{
+    worker_arg arg = *(worker_arg *)p;
+    free(p);
+    pc_runtime *rt = arg.rt;
+    unsigned long seen = 0;
+    pthread_mutex_lock(&rt->mutex);
+    seen = rt->generation;
+    for (;;) {
+        while (rt->generation == seen && !rt->stop)
+            pthread_cond_wait(&rt->start_cv, &rt->mutex);
+        if (rt->stop)
+            break;
+        seen = rt->generation;
+        pthread_mutex_unlock(&rt->mutex);
+        run_tasks(rt, arg.index);
+        pthread_mutex_lock(&rt->mutex);
+        if (--rt->active == 0)
+            pthread_cond_signal(&rt->done_cv);
+    }
+    pthread_mutex_unlock(&rt->mutex);
+    return NULL;
+}
+
+static void stop_workers(pc_runtime *rt)
+{
+    if (rt->nworkers == 0)
+        return;
+    if (rt->owner_pid == getpid()) {
+        pthread_mutex_lock(&rt->mutex);
+        rt->stop = 1;
+        pthread_cond_broadcast(&rt->start_cv);
+        pthread_mutex_unlock(&rt->mutex);
+        for (int i = 0; i < rt->nworkers; i++)
+            pthread_join(rt->workers[i], NULL);
+    }
+    /* after fork() the workers do not exist in this process: just forget them */
+    free(rt->workers);
+    rt->workers = NULL;
+    rt->nworkers = 0;
+    rt->stop = 0;
+}
+
+static int start_workers(pc_runtime *rt)
+{
+    int want = rt->nthreads - 1;
+    if (want <= 0)
+        return 0;
+    rt->workers = calloc((size_t)want, sizeof *rt->workers);
+    if (!rt->workers)
+        return PC_ENOMEM;
+    rt->owner_pid = getpid();
+    for (int i = 0; i < want; i++) {
+        worker_arg *arg = malloc(sizeof *arg);
+        if (!arg)
+            return PC_ENOMEM;
+        arg->rt = rt;
+        arg->index = i + 1;
+        pthread_mutex_lock(&rt->mutex);
+        int err = pthread_create(&rt->workers[i], NULL, worker_main, arg);
+        pthread_mutex_unlock(&rt->mutex);
+        if (err) {
+            free(arg);
+            return PC_ENOMEM;
+        }
+        rt->nworkers = i + 1;
+    }
+    return 0;
+}
+
+int pc_parallel(pc_runtime *rt, int ntasks, pc_task_fn fn, void *ctx)
+{
+    if (ntasks <= 0)
+        return 0;
+    int rc = 0;
+    if (rt->nworkers != rt->nthreads - 1 || (rt->nworkers > 0 && rt->owner_pid != getpid())) {
+        stop_workers(rt);
+        rc = start_workers(rt);
+    }
+    if (rt->nworkers == 0 || ntasks == 1) {
+        for (int t = 0; t < ntasks; t++)
+            fn(ctx, t, 0);
+        return rc;
+    }
+    pthread_mutex_lock(&rt->mutex);
+    rt->job_fn = fn;
+    rt->job_ctx = ctx;
+    rt->job_tasks = ntasks;
+    atomic_store(&rt->next_task, 0);
+    rt->active = rt->nworkers;
+    rt->generation++;
+    pthread_cond_broadcast(&rt->start_cv);
+    pthread_mutex_unlock(&rt->mutex);
+
+    run_tasks(rt, 0);
+
+    pthread_mutex_lock(&rt->mutex);
+    while (rt->active > 0)
+        pthread_cond_wait(&rt->done_cv, &rt->mutex);
+    pthread_mutex_unlock(&rt->mutex);
+    return rc;
+}
+
+int pc_set_num_threads(pc_runtime *rt, int n)
+{
+    if (n < 1)
+        return PC_EINVAL;
+    if (ensure_thread_buffers(rt, n))
+        return PC_ENOMEM;
+    if (n != rt->nthreads) {
+        stop_workers(rt);
+        rt->nthreads = n;      /* workers start lazily at the next parallel call */
+    }
+    return 0;
+}
+
+/* ---- life cycle --------------------------------------------------------------------------- */
+
+int pc_runtime_init(pc_runtime *rt, int nthreads)
+{
+    memset(rt, 0, sizeof *rt);
+    pthread_mutex_init(&rt->call_lock, NULL);
+    pthread_mutex_init(&rt->mutex, NULL);
+    pthread_cond_init(&rt->start_cv, NULL);
+    pthread_cond_init(&rt->done_cv, NULL);
+    rt->nthreads = 1;
+    rt->best_isa = pc_detect_isa();
+    pc_select_isa(rt, rt->best_isa);
+    if (ensure_thread_buffers(rt, 1))
+        return -1;
+    if (pc_set_num_threads(rt, nthreads < 1 ? 1 : nthreads))
+        return -1;
+    return 0;
+}
+
+void pc_runtime_destroy(pc_runtime *rt)
+{
+    stop_workers(rt);
+    for (int i = 0; i < rt->thread_buf_threads * PC_THREAD_SLOTS; i++)
+        free(rt->thread_buf[i].ptr);
+    free(rt->thread_buf);
+    for (int i = 0; i < PC_SHARED_SLOTS; i++)
+        free(rt->shared[i].ptr);
+    pthread_cond_destroy(&rt->start_cv);
+    pthread_cond_destroy(&rt->done_cv);
+    pthread_mutex_destroy(&rt->mutex);
+    pthread_mutex_destroy(&rt->call_lock);
+    memset(rt, 0, sizeof *rt);
+}
+
+void pc_runtime_enter(pc_runtime *rt) { pthread_mutex_lock(&rt->call_lock); }
+void pc_runtime_leave(pc_runtime *rt) { pthread_mutex_unlock(&rt->call_lock); }

@@ -1,0 +1,101 @@
+/*
+ * runtime.h - the one piece of shared mutable state in pycnn: the runtime.
+ *
+ * A pc_runtime owns
+ *   - the thread pool: nthreads - 1 worker threads plus the calling thread, which run the tasks
+ *     of pc_parallel(); a task is identified by its index, so which thread runs it never changes
+ *     a result;
+ *   - scratch memory: per-thread buffers (im2col columns, GEMM packing) and shared buffers
+ *     (packed GEMM panels, partial sums), grown on demand and reused across calls, so no kernel
+ *     allocates per batch once the sizes are known;
+ *   - the SIMD path: the GEMM micro-kernel picked at run time from what the CPU reports.
+ * The binding creates exactly one runtime per process (module state). pc_runtime_enter/leave
+ * bracket every kernel call: they serialise callers from different Python threads, which then
+ * never share scratch.
+ */
+#ifndef PYCNN_RUNTIME_H
+#define PYCNN_RUNTIME_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef enum { PC_ISA_GENERIC = 0, PC_ISA_AVX2 = 1, PC_ISA_AVX512 = 2 } pc_isa;
+
+/* A GEMM micro-kernel: C[mr][nr] (row stride ldc) (+)= Apanel * Bpanel over k steps, where the
+ * packed A panel holds, for each p, mr consecutive floats A(0..mr-1, p), and the packed B panel
+ * holds, for each p, nr consecutive floats B(p, 0..nr-1). Full tiles only; the driver handles
+ * edges through a temporary tile. */
+typedef void (*pc_ukernel_fn)(int k, const float *a, const float *b, float *c, ptrdiff_t ldc,
+                              int accumulate);
+
+typedef struct {
+    pc_isa isa;
+    const char *name;
+    int mr, nr;            /* register tile */
+    int kc, mc;            /* cache blocking: k block and m block (multiple of mr) */
+    pc_ukernel_fn fn;
+} pc_ukernel;
+
+typedef void (*pc_task_fn)(void *ctx, int task, int thread);
+
+enum { PC_THREAD_SLOT_WORK = 0, PC_THREAD_SLOT_PACK = 1, PC_THREAD_SLOTS = 2 };
+enum { PC_SHARED_SLOT_PACK_B = 0, PC_SHARED_SLOT_PARTIAL = 1, PC_SHARED_SLOTS = 2 };
+
+typedef struct {
+    float *ptr;
+    size_t cap;            /* in floats */
+} pc_buffer;
+
+typedef struct pc_runtime {
+    pthread_mutex_t call_lock;   /* held from enter to leave: one kernel call at a time */
+    /* thread pool */
+    pthread_mutex_t mutex;
+    pthread_cond_t start_cv, done_cv;
+    pthread_t *workers;
+    int nworkers;                /* running worker threads (nthreads - 1 once started) */
+    int nthreads;                /* wanted thread count, >= 1 */
+    pid_t owner_pid;             /* process that started the workers (fork safety) */
+    unsigned long generation;
+    int stop;
+    int active;                  /* workers still busy with the current job */
+    pc_task_fn job_fn;
+    void *job_ctx;
+    int job_tasks;
+    atomic_int next_task;        /* the next task index to hand out */
+    /* scratch */
+    pc_buffer *thread_buf;       /* [max_threads][PC_THREAD_SLOTS] */
+    int thread_buf_threads;
+    pc_buffer shared[PC_SHARED_SLOTS];
+    /* SIMD */
+    pc_ukernel ukernel;
+    pc_isa best_isa;
+} pc_runtime;
+
+/* Create / destroy. init returns 0, or -1 when out of memory. */
+int pc_runtime_init(pc_runtime *rt, int nthreads);
+void pc_runtime_destroy(pc_runtime *rt);
+
+void pc_runtime_enter(pc_runtime *rt);
+void pc_runtime_leave(pc_runtime *rt);
+
+/* Thread count (takes effect at the next parallel call). Call between enter and leave. */
+int pc_set_num_threads(pc_runtime *rt, int n);
+
+/* Run fn(ctx, task, thread) for task = 0..ntasks-1 on the pool; returns when all are done.
+ * `thread` is in [0, nthreads) and only selects per-thread scratch. Returns 0 or PC_ENOMEM
+ * when a worker could not be started (then everything ran on the calling thread). */
+int pc_parallel(pc_runtime *rt, int ntasks, pc_task_fn fn, void *ctx);
+
+/* Scratch: at least n floats, 64-byte aligned, contents undefined; NULL when out of memory.
+ * A thread slot may be grown only by its own thread; shared slots only outside pc_parallel. */
+float *pc_thread_scratch(pc_runtime *rt, int thread, int slot, size_t n);
+float *pc_shared_scratch(pc_runtime *rt, int slot, size_t n);
+
+/* SIMD path: the best the CPU supports, and choosing one (returns -1 if unsupported). */
+pc_isa pc_detect_isa(void);
+int pc_select_isa(pc_runtime *rt, pc_isa isa);
+const char *pc_isa_name(pc_isa isa);
+
+#endif

@@ -1,0 +1,42 @@
+"""Build of pycnn's C extension `pycnn._C` from csrc/ (metadata lives in pyproject.toml).
+
+The default build is portable: baseline flags only, never -march=native. The AVX2 and AVX-512
+micro-kernels carry their own target attributes and run only when the CPU reports them.
+
+Environment:
+  PYCNN_SANITIZE=1   build with AddressSanitizer + UndefinedBehaviorSanitizer (see README).
+  PYCNN_DEBUG=1      -O0 -g.
+"""
+import os
+import sys
+from glob import glob
+
+import numpy
+from setuptools import Extension, setup
+
+sources = sorted(glob(os.path.join("csrc", "*.c")))
+compile_args = ["-std=c11", "-O3", "-Wall", "-Wextra", "-fno-strict-aliasing", "-pthread"]
+link_args = ["-pthread"]
+if os.environ.get("PYCNN_DEBUG"):
+    compile_args = [a for a in compile_args if not a.startswith("-O")] + ["-O0", "-g"]
+if os.environ.get("PYCNN_SANITIZE"):
+    san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
+           "-fno-omit-frame-pointer", "-g"]
+    compile_args = [a for a in compile_args if not a.startswith("-O")] + ["-O1"] + san
+    link_args += san
+if sys.platform == "win32":  # MSVC: C11 and threads differ; pthreads are required for now
+    raise SystemExit("pycnn: building on Windows is not supported yet")
+
+setup(
+    ext_modules=[
+        Extension(
+            "pycnn._C",
+            sources=sources,
+            include_dirs=[numpy.get_include(), "csrc"],
+            depends=glob(os.path.join("csrc", "*.h")),
+            extra_compile_args=compile_args,
+            extra_link_args=link_args,
+            libraries=["m"],
+        )
+    ],
+)
