@@ -99,6 +99,7 @@ float *pc_shared_scratch(pc_runtime *rt, int slot, size_t n)
 typedef struct {
     pc_runtime *rt;
     int index;          /* 1 .. nworkers; the caller is thread 0 */
+    unsigned long seen; /* the job generation when the worker was created */
 } worker_arg;
 
 static void run_tasks(pc_runtime *rt, int thread)
@@ -116,9 +117,9 @@ static void *worker_main(void *p)
     worker_arg arg = *(worker_arg *)p;
     free(p);
     pc_runtime *rt = arg.rt;
-    unsigned long seen = 0;
+    /* jobs posted after creation (even before this thread first runs) have a newer generation */
+    unsigned long seen = arg.seen;
     pthread_mutex_lock(&rt->mutex);
-    seen = rt->generation;
     for (;;) {
         while (rt->generation == seen && !rt->stop)
             pthread_cond_wait(&rt->start_cv, &rt->mutex);
@@ -170,6 +171,7 @@ static int start_workers(pc_runtime *rt)
         arg->rt = rt;
         arg->index = i + 1;
         pthread_mutex_lock(&rt->mutex);
+        arg->seen = rt->generation;
         int err = pthread_create(&rt->workers[i], NULL, worker_main, arg);
         pthread_mutex_unlock(&rt->mutex);
         if (err) {

@@ -1,0 +1,96 @@
+"""Process-wide state of pycnn, as Keras keeps it in its backend: the C runtime's thread count
+and SIMD path, the random generator behind initializers, shuffling and dropout, and the
+counters that give layers and models their automatic names (``conv2d``, ``conv2d_1``, ...).
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections import defaultdict
+
+import numpy as np
+
+from . import _C
+
+_name_counts: defaultdict[str, int] = defaultdict(int)
+_rng = np.random.default_rng()
+
+
+def _default_threads() -> int:
+    env = os.environ.get("PYCNN_NUM_THREADS")
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            raise ValueError(f"PYCNN_NUM_THREADS must be a positive integer, got {env!r}") from None
+        if n < 1:
+            raise ValueError(f"PYCNN_NUM_THREADS must be a positive integer, got {env!r}")
+        return n
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads for the C kernels (default: the CPUs this process may run on, or
+    ``PYCNN_NUM_THREADS``). Results are bit-identical for any thread count."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"expected a positive integer. Received: n={n!r}")
+    _C.set_num_threads(int(n))
+
+
+def get_num_threads() -> int:
+    """The number of threads the C kernels use."""
+    return _C.num_threads()
+
+
+def simd_path() -> str:
+    """The SIMD path of the GEMM micro-kernel in use: ``"avx512"``, ``"avx2"`` or ``"generic"``."""
+    return _C.isa()
+
+
+def set_simd_path(name: str) -> None:
+    """Force a SIMD path (``"generic"`` for the portable C kernels); only paths the CPU supports."""
+    _C.set_isa(name)
+
+
+def rng() -> np.random.Generator:
+    """The generator behind weight initialisation, shuffling and dropout."""
+    return _rng
+
+
+def seed(value: int) -> None:
+    global _rng
+    _rng = np.random.default_rng(value)
+
+
+def snake_case(name: str) -> str:
+    """Keras' automatic layer names: ``Conv2D`` -> ``conv2d``, ``MaxPooling2D`` -> ``max_pooling2d``."""
+    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    s = re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
+    return s
+
+
+def unique_name(base: str, zero_based: bool = True) -> str:
+    """``base`` the first time, then ``base_1``, ``base_2``, ... (per process, as in Keras);
+    with ``zero_based=False`` (Keras' inputs) ``base_1``, ``base_2``, ..."""
+    count = _name_counts[base]
+    _name_counts[base] += 1
+    if not zero_based:
+        return f"{base}_{count + 1}"
+    return base if count == 0 else f"{base}_{count}"
+
+
+def clear_session() -> None:
+    """Reset the automatic name counters, as ``keras.backend.clear_session()`` does."""
+    _name_counts.clear()
+
+
+def floatx() -> str:
+    return "float32"
+
+
+set_num_threads(_default_threads())
+if os.environ.get("PYCNN_ISA"):
+    _C.set_isa(os.environ["PYCNN_ISA"])

@@ -1,0 +1,101 @@
+"""The layer graph of a model: the nodes reachable from its outputs in topological order, a
+forward pass through them and a backward pass in reverse that sums the gradients of tensors
+consumed more than once. Models with one input and one output; any DAG between them."""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from ..layers.base import Layer
+from ..layers.symbolic import InputLayer, KerasTensor, Node
+
+
+class Graph:
+    def __init__(self, inputs: list[KerasTensor], outputs: list[KerasTensor]):
+        for t in list(inputs) + list(outputs):
+            if not isinstance(t, KerasTensor):
+                raise TypeError(f"Model inputs and outputs must be symbolic tensors (from "
+                                f"pycnn.Input and layer calls), got {type(t).__name__}")
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ValueError(f"pycnn models have one input and one output for now; got "
+                             f"{len(inputs)} inputs and {len(outputs)} outputs")
+        self.inputs, self.outputs = list(inputs), list(outputs)
+        for t in self.inputs:
+            if t.node is None or not isinstance(t.node.layer, InputLayer):
+                raise ValueError("Model inputs must come from pycnn.Input(...)")
+        self.nodes = self._topological_nodes()
+        reached = {id(t) for n in self.nodes for t in n.outputs}
+        if not all(id(t) in reached for t in self.inputs) or \
+                sum(isinstance(n.layer, InputLayer) for n in self.nodes) != len(self.inputs):
+            raise ValueError("The model's outputs are not computed from its inputs: every "
+                             "path from the outputs back must end at the Input given in "
+                             "`inputs`")
+        self.layers: list[Layer] = []
+        for n in self.nodes:
+            if any(n.layer is l for l in self.layers):
+                raise ValueError(f'Layer "{n.layer.name}" is used more than once in the model; '
+                                 "shared layers are not supported yet")
+            self.layers.append(n.layer)
+        self._input_producers = {id(t): n for n in self.nodes for t in n.outputs}
+        self.output_node = self.outputs[0].node
+
+    def _topological_nodes(self) -> list[Node]:
+        order: list[Node] = []
+        state: dict[int, int] = {}          # 1 visiting, 2 done
+
+        def visit(node: Node) -> None:
+            s = state.get(id(node))
+            if s == 2:
+                return
+            if s == 1:
+                raise ValueError("The layer graph has a cycle")
+            state[id(node)] = 1
+            for t in node.inputs:
+                if t.node is None:
+                    raise ValueError(f"Tensor {t} was not produced by a layer")
+                visit(t.node)
+            state[id(node)] = 2
+            order.append(node)
+
+        for t in self.outputs:
+            if t.node is None:
+                raise ValueError(f"Tensor {t} was not produced by a layer")
+            visit(t.node)
+        return order
+
+    @property
+    def input_shape(self) -> tuple:
+        return self.inputs[0].shape
+
+    @property
+    def output_shape(self) -> tuple:
+        return self.outputs[0].shape
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        values = {self.inputs[0].id: x}
+        for node in self.nodes:
+            if isinstance(node.layer, InputLayer):
+                continue
+            values[node.outputs[0].id] = node.layer.forward(values[node.inputs[0].id], training)
+        return values[self.outputs[0].id]
+
+    def backward(self, grad: np.ndarray, from_logits: bool = False) -> None:
+        """Backpropagate d loss / d output (or d loss / d pre-activation of the output layer
+        when ``from_logits``); weight gradients land in each Variable.grad."""
+        grads: dict[int, np.ndarray] = {self.outputs[0].id: grad}
+        for node in reversed(self.nodes):
+            if isinstance(node.layer, InputLayer):
+                continue
+            g: Optional[np.ndarray] = grads.pop(node.outputs[0].id, None)
+            if g is None:
+                continue
+            src = node.inputs[0]
+            need_dx = not isinstance(self._input_producers[id(src)].layer, InputLayer)
+            if from_logits and node is self.output_node:
+                dx = node.layer.backward_from_logits(g, need_dx)
+            else:
+                dx = node.layer.backward(g, need_dx)
+            if need_dx and dx is not None:
+                prev = grads.get(src.id)
+                grads[src.id] = dx if prev is None else prev + dx

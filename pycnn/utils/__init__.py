@@ -1,0 +1,40 @@
+"""Utilities: seeding, one-hot labels, the progress bar and the summary table."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+from .. import backend
+from .progbar import Progbar
+from .summary_table import print_summary
+
+__all__ = ["set_random_seed", "to_categorical", "Progbar", "print_summary"]
+
+
+def set_random_seed(seed: int) -> None:
+    """Seed Python's ``random``, NumPy's global generator and pycnn's own generator, so that
+    weight initialisation, shuffling and dropout repeat exactly (for any thread count)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"expected a non-negative integer. Received: seed={seed!r}")
+    random.seed(int(seed))
+    np.random.seed(int(seed) % (2**32))
+    backend.seed(int(seed))
+
+
+def to_categorical(y, num_classes: int | None = None, dtype: str = "float32") -> np.ndarray:
+    """Class indices ``(N,)`` (or ``(N, 1)``) to one-hot rows ``(N, num_classes)``."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.dtype.kind not in "iub" and not (y.dtype.kind == "f" and np.all(np.mod(y, 1) == 0)):
+        raise ValueError(f"to_categorical expects integer class indices, got dtype {y.dtype}")
+    y = y.astype(np.int64).ravel()
+    if y.size and y.min() < 0:
+        raise ValueError(f"to_categorical: negative class index {y.min()}")
+    n = int(y.max()) + 1 if num_classes is None else int(num_classes)
+    if y.size and y.max() >= n:
+        raise ValueError(f"to_categorical: class index {y.max()} >= num_classes={n}")
+    out = np.zeros((y.shape[0], n), dtype=dtype)
+    out[np.arange(y.shape[0]), y] = 1
+    return out
