@@ -1,0 +1,342 @@
+"""Keras-compatible progress bar (tf.keras 2.15's ``keras.utils.Progbar``).
+
+This module uses only the standard library and NumPy, so it can be imported
+on its own.  The text it writes is byte-for-byte what tf.keras 2.15 writes for
+the same sequence of ``update`` calls and the same clock readings.
+
+What ``fit`` / ``evaluate`` / ``predict`` should do (as tf.keras 2.15's
+``ProgbarLogger`` does):
+
+* create one ``Progbar(target=steps, verbose=verbose,
+  stateful_metrics=metric_names)`` at the start of every epoch (and of every
+  ``evaluate`` / ``predict`` call);
+* with ``verbose == 1`` only: after every batch call
+  ``update(batch_index + 1, list(logs.items()), finalize=False)``;
+* at the end (epoch end, end of evaluate / predict) call
+  ``update(steps, list(logs.items()), finalize=True)`` with the final logs
+  (for ``fit`` these include the ``val_*`` entries);
+* print ``format_epoch_header(epoch + 1, epochs)`` before an epoch when
+  ``verbose`` is truthy and ``epochs > 1``.
+"""
+
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+__all__ = ["Progbar", "format_epoch_header", "render_console"]
+
+
+def format_epoch_header(epoch, epochs):
+    """Return the line Keras prints before an epoch, e.g. ``"Epoch 3/5"``.
+
+    ``epoch`` is the 1-based number that is displayed (Keras' callbacks get a
+    0-based index and print ``epoch + 1``).
+    """
+    return f"Epoch {epoch}/{epochs}"
+
+
+def _keras_dynamic_display(stream):
+    """tf.keras 2.15's rule for redrawing the bar in place."""
+    try:
+        tty = bool(hasattr(stream, "isatty") and stream.isatty())
+    except (ValueError, OSError):  # closed or odd streams
+        tty = False
+    return (
+        tty
+        or "ipykernel" in sys.modules
+        or "posix" in sys.modules
+        or "PYCHARM_HOSTED" in os.environ
+    )
+
+
+def _num_digits(target):
+    if target >= 1:
+        return int(math.log10(target)) + 1
+    return 1
+
+
+def format_value(value):
+    """Format a metric value the way the verbose=1 line does.
+
+    ``%.4f`` when ``abs(value) > 1e-3``, else ``%.4e`` (so ``0.001`` itself
+    and ``0`` are printed in exponent form: ``1.0000e-03``, ``0.0000e+00``).
+    """
+    avg = np.mean(value)
+    if abs(avg) > 1e-3:
+        return f"{avg:.4f}"
+    return f"{avg:.4e}"
+
+
+def _format_value_verbose2(value):
+    # tf.keras 2.15's verbose=2 branch tests ``avg > 1e-3`` (no abs), so a
+    # negative value is always printed in exponent form there.
+    avg = np.mean(value)
+    if avg > 1e-3:
+        return f"{avg:.4f}"
+    return f"{avg:.4e}"
+
+
+def format_eta(eta):
+    """Keras' ETA text: ``%d:%02d:%02d`` above an hour, ``%d:%02d`` above a
+    minute, else ``%ds`` (all truncating, not rounding)."""
+    if eta > 3600:
+        return "%d:%02d:%02d" % (eta // 3600, (eta % 3600) // 60, eta % 60)
+    if eta > 60:
+        return "%d:%02d" % (eta // 60, eta % 60)
+    return "%ds" % eta
+
+
+def format_time(time_per_unit, unit_name):
+    """Keras' ``Progbar._format_time``: ``" 3s/epoch"``, ``" 5ms/step"``,
+    ``" 120us/step"`` (note the leading space; values rounded with ``%.0f``).
+    Exactly 0 is shown as ``" 0s/<unit>"``."""
+    if time_per_unit >= 1 or time_per_unit == 0:
+        return f" {time_per_unit:.0f}s/{unit_name}"
+    if time_per_unit >= 1e-3:
+        return f" {time_per_unit * 1000.0:.0f}ms/{unit_name}"
+    return f" {time_per_unit * 1000000.0:.0f}us/{unit_name}"
+
+
+class Progbar:
+    """Displays a progress bar, exactly like tf.keras 2.15.
+
+    Args:
+        target: total number of steps expected, ``None`` if unknown.
+        width: width of the bar in characters (30).
+        verbose: 0 (silent), 1 (bar, redrawn as it goes), 2 (one line at
+            the end).
+        interval: minimum time in seconds between two redraws (verbose=1);
+            the final update is never skipped.
+        stateful_metrics: names of values shown as given (not averaged).
+        unit_name: ``"step"`` or ``"sample"``, shown in ``5ms/step``.
+        stream: where to write; ``None`` means ``sys.stdout`` looked up at
+            every write (so pytest's ``capsys`` sees it).
+        dynamic_display: redraw in place with ``\\b``/``\\r`` (True) or start
+            every update on a new line (False); ``None`` applies Keras' rule:
+            the stream is a tty, or ``ipykernel``/``posix`` is in
+            ``sys.modules``, or ``PYCHARM_HOSTED`` is set (so it is True on
+            every Linux/macOS system).
+        clock: a callable returning the time in seconds; ``None`` means
+            ``time.time`` (looked up when called).
+    """
+
+    def __init__(
+        self,
+        target,
+        width=30,
+        verbose=1,
+        interval=0.05,
+        stateful_metrics=None,
+        unit_name="step",
+        stream=None,
+        dynamic_display=None,
+        clock=None,
+    ):
+        self.target = target
+        self.width = width
+        self.verbose = verbose
+        self.interval = interval
+        self.unit_name = unit_name
+        self.stateful_metrics = set(stateful_metrics) if stateful_metrics else set()
+        self._stream = stream
+        self._clock = clock
+        if dynamic_display is None:
+            dynamic_display = _keras_dynamic_display(self.stream)
+        self._dynamic_display = bool(dynamic_display)
+
+        self._total_width = 0
+        self._seen_so_far = 0
+        # name -> [weighted sum, weight] (stateful values: [value, 1])
+        self._values = {}
+        self._values_order = []
+        self._start = self._now()
+        # Keras starts this at 0 (the epoch), which can never throttle the
+        # first update with a real clock; None keeps that true for a fake
+        # clock starting at 0.
+        self._last_update = None
+        self._time_at_epoch_start = self._start
+        self._time_at_epoch_end = None
+        self._time_after_first_step = None
+
+    # ------------------------------------------------------------------
+    @property
+    def stream(self):
+        return self._stream if self._stream is not None else sys.stdout
+
+    @property
+    def dynamic_display(self):
+        return self._dynamic_display
+
+    def _now(self):
+        clock = self._clock if self._clock is not None else time.time
+        return clock()
+
+    def _write(self, message):
+        stream = self.stream
+        stream.write(message)
+        flush = getattr(stream, "flush", None)
+        if flush is not None:
+            flush()
+
+    # ------------------------------------------------------------------
+    def update(self, current, values=None, finalize=None):
+        """Update the bar.
+
+        Args:
+            current: index of the current step (1-based count of steps done).
+            values: list of ``(name, value)`` pairs. Names in
+                ``stateful_metrics`` are shown as given; the others are
+                averaged over steps, weighted by ``current - previous current``.
+            finalize: whether this is the last update; ``None`` means
+                ``current >= target``.
+        """
+        if finalize is None:
+            finalize = False if self.target is None else current >= self.target
+
+        for k, v in values or []:
+            if k not in self._values_order:
+                self._values_order.append(k)
+            if k not in self.stateful_metrics:
+                # Keras forces a weight of at least 1 (on_epoch_end may repeat
+                # the last step's `current`).
+                value_base = max(current - self._seen_so_far, 1)
+                if k not in self._values:
+                    self._values[k] = [v * value_base, value_base]
+                else:
+                    self._values[k][0] += v * value_base
+                    self._values[k][1] += value_base
+            else:
+                self._values[k] = [v, 1]
+        self._seen_so_far = current
+
+        now = self._now()
+        info = f" - {now - self._start:.0f}s"
+        if current == self.target:
+            self._time_at_epoch_end = now
+
+        if self.verbose == 1:
+            if (
+                self._last_update is not None
+                and now - self._last_update < self.interval
+                and not finalize
+            ):
+                return
+            self._write(self._verbose1_message(current, now, info, finalize))
+        elif self.verbose == 2:
+            if finalize:
+                self._write(self._verbose2_message(current, now, info))
+
+        self._last_update = now
+
+    def add(self, n, values=None):
+        """Advance the bar by ``n`` steps."""
+        self.update(self._seen_so_far + n, values)
+
+    # ------------------------------------------------------------------
+    def _verbose1_message(self, current, now, info, finalize):
+        prev_total_width = self._total_width
+        if self._dynamic_display:
+            message = "\b" * prev_total_width + "\r"
+        else:
+            message = "\n"
+
+        if self.target is not None:
+            bar = f"%{_num_digits(self.target)}d/%d [" % (current, self.target)
+            prog = float(current) / self.target if self.target else 1.0
+            prog_width = int(self.width * prog)
+            if prog_width > 0:
+                bar += "=" * (prog_width - 1)
+                bar += ">" if current < self.target else "="
+            bar += "." * (self.width - prog_width)
+            bar += "]"
+        else:
+            bar = "%7d/Unknown" % current
+        self._total_width = len(bar)
+        message += bar
+
+        time_per_unit = self._estimate_step_duration(current, now)
+        if self.target is None or finalize:
+            info += format_time(time_per_unit, self.unit_name)
+        else:
+            eta = time_per_unit * (self.target - current)
+            info = f" - ETA: {format_eta(eta)}"
+
+        for k in self._values_order:
+            info += f" - {k}:"
+            entry = self._values[k]
+            info += " " + format_value(entry[0] / max(1, entry[1]))
+
+        self._total_width += len(info)
+        if prev_total_width > self._total_width:
+            info += " " * (prev_total_width - self._total_width)
+        if finalize:
+            info += "\n"
+        return message + info
+
+    def _verbose2_message(self, current, now, info):
+        if self.target is not None:
+            count = f"%{_num_digits(self.target)}d/%d" % (current, self.target)
+        else:
+            count = "%7d/Unknown" % current
+        info = count + info
+        for k in self._values_order:
+            entry = self._values[k]
+            info += f" - {k}: " + _format_value_verbose2(entry[0] / max(1, entry[1]))
+        if self._time_at_epoch_end is not None and self.target:
+            time_per_epoch = self._time_at_epoch_end - self._time_at_epoch_start
+            avg_time_per_step = time_per_epoch / self.target
+            self._time_at_epoch_start = now
+            self._time_at_epoch_end = None
+            info += " -" + format_time(time_per_epoch, "epoch")
+            info += " -" + format_time(avg_time_per_step, self.unit_name)
+        # Keras adds the newline only together with the timing fields (it
+        # then leaves the line open when finalizing before the target was
+        # reached); pycnn always ends the line.
+        return info + "\n"
+
+    def _estimate_step_duration(self, current, now):
+        """Seconds per step, ignoring the (slow) first step once known."""
+        if not current:
+            return 0
+        if self._time_after_first_step is not None and current > 1:
+            time_per_unit = (now - self._time_after_first_step) / (current - 1)
+        else:
+            time_per_unit = (now - self._start) / current
+        if current == 1:
+            self._time_after_first_step = now
+        return time_per_unit
+
+    def _update_stateful_metrics(self, stateful_metrics):
+        self.stateful_metrics = self.stateful_metrics.union(stateful_metrics)
+
+
+def render_console(text):
+    """Return what a terminal would show after printing ``text``.
+
+    Interprets ``\\r`` (back to column 0), ``\\b`` (one column left) and
+    ``\\n``; later characters overwrite earlier ones.  Useful to compare a
+    dynamic progress bar's raw output with what the user sees (the lecture's
+    printed text).  Trailing spaces of each line are kept.
+    """
+    lines = [[]]
+    col = 0
+    for ch in text:
+        line = lines[-1]
+        if ch == "\n":
+            lines.append([])
+            col = 0
+        elif ch == "\r":
+            col = 0
+        elif ch == "\b":
+            col = max(col - 1, 0)
+        else:
+            if col < len(line):
+                line[col] = ch
+            else:
+                line.extend(" " * (col - len(line)))
+                line.append(ch)
+            col += 1
+    return "\n".join("".join(line) for line in lines)

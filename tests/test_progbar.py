@@ -1,0 +1,364 @@
+"""Progbar output must be byte-for-byte tf.keras 2.15's."""
+
+import io
+import sys
+
+import numpy as np
+import pytest
+
+from pycnn.utils.progbar import (
+    Progbar,
+    format_epoch_header,
+    format_eta,
+    format_time,
+    format_value,
+    render_console,
+)
+
+METRICS = ["loss", "accuracy"]
+
+
+class FakeClock:
+    def __init__(self, t=0.0):
+        self.t = t
+
+    def __call__(self):
+        return self.t
+
+
+def make(target, clock, dynamic=True, **kw):
+    stream = io.StringIO()
+    kw.setdefault("stateful_metrics", METRICS)
+    bar = Progbar(target, stream=stream, dynamic_display=dynamic, clock=clock, **kw)
+    return bar, stream
+
+
+def logs(loss, acc):
+    return [("loss", loss), ("accuracy", acc)]
+
+
+# --- verbose=1 -----------------------------------------------------------
+
+def test_lecture_final_line_verbose1():
+    clock = FakeClock(0.0)
+    bar, out = make(469, clock)
+    clock.t = 1.0  # the first step is slow; Keras leaves it out of ms/step
+    bar.update(1, logs(2.3, 0.1), finalize=False)
+    clock.t = 1.0 + 468 * 0.005
+    bar.update(469, logs(0.26331, 0.92389), finalize=True)
+    shown = render_console(out.getvalue())
+    assert shown == (
+        "469/469 [==============================] - 3s 5ms/step"
+        " - loss: 0.2633 - accuracy: 0.9239\n"
+    )
+
+
+def test_running_and_final_lines_dynamic_exact_bytes():
+    clock = FakeClock(100.0)
+    bar, out = make(3, clock)
+
+    clock.t = 101.0
+    bar.update(1, logs(0.5, 0.25), finalize=False)
+    line1 = "1/3 [=========>....................] - ETA: 2s - loss: 0.5000 - accuracy: 0.2500"
+    assert out.getvalue() == "\r" + line1
+
+    clock.t = 102.5  # steps after the first: (102.5 - 101) / 1 = 1.5 s each
+    bar.update(2, logs(0.4, 0.5), finalize=False)
+    line2 = "2/3 [===================>..........] - ETA: 1s - loss: 0.4000 - accuracy: 0.5000"
+    assert out.getvalue() == "\r" + line1 + "\b" * len(line1) + "\r" + line2
+
+    clock.t = 104.0  # 1.5 s/step rounds (half to even) to 2s
+    bar.update(3, logs(0.3, 0.75), finalize=False)  # like Keras' on_batch_end
+    line3 = "3/3 [==============================] - ETA: 0s - loss: 0.3000 - accuracy: 0.7500"
+    clock.t = 104.2
+    bar.update(3, logs(0.3, 0.75), finalize=True)  # like on_epoch_end
+    final = "3/3 [==============================] - 4s 2s/step - loss: 0.3000 - accuracy: 0.7500"
+    assert out.getvalue() == (
+        "\r" + line1
+        + "\b" * len(line1) + "\r" + line2
+        + "\b" * len(line2) + "\r" + line3
+        + "\b" * len(line3) + "\r" + final + "\n"
+    )
+    assert render_console(out.getvalue()) == final + "\n"
+
+
+def test_non_dynamic_starts_every_update_on_a_new_line():
+    clock = FakeClock(0.0)
+    bar, out = make(2, clock, dynamic=False)
+    clock.t = 0.010
+    bar.update(1, logs(1.0, 0.5), finalize=False)
+    clock.t = 0.020
+    bar.update(2, logs(0.75, 0.625), finalize=True)
+    assert out.getvalue() == (
+        "\n1/2 [==============>...............] - ETA: 0s - loss: 1.0000 - accuracy: 0.5000"
+        "\n2/2 [==============================] - 0s 10ms/step - loss: 0.7500 - accuracy: 0.6250\n"
+    )
+
+
+def test_shorter_line_is_padded_to_erase_the_previous_one():
+    clock = FakeClock(0.0)
+    bar, out = make(100, clock, stateful_metrics=None)
+    clock.t = 1.0
+    bar.update(1)  # 1 s/step, 99 steps left -> ETA 1:39
+    first = "  1/100 [..............................] - ETA: 1:39"
+    assert out.getvalue() == "\r" + first
+    clock.t = 2.0 + 1 / 3  # later steps are faster
+    bar.update(60)
+    second = " 60/100 [=================>............] - ETA: 0s"
+    # (60 - 1) steps took 1.333 s -> 0.0226 s/step * 40 = 0.9 s -> "0s"
+    assert out.getvalue() == (
+        "\r" + first + "\b" * len(first) + "\r" + second
+        + " " * (len(first) - len(second))
+    )
+
+
+def test_interval_throttles_redraws_but_never_the_final_one():
+    clock = FakeClock(10.0)
+    bar, out = make(4, clock)
+    clock.t = 10.5
+    bar.update(1, logs(1.0, 0.0), finalize=False)
+    n = len(out.getvalue())
+    clock.t = 10.52  # less than 0.05 s since the last redraw: skipped
+    bar.update(2, logs(0.9, 0.1), finalize=False)
+    assert len(out.getvalue()) == n
+    clock.t = 10.53
+    bar.update(4, logs(0.8, 0.2), finalize=True)
+    assert render_console(out.getvalue()) == (
+        "4/4 [==============================] - 1s 10ms/step - loss: 0.8000 - accuracy: 0.2000\n"
+    )
+
+
+def test_values_not_stateful_are_averaged_weighted_by_steps():
+    clock = FakeClock(0.0)
+    bar, out = make(4, clock, stateful_metrics=None, verbose=2)
+    bar.add(1, [("loss", 1.0)])
+    bar.update(3, [("loss", 2.0)])  # weight 2: (1 + 4) / 3
+    assert bar._values["loss"] == [5.0, 3]
+    clock.t = 4.0
+    bar.update(4, [("loss", 4.0)])  # (5 + 4) / 4 = 2.25; finalize by default
+    assert out.getvalue() == "4/4 - 4s - loss: 2.2500 - 4s/epoch - 1s/step\n"
+
+
+def test_stateful_values_are_shown_as_given():
+    clock = FakeClock(0.0)
+    bar, out = make(4, clock, verbose=2)
+    bar.update(1, logs(9.0, 0.0))
+    bar.update(3, logs(1.0, 0.5))
+    clock.t = 0.4
+    bar.update(4, logs(0.123456, 0.98765))
+    assert out.getvalue() == (
+        "4/4 - 0s - loss: 0.1235 - accuracy: 0.9877 - 400ms/epoch - 100ms/step\n"
+    )
+
+
+def test_metric_order_is_first_seen_order():
+    clock = FakeClock(0.0)
+    bar, out = make(1, clock, stateful_metrics=["b", "a", "val_a"])
+    clock.t = 0.002
+    bar.update(1, [("b", 0.5), ("a", 0.25), ("val_a", 0.125)])
+    assert out.getvalue() == (
+        "\r1/1 [==============================] - 0s 2ms/step"
+        " - b: 0.5000 - a: 0.2500 - val_a: 0.1250\n"
+    )
+
+
+def test_unknown_target():
+    clock = FakeClock(0.0)
+    bar, out = make(None, clock)
+    clock.t = 1.0
+    bar.update(5, logs(0.5, 0.5))
+    assert out.getvalue() == "\r      5/Unknown - 1s 200ms/step - loss: 0.5000 - accuracy: 0.5000"
+    clock.t = 2.0
+    bar.update(10, logs(0.25, 0.75), finalize=True)
+    assert render_console(out.getvalue()) == (
+        "     10/Unknown - 2s 200ms/step - loss: 0.2500 - accuracy: 0.7500\n"
+    )
+
+
+def test_predict_style_bar_without_values():
+    clock = FakeClock(0.0)
+    bar, out = make(1, clock)
+    clock.t = 0.05
+    bar.update(1, None, finalize=True)
+    assert out.getvalue() == "\r1/1 [==============================] - 0s 50ms/step\n"
+
+
+def test_verbose0_prints_nothing():
+    clock = FakeClock(0.0)
+    bar, out = make(3, clock, verbose=0)
+    for i in range(1, 4):
+        clock.t += 1
+        bar.update(i, logs(0.1, 0.2))
+    assert out.getvalue() == ""
+
+
+def test_width_and_digit_padding():
+    clock = FakeClock(0.0)
+    bar, out = make(1000, clock, width=10, stateful_metrics=None)
+    clock.t = 2.0
+    bar.update(7)  # 7/1000 of 10 columns = 0: no head yet
+    assert out.getvalue() == "\r   7/1000 [..........] - ETA: 4:43"
+
+
+# --- verbose=2 -----------------------------------------------------------
+
+def test_lecture_line_verbose2():
+    clock = FakeClock(50.0)
+    bar, out = make(469, clock, verbose=2)
+    clock.t = 50.0 + 2.6  # Keras calls verbose=2 bars only at the end
+    bar.update(469, logs(0.26331, 0.92389), finalize=True)
+    assert out.getvalue() == (
+        "469/469 - 3s - loss: 0.2633 - accuracy: 0.9239 - 3s/epoch - 6ms/step\n"
+    )
+
+
+def test_verbose2_is_silent_until_finalize():
+    clock = FakeClock(0.0)
+    bar, out = make(313, clock, verbose=2)
+    for i in range(1, 313):
+        clock.t = i * 0.002
+        bar.update(i, logs(0.06, 0.98), finalize=False)
+    assert out.getvalue() == ""
+    clock.t = 0.7
+    bar.update(313, logs(0.0605, 0.9817), finalize=True)
+    assert out.getvalue() == (
+        "313/313 - 1s - loss: 0.0605 - accuracy: 0.9817 - 700ms/epoch - 2ms/step\n"
+    )
+
+
+def test_verbose2_small_and_negative_values_use_exponent():
+    clock = FakeClock(0.0)
+    bar, out = make(10, clock, verbose=2, stateful_metrics=["a", "b", "c"])
+    clock.t = 0.001
+    bar.update(10, [("a", -0.5), ("b", 0.0005), ("c", 0.01)], finalize=True)
+    assert out.getvalue() == (
+        "10/10 - 0s - a: -5.0000e-01 - b: 5.0000e-04 - c: 0.0100 - 1ms/epoch - 100us/step\n"
+    )
+
+
+# --- formatting helpers --------------------------------------------------
+
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        (0.26331, "0.2633"),
+        (0.00123, "0.0012"),
+        (0.001, "1.0000e-03"),  # the test is abs(v) > 1e-3
+        (0.0005, "5.0000e-04"),
+        (0.0, "0.0000e+00"),
+        (-0.0005, "-5.0000e-04"),
+        (-0.5, "-0.5000"),
+        (12345.678, "12345.6780"),
+        (np.float32(0.9817), "0.9817"),
+        (np.array([0.25, 0.75]), "0.5000"),
+    ],
+)
+def test_format_value(value, text):
+    assert format_value(value) == text
+
+
+def test_verbose1_line_uses_abs_for_exponent_rule():
+    clock = FakeClock(0.0)
+    bar, out = make(1, clock, stateful_metrics=["a", "b"])
+    clock.t = 3.0
+    bar.update(1, [("a", -0.5), ("b", 0.00042)])
+    assert out.getvalue().endswith(" - 3s 3s/step - a: -0.5000 - b: 4.2000e-04\n")
+
+
+@pytest.mark.parametrize(
+    "seconds, text",
+    [
+        (0, " 0s/step"),
+        (1.0, " 1s/step"),
+        (2.5, " 2s/step"),  # %.0f rounds half to even
+        (3.5, " 4s/step"),
+        (0.999, " 999ms/step"),
+        (0.0054, " 5ms/step"),
+        (0.001, " 1ms/step"),
+        (0.00099, " 990us/step"),
+        (0.0000004, " 0us/step"),
+    ],
+)
+def test_format_time(seconds, text):
+    assert format_time(seconds, "step") == text
+
+
+def test_format_time_unit_name():
+    assert format_time(3.2, "epoch") == " 3s/epoch"
+    assert format_time(0.02, "sample") == " 20ms/sample"
+
+
+@pytest.mark.parametrize(
+    "eta, text",
+    [
+        (0.9, "0s"),
+        (7.99, "7s"),  # truncated, not rounded
+        (60, "60s"),
+        (60.5, "1:00"),
+        (61, "1:01"),
+        (3599, "59:59"),
+        (3600, "60:00"),
+        (3661, "1:01:01"),
+        (36000 + 59.9, "10:00:59"),
+    ],
+)
+def test_format_eta(eta, text):
+    assert format_eta(eta) == text
+
+
+def test_eta_in_hours_through_the_bar():
+    clock = FakeClock(0.0)
+    bar, out = make(10000, clock, stateful_metrics=None)
+    clock.t = 1.0
+    bar.update(1)  # 1 s/step * 9999 steps
+    assert out.getvalue() == "\r    1/10000 [..............................] - ETA: 2:46:39"
+
+
+def test_epoch_header():
+    assert format_epoch_header(3, 5) == "Epoch 3/5"
+    assert format_epoch_header(1, 12) == "Epoch 1/12"
+
+
+# --- streams and display mode ---------------------------------------------
+
+def test_default_stream_is_sys_stdout_at_call_time(capsys):
+    clock = FakeClock(0.0)
+    bar = Progbar(2, verbose=2, clock=clock)
+    clock.t = 0.5
+    bar.update(2, [("loss", 0.5)])
+    assert capsys.readouterr().out == "2/2 - 0s - loss: 0.5000 - 500ms/epoch - 250ms/step\n"
+
+
+def test_dynamic_display_rule(monkeypatch):
+    monkeypatch.delenv("PYCHARM_HOSTED", raising=False)
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    assert Progbar(1, stream=io.StringIO()).dynamic_display == ("posix" in sys.modules)
+    monkeypatch.delitem(sys.modules, "posix", raising=False)
+    assert Progbar(1, stream=io.StringIO()).dynamic_display is False
+    monkeypatch.setenv("PYCHARM_HOSTED", "1")
+    assert Progbar(1, stream=io.StringIO()).dynamic_display is True
+    monkeypatch.delenv("PYCHARM_HOSTED")
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert Progbar(1, stream=Tty()).dynamic_display is True
+    assert Progbar(1, stream=io.StringIO(), dynamic_display=True).dynamic_display is True
+
+
+def test_real_clock_default():
+    out = io.StringIO()
+    bar = Progbar(2, stream=out, dynamic_display=False)
+    bar.update(1)
+    bar.update(2)
+    lines = out.getvalue().split("\n")
+    assert lines[0] == ""
+    assert lines[2].startswith("2/2 [==============================] - 0s ")
+    assert lines[2].endswith("s/step")
+
+
+def test_render_console():
+    assert render_console("abc\rxy") == "xyc"
+    assert render_console("abc\b\bZ\nq") == "aZc\nq"
+    assert render_console("12345" + "\b" * 5 + "\r" + "ab   \n") == "ab   \n"
