@@ -44,6 +44,61 @@ static void softmax_rows_backward(const float *y, const float *dy, float *dx, si
     }
 }
 
+/* Elementwise loops over restrict pointers (and an in-place variant), so the compiler
+ * vectorises them. */
+static void forward_range(pc_act act, const float *restrict x, float *restrict y, size_t n)
+{
+    switch (act) {
+    case PC_ACT_RELU:
+        for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        break;
+    case PC_ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
+        break;
+    case PC_ACT_TANH:
+        for (size_t i = 0; i < n; i++) y[i] = tanhf(x[i]);
+        break;
+    default:
+        for (size_t i = 0; i < n; i++) y[i] = x[i];
+    }
+}
+
+static void backward_range(pc_act act, const float *restrict y, const float *restrict dy,
+                           float *restrict dx, size_t n)
+{
+    switch (act) {
+    case PC_ACT_RELU:
+        for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+        break;
+    case PC_ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+        break;
+    case PC_ACT_TANH:
+        for (size_t i = 0; i < n; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+        break;
+    default:
+        for (size_t i = 0; i < n; i++) dx[i] = dy[i];
+    }
+}
+
+static void backward_range_inplace(pc_act act, const float *restrict y, float *restrict g,
+                                   size_t n)
+{
+    switch (act) {
+    case PC_ACT_RELU:
+        for (size_t i = 0; i < n; i++) g[i] = y[i] > 0.0f ? g[i] : 0.0f;
+        break;
+    case PC_ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++) g[i] *= y[i] * (1.0f - y[i]);
+        break;
+    case PC_ACT_TANH:
+        for (size_t i = 0; i < n; i++) g[i] *= 1.0f - y[i] * y[i];
+        break;
+    default:
+        break;
+    }
+}
+
 static void act_task(void *ctx, int task, int thread)
 {
     (void)thread;
@@ -63,39 +118,12 @@ static void act_task(void *ctx, int task, int thread)
             softmax_rows(j->x + off, j->out + off, r1 - r0, j->cols);
         return;
     }
-    if (!j->backward) {
-        const float *x = j->x;
-        float *y = j->out;
-        switch (j->act) {
-        case PC_ACT_RELU:
-            for (size_t i = lo; i < hi; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
-            break;
-        case PC_ACT_SIGMOID:
-            for (size_t i = lo; i < hi; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
-            break;
-        case PC_ACT_TANH:
-            for (size_t i = lo; i < hi; i++) y[i] = tanhf(x[i]);
-            break;
-        default:
-            for (size_t i = lo; i < hi; i++) y[i] = x[i];
-        }
-    } else {
-        const float *y = j->y, *dy = j->dy;
-        float *dx = j->out;
-        switch (j->act) {
-        case PC_ACT_RELU:
-            for (size_t i = lo; i < hi; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
-            break;
-        case PC_ACT_SIGMOID:
-            for (size_t i = lo; i < hi; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
-            break;
-        case PC_ACT_TANH:
-            for (size_t i = lo; i < hi; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
-            break;
-        default:
-            for (size_t i = lo; i < hi; i++) dx[i] = dy[i];
-        }
-    }
+    if (!j->backward)
+        forward_range(j->act, j->x + lo, j->out + lo, hi - lo);
+    else if (j->out == j->dy)
+        backward_range_inplace(j->act, j->y + lo, j->out + lo, hi - lo);
+    else
+        backward_range(j->act, j->y + lo, j->dy + lo, j->out + lo, hi - lo);
 }
 
 static int run(pc_runtime *rt, act_job *j)

@@ -58,7 +58,7 @@ static void im2col(const pc_conv_shape *s, const float *x, int n0, int count, fl
                     }
                     const float *row = xn + (size_t)ih * s->w * C;
                     if (inside_w) {
-                        memcpy(dst, row + (size_t)iw0 * C, (size_t)s->kw * C * sizeof(float));
+                        pc_copy_floats(dst, row + (size_t)iw0 * C, (size_t)s->kw * C);
                         continue;
                     }
                     for (int kw = 0; kw < s->kw; kw++) {
@@ -66,7 +66,7 @@ static void im2col(const pc_conv_shape *s, const float *x, int n0, int count, fl
                         if (iw < 0 || iw >= s->w)
                             memset(dst + (size_t)kw * C, 0, (size_t)C * sizeof(float));
                         else
-                            memcpy(dst + (size_t)kw * C, row + (size_t)iw * C, (size_t)C * sizeof(float));
+                            pc_copy_floats(dst + (size_t)kw * C, row + (size_t)iw * C, (size_t)C);
                     }
                 }
             }
@@ -173,6 +173,14 @@ int pc_conv2d_forward(pc_runtime *rt, const pc_conv_shape *s, const float *x, co
 
 /* ---- backward -------------------------------------------------------------------------------- */
 
+/* db[o] += sum_r dy[r][o], rows in order */
+static void column_sums(const float *restrict dy, int rows, int cols, float *restrict db)
+{
+    for (int r = 0; r < rows; r++)
+        for (int o = 0; o < cols; o++)
+            db[o] += dy[(size_t)r * cols + o];
+}
+
 static void weight_grad_task(void *ctx, int lane, int thread)
 {
     conv_job *j = ctx;
@@ -201,9 +209,7 @@ static void weight_grad_task(void *ctx, int lane, int thread)
         };
         pc_gemm_serial(j->rt, &g, scratch);
         first = 0;
-        for (int r = 0; r < rows; r++)
-            for (int o = 0; o < s->o; o++)
-                db[o] += dyc[(size_t)r * s->o + o];
+        column_sums(dyc, rows, s->o, db);
     }
 }
 

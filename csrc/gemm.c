@@ -18,6 +18,17 @@
 static inline int min_i(int a, int b) { return a < b ? a : b; }
 static inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
+/* The k block: at most the kernel's kc, with K split into equal blocks (288 -> one block of 288
+ * rather than 256 + 32, whose short tail would pay a full load/store of C for little work). */
+static int k_block(const pc_ukernel *uk, int k)
+{
+    const int limit = uk->kc + uk->kc / 4;
+    if (k <= limit)
+        return k;
+    const int blocks = (k + limit - 1) / limit;
+    return (k + blocks - 1) / blocks;
+}
+
 /* A[i0:i0+mb, p0:p0+kb] -> slivers of mr rows: dst[s][p][i] */
 static void pack_a(const pc_gemm_args *g, int i0, int mb, int p0, int kb, int mr, float *dst)
 {
@@ -27,7 +38,7 @@ static void pack_a(const pc_gemm_args *g, int i0, int mb, int p0, int kb, int mr
             const float *src = g->a + (ptrdiff_t)(i0 + is) * g->rsa + (ptrdiff_t)(p0 + p) * g->csa;
             float *d = dst + (ptrdiff_t)p * mr;
             if (g->rsa == 1) {
-                memcpy(d, src, (size_t)me * sizeof(float));
+                pc_copy_floats(d, src, (size_t)me);
             } else {
                 for (int i = 0; i < me; i++)
                     d[i] = src[(ptrdiff_t)i * g->rsa];
@@ -48,7 +59,7 @@ static void pack_b(const pc_gemm_args *g, int p0, int kb, int j0, int nb, int nr
             const float *src = g->b + (ptrdiff_t)(p0 + p) * g->rsb + (ptrdiff_t)(j0 + js) * g->csb;
             float *d = dst + (ptrdiff_t)p * nr;
             if (g->csb == 1) {
-                memcpy(d, src, (size_t)ne * sizeof(float));
+                pc_copy_floats(d, src, (size_t)ne);
             } else {
                 for (int j = 0; j < ne; j++)
                     d[j] = src[(ptrdiff_t)j * g->csb];
@@ -58,6 +69,11 @@ static void pack_b(const pc_gemm_args *g, int p0, int kb, int j0, int nb, int nr
         }
         dst += (ptrdiff_t)kb * nr;
     }
+}
+
+static inline const float *bias_at(const pc_gemm_args *g, int j)
+{
+    return g->bias ? g->bias + j : NULL;
 }
 
 static void epilogue(const pc_gemm_args *g, float *c, int i_count, int j0, int j_count)
@@ -88,15 +104,16 @@ static void macro_kernel(const pc_ukernel *uk, const pc_gemm_args *g, int ic, in
             const float *as = ap + (ptrdiff_t)ir * kb;
             float *c = g->c + (ptrdiff_t)(ic + ir) * g->ldc + jc + jr;
             if (me == mr && ne == nr) {
-                uk->fn(kb, as, bs, c, g->ldc, accumulate);
-            } else {
-                if (accumulate)
-                    for (int i = 0; i < me; i++)
-                        memcpy(tile + i * nr, c + (ptrdiff_t)i * g->ldc, (size_t)ne * sizeof(float));
-                uk->fn(kb, as, bs, tile, nr, accumulate);
-                for (int i = 0; i < me; i++)
-                    memcpy(c + (ptrdiff_t)i * g->ldc, tile + i * nr, (size_t)ne * sizeof(float));
+                uk->fn(kb, as, bs, c, g->ldc, accumulate, last ? bias_at(g, jc + jr) : NULL,
+                       last && g->act == PC_ACT_RELU);
+                continue;
             }
+            if (accumulate)
+                for (int i = 0; i < me; i++)
+                    pc_copy_floats(tile + i * nr, c + (ptrdiff_t)i * g->ldc, (size_t)ne);
+            uk->fn(kb, as, bs, tile, nr, accumulate, NULL, 0);
+            for (int i = 0; i < me; i++)
+                pc_copy_floats(c + (ptrdiff_t)i * g->ldc, tile + i * nr, (size_t)ne);
             if (last && (g->bias || g->act == PC_ACT_RELU))
                 epilogue(g, c, me, jc + jr, ne);
         }
@@ -117,7 +134,7 @@ static int gemm_k_zero(const pc_gemm_args *g)
 size_t pc_gemm_scratch_floats(const pc_runtime *rt, int m, int n, int k)
 {
     const pc_ukernel *uk = &rt->ukernel;
-    const int kc = min_i(uk->kc, k > 0 ? k : 1);
+    const int kc = k_block(uk, k > 0 ? k : 1);
     const int mc = min_i(uk->mc, round_up(m > 0 ? m : 1, uk->mr));
     return (size_t)kc * (size_t)round_up(n > 0 ? n : 1, uk->nr) + (size_t)kc * (size_t)mc;
 }
@@ -131,7 +148,7 @@ void pc_gemm_serial(const pc_runtime *rt, const pc_gemm_args *g, float *scratch)
         gemm_k_zero(g);
         return;
     }
-    const int kc = min_i(uk->kc, g->k);
+    const int kc = k_block(uk, g->k);
     const int mc = min_i(uk->mc, round_up(g->m, uk->mr));
     float *bp = scratch;
     float *ap = scratch + (ptrdiff_t)kc * round_up(g->n, uk->nr);
@@ -212,7 +229,7 @@ int pc_gemm(pc_runtime *rt, const pc_gemm_args *g, int parallel)
     memset(&j, 0, sizeof j);
     j.rt = rt;
     j.g = g;
-    const int kc = min_i(uk->kc, g->k);
+    const int kc = k_block(uk, g->k);
     /* m blocks: at most mc rows, and at least 2 per thread when M allows it */
     int mc = round_up((g->m + 2 * nthreads - 1) / (2 * nthreads), uk->mr);
     j.mc = min_i(uk->mc, mc < uk->mr ? uk->mr : mc);

@@ -11,7 +11,7 @@
 
 __attribute__((target("avx2,fma")))
 static void ukernel_avx2(int k, const float *a, const float *b, float *c, ptrdiff_t ldc,
-                         int accumulate)
+                         int accumulate, const float *bias, int relu)
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
@@ -32,12 +32,21 @@ static void ukernel_avx2(int k, const float *a, const float *b, float *c, ptrdif
         a += MR;
         b += NR;
     }
+    const __m256 zero = _mm256_setzero_ps();
+    const __m256 bias0 = bias ? _mm256_loadu_ps(bias) : zero;
+    const __m256 bias1 = bias ? _mm256_loadu_ps(bias + 8) : zero;
 #define STORE_ROW(i, r0, r1)                                                            \
     do {                                                                                \
         float *ci = c + (i) * ldc;                                                      \
         if (accumulate) {                                                               \
             r0 = _mm256_add_ps(r0, _mm256_loadu_ps(ci));                                \
             r1 = _mm256_add_ps(r1, _mm256_loadu_ps(ci + 8));                            \
+        }                                                                               \
+        r0 = _mm256_add_ps(r0, bias0);                                                  \
+        r1 = _mm256_add_ps(r1, bias1);                                                  \
+        if (relu) {                                                                     \
+            r0 = _mm256_max_ps(r0, zero);                                               \
+            r1 = _mm256_max_ps(r1, zero);                                               \
         }                                                                               \
         _mm256_storeu_ps(ci, r0);                                                       \
         _mm256_storeu_ps(ci + 8, r1);                                                   \

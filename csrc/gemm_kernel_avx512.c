@@ -19,7 +19,7 @@
 
 __attribute__((target("avx512f")))
 static void ukernel_avx512(int k, const float *a, const float *b, float *c, ptrdiff_t ldc,
-                           int accumulate)
+                           int accumulate, const float *bias, int relu)
 {
     __m512 acc[MR][2];
     for (int i = 0; i < MR; i++)
@@ -32,12 +32,21 @@ static void ukernel_avx512(int k, const float *a, const float *b, float *c, ptrd
         a += MR;
         b += NR;
     }
+    const __m512 zero = _mm512_setzero_ps();
+    const __m512 bias0 = bias ? _mm512_loadu_ps(bias) : zero;
+    const __m512 bias1 = bias ? _mm512_loadu_ps(bias + 16) : zero;
     for (int i = 0; i < MR; i++) {
         float *ci = c + i * ldc;
         __m512 r0 = acc[i][0], r1 = acc[i][1];
         if (accumulate) {
             r0 = _mm512_add_ps(r0, _mm512_loadu_ps(ci));
             r1 = _mm512_add_ps(r1, _mm512_loadu_ps(ci + 16));
+        }
+        r0 = _mm512_add_ps(r0, bias0);   /* + 0 when there is no bias: exact */
+        r1 = _mm512_add_ps(r1, bias1);
+        if (relu) {
+            r0 = _mm512_max_ps(r0, zero);
+            r1 = _mm512_max_ps(r1, zero);
         }
         _mm512_storeu_ps(ci, r0);
         _mm512_storeu_ps(ci + 16, r1);

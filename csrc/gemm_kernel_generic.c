@@ -7,7 +7,7 @@
 #define NR 16
 
 static void ukernel_generic(int k, const float *a, const float *b, float *c, ptrdiff_t ldc,
-                            int accumulate)
+                            int accumulate, const float *bias, int relu)
 {
     float acc[MR][NR] = {{0}};
     for (int p = 0; p < k; p++) {
@@ -23,10 +23,15 @@ static void ukernel_generic(int k, const float *a, const float *b, float *c, ptr
         float *ci = c + i * ldc;
         if (accumulate)
             for (int j = 0; j < NR; j++)
-                ci[j] += acc[i][j];
-        else
+                acc[i][j] += ci[j];
+        if (bias)
             for (int j = 0; j < NR; j++)
-                ci[j] = acc[i][j];
+                acc[i][j] += bias[j];
+        if (relu)
+            for (int j = 0; j < NR; j++)
+                acc[i][j] = acc[i][j] > 0.0f ? acc[i][j] : 0.0f;
+        for (int j = 0; j < NR; j++)
+            ci[j] = acc[i][j];
     }
 }
 

@@ -5,7 +5,8 @@
  * Contract (all paths): for p in 0..k-1, i in 0..mr-1, j in 0..nr-1
  *     C[i*ldc + j] (+)= sum_p a[p*mr + i] * b[p*nr + j]
  * summing p in increasing order per element (so results do not depend on the thread count),
- * with `accumulate` = 0 meaning C is overwritten. a and b are 64-byte aligned packed panels.
+ * with `accumulate` = 0 meaning C is overwritten; then C[i*ldc + j] += bias[j] when bias is not
+ * NULL, and C = max(C, 0) when relu is set. a and b are 64-byte aligned packed panels.
  */
 #ifndef PYCNN_GEMM_KERNELS_H
 #define PYCNN_GEMM_KERNELS_H

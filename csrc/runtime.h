@@ -25,10 +25,11 @@ typedef enum { PC_ISA_GENERIC = 0, PC_ISA_AVX2 = 1, PC_ISA_AVX512 = 2 } pc_isa;
 
 /* A GEMM micro-kernel: C[mr][nr] (row stride ldc) (+)= Apanel * Bpanel over k steps, where the
  * packed A panel holds, for each p, mr consecutive floats A(0..mr-1, p), and the packed B panel
- * holds, for each p, nr consecutive floats B(p, 0..nr-1). Full tiles only; the driver handles
- * edges through a temporary tile. */
+ * holds, for each p, nr consecutive floats B(p, 0..nr-1). Then, when `bias` is not NULL, adds
+ * bias[0..nr-1] to every row, and when `relu` is set, clamps at 0 (the fused epilogue, applied
+ * only with the last k block). Full tiles only; the driver handles edges. */
 typedef void (*pc_ukernel_fn)(int k, const float *a, const float *b, float *c, ptrdiff_t ldc,
-                              int accumulate);
+                              int accumulate, const float *bias, int relu);
 
 typedef struct {
     pc_isa isa;
