@@ -166,10 +166,41 @@ static int parse_act(const char *func, const char *s, pc_act *act, int fused_onl
             return 0;
         }
     }
-    PyErr_Format(PyExc_ValueError, "%s(): unknown activation '%s'; expected %s", func, s,
+    PyErr_Format(PyExc_ValueError, "%s(): unknown activation '%s' (argument 'kind' or "
+                 "'activation'); expected %s", func, s,
                  fused_only ? "'linear' or 'relu'"
                             : "'linear', 'relu', 'sigmoid', 'tanh' or 'softmax'");
     return -1;
+}
+
+/* A pair of ints (a tuple or list of two), named in the error. */
+static int parse_pair(PyObject *obj, const char *func, const char *name, int *a, int *b)
+{
+    PyObject *seq = PySequence_Check(obj) ? PySequence_Fast(obj, "") : NULL;
+    if (!seq || PySequence_Fast_GET_SIZE(seq) != 2) {
+        Py_XDECREF(seq);
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s(): argument '%s' must be a pair of integers, got %R",
+                     func, name, obj);
+        return -1;
+    }
+    long v[2];
+    for (int i = 0; i < 2; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        v[i] = PyLong_Check(item) ? PyLong_AsLong(item) : -1;
+        if (!PyLong_Check(item) || (v[i] == -1 && PyErr_Occurred()) || v[i] < INT_MIN ||
+            v[i] > INT_MAX) {
+            Py_DECREF(seq);
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "%s(): argument '%s' must be a pair of integers, "
+                         "got %R", func, name, obj);
+            return -1;
+        }
+    }
+    Py_DECREF(seq);
+    *a = (int)v[0];
+    *b = (int)v[1];
+    return 0;
 }
 
 static int check_window(const char *func, const char *what, int a, int b, int min)
@@ -363,10 +394,11 @@ static PyObject *py_conv2d_forward(PyObject *m, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"x", "w", "b", "y", "strides", "pads", "activation", NULL};
     const char *F = "conv2d_forward", *acts = "linear";
-    PyObject *ox, *ow, *ob, *oy;
+    PyObject *ox, *ow, *ob, *oy, *ost, *opd;
     int sh, sw, pt, pl;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO(ii)(ii)|s", kwlist, &ox, &ow, &ob, &oy,
-                                     &sh, &sw, &pt, &pl, &acts))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOO|s", kwlist, &ox, &ow, &ob, &oy, &ost,
+                                     &opd, &acts) ||
+        parse_pair(ost, F, "strides", &sh, &sw) || parse_pair(opd, F, "pads", &pt, &pl))
         return NULL;
     PyArrayObject *x, *w, *b, *y;
     pc_act act;
@@ -392,10 +424,11 @@ static PyObject *py_conv2d_backward(PyObject *m, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"x", "w", "dy", "dx", "dw", "db", "strides", "pads", NULL};
     const char *F = "conv2d_backward";
-    PyObject *ox, *ow, *ody, *odx, *odw, *odb;
+    PyObject *ox, *ow, *ody, *odx, *odw, *odb, *ost, *opd;
     int sh, sw, pt, pl;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOO(ii)(ii)", kwlist, &ox, &ow, &ody, &odx,
-                                     &odw, &odb, &sh, &sw, &pt, &pl))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOOO", kwlist, &ox, &ow, &ody, &odx,
+                                     &odw, &odb, &ost, &opd) ||
+        parse_pair(ost, F, "strides", &sh, &sw) || parse_pair(opd, F, "pads", &pt, &pl))
         return NULL;
     PyArrayObject *x, *w, *dy, *dx, *dw, *db;
     pc_conv_shape s;
@@ -445,10 +478,12 @@ static PyObject *py_maxpool2d_forward(PyObject *m, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"x", "y", "argmax", "pool", "strides", "pads", NULL};
     const char *F = "maxpool2d_forward";
-    PyObject *ox, *oy, *oa;
+    PyObject *ox, *oy, *oa, *opl, *ost, *opd;
     int ph, pw, sh, sw, pt, pl;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO(ii)(ii)(ii)", kwlist, &ox, &oy, &oa, &ph,
-                                     &pw, &sh, &sw, &pt, &pl))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOO", kwlist, &ox, &oy, &oa, &opl, &ost,
+                                     &opd) ||
+        parse_pair(opl, F, "pool", &ph, &pw) || parse_pair(ost, F, "strides", &sh, &sw) ||
+        parse_pair(opd, F, "pads", &pt, &pl))
         return NULL;
     PyArrayObject *x, *y, *am;
     pc_pool_shape s;
@@ -501,10 +536,11 @@ static PyObject *py_avgpool2d_forward(PyObject *m, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"x", "y", "pool", "strides", "pads", NULL};
     const char *F = "avgpool2d_forward";
-    PyObject *ox, *oy;
+    PyObject *ox, *oy, *opl, *ost, *opd;
     int ph, pw, sh, sw, pt, pl;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO(ii)(ii)(ii)", kwlist, &ox, &oy, &ph, &pw,
-                                     &sh, &sw, &pt, &pl))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOO", kwlist, &ox, &oy, &opl, &ost, &opd) ||
+        parse_pair(opl, F, "pool", &ph, &pw) || parse_pair(ost, F, "strides", &sh, &sw) ||
+        parse_pair(opd, F, "pads", &pt, &pl))
         return NULL;
     PyArrayObject *x, *y;
     pc_pool_shape s;
@@ -526,10 +562,11 @@ static PyObject *py_avgpool2d_backward(PyObject *m, PyObject *args, PyObject *kw
 {
     static char *kwlist[] = {"dy", "dx", "pool", "strides", "pads", NULL};
     const char *F = "avgpool2d_backward";
-    PyObject *ody, *odx;
+    PyObject *ody, *odx, *opl, *ost, *opd;
     int ph, pw, sh, sw, pt, pl;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO(ii)(ii)(ii)", kwlist, &ody, &odx, &ph, &pw,
-                                     &sh, &sw, &pt, &pl))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOO", kwlist, &ody, &odx, &opl, &ost, &opd) ||
+        parse_pair(opl, F, "pool", &ph, &pw) || parse_pair(ost, F, "strides", &sh, &sw) ||
+        parse_pair(opd, F, "pads", &pt, &pl))
         return NULL;
     PyArrayObject *dy, *dx;
     pc_pool_shape s;
@@ -549,6 +586,16 @@ static PyObject *py_avgpool2d_backward(PyObject *m, PyObject *args, PyObject *kw
 
 /* ---- activations ------------------------------------------------------------------------------- */
 
+static const char *kind_string(const char *F, PyObject *obj)
+{
+    if (!PyUnicode_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s(): argument 'kind' must be a str, got %s", F,
+                     Py_TYPE(obj)->tp_name);
+        return NULL;
+    }
+    return PyUnicode_AsUTF8(obj);
+}
+
 static int same_shape(const char *F, PyArrayObject *a, const char *an, PyArrayObject *b,
                       const char *bn)
 {
@@ -564,8 +611,9 @@ static PyObject *py_activation_forward(PyObject *m, PyObject *args, PyObject *kw
 {
     static char *kwlist[] = {"kind", "x", "y", NULL};
     const char *F = "activation_forward", *kind;
-    PyObject *ox, *oy;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "sOO", kwlist, &kind, &ox, &oy))
+    PyObject *okind, *ox, *oy;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO", kwlist, &okind, &ox, &oy) ||
+        !(kind = kind_string(F, okind)))
         return NULL;
     PyArrayObject *x, *y;
     pc_act act;
@@ -589,8 +637,9 @@ static PyObject *py_activation_backward(PyObject *m, PyObject *args, PyObject *k
 {
     static char *kwlist[] = {"kind", "y", "dy", "dx", NULL};
     const char *F = "activation_backward", *kind;
-    PyObject *oy, *ody, *odx;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "sOOO", kwlist, &kind, &oy, &ody, &odx))
+    PyObject *okind, *oy, *ody, *odx;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO", kwlist, &okind, &oy, &ody, &odx) ||
+        !(kind = kind_string(F, okind)))
         return NULL;
     PyArrayObject *y, *dy, *dx;
     pc_act act;
