@@ -40,7 +40,8 @@ class _Activated(Layer):
         if self.activation == "linear":
             return dy
         dz = self._buffer("dz", dy.shape)
-        _C.activation_backward(self.activation, self._y, np.ascontiguousarray(dy), dz)
+        _C.activation_backward(self.activation, self._y,
+                               np.ascontiguousarray(dy, dtype=np.float32), dz)
         return dz
 
     def preactivation(self) -> np.ndarray:
@@ -156,7 +157,8 @@ class ReLU(Layer):
             y = self._buffer("y", x.shape)
             _C.activation_forward("relu", np.ascontiguousarray(x), y)
         else:
-            y = np.where(x >= self.threshold, x,
+            # Keras: x where x > threshold (strictly), negative_slope * (x - threshold) below
+            y = np.where(x > self.threshold, x,
                          self.negative_slope * (x - self.threshold)).astype(np.float32)
             if self.max_value is not None:
                 y = np.minimum(y, np.float32(self.max_value))
@@ -172,7 +174,7 @@ class ReLU(Layer):
             _C.activation_backward("relu", self._y, dy, dx)
             return dx
         x = self._x
-        slope = np.where(x >= self.threshold, 1.0, self.negative_slope).astype(np.float32)
+        slope = np.where(x > self.threshold, 1.0, self.negative_slope).astype(np.float32)
         if self.max_value is not None:
             slope[x >= self.max_value] = 0.0
         return dy * slope
