@@ -63,6 +63,23 @@ static void forward_range(pc_act act, const float *restrict x, float *restrict y
     }
 }
 
+static void forward_range_inplace(pc_act act, float *restrict v, size_t n)
+{
+    switch (act) {
+    case PC_ACT_RELU:
+        for (size_t i = 0; i < n; i++) v[i] = v[i] > 0.0f ? v[i] : 0.0f;
+        break;
+    case PC_ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++) v[i] = 1.0f / (1.0f + expf(-v[i]));
+        break;
+    case PC_ACT_TANH:
+        for (size_t i = 0; i < n; i++) v[i] = tanhf(v[i]);
+        break;
+    default:
+        break;
+    }
+}
+
 static void backward_range(pc_act act, const float *restrict y, const float *restrict dy,
                            float *restrict dx, size_t n)
 {
@@ -118,7 +135,9 @@ static void act_task(void *ctx, int task, int thread)
             softmax_rows(j->x + off, j->out + off, r1 - r0, j->cols);
         return;
     }
-    if (!j->backward)
+    if (!j->backward && j->x == j->out)
+        forward_range_inplace(j->act, j->out + lo, hi - lo);
+    else if (!j->backward)
         forward_range(j->act, j->x + lo, j->out + lo, hi - lo);
     else if (j->out == j->dy)
         backward_range_inplace(j->act, j->y + lo, j->out + lo, hi - lo);
