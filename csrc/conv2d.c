@@ -7,9 +7,11 @@
  *     col[r][(kh*KW + kw)*C + c] = x[n][oh*sh+kh-pt][ow*sw+kw-pl][c]   (r = output pixel)
  * lives in the thread's scratch while it is hot in cache, and is multiplied right away:
  *     forward  y_chunk   = col * W + b          (W viewed as a (KH*KW*C) x O matrix)
- *     dx       dcol      = dy_chunk * W^T, then scattered back (col2im) into the chunk's images
  *     dw, db   summed over chunks in LANES fixed lanes (chunk i goes to lane i % LANES, in order),
- *              then the lanes are added in order: deterministic for any thread count.
+ *              then the lanes are added in order: deterministic for any thread count;
+ *     dx       dcol      = dy_chunk * W^T, then scattered back (col2im) into the chunk's images,
+ *              in the same pass while dy_chunk is in cache.
+ * When the layer's relu is given (its output y), dy is masked by y > 0 chunk by chunk.
  */
 #include "pycnn.h"
 
@@ -22,7 +24,8 @@ typedef struct {
     pc_runtime *rt;
     const pc_conv_shape *s;
     const float *x, *w, *b, *dy;
-    float *y, *dx;
+    const float *y;        /* backward: the relu output whose gradient dy is, or NULL */
+    float *out, *dx;
     float *partial;        /* LANES x (K*O + O) for dw and db */
     pc_act act;
     int kdim;              /* KH*KW*C */
@@ -144,7 +147,7 @@ static void forward_task(void *ctx, int chunk, int thread)
         .m = rows, .n = s->o, .k = j->kdim,
         .a = col, .rsa = j->kdim, .csa = 1,
         .b = j->w, .rsb = s->o, .csb = 1,
-        .c = j->y + (size_t)n0 * s->oh * s->ow * s->o, .ldc = s->o,
+        .c = j->out + (size_t)n0 * s->oh * s->ow * s->o, .ldc = s->o,
         .accumulate = 0, .bias = j->b, .act = j->act,
     };
     pc_gemm_serial(j->rt, &g, scratch);
@@ -154,6 +157,10 @@ static void chunking(conv_job *j)
 {
     const int pix = j->s->oh * j->s->ow;
     j->imgs_per_chunk = pix >= ROWS_PER_CHUNK ? 1 : ROWS_PER_CHUNK / pix;
+    /* at least LANES chunks when the batch allows, so that every lane has work */
+    const int spread = (j->s->n + LANES - 1) / LANES;
+    if (j->imgs_per_chunk > spread)
+        j->imgs_per_chunk = spread > 0 ? spread : 1;
     j->nchunks = (j->s->n + j->imgs_per_chunk - 1) / j->imgs_per_chunk;
     j->kdim = j->s->kh * j->s->kw * j->s->c;
 }
@@ -163,7 +170,7 @@ int pc_conv2d_forward(pc_runtime *rt, const pc_conv_shape *s, const float *x, co
 {
     if (act != PC_ACT_LINEAR && act != PC_ACT_RELU)
         return PC_EINVAL;
-    conv_job j = {.rt = rt, .s = s, .x = x, .w = w, .b = b, .y = y, .act = act};
+    conv_job j = {.rt = rt, .s = s, .x = x, .w = w, .b = b, .out = y, .act = act};
     chunking(&j);
     if (j.nchunks == 0)
         return PC_EINVAL;
@@ -173,6 +180,13 @@ int pc_conv2d_forward(pc_runtime *rt, const pc_conv_shape *s, const float *x, co
 
 /* ---- backward -------------------------------------------------------------------------------- */
 
+static void relu_mask(const float *restrict dy, const float *restrict y, float *restrict g,
+                      size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        g[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
 /* db[o] += sum_r dy[r][o], rows in order */
 static void column_sums(const float *restrict dy, int rows, int cols, float *restrict db)
 {
@@ -181,7 +195,21 @@ static void column_sums(const float *restrict dy, int rows, int cols, float *res
             db[o] += dy[(size_t)r * cols + o];
 }
 
-static void weight_grad_task(void *ctx, int lane, int thread)
+/* dy of a chunk, or relu's gradient dy * (y > 0) copied into the thread's scratch */
+static const float *chunk_output_grad(conv_job *j, int thread, int n0, int rows)
+{
+    const size_t off = (size_t)n0 * j->s->oh * j->s->ow * j->s->o, n = (size_t)rows * j->s->o;
+    if (!j->y)
+        return j->dy + off;
+    float *g = pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_GRAD, n);
+    if (g)
+        relu_mask(j->dy + off, j->y + off, g, n);
+    return g;
+}
+
+/* One lane: its chunks in order, each giving dw and db terms (summed into the lane's partial
+ * sums) and, when wanted, the chunk's dx. */
+static void backward_task(void *ctx, int lane, int thread)
 {
     conv_job *j = ctx;
     const pc_conv_shape *s = j->s;
@@ -189,55 +217,46 @@ static void weight_grad_task(void *ctx, int lane, int thread)
     float *dw = j->partial + (size_t)lane * (wsize + s->o);
     float *db = dw + wsize;
     memset(db, 0, (size_t)s->o * sizeof(float));
+    const int pointwise = is_pointwise(s);
     int first = 1;
     for (int chunk = lane; chunk < j->nchunks; chunk += LANES) {
         int n0, count, rows;
         chunk_range(j, chunk, &n0, &count, &rows);
-        const float *col = chunk_columns(j, thread, n0, count, rows);
-        float *scratch = gemm_scratch(j, thread, j->kdim, s->o, rows);
+        const float *dyc = chunk_output_grad(j, thread, n0, rows);
+        const float *col = dyc ? chunk_columns(j, thread, n0, count, rows) : NULL;
+        float *scratch = gemm_scratch(j, thread, rows > j->kdim ? rows : j->kdim,
+                                      s->o > j->kdim ? s->o : j->kdim, rows > s->o ? rows : s->o);
         if (!col || !scratch) {
             j->failed = 1;
             return;
         }
-        const float *dyc = j->dy + (size_t)n0 * s->oh * s->ow * s->o;
-        pc_gemm_args g = {
+        pc_gemm_args gw = {
             .m = j->kdim, .n = s->o, .k = rows,
             .a = col, .rsa = 1, .csa = j->kdim,
             .b = dyc, .rsb = s->o, .csb = 1,
             .c = dw, .ldc = s->o,
             .accumulate = !first, .bias = NULL, .act = PC_ACT_LINEAR,
         };
-        pc_gemm_serial(j->rt, &g, scratch);
+        pc_gemm_serial(j->rt, &gw, scratch);
         first = 0;
         column_sums(dyc, rows, s->o, db);
+        if (!j->dx)
+            continue;
+        /* the columns are used up: their scratch now takes dcol */
+        float *dcol = pointwise ? j->dx + (size_t)n0 * s->h * s->w * s->c
+                                : pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_WORK,
+                                                    (size_t)rows * j->kdim);
+        pc_gemm_args gx = {
+            .m = rows, .n = j->kdim, .k = s->o,
+            .a = dyc, .rsa = s->o, .csa = 1,
+            .b = j->w, .rsb = 1, .csb = s->o,
+            .c = dcol, .ldc = j->kdim,
+            .accumulate = 0, .bias = NULL, .act = PC_ACT_LINEAR,
+        };
+        pc_gemm_serial(j->rt, &gx, scratch);
+        if (!pointwise)
+            col2im(s, dcol, n0, count, j->dx);
     }
-}
-
-static void input_grad_task(void *ctx, int chunk, int thread)
-{
-    conv_job *j = ctx;
-    const pc_conv_shape *s = j->s;
-    int n0, count, rows;
-    chunk_range(j, chunk, &n0, &count, &rows);
-    const int pointwise = is_pointwise(s);
-    float *dcol = pointwise ? j->dx + (size_t)n0 * s->h * s->w * s->c
-                            : pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_WORK,
-                                                (size_t)rows * j->kdim);
-    float *scratch = gemm_scratch(j, thread, rows, j->kdim, s->o);
-    if (!dcol || !scratch) {
-        j->failed = 1;
-        return;
-    }
-    pc_gemm_args g = {
-        .m = rows, .n = j->kdim, .k = s->o,
-        .a = j->dy + (size_t)n0 * s->oh * s->ow * s->o, .rsa = s->o, .csa = 1,
-        .b = j->w, .rsb = 1, .csb = s->o,
-        .c = dcol, .ldc = j->kdim,
-        .accumulate = 0, .bias = NULL, .act = PC_ACT_LINEAR,
-    };
-    pc_gemm_serial(j->rt, &g, scratch);
-    if (!pointwise)
-        col2im(s, dcol, n0, count, j->dx);
 }
 
 typedef struct {
@@ -269,9 +288,9 @@ static void reduce_task(void *ctx, int task, int thread)
 }
 
 int pc_conv2d_backward(pc_runtime *rt, const pc_conv_shape *s, const float *x, const float *w,
-                       const float *dy, float *dx, float *dw, float *db)
+                       const float *y, const float *dy, float *dx, float *dw, float *db)
 {
-    conv_job j = {.rt = rt, .s = s, .x = x, .w = w, .dy = dy, .dx = dx};
+    conv_job j = {.rt = rt, .s = s, .x = x, .w = w, .y = y, .dy = dy, .dx = dx};
     chunking(&j);
     if (j.nchunks == 0)
         return PC_EINVAL;
@@ -279,15 +298,10 @@ int pc_conv2d_backward(pc_runtime *rt, const pc_conv_shape *s, const float *x, c
     j.partial = pc_shared_scratch(rt, PC_SHARED_SLOT_PARTIAL, (size_t)LANES * total);
     if (!j.partial)
         return PC_ENOMEM;
-    pc_parallel(rt, min_i(LANES, j.nchunks), weight_grad_task, &j);
+    pc_parallel(rt, min_i(LANES, j.nchunks), backward_task, &j);
     if (j.failed)
         return PC_ENOMEM;
     reduce_job r = {.j = &j, .dw = dw, .db = db, .total = total};
     pc_parallel(rt, (int)((total + REDUCE_BLOCK - 1) / REDUCE_BLOCK), reduce_task, &r);
-    if (dx) {
-        pc_parallel(rt, j.nchunks, input_grad_task, &j);
-        if (j.failed)
-            return PC_ENOMEM;
-    }
     return PC_OK;
 }

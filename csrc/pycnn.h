@@ -95,9 +95,10 @@ typedef struct {
 
 int pc_conv2d_forward(pc_runtime *rt, const pc_conv_shape *s, const float *x, const float *w,
                       const float *b, float *y, pc_act act);
-/* dx (may be NULL), dw, db (may be NULL) are overwritten. */
+/* dx (may be NULL), dw, db (may be NULL) are overwritten. When y (the forward output of a fused
+ * relu) is not NULL, dy is the gradient w.r.t. y and is masked by y > 0 first. */
 int pc_conv2d_backward(pc_runtime *rt, const pc_conv_shape *s, const float *x, const float *w,
-                       const float *dy, float *dx, float *dw, float *db);
+                       const float *y, const float *dy, float *dx, float *dw, float *db);
 
 /* ---- pooling (pool.c) -----------------------------------------------------------------------
  * Windows ph x pw, strides sh x sw, top/left padding pt/pl, output oh x ow given by the caller.

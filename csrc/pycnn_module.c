@@ -213,6 +213,9 @@ static int check_window(const char *func, const char *what, int a, int b, int mi
     return 0;
 }
 
+static int same_shape(const char *F, PyArrayObject *a, const char *an, PyArrayObject *b,
+                      const char *bn);
+
 /* ---- runtime ------------------------------------------------------------------------------- */
 
 static PyObject *py_num_threads(PyObject *m, PyObject *unused)
@@ -422,15 +425,15 @@ static PyObject *py_conv2d_forward(PyObject *m, PyObject *args, PyObject *kw)
 
 static PyObject *py_conv2d_backward(PyObject *m, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"x", "w", "dy", "dx", "dw", "db", "strides", "pads", NULL};
+    static char *kwlist[] = {"x", "w", "dy", "dx", "dw", "db", "strides", "pads", "y", NULL};
     const char *F = "conv2d_backward";
-    PyObject *ox, *ow, *ody, *odx, *odw, *odb, *ost, *opd;
+    PyObject *ox, *ow, *ody, *odx, *odw, *odb, *ost, *opd, *oy = Py_None;
     int sh, sw, pt, pl;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOOO", kwlist, &ox, &ow, &ody, &odx,
-                                     &odw, &odb, &ost, &opd) ||
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOOO|O", kwlist, &ox, &ow, &ody, &odx,
+                                     &odw, &odb, &ost, &opd, &oy) ||
         parse_pair(ost, F, "strides", &sh, &sw) || parse_pair(opd, F, "pads", &pt, &pl))
         return NULL;
-    PyArrayObject *x, *w, *dy, *dx, *dw, *db;
+    PyArrayObject *x, *w, *dy, *dx, *dw, *db, *y;
     pc_conv_shape s;
     if (get_array(ox, F, "x", NPY_FLOAT32, 4, IN, 0, &x) ||
         get_array(ow, F, "w", NPY_FLOAT32, 4, IN, 0, &w) ||
@@ -438,19 +441,21 @@ static PyObject *py_conv2d_backward(PyObject *m, PyObject *args, PyObject *kw)
         get_array(odx, F, "dx", NPY_FLOAT32, 4, OUT, 1, &dx) ||
         get_array(odw, F, "dw", NPY_FLOAT32, 4, OUT, 0, &dw) ||
         get_array(odb, F, "db", NPY_FLOAT32, 1, OUT, 1, &db) ||
+        get_array(oy, F, "y", NPY_FLOAT32, 4, IN, 1, &y) ||
         conv_shape(F, x, w, dy, "dy", sh, sw, pt, pl, &s))
         return NULL;
     if ((dx && expect_shape(F, "dx", dx, 4, (int[]){s.n, s.h, s.w, s.c})) ||
         expect_shape(F, "dw", dw, 4, (int[]){s.kh, s.kw, s.c, s.o}) ||
-        (db && expect_shape(F, "db", db, 1, &s.o)))
+        (db && expect_shape(F, "db", db, 1, &s.o)) ||
+        (y && same_shape(F, dy, "dy", y, "y")))
         return NULL;
-    PyArrayObject *arrs[] = {x, w, dy, dx, dw, db};
-    const char *names[] = {"x", "w", "dy", "dx", "dw", "db"};
-    if (check_disjoint(F, arrs, names, 6, 3))
+    PyArrayObject *arrs[] = {x, w, dy, y, dx, dw, db};
+    const char *names[] = {"x", "w", "dy", "y", "dx", "dw", "db"};
+    if (check_disjoint(F, arrs, names, 7, 4))
         return NULL;
     pc_runtime *rt = runtime_of(m);
     int rc;
-    RUN_KERNEL(rt, pc_conv2d_backward(rt, &s, FLOAT(x), FLOAT(w), FLOAT(dy), OPT_FLOAT(dx),
+    RUN_KERNEL(rt, pc_conv2d_backward(rt, &s, FLOAT(x), FLOAT(w), OPT_FLOAT(y), FLOAT(dy), OPT_FLOAT(dx),
                                       FLOAT(dw), OPT_FLOAT(db)));
     return kernel_result(rc, F);
 }
@@ -913,7 +918,8 @@ static PyMethodDef methods[] = {
     KW(dense_forward, "dense_forward(x, w, b, y, activation='linear'): y = act(x @ w + b)."),
     KW(dense_backward, "dense_backward(x, w, dy, dx, dw, db): gradients of dense_forward."),
     KW(conv2d_forward, "conv2d_forward(x, w, b, y, strides, pads, activation='linear')."),
-    KW(conv2d_backward, "conv2d_backward(x, w, dy, dx, dw, db, strides, pads)."),
+    KW(conv2d_backward, "conv2d_backward(x, w, dy, dx, dw, db, strides, pads, y=None): with y "
+                        "(the output of a fused relu), dy is masked by y > 0 first."),
     KW(maxpool2d_forward, "maxpool2d_forward(x, y, argmax, pool, strides, pads)."),
     KW(maxpool2d_backward, "maxpool2d_backward(dy, argmax, dx)."),
     KW(avgpool2d_forward, "avgpool2d_forward(x, y, pool, strides, pads)."),

@@ -73,14 +73,19 @@ class Conv2D(_Activated):
         return self._activate(z)
 
     def backward(self, dy, need_dx=True):
-        return self.backward_from_logits(
-            self._activation_grad(np.ascontiguousarray(dy).reshape(self._z.shape)), need_dx)
+        dy = np.ascontiguousarray(dy, dtype=np.float32).reshape(self._z.shape)
+        if self.activation == "relu":      # the kernel masks dy by y > 0 as it goes
+            return self._backward(dy, need_dx, relu_output=self._y)
+        return self._backward(self._activation_grad(dy), need_dx)
 
     def backward_from_logits(self, dz, need_dx=True):
-        dz = np.ascontiguousarray(dz, dtype=np.float32)
+        return self._backward(np.ascontiguousarray(dz, dtype=np.float32), need_dx)
+
+    def _backward(self, dz, need_dx, relu_output=None):
         dx = self._buffer("dx", self._x.shape) if need_dx else None
         _C.conv2d_backward(self._x, self.kernel.value, dz, dx, self.kernel.grad,
-                           self.bias.grad if self.bias else None, self.strides, self._pads)
+                           self.bias.grad if self.bias else None, self.strides, self._pads,
+                           y=relu_output)
         return dx
 
     def get_config(self):
