@@ -183,8 +183,10 @@ int pc_conv2d_forward(pc_runtime *rt, const pc_conv_shape *s, const float *x, co
 static void relu_mask(const float *restrict dy, const float *restrict y, float *restrict g,
                       size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        g[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        const float d = dy[i];        /* loaded unconditionally: a select, vectorised */
+        g[i] = y[i] > 0.0f ? d : 0.0f;
+    }
 }
 
 /* db[o] += sum_r dy[r][o], rows in order */

@@ -34,17 +34,28 @@ static void pack_a(const pc_gemm_args *g, int i0, int mb, int p0, int kb, int mr
 {
     for (int is = 0; is < mb; is += mr) {
         const int me = min_i(mr, mb - is);
-        for (int p = 0; p < kb; p++) {
-            const float *src = g->a + (ptrdiff_t)(i0 + is) * g->rsa + (ptrdiff_t)(p0 + p) * g->csa;
-            float *d = dst + (ptrdiff_t)p * mr;
-            if (g->rsa == 1) {
-                pc_copy_floats(d, src, (size_t)me);
-            } else {
-                for (int i = 0; i < me; i++)
-                    d[i] = src[(ptrdiff_t)i * g->rsa];
+        const float *base = g->a + (ptrdiff_t)(i0 + is) * g->rsa + (ptrdiff_t)p0 * g->csa;
+        if (g->rsa == 1) {                      /* columns of A contiguous: copy runs of me */
+            for (int p = 0; p < kb; p++) {
+                float *d = dst + (ptrdiff_t)p * mr;
+                pc_copy_floats(d, base + (ptrdiff_t)p * g->csa, (size_t)me);
+                for (int i = me; i < mr; i++)
+                    d[i] = 0.0f;
+            }
+        } else if (g->csa == 1) {               /* rows contiguous: read each row in order */
+            for (int i = 0; i < me; i++) {
+                const float *row = base + (ptrdiff_t)i * g->rsa;
+                for (int p = 0; p < kb; p++)
+                    dst[(ptrdiff_t)p * mr + i] = row[p];
             }
             for (int i = me; i < mr; i++)
-                d[i] = 0.0f;
+                for (int p = 0; p < kb; p++)
+                    dst[(ptrdiff_t)p * mr + i] = 0.0f;
+        } else {
+            for (int p = 0; p < kb; p++)
+                for (int i = 0; i < mr; i++)
+                    dst[(ptrdiff_t)p * mr + i] =
+                        i < me ? base[(ptrdiff_t)i * g->rsa + (ptrdiff_t)p * g->csa] : 0.0f;
         }
         dst += (ptrdiff_t)kb * mr;
     }

@@ -143,12 +143,13 @@ int pc_softmax_xent(const float *logits, const float *targets, int n, int classe
 int pc_xent(const float *probs, const float *targets, int n, int classes, float *dprobs,
             double *loss);
 
-/* ---- optimizers (optimizers.c): Keras' update rules, in place on `size` floats ---------------- */
-void pc_sgd_update(float *w, const float *g, float *velocity, size_t size, float lr,
+/* ---- optimizers (optimizers.c): Keras' update rules, in place on `size` floats ----------------
+ * Each returns the number of updated weights that are not finite. */
+size_t pc_sgd_update(float *w, const float *g, float *velocity, size_t size, float lr,
                    float momentum, int nesterov);
-void pc_rmsprop_update(float *w, const float *g, float *v, size_t size, float lr, float rho,
+size_t pc_rmsprop_update(float *w, const float *g, float *v, size_t size, float lr, float rho,
                        float epsilon, float momentum, float *mom, int centered, float *mg);
-void pc_adam_update(float *w, const float *g, float *m, float *v, size_t size, float lr,
+size_t pc_adam_update(float *w, const float *g, float *m, float *v, size_t size, float lr,
                     float beta_1, float beta_2, float epsilon, long long step);
 
 #endif

@@ -628,10 +628,10 @@ static PyObject *py_activation_forward(PyObject *m, PyObject *args, PyObject *kw
     if (x != y && overlaps(x, y))
         return PyErr_Format(PyExc_ValueError, "%s(): 'y' must be 'x' itself or not share "
                             "memory with it", F);
-    const size_t size = (size_t)PyArray_SIZE(x);
-    const size_t cols = (size_t)PyArray_DIM(x, PyArray_NDIM(x) - 1);
     if (PyArray_NDIM(x) == 0 && act == PC_ACT_SOFTMAX)
         return PyErr_Format(PyExc_ValueError, "%s(): softmax needs rank >= 1", F);
+    const size_t size = (size_t)PyArray_SIZE(x);
+    const size_t cols = PyArray_NDIM(x) ? (size_t)PyArray_DIM(x, PyArray_NDIM(x) - 1) : 1;
     pc_runtime *rt = runtime_of(m);
     int rc;
     RUN_KERNEL(rt, pc_activation_forward(rt, act, FLOAT(x), FLOAT(y), size, cols));
@@ -845,11 +845,12 @@ static PyObject *py_sgd_update(PyObject *m, PyObject *args, PyObject *kw)
         return NULL;
     if (momentum != 0.0f && !a[2])
         return PyErr_Format(PyExc_ValueError, "%s(): 'velocity' is required when momentum != 0", F);
+    size_t bad;
     Py_BEGIN_ALLOW_THREADS
-    pc_sgd_update(FLOAT(a[0]), FLOAT(a[1]), OPT_FLOAT(a[2]), (size_t)PyArray_SIZE(a[0]), lr,
+    bad = pc_sgd_update(FLOAT(a[0]), FLOAT(a[1]), OPT_FLOAT(a[2]), (size_t)PyArray_SIZE(a[0]), lr,
                   momentum, nesterov);
     Py_END_ALLOW_THREADS
-    Py_RETURN_NONE;
+    return PyLong_FromSize_t(bad);
 }
 
 static PyObject *py_rmsprop_update(PyObject *m, PyObject *args, PyObject *kw)
@@ -872,11 +873,12 @@ static PyObject *py_rmsprop_update(PyObject *m, PyObject *args, PyObject *kw)
         return PyErr_Format(PyExc_ValueError, "%s(): 'mom' is required when momentum > 0", F);
     if (centered && !a[4])
         return PyErr_Format(PyExc_ValueError, "%s(): 'mg' is required when centered", F);
+    size_t bad;
     Py_BEGIN_ALLOW_THREADS
-    pc_rmsprop_update(FLOAT(a[0]), FLOAT(a[1]), FLOAT(a[2]), (size_t)PyArray_SIZE(a[0]), lr, rho,
+    bad = pc_rmsprop_update(FLOAT(a[0]), FLOAT(a[1]), FLOAT(a[2]), (size_t)PyArray_SIZE(a[0]), lr, rho,
                       eps, momentum, OPT_FLOAT(a[3]), centered, OPT_FLOAT(a[4]));
     Py_END_ALLOW_THREADS
-    Py_RETURN_NONE;
+    return PyLong_FromSize_t(bad);
 }
 
 static PyObject *py_adam_update(PyObject *m, PyObject *args, PyObject *kw)
@@ -897,11 +899,12 @@ static PyObject *py_adam_update(PyObject *m, PyObject *args, PyObject *kw)
     PyArrayObject *a[4];
     if (opt_arrays(F, o, names, 4, 4, a))
         return NULL;
+    size_t bad;
     Py_BEGIN_ALLOW_THREADS
-    pc_adam_update(FLOAT(a[0]), FLOAT(a[1]), FLOAT(a[2]), FLOAT(a[3]), (size_t)PyArray_SIZE(a[0]),
+    bad = pc_adam_update(FLOAT(a[0]), FLOAT(a[1]), FLOAT(a[2]), FLOAT(a[3]), (size_t)PyArray_SIZE(a[0]),
                    lr, b1, b2, eps, step);
     Py_END_ALLOW_THREADS
-    Py_RETURN_NONE;
+    return PyLong_FromSize_t(bad);
 }
 
 /* ---- module ------------------------------------------------------------------------------------ */
@@ -930,7 +933,7 @@ static PyMethodDef methods[] = {
     KW(xent_sparse, "xent_sparse(probs, labels, dprobs) -> mean loss."),
     KW(softmax_xent, "softmax_xent(logits, targets, probs, dlogits) -> mean loss."),
     KW(xent, "xent(probs, targets, dprobs) -> mean loss."),
-    KW(sgd_update, "sgd_update(w, g, velocity, lr, momentum, nesterov=False): Keras SGD."),
+    KW(sgd_update, "sgd_update(w, g, velocity, lr, momentum, nesterov=False) -> number of non-finite weights after the update: Keras SGD."),
     KW(rmsprop_update, "rmsprop_update(w, g, v, lr, rho, epsilon, momentum=0, mom=None, "
                        "centered=False, mg=None): Keras RMSprop."),
     KW(adam_update, "adam_update(w, g, m, v, lr, beta_1, beta_2, epsilon, step): Keras Adam."),

@@ -61,6 +61,13 @@ class SparseCategoricalCrossentropy(Loss):
     fuses_softmax = True
 
     def prepare_targets(self, y, out_shape, where):
+        if len(out_shape) != 2:
+            shape = "(" + ", ".join("None" if d is None else str(d) for d in out_shape) + ")"
+            raise ValueError(
+                f"{where}: the loss '{self.name}' expects the model to output one row of class "
+                f"scores per sample, shape (None, classes), but the output has shape {shape}. "
+                "Flatten the input first (e.g. reshape images to (N, 784) or add a Flatten "
+                "layer before the last Dense).")
         return data_mod.sparse_labels(y, int(out_shape[-1]), where)
 
     def compute(self, y_pred, y_true, logits, grad=True):

@@ -16,9 +16,9 @@ def _check_rate(value, arg: str) -> None:
     if callable(value):
         return
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or \
-            not np.isfinite(value) or value < 0:
-        raise ValueError(f"Argument `{arg}` must be a non-negative number. Received: "
-                         f"{arg}={value!r}")
+            not np.isfinite(value) or value < 0 or value > np.finfo(np.float32).max:
+        raise ValueError(f"Argument `{arg}` must be a non-negative number that fits in "
+                         f"float32. Received: {arg}={value!r}")
 
 
 class Optimizer:
@@ -46,13 +46,17 @@ class Optimizer:
             slots[key] = np.zeros_like(var.value)
         return slots[key]
 
-    def apply(self, variables: list[Variable]) -> None:
+    def apply(self, variables: list[Variable]) -> int:
+        """Update every variable from its gradient; returns how many weights became
+        non-finite (0 normally)."""
         lr = self.current_learning_rate()
+        if not np.isfinite(lr) or lr < 0:
+            raise ValueError(f"{type(self).__name__}: the learning rate at step "
+                             f"{self.iterations} is {lr}; it must be a finite number >= 0")
         self.iterations += 1
-        for var in variables:
-            self._update(var, lr)
+        return sum(self._update(var, lr) for var in variables)
 
-    def _update(self, var: Variable, lr: float) -> None:
+    def _update(self, var: Variable, lr: float) -> int:
         raise NotImplementedError
 
     def variables_state(self) -> dict:
@@ -77,7 +81,7 @@ class SGD(Optimizer):
 
     def _update(self, var, lr):
         vel = self._slot(var, "momentum") if self.momentum else None
-        _C.sgd_update(var.value, var.grad, vel, lr, self.momentum, self.nesterov)
+        return _C.sgd_update(var.value, var.grad, vel, lr, self.momentum, self.nesterov)
 
 
 class RMSprop(Optimizer):
@@ -96,7 +100,7 @@ class RMSprop(Optimizer):
         self.rho, self.momentum, self.epsilon, self.centered = rho, momentum, epsilon, centered
 
     def _update(self, var, lr):
-        _C.rmsprop_update(var.value, var.grad, self._slot(var, "velocity"), lr, self.rho,
+        return _C.rmsprop_update(var.value, var.grad, self._slot(var, "velocity"), lr, self.rho,
                           self.epsilon, self.momentum,
                           self._slot(var, "momentum") if self.momentum > 0 else None,
                           self.centered, self._slot(var, "average_gradient") if self.centered else None)
@@ -118,7 +122,7 @@ class Adam(Optimizer):
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
 
     def _update(self, var, lr):
-        _C.adam_update(var.value, var.grad, self._slot(var, "m"), self._slot(var, "v"), lr,
+        return _C.adam_update(var.value, var.grad, self._slot(var, "m"), self._slot(var, "v"), lr,
                        self.beta_1, self.beta_2, self.epsilon, self.iterations)
 
 

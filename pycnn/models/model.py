@@ -372,7 +372,13 @@ class Model:
                         loss, grad = self.loss.compute(out, yb, self.loss.from_logits)
                     if math.isfinite(loss):
                         self._graph.backward(grad, from_logits=fused)
-                        self.optimizer.apply(variables)
+                        bad = self.optimizer.apply(variables)
+                        if bad:
+                            raise FloatingPointError(
+                                f"The weight update at epoch {epoch + 1}, batch {step + 1} would "
+                                f"have made {bad} weights infinite or NaN: the learning rate is "
+                                "far too high for this data. Those weights kept their previous "
+                                "values (all weights are finite); lower the learning rate.")
                     elif not terminate_on_nan:
                         raise FloatingPointError(
                             f"The loss became {loss} at epoch {epoch + 1}, batch {step + 1}; "

@@ -52,7 +52,7 @@ def load_weights(model, filepath: str) -> None:
         parts = key.split("/")
         if len(parts) != 3 or not parts[0].isdigit():
             raise ValueError(f"{filepath}: unexpected entry {key!r}")
-        by_layer.setdefault(int(parts[0]), []).append((parts[1], stored[key]))
+        by_layer.setdefault(int(parts[0]), []).append((parts[2], stored[key]))
     weighted = [(i, l) for i, l in enumerate(model.layers) if l.weights]
     if len(weighted) != len(by_layer):
         raise ValueError(f"{filepath} holds weights for {len(by_layer)} layers, but model "
