@@ -23,8 +23,9 @@ link_args = ["-pthread"]
 if os.environ.get("PYCNN_DEBUG"):
     compile_args = [a for a in compile_args if not a.startswith("-O")] + ["-O0", "-g"]
 if os.environ.get("PYCNN_SANITIZE"):
+    # -fno-wrapv: CPython builds with -fwrapv, which would hide signed overflow from UBSan
     san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
-           "-fno-omit-frame-pointer", "-g"]
+           "-fno-omit-frame-pointer", "-g", "-fno-wrapv"]
     compile_args = [a for a in compile_args if not a.startswith("-O")] + ["-O1"] + san
     link_args += san
 if sys.platform == "win32":  # MSVC: C11 and threads differ; pthreads are required for now

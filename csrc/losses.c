@@ -106,8 +106,13 @@ int pc_xent(const float *probs, const float *targets, int n, int classes, float 
         double s = 0.0;
         for (int c = 0; c < classes; c++)
             s += p[c];
-        if (!(s > 0.0))
-            return PC_ENONFINITE;
+        if (!(s > 0.0) || !isfinite(s)) {   /* Keras divides by the sum: NaN, as here */
+            total = NAN;
+            if (dprobs)
+                for (int c = 0; c < classes; c++)
+                    dprobs[(size_t)r * classes + c] = 0.0f;
+            continue;
+        }
         double gq = 0.0;   /* sum_c g_c q_c with g_c = dL/dq_c */
         for (int c = 0; c < classes; c++) {
             const float q = (float)(p[c] / s);

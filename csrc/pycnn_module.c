@@ -117,14 +117,24 @@ static int expect_shape(const char *func, const char *name, PyArrayObject *a, in
 {
     for (int d = 0; d < ndim; d++) {
         if (want[d] >= 0 && dim(a, d) != want[d]) {
-            PyObject *got = PyObject_Repr(PyObject_GetAttrString((PyObject *)a, "shape"));
-            PyErr_Format(PyExc_ValueError, "%s(): argument '%s' has shape %S; axis %d must be "
-                         "%d", func, name, got, d, want[d]);
-            Py_XDECREF(got);
+            PyObject *shape = PyObject_GetAttrString((PyObject *)a, "shape");
+            PyErr_Format(PyExc_ValueError, "%s(): argument '%s' has shape %R; axis %d must be "
+                         "%d", func, name, shape ? shape : Py_None, d, want[d]);
+            Py_XDECREF(shape);
             return -1;
         }
     }
     return 0;
+}
+
+/* After a failed argument parse: a number out of range is a ValueError, like any bad value. */
+static PyObject *parse_error(const char *func)
+{
+    if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_ValueError, "%s(): a numeric argument is out of range", func);
+    }
+    return NULL;
 }
 
 static PyObject *kernel_result(int rc, const char *func)
@@ -171,6 +181,12 @@ static int parse_act(const char *func, const char *s, pc_act *act, int fused_onl
                  fused_only ? "'linear' or 'relu'"
                             : "'linear', 'relu', 'sigmoid', 'tanh' or 'softmax'");
     return -1;
+}
+
+/* The kernels index rows as o*s + k - p in int: that must not overflow for any output o. */
+static int window_fits(int out, int stride, int window, int pad)
+{
+    return (long long)(out - 1) * stride + window + pad <= INT_MAX;
 }
 
 /* A pair of ints (a tuple or list of two), named in the error. */
@@ -226,9 +242,15 @@ static PyObject *py_num_threads(PyObject *m, PyObject *unused)
 
 static PyObject *py_set_num_threads(PyObject *m, PyObject *arg)
 {
-    long n = PyLong_AsLong(arg);
+    int overflow = 0;
+    long n = PyLong_Check(arg) ? PyLong_AsLongAndOverflow(arg, &overflow) : -1;
+    if (!PyLong_Check(arg))
+        return PyErr_Format(PyExc_TypeError, "set_num_threads(): expected an int, got %s",
+                            Py_TYPE(arg)->tp_name);
     if (n == -1 && PyErr_Occurred())
         return NULL;
+    if (overflow)
+        n = -1;
     if (n < 1 || n > 1024)
         return PyErr_Format(PyExc_ValueError, "set_num_threads(): expected 1 <= n <= 1024, "
                             "got %ld", n);
@@ -386,8 +408,10 @@ static int conv_shape(const char *F, PyArrayObject *x, PyArrayObject *w, PyArray
     if (expect_shape(F, yname, y, 4, (int[]){s->n, -1, -1, s->o}))
         return -1;
     if ((long long)s->kh * s->kw * s->c > INT_MAX ||
-        (long long)s->n * s->oh * s->ow > INT_MAX) {
-        PyErr_Format(PyExc_ValueError, "%s(): sizes too large", F);
+        (long long)s->n * s->oh * s->ow > INT_MAX ||
+        !window_fits(s->oh, s->sh, s->kh, s->pt) || !window_fits(s->ow, s->sw, s->kw, s->pl)) {
+        PyErr_Format(PyExc_ValueError, "%s(): sizes, strides or pads too large: the last window "
+                     "must start and end within int range", F);
         return -1;
     }
     return 0;
@@ -472,8 +496,10 @@ static int pool_shape(const char *F, PyArrayObject *x, PyArrayObject *y, const c
     *s = (pc_pool_shape){.n = dim(x, 0), .h = dim(x, 1), .w = dim(x, 2), .c = dim(x, 3),
                          .ph = ph, .pw = pw, .oh = dim(y, 1), .ow = dim(y, 2),
                          .sh = sh, .sw = sw, .pt = pt, .pl = pl};
-    if ((long long)s->h * s->w > INT_MAX) {
-        PyErr_Format(PyExc_ValueError, "%s(): '%s' is too large", F, xname);
+    if ((long long)s->h * s->w > INT_MAX || !window_fits(s->oh, sh, ph, pt) ||
+        !window_fits(s->ow, sw, pw, pl)) {
+        PyErr_Format(PyExc_ValueError, "%s(): '%s', pool, strides or pads too large for int "
+                     "indexing", F, xname);
         return -1;
     }
     return expect_shape(F, yname, y, 4, (int[]){s->n, -1, -1, s->c});
@@ -838,7 +864,7 @@ static PyObject *py_sgd_update(PyObject *m, PyObject *args, PyObject *kw)
     int nesterov = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOff|p", kwlist, &o[0], &o[1], &o[2], &lr,
                                      &momentum, &nesterov))
-        return NULL;
+        return parse_error(F);
     const char *names[] = {"w", "g", "velocity"};
     PyArrayObject *a[3];
     if (opt_arrays(F, o, names, 3, 2, a))
@@ -864,7 +890,7 @@ static PyObject *py_rmsprop_update(PyObject *m, PyObject *args, PyObject *kw)
     int centered = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOfff|fOpO", kwlist, &o[0], &o[1], &o[2], &lr,
                                      &rho, &eps, &momentum, &o[3], &centered, &o[4]))
-        return NULL;
+        return parse_error(F);
     const char *names[] = {"w", "g", "v", "mom", "mg"};
     PyArrayObject *a[5];
     if (opt_arrays(F, o, names, 5, 3, a))
@@ -892,7 +918,7 @@ static PyObject *py_adam_update(PyObject *m, PyObject *args, PyObject *kw)
     long long step;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOffffL", kwlist, &o[0], &o[1], &o[2], &o[3],
                                      &lr, &b1, &b2, &eps, &step))
-        return NULL;
+        return parse_error(F);
     if (step < 1)
         return PyErr_Format(PyExc_ValueError, "%s(): 'step' must be >= 1, got %lld", F, step);
     const char *names[] = {"w", "g", "m", "v"};

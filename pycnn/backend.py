@@ -35,8 +35,8 @@ def _default_threads() -> int:
 def set_num_threads(n: int) -> None:
     """Use ``n`` threads for the C kernels (default: the CPUs this process may run on, or
     ``PYCNN_NUM_THREADS``). Results are bit-identical for any thread count."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"expected a positive integer. Received: n={n!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= 1024:
+        raise ValueError(f"expected an integer from 1 to 1024. Received: n={n!r}")
     _C.set_num_threads(int(n))
 
 

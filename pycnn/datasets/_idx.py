@@ -210,7 +210,11 @@ def load_npz(
                 _check_npy_member(archive, key, path)
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in NPZ_KEYS}
-    except (zipfile.BadZipFile, zlib.error, EOFError, KeyError, ValueError) as exc:
+    except FileNotFoundError:
+        raise
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # zip, zlib, npy-header and OS errors of a corrupt archive alike
         if isinstance(exc, ValueError) and str(exc).startswith(str(path)):
             raise
         raise ValueError(

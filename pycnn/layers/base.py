@@ -80,10 +80,17 @@ class InputSpec:
                                  f"{value}, but received input with shape {full}")
 
 
+#: The largest size the C kernels index (a C int).
+MAX_SIZE = 2**31 - 1
+
+
 def positive_int(value: Any, arg: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"Received an invalid value for `{arg}`, expected a positive integer. "
                          f"Received: {arg}={value!r}")
+    if value > MAX_SIZE:
+        raise ValueError(f"Received an invalid value for `{arg}`, expected a positive integer "
+                         f"<= {MAX_SIZE}. Received: {arg}={value!r}")
     return int(value)
 
 
@@ -100,9 +107,9 @@ def int_pair(value: Any, arg: str, allow_none: bool = False) -> Optional[tuple[i
                          f"{arg}={value!r}")
     out = []
     for v in pair:
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
-            raise ValueError(f"The `{arg}` argument must be a tuple of 2 positive integers. "
-                             f"Received: {arg}={value!r}")
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 < v <= MAX_SIZE:
+            raise ValueError(f"The `{arg}` argument must be a tuple of 2 positive integers "
+                             f"(at most {MAX_SIZE}). Received: {arg}={value!r}")
         out.append(int(v))
     return out[0], out[1]
 
@@ -154,6 +161,9 @@ class Layer:
     def add_weight(self, name: str, shape: Sequence[int], initializer="glorot_uniform",
                    trainable: bool = True) -> Variable:
         init = initializers_mod.get(initializer)
+        if math.prod(shape) > MAX_SIZE or any(d > MAX_SIZE for d in shape):
+            raise ValueError(f'Layer "{self.name}": the weight {name!r} of shape {tuple(shape)} '
+                             f"is too large (more than {MAX_SIZE} values)")
         value = np.asarray(init(tuple(shape)), dtype=np.float32)
         if value.shape != tuple(shape):
             raise ValueError(f"initializer of {self.name}/{name} returned shape {value.shape}, "
@@ -242,6 +252,16 @@ class Layer:
     def preactivation(self) -> np.ndarray:
         """The last forward pass's values before the final activation."""
         raise NotImplementedError(f"{type(self).__name__} has no fused activation")
+
+    #: Attributes that may hold (a view of) the last forward input, for the backward pass.
+    _input_refs: tuple = ()
+
+    def release_inputs(self) -> None:
+        """Drop the references to the last input, so that a model never keeps the caller's
+        arrays alive after fit/evaluate/predict returns."""
+        for attr in self._input_refs:
+            if hasattr(self, attr):
+                setattr(self, attr, None)
 
     def _buffer(self, key: str, shape: tuple, dtype=np.float32) -> np.ndarray:
         buf = self._buffers.get(key)

@@ -17,6 +17,8 @@ class Conv2D(_Activated):
     ``padding="same"``: zero padding so that the output is ``ceil(input / strides)``.
     """
 
+    _input_refs = ("_x",)
+
     def __init__(self, filters: int, kernel_size, strides=(1, 1), padding: str = "valid",
                  data_format=None, dilation_rate=(1, 1), groups: int = 1, activation=None,
                  use_bias: bool = True, kernel_initializer="glorot_uniform",
@@ -43,6 +45,7 @@ class Conv2D(_Activated):
     def build(self, input_shape):
         self.input_spec = InputSpec(ndim=4)
         self._check_input(input_shape)
+        self.compute_output_shape(input_shape)      # the kernel fits, before any allocation
         channels = input_shape[-1]
         self.kernel = self.add_weight("kernel", self.kernel_size + (channels, self.filters),
                                       self.kernel_initializer)

@@ -53,6 +53,8 @@ class Dense(_Activated):
     """Densely connected layer: ``output = activation(dot(input, kernel) + bias)``, kernel of
     shape ``(input_dim, units)``. On inputs of rank > 2 it acts on the last axis."""
 
+    _input_refs = ("_x2",)
+
     def __init__(self, units: int, activation=None, use_bias: bool = True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
@@ -105,6 +107,8 @@ class Dense(_Activated):
 class Activation(_Activated):
     """Applies an activation function: ``Activation("relu")``."""
 
+    _input_refs = ("_z", "_y")
+
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self._init_activation(activation)
@@ -135,6 +139,8 @@ class ReLU(Layer):
     """Rectified linear unit: ``max(x, 0)``; with Keras' options ``max_value`` (cap),
     ``negative_slope`` (leaky) and ``threshold``. The default form runs in C; the variants are
     NumPy expressions."""
+
+    _input_refs = ("_x",)
 
     def __init__(self, max_value: Optional[float] = None, negative_slope: float = 0.0,
                  threshold: float = 0.0, **kwargs):
@@ -210,6 +216,10 @@ class Dropout(Layer):
                              f"value between 0 and 1. Received: rate={rate!r}")
         if noise_shape is not None:
             raise ValueError("pycnn's Dropout does not support `noise_shape` yet")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                                 or seed < 0):
+            raise ValueError(f"Invalid value received for argument `seed`: expected None or a "
+                             f"non-negative integer. Received: seed={seed!r}")
         self.rate, self.seed = float(rate), seed
         self._rng = np.random.default_rng(seed) if seed is not None else None
 

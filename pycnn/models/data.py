@@ -45,7 +45,8 @@ def as_float_input(data: Any, where: str) -> np.ndarray:
             pos = tuple(np.argwhere(np.abs(x) > _F32_MAX)[0])
             raise ValueError(f"{where}: the value {x[pos]} at position {_position(pos)} "
                              "overflows float32 (max 3.4e38)")
-    return np.ascontiguousarray(x, dtype=np.float32)
+    # aligned too: a view into a byte buffer at an odd offset is copied
+    return np.require(x, dtype=np.float32, requirements=["C", "A"])
 
 
 def sparse_labels(data: Any, n_classes: int, where: str) -> np.ndarray:
@@ -81,7 +82,7 @@ def sparse_labels(data: Any, n_classes: int, where: str) -> np.ndarray:
         raise ValueError(f"{where}: label {y[pos]} at position [{pos}] is out of range: the "
                          f"model has {n_classes} output classes, so labels must be in "
                          f"[0, {n_classes - 1}]")
-    return np.ascontiguousarray(y, dtype=np.int64)
+    return np.require(y, dtype=np.int64, requirements=["C", "A"])
 
 
 def dense_targets(data: Any, out_shape: tuple, where: str) -> np.ndarray:

@@ -80,6 +80,10 @@ class Graph:
             values[node.outputs[0].id] = node.layer.forward(values[node.inputs[0].id], training)
         return values[self.outputs[0].id]
 
+    def release_inputs(self) -> None:
+        for layer in self.layers:
+            layer.release_inputs()
+
     def backward(self, grad: np.ndarray, from_logits: bool = False) -> None:
         """Backpropagate d loss / d output (or d loss / d pre-activation of the output layer
         when ``from_logits``); weight gradients land in each Variable.grad."""

@@ -4,6 +4,7 @@ does: ``compile``, ``fit``, ``evaluate``, ``predict``, ``summary``, weights in a
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import signal
 import sys
@@ -68,6 +69,21 @@ class _Interrupt:
                 signal.signal(signal.SIGINT, self._previous)
 
 
+def _exclusive(method):
+    """Run a public model operation under the model's lock (its layers reuse buffers between
+    batches, so two threads must not run one model at once; different models run in parallel),
+    and drop the layers' references to the caller's arrays when it returns."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._lock:
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                if self._graph is not None:
+                    self._graph.release_inputs()
+    return wrapper
+
+
 class Model:
     """A model of layers. Functional API::
 
@@ -85,6 +101,7 @@ class Model:
             raise TypeError(f"Unrecognized keyword arguments passed to Model: {kwargs}")
         self.name = name or backend.unique_name(self._default_name)
         self.trainable = trainable
+        self._lock = threading.RLock()
         self._graph: Optional[Graph] = None
         self.optimizer: Optional[optimizers_mod.Optimizer] = None
         self.loss: Optional[losses_mod.Loss] = None
@@ -302,6 +319,7 @@ class Model:
         return x, y
 
     # ---- training ------------------------------------------------------------------------------------
+    @_exclusive
     def fit(self, x=None, y=None, batch_size: Optional[int] = None, epochs: int = 1,
             verbose="auto", callbacks=None, validation_split: float = 0.0,
             validation_data=None, shuffle: bool = True, initial_epoch: int = 0,
@@ -429,6 +447,7 @@ class Model:
                         {"loss": tracker.result(), **{m.name: m.result() for m in metrics}})
         return {"loss": tracker.result(), **{m.name: m.result() for m in metrics}}
 
+    @_exclusive
     def evaluate(self, x=None, y=None, batch_size: Optional[int] = None, verbose="auto",
                  callbacks=None, return_dict: bool = False):
         """Loss and metrics on ``x``/``y``: a float when there is only the loss, else
@@ -452,6 +471,7 @@ class Model:
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
+    @_exclusive
     def predict(self, x, batch_size: Optional[int] = None, verbose="auto",
                 callbacks=None) -> np.ndarray:
         """The model's outputs for ``x``, computed in batches (default 32), as float32."""
@@ -477,6 +497,7 @@ class Model:
         cb.call("on_predict_end", None)
         return result
 
+    @_exclusive
     def __call__(self, inputs, training: bool = False) -> np.ndarray:
         """The outputs for a batch of data (as ``predict`` without batching or progress bar)."""
         if isinstance(inputs, KerasTensor):

@@ -8,7 +8,6 @@ does not match is named.
 from __future__ import annotations
 
 import os
-import zipfile
 
 import numpy as np
 
@@ -38,11 +37,17 @@ def load_weights(model, filepath: str) -> None:
     filepath = os.fspath(filepath)
     try:
         with np.load(filepath, allow_pickle=False) as npz:
+            if not hasattr(npz, "files"):
+                raise ValueError("not an .npz archive")
             stored = {k: npz[k] for k in npz.files}
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError, PermissionError, MemoryError):
         raise
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
-        raise ValueError(f"{filepath}: not a pycnn weights file ({err})") from None
+    except Exception as err:  # zip, zlib, npy-header errors of a corrupt file alike
+        raise ValueError(f"{filepath}: not a pycnn weights file "
+                         f"({type(err).__name__}: {err})") from None
+    for key, value in stored.items():
+        if not isinstance(value, np.ndarray):
+            raise ValueError(f"{filepath}: entry {key!r} is not an array")
     fmt = stored.pop("__format__", None)
     if fmt is None or str(fmt) != FORMAT:
         raise ValueError(f"{filepath}: not a pycnn weights file (format {fmt!r}, "
