@@ -250,8 +250,10 @@ def test_kernel_calls_do_not_leak():
                 continue
             raise AssertionError(f"{call} did not raise")
     assert_no_leak(run_ok, "_C kernels (successful calls)", traced_iters=100)
+    # under the sanitizer build (PYTHONMALLOC=malloc) CPython's own caches drift a little more;
+    # LeakSanitizer checks the C side there
     assert_no_leak(run_fail, "_C kernels (calls that raise)", traced_iters=200,
-                   traced_bytes_per_iter=32)
+                   traced_bytes_per_iter=96 if SANITIZED else 32)
 
 
 def test_kernel_error_path_shape_message_does_not_leak():
