@@ -46,6 +46,7 @@ static void softmax_rows_backward(const float *y, const float *dy, float *dx, si
 
 /* Elementwise loops over restrict pointers (and an in-place variant), so the compiler
  * vectorises them. */
+PC_MULTIVERSION
 static void forward_range(pc_act act, const float *restrict x, float *restrict y, size_t n)
 {
     switch (act) {
@@ -63,6 +64,7 @@ static void forward_range(pc_act act, const float *restrict x, float *restrict y
     }
 }
 
+PC_MULTIVERSION
 static void forward_range_inplace(pc_act act, float *restrict v, size_t n)
 {
     switch (act) {
@@ -80,6 +82,7 @@ static void forward_range_inplace(pc_act act, float *restrict v, size_t n)
     }
 }
 
+PC_MULTIVERSION
 static void backward_range(pc_act act, const float *restrict y, const float *restrict dy,
                            float *restrict dx, size_t n)
 {
@@ -98,6 +101,7 @@ static void backward_range(pc_act act, const float *restrict y, const float *res
     }
 }
 
+PC_MULTIVERSION
 static void backward_range_inplace(pc_act act, const float *restrict y, float *restrict g,
                                    size_t n)
 {

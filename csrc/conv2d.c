@@ -180,6 +180,7 @@ int pc_conv2d_forward(pc_runtime *rt, const pc_conv_shape *s, const float *x, co
 
 /* ---- backward -------------------------------------------------------------------------------- */
 
+PC_MULTIVERSION
 static void relu_mask(const float *restrict dy, const float *restrict y, float *restrict g,
                       size_t n)
 {
@@ -190,6 +191,7 @@ static void relu_mask(const float *restrict dy, const float *restrict y, float *
 }
 
 /* db[o] += sum_r dy[r][o], rows in order */
+PC_MULTIVERSION
 static void column_sums(const float *restrict dy, int rows, int cols, float *restrict db)
 {
     for (int r = 0; r < rows; r++)

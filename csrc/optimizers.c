@@ -6,6 +6,10 @@
 
 #include <math.h>
 
+/* |v| <= FLT_MAX: false for inf and NaN; a plain compare, so the loops vectorise */
+static inline int pc_finite(float v) { return fabsf(v) <= 3.40282347e38f; }
+
+PC_MULTIVERSION
 size_t pc_sgd_update(float *w, const float *g, float *velocity, size_t size, float lr,
                    float momentum, int nesterov)
 {
@@ -13,55 +17,67 @@ size_t pc_sgd_update(float *w, const float *g, float *velocity, size_t size, flo
     if (!velocity || momentum == 0.0f) {
         for (size_t i = 0; i < size; i++) {
             const float nw = w[i] - lr * g[i];
-            if (isfinite(nw))
-                w[i] = nw;
-            else
-                bad++;
+            const int ok = pc_finite(nw);
+            w[i] = ok ? nw : w[i];
+            bad += !ok;
         }
         return bad;
     }
+    const float nest = nesterov ? 1.0f : 0.0f;
     for (size_t i = 0; i < size; i++) {
         const float v = momentum * velocity[i] - lr * g[i];
-        const float nw = w[i] + (nesterov ? momentum * v - lr * g[i] : v);
-        if (isfinite(nw) && isfinite(v)) {
-            velocity[i] = v;
-            w[i] = nw;
-        } else {
-            bad++;
-        }
+        const float step = nest * (momentum * v - lr * g[i]) + (1.0f - nest) * v;
+        const float nw = w[i] + step;
+        const int ok = pc_finite(nw) & pc_finite(v);
+        velocity[i] = ok ? v : velocity[i];
+        w[i] = ok ? nw : w[i];
+        bad += !ok;
     }
     return bad;
 }
 
+PC_MULTIVERSION
 size_t pc_rmsprop_update(float *w, const float *g, float *v, size_t size, float lr, float rho,
                        float epsilon, float momentum, float *mom, int centered, float *mg)
 {
     size_t bad = 0;
+    const int use_mom = momentum > 0.0f && mom, use_mg = centered && mg;
+    if (!use_mom && !use_mg) {          /* Keras' default RMSprop: the loop that vectorises */
+        for (size_t i = 0; i < size; i++) {
+            const float gi = g[i];
+            const float nv = rho * v[i] + (1.0f - rho) * gi * gi;
+            const float nw = w[i] - lr * gi / sqrtf(nv + epsilon);
+            const int ok = pc_finite(nw) & pc_finite(nv);
+            v[i] = ok ? nv : v[i];
+            w[i] = ok ? nw : w[i];
+            bad += !ok;
+        }
+        return bad;
+    }
     for (size_t i = 0; i < size; i++) {
         const float gi = g[i];
         const float nv = rho * v[i] + (1.0f - rho) * gi * gi;
         float denom = nv, nmg = 0.0f;
-        if (centered && mg) {
+        if (use_mg) {
             nmg = rho * mg[i] + (1.0f - rho) * gi;
             denom -= nmg * nmg;
         }
         const float inc = lr * gi / sqrtf(denom + epsilon);
-        const float nmom = (momentum > 0.0f && mom) ? momentum * mom[i] + inc : inc;
+        const float nmom = use_mom ? momentum * mom[i] + inc : inc;
         const float nw = w[i] - nmom;
-        if (!isfinite(nw) || !isfinite(nv)) {
-            bad++;
-            continue;
-        }
-        v[i] = nv;
-        if (centered && mg)
-            mg[i] = nmg;
-        if (momentum > 0.0f && mom)
-            mom[i] = nmom;
-        w[i] = nw;
+        const int ok = pc_finite(nw) & pc_finite(nv);
+        v[i] = ok ? nv : v[i];
+        if (use_mg)
+            mg[i] = ok ? nmg : mg[i];
+        if (use_mom)
+            mom[i] = ok ? nmom : mom[i];
+        w[i] = ok ? nw : w[i];
+        bad += !ok;
     }
     return bad;
 }
 
+PC_MULTIVERSION
 size_t pc_adam_update(float *w, const float *g, float *m, float *v, size_t size, float lr,
                     float beta_1, float beta_2, float epsilon, long long step)
 {
@@ -73,13 +89,11 @@ size_t pc_adam_update(float *w, const float *g, float *m, float *v, size_t size,
         const float nm = m[i] + (gi - m[i]) * (1.0f - beta_1);
         const float nv = v[i] + (gi * gi - v[i]) * (1.0f - beta_2);
         const float nw = w[i] - alpha * nm / (sqrtf(nv) + epsilon);
-        if (!isfinite(nw) || !isfinite(nv)) {
-            bad++;
-            continue;
-        }
-        m[i] = nm;
-        v[i] = nv;
-        w[i] = nw;
+        const int ok = pc_finite(nw) & pc_finite(nv);
+        m[i] = ok ? nm : m[i];
+        v[i] = ok ? nv : v[i];
+        w[i] = ok ? nw : w[i];
+        bad += !ok;
     }
     return bad;
 }

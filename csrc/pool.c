@@ -53,6 +53,7 @@ static inline void window_max(const pc_pool_shape *s, const float *x, int h0, in
     }
 }
 
+PC_MULTIVERSION
 static void max_forward_task(void *ctx, int n, int thread)
 {
     (void)thread;
@@ -82,6 +83,7 @@ static void max_forward_task(void *ctx, int n, int thread)
     }
 }
 
+PC_MULTIVERSION
 static void max_backward_task(void *ctx, int n, int thread)
 {
     (void)thread;
@@ -100,6 +102,7 @@ static void max_backward_task(void *ctx, int n, int thread)
                 dx[(size_t)am[c] * C + c] += dy[c];
 }
 
+PC_MULTIVERSION
 static void avg_forward_task(void *ctx, int n, int thread)
 {
     (void)thread;
@@ -129,6 +132,7 @@ static void avg_forward_task(void *ctx, int n, int thread)
     }
 }
 
+PC_MULTIVERSION
 static void avg_backward_task(void *ctx, int n, int thread)
 {
     (void)thread;

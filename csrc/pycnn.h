@@ -35,6 +35,15 @@ enum {
     PC_ENONFINITE = -3/* a non-finite value where the kernel cannot accept one */
 };
 
+/* PC_MULTIVERSION marks an elementwise loop to be compiled for AVX-512, AVX2 and the baseline
+ * ISA, the loader picking the best the CPU supports (GCC's target_clones; the GEMM micro-kernels
+ * are chosen by the runtime instead, see runtime.h). Elsewhere it is empty: one portable build. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(PYCNN_NO_CLONES)
+#define PC_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define PC_MULTIVERSION
+#endif
+
 /* Copies n floats; an inline loop for the short rows of im2col and packing (a libc memcpy call
  * per 3 or 12 floats costs more than the copy). */
 static inline void pc_copy_floats(float *restrict dst, const float *restrict src, size_t n)
