@@ -22,38 +22,30 @@ static void window(const pc_pool_shape *s, int oh, int ow, int *h0, int *h1, int
     *w1 = ws + s->pw > s->w ? s->w : ws + s->pw;
 }
 
-/* The maximum of one window for channels [c0, c0+n), n <= 16, in local arrays so that the
- * compiler knows nothing aliases and vectorises the channel loop. Strict '>' keeps the first
- * maximum of the row-by-row scan. */
-static inline void window_max(const pc_pool_shape *s, const float *x, int h0, int h1, int w0,
-                              int w1, int c0, int n, float *y, int32_t *am)
+/* y, am: the running maximum over channels and its cell; strict '>' keeps the first maximum
+ * of the row-by-row scan. Separate functions over restrict pointers so the channel loop is
+ * vectorised (compiled per ISA). */
+PC_MULTIVERSION __attribute__((noinline))
+static void max_update(float *restrict y, int32_t *restrict am, const float *restrict xc,
+                       int32_t cell, int C)
 {
-    float m[16];
-    int32_t a[16];
-    const int C = s->c;
-    const int first = h0 * s->w + w0;
-    for (int c = 0; c < n; c++) {
-        m[c] = x[(size_t)first * C + c0 + c];
-        a[c] = first;
-    }
-    for (int h = h0; h < h1; h++) {
-        for (int w = (h == h0 ? w0 + 1 : w0); w < w1; w++) {
-            const int32_t cell = h * s->w + w;
-            const float *xc = x + (size_t)cell * C + c0;
-            for (int c = 0; c < n; c++) {
-                const int better = xc[c] > m[c];
-                m[c] = better ? xc[c] : m[c];
-                a[c] = better ? cell : a[c];
-            }
-        }
-    }
-    for (int c = 0; c < n; c++) {
-        y[c0 + c] = m[c];
-        am[c0 + c] = a[c];
+    for (int c = 0; c < C; c++) {
+        const float v = xc[c];
+        const int better = v > y[c];
+        y[c] = better ? v : y[c];
+        am[c] = better ? cell : am[c];
     }
 }
 
-PC_MULTIVERSION
+static void max_init(float *restrict y, int32_t *restrict am, const float *restrict xc,
+                     int32_t cell, int C)
+{
+    for (int c = 0; c < C; c++) {
+        y[c] = xc[c];
+        am[c] = cell;
+    }
+}
+
 static void max_forward_task(void *ctx, int n, int thread)
 {
     (void)thread;
@@ -74,11 +66,11 @@ static void max_forward_task(void *ctx, int n, int thread)
                 }
                 continue;
             }
-            int c0 = 0;
-            for (; c0 + 16 <= C; c0 += 16)
-                window_max(s, x, h0, h1, w0, w1, c0, 16, y, am);
-            if (c0 < C)
-                window_max(s, x, h0, h1, w0, w1, c0, C - c0, y, am);
+            const int32_t first = h0 * s->w + w0;
+            max_init(y, am, x + (size_t)first * C, first, C);
+            for (int h = h0; h < h1; h++)
+                for (int w = (h == h0 ? w0 + 1 : w0); w < w1; w++)
+                    max_update(y, am, x + ((size_t)h * s->w + w) * C, h * s->w + w, C);
         }
     }
 }

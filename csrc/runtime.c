@@ -112,6 +112,19 @@ static void run_tasks(pc_runtime *rt, int thread)
     }
 }
 
+/* Between jobs a worker first spins for a while (a batch's kernels follow each other within
+ * microseconds, and waking a sleeping thread costs tens of them), then sleeps on the condvar. */
+#define SPIN_ROUNDS 20000
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 static void *worker_main(void *p)
 {
     worker_arg arg = *(worker_arg *)p;
@@ -119,20 +132,24 @@ static void *worker_main(void *p)
     pc_runtime *rt = arg.rt;
     /* jobs posted after creation (even before this thread first runs) have a newer generation */
     unsigned long seen = arg.seen;
-    pthread_mutex_lock(&rt->mutex);
     for (;;) {
-        while (rt->generation == seen && !rt->stop)
-            pthread_cond_wait(&rt->start_cv, &rt->mutex);
-        if (rt->stop)
-            break;
-        seen = rt->generation;
-        pthread_mutex_unlock(&rt->mutex);
-        run_tasks(rt, arg.index);
+        for (int i = 0; i < SPIN_ROUNDS && atomic_load(&rt->generation) == seen &&
+                        !atomic_load(&rt->stop); i++)
+            cpu_relax();
         pthread_mutex_lock(&rt->mutex);
-        if (--rt->active == 0)
+        while (atomic_load(&rt->generation) == seen && !atomic_load(&rt->stop))
+            pthread_cond_wait(&rt->start_cv, &rt->mutex);
+        pthread_mutex_unlock(&rt->mutex);
+        if (atomic_load(&rt->stop))
+            break;
+        seen = atomic_load(&rt->generation);
+        run_tasks(rt, arg.index);
+        if (atomic_fetch_sub(&rt->active, 1) == 1) {
+            pthread_mutex_lock(&rt->mutex);      /* the caller may be asleep on done_cv */
             pthread_cond_signal(&rt->done_cv);
+            pthread_mutex_unlock(&rt->mutex);
+        }
     }
-    pthread_mutex_unlock(&rt->mutex);
     return NULL;
 }
 
@@ -142,7 +159,7 @@ static void stop_workers(pc_runtime *rt)
         return;
     if (rt->owner_pid == getpid()) {
         pthread_mutex_lock(&rt->mutex);
-        rt->stop = 1;
+        atomic_store(&rt->stop, 1);
         pthread_cond_broadcast(&rt->start_cv);
         pthread_mutex_unlock(&rt->mutex);
         for (int i = 0; i < rt->nworkers; i++)
@@ -152,7 +169,7 @@ static void stop_workers(pc_runtime *rt)
     free(rt->workers);
     rt->workers = NULL;
     rt->nworkers = 0;
-    rt->stop = 0;
+    atomic_store(&rt->stop, 0);
 }
 
 static int start_workers(pc_runtime *rt)
@@ -171,7 +188,7 @@ static int start_workers(pc_runtime *rt)
         arg->rt = rt;
         arg->index = i + 1;
         pthread_mutex_lock(&rt->mutex);
-        arg->seen = rt->generation;
+        arg->seen = atomic_load(&rt->generation);
         int err = pthread_create(&rt->workers[i], NULL, worker_main, arg);
         pthread_mutex_unlock(&rt->mutex);
         if (err) {
@@ -202,15 +219,17 @@ int pc_parallel(pc_runtime *rt, int ntasks, pc_task_fn fn, void *ctx)
     rt->job_ctx = ctx;
     rt->job_tasks = ntasks;
     atomic_store(&rt->next_task, 0);
-    rt->active = rt->nworkers;
-    rt->generation++;
+    atomic_store(&rt->active, rt->nworkers);
+    atomic_fetch_add(&rt->generation, 1);     /* publishes the job to spinning workers */
     pthread_cond_broadcast(&rt->start_cv);
     pthread_mutex_unlock(&rt->mutex);
 
     run_tasks(rt, 0);
 
+    for (int i = 0; i < SPIN_ROUNDS && atomic_load(&rt->active) > 0; i++)
+        cpu_relax();
     pthread_mutex_lock(&rt->mutex);
-    while (rt->active > 0)
+    while (atomic_load(&rt->active) > 0)
         pthread_cond_wait(&rt->done_cv, &rt->mutex);
     pthread_mutex_unlock(&rt->mutex);
     return rc;

@@ -59,9 +59,9 @@ typedef struct pc_runtime {
     int nworkers;                /* running worker threads (nthreads - 1 once started) */
     int nthreads;                /* wanted thread count, >= 1 */
     pid_t owner_pid;             /* process that started the workers (fork safety) */
-    unsigned long generation;
-    int stop;
-    int active;                  /* workers still busy with the current job */
+    atomic_ulong generation;     /* bumped for every job (read without the mutex while spinning) */
+    atomic_int stop;
+    atomic_int active;           /* workers still busy with the current job */
     pc_task_fn job_fn;
     void *job_ctx;
     int job_tasks;
