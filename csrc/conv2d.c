@@ -1,11 +1,13 @@
 /*
- * conv2d.c - 2-D convolution (cross-correlation), NHWC activations, HWIO kernels, as im2col +
- * GEMM done chunk by chunk.
+ * conv2d.c - 2-D convolution (cross-correlation), NHWC activations, HWIO kernels, as GEMM on the
+ * implicit im2col matrix, chunk by chunk.
  *
  * The batch is cut into chunks of whole images (about ROWS_PER_CHUNK output pixels each; the cut
- * depends only on the shapes). Each chunk is one task: its im2col matrix
+ * depends only on the shapes). Each chunk is one task. Its im2col matrix
  *     col[r][(kh*KW + kw)*C + c] = x[n][oh*sh+kh-pt][ow*sw+kw-pl][c]   (r = output pixel)
- * lives in the thread's scratch while it is hot in cache, and is multiplied right away:
+ * is not stored for the forward pass: the GEMM's packing routine reads it straight from x
+ * (pack_rows). The weight gradient needs col^T, built per chunk in the thread's scratch (im2col)
+ * while it is hot in cache:
  *     forward  y_chunk   = col * W + b          (W viewed as a (KH*KW*C) x O matrix)
  *     dw, db   summed over chunks in LANES fixed lanes (chunk i goes to lane i % LANES, in order),
  *              then the lanes are added in order: deterministic for any thread count;
@@ -39,6 +41,78 @@ static int is_pointwise(const pc_conv_shape *s)
 {
     return s->kh == 1 && s->kw == 1 && s->sh == 1 && s->sw == 1 && s->pt == 0 && s->pl == 0 &&
            s->oh == s->h && s->ow == s->w;
+}
+
+/* The implicit im2col of one chunk, for the packing callbacks. */
+typedef struct {
+    const pc_conv_shape *s;
+    const float *x;
+    int n0;                /* the chunk's first image */
+} im2col_view;
+
+/* output pixel r of the chunk -> image, and the top-left input cell of its window */
+static inline void pixel_origin(const im2col_view *v, int r, int *n, int *h0, int *w0)
+{
+    const pc_conv_shape *s = v->s;
+    const int pix = s->oh * s->ow;
+    const int q = r % pix;
+    *n = v->n0 + r / pix;
+    *h0 = (q / s->ow) * s->sh - s->pt;
+    *w0 = (q % s->ow) * s->sw - s->pl;
+}
+
+/* A = col (rows = output pixels, columns = taps): for each pixel, runs of C channels */
+static void pack_rows(const void *ctx, int i0, int mb, int p0, int kb, int mr, float *dst)
+{
+    const im2col_view *v = ctx;
+    const pc_conv_shape *s = v->s;
+    const int C = s->c, KWC = s->kw * C;
+    for (int is = 0; is < mb; is += mr, dst += (ptrdiff_t)kb * mr) {
+        const int me = min_i(mr, mb - is);
+        for (int i = 0; i < mr; i++) {
+            if (i >= me) {
+                for (int p = 0; p < kb; p++)
+                    dst[(ptrdiff_t)p * mr + i] = 0.0f;
+                continue;
+            }
+            int n, h0, w0;
+            pixel_origin(v, i0 + is + i, &n, &h0, &w0);
+            const float *xn = v->x + (size_t)n * s->h * s->w * C;
+            if (p0 == 0 && kb == s->kh * KWC && h0 >= 0 && h0 + s->kh <= s->h && w0 >= 0 &&
+                w0 + s->kw <= s->w) {
+                /* the whole window inside the image, the whole row in this k block: each
+                 * kernel row is one contiguous run of KW*C floats in x */
+                const float *org = xn + ((size_t)h0 * s->w + w0) * C;
+                float *d = dst + i;
+                for (int kh = 0; kh < s->kh; kh++, d += (ptrdiff_t)KWC * mr) {
+                    const float *src = org + (size_t)kh * s->w * C;
+                    for (int q = 0; q < KWC; q++)
+                        d[(ptrdiff_t)q * mr] = src[q];
+                }
+                continue;
+            }
+            int kh = p0 / KWC, kw = (p0 % KWC) / C, c = p0 % C;
+            for (int p = 0; p < kb;) {
+                const int run = min_i(C - c, kb - p);
+                const int ih = h0 + kh, iw = w0 + kw;
+                float *d = dst + (ptrdiff_t)p * mr + i;
+                if (ih >= 0 && ih < s->h && iw >= 0 && iw < s->w) {
+                    const float *src = xn + ((size_t)ih * s->w + iw) * C + c;
+                    for (int q = 0; q < run; q++)
+                        d[(ptrdiff_t)q * mr] = src[q];
+                } else {
+                    for (int q = 0; q < run; q++)
+                        d[(ptrdiff_t)q * mr] = 0.0f;
+                }
+                p += run;
+                c = 0;
+                if (++kw == s->kw) {
+                    kw = 0;
+                    kh++;
+                }
+            }
+        }
+    }
 }
 
 /* col rows for images [n0, n0+count) */
@@ -137,15 +211,17 @@ static void forward_task(void *ctx, int chunk, int thread)
     const pc_conv_shape *s = j->s;
     int n0, count, rows;
     chunk_range(j, chunk, &n0, &count, &rows);
-    const float *col = chunk_columns(j, thread, n0, count, rows);
     float *scratch = gemm_scratch(j, thread, rows, s->o, j->kdim);
-    if (!col || !scratch) {
+    if (!scratch) {
         j->failed = 1;
         return;
     }
+    const im2col_view view = {.s = s, .x = j->x, .n0 = n0};
+    const int pointwise = is_pointwise(s);
     pc_gemm_args g = {
         .m = rows, .n = s->o, .k = j->kdim,
-        .a = col, .rsa = j->kdim, .csa = 1,
+        .a = j->x + (size_t)n0 * s->h * s->w * s->c, .rsa = j->kdim, .csa = 1,
+        .pack_a = pointwise ? NULL : pack_rows, .pack_ctx = &view,
         .b = j->w, .rsb = s->o, .csb = 1,
         .c = j->out + (size_t)n0 * s->oh * s->ow * s->o, .ldc = s->o,
         .accumulate = 0, .bias = j->b, .act = j->act,
@@ -227,6 +303,8 @@ static void backward_task(void *ctx, int lane, int thread)
         int n0, count, rows;
         chunk_range(j, chunk, &n0, &count, &rows);
         const float *dyc = chunk_output_grad(j, thread, n0, rows);
+        /* dw needs col^T: building col in scratch and packing its contiguous columns beats
+         * gathering taps from x (measured) */
         const float *col = dyc ? chunk_columns(j, thread, n0, count, rows) : NULL;
         float *scratch = gemm_scratch(j, thread, rows > j->kdim ? rows : j->kdim,
                                       s->o > j->kdim ? s->o : j->kdim, rows > s->o ? rows : s->o);
@@ -246,10 +324,13 @@ static void backward_task(void *ctx, int lane, int thread)
         column_sums(dyc, rows, s->o, db);
         if (!j->dx)
             continue;
-        /* the columns are used up: their scratch now takes dcol */
         float *dcol = pointwise ? j->dx + (size_t)n0 * s->h * s->w * s->c
                                 : pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_WORK,
                                                     (size_t)rows * j->kdim);
+        if (!dcol) {
+            j->failed = 1;
+            return;
+        }
         pc_gemm_args gx = {
             .m = rows, .n = j->kdim, .k = s->o,
             .a = dyc, .rsa = s->o, .csa = 1,

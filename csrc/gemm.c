@@ -61,6 +61,15 @@ static void pack_a(const pc_gemm_args *g, int i0, int mb, int p0, int kb, int mr
     }
 }
 
+static inline void pack_a_any(const pc_gemm_args *g, int i0, int mb, int p0, int kb, int mr,
+                              float *dst)
+{
+    if (g->pack_a)
+        g->pack_a(g->pack_ctx, i0, mb, p0, kb, mr, dst);
+    else
+        pack_a(g, i0, mb, p0, kb, mr, dst);
+}
+
 /* B[p0:p0+kb, j0:j0+nb] -> slivers of nr columns: dst[s][p][j] */
 static void pack_b(const pc_gemm_args *g, int p0, int kb, int j0, int nb, int nr, float *dst)
 {
@@ -170,7 +179,7 @@ void pc_gemm_serial(const pc_runtime *rt, const pc_gemm_args *g, float *scratch)
         pack_b(g, pc, kb, 0, g->n, uk->nr, bp);
         for (int ic = 0; ic < g->m; ic += mc) {
             const int mb = min_i(mc, g->m - ic);
-            pack_a(g, ic, mb, pc, kb, uk->mr, ap);
+            pack_a_any(g, ic, mb, pc, kb, uk->mr, ap);
             macro_kernel(uk, g, ic, mb, 0, g->n, kb, ap, bp, accumulate, last);
         }
     }
@@ -215,7 +224,7 @@ static void compute_task(void *ctx, int task, int thread)
         j->failed = 1;
         return;
     }
-    pack_a(j->g, ic, mb, j->pc, j->kb, uk->mr, ap);
+    pack_a_any(j->g, ic, mb, j->pc, j->kb, uk->mr, ap);
     macro_kernel(uk, j->g, ic, mb, j0, nb, j->kb, ap, j->bp + (ptrdiff_t)j0 * j->kb,
                  j->accumulate, j->last);
 }

@@ -66,9 +66,15 @@ typedef enum { PC_ACT_LINEAR = 0, PC_ACT_RELU = 1, PC_ACT_SIGMOID = 2, PC_ACT_TA
  * Optional epilogue, applied once after the whole sum: + bias[j], then relu when act == RELU.
  * `parallel` spreads the work over the runtime's threads; 0 runs it on the calling thread
  * (used inside tasks that are already parallel). */
+/* Packs A[i0:i0+mb, p0:p0+kb] into slivers of mr rows (dst[s][p][i], zero-padded), for an A
+ * that is never stored: the implicit im2col of a convolution. */
+typedef void (*pc_pack_fn)(const void *ctx, int i0, int mb, int p0, int kb, int mr, float *dst);
+
 typedef struct {
     int m, n, k;
-    const float *a; ptrdiff_t rsa, csa;
+    const float *a; ptrdiff_t rsa, csa;   /* ignored when pack_a is set */
+    pc_pack_fn pack_a;                    /* NULL: pack from a/rsa/csa */
+    const void *pack_ctx;
     const float *b; ptrdiff_t rsb, csb;
     float *c; ptrdiff_t ldc;
     int accumulate;
