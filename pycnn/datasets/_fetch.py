@@ -25,10 +25,8 @@ are verified on every read; files supplied through `path` or
 from __future__ import annotations
 
 import hashlib
-import http.client
 import os
 import tempfile
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +38,17 @@ ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 DOWNLOAD_TIMEOUT = 60.0
 
 # Opens a URL; replaced in tests, so that they never touch the network.
-_urlopen = urllib.request.urlopen
+def _http_exception() -> type:
+    import http.client
+
+    return http.client.HTTPException
+
+
+def _urlopen(url: str, timeout: float):
+    """urllib's opener, imported on first use (it pulls in ssl: slow to import)."""
+    import urllib.request
+
+    return urllib.request.urlopen(url, timeout=timeout)
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -288,7 +296,7 @@ def download_file(remote: RemoteFile, dest: Path) -> None:
                 f"{actual}, expected {remote.sha256}; nothing was saved to {dest}"
             )
         os.replace(tmp, dest)
-    except (OSError, http.client.HTTPException, ValueError) as exc:
+    except (OSError, _http_exception(), ValueError) as exc:
         _remove(tmp)
         if isinstance(exc, ChecksumError):
             raise
