@@ -381,7 +381,9 @@ class Model:
                         xb, yb = x[lo:hi], y[lo:hi]
                     else:
                         idx = order[lo:hi]
-                        xb = np.take(x, idx, axis=0, out=xbuf[:hi - lo])
+                        # mode="clip": unbuffered (the default "raise" copies through a
+                        # temporary); the indices are a permutation, always in range
+                        xb = np.take(x, idx, axis=0, out=xbuf[:hi - lo], mode="clip")
                         yb = y[idx]
                     out = self._graph.forward(xb, training=True)
                     if fused:
