@@ -59,7 +59,7 @@ typedef struct pc_runtime {
     int nworkers;                /* running worker threads (nthreads - 1 once started) */
     int nthreads;                /* wanted thread count, >= 1 */
     pid_t owner_pid;             /* process that started the workers (fork safety) */
-    int spin_rounds;             /* pause rounds before sleeping (0: more threads than CPUs) */
+    int spin;                    /* spin briefly before sleeping (0: more threads than CPUs) */
     atomic_ulong generation;     /* bumped for every job (read without the mutex while spinning) */
     atomic_int stop;
     atomic_int active;           /* workers still busy with the current job */
