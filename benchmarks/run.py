@@ -452,6 +452,8 @@ class Runner:
             json.dump(spec, f)
         cmd = [python or sys.executable, os.path.abspath(__file__), "--child", spec_path]
         what = " ".join(x for x in (task, framework, kw.get("model"), f"threads={threads}") if x)
+        if task != "data":
+            self.wait_idle()
         busy0, kids0, t0 = _busy_cpu_s(), _children_cpu_s(), time.perf_counter()
         timeout = self.args.child_timeout
         try:
@@ -483,6 +485,29 @@ class Runner:
         if other is not None and other > OTHER_LOAD_WARN and task != "data":
             log(f"  (other processes used {other:.2f} cores meanwhile: numbers disturbed)")
         return res
+
+    def wait_idle(self):
+        """Waits (at most --wait-idle seconds) until other processes use less than
+        OTHER_LOAD_WARN cores, sampled over one second, before a timed run starts."""
+        limit = self.args.wait_idle
+        if not limit or _busy_cpu_s() is None:
+            return
+        t_end, said = time.monotonic() + limit, False
+        while True:
+            b0 = _busy_cpu_s()
+            time.sleep(1.0)
+            other = _busy_cpu_s() - b0
+            if other < OTHER_LOAD_WARN:
+                if said:
+                    log("  ... idle now")
+                return
+            if time.monotonic() > t_end:
+                log(f"  ... still busy ({other:.2f} cores) after {limit:.0f} s; running anyway")
+                return
+            if not said:
+                log(f"  waiting up to {limit:.0f} s for other processes to stop using the "
+                    f"CPU ({other:.2f} cores busy) ...")
+                said = True
 
     def probe(self):
         """Which frameworks can run, and with which interpreter."""
@@ -618,6 +643,9 @@ def main():
     ap.add_argument("--scaling-size", type=int, default=None,
                     help="training images for the thread-scaling epoch (default 20,000; "
                          "quick 5,000)")
+    ap.add_argument("--wait-idle", type=float, default=120,
+                    help="before each timed run wait up to this many seconds until other "
+                         "processes use < 0.25 cores (0: do not wait; default 120)")
     ap.add_argument("--child-timeout", type=float, default=None,
                     help="seconds before a child run counts as hung and is killed "
                          "(default 600 with --quick, else 3600)")
@@ -668,6 +696,7 @@ def main():
 
         log("peak FMA throughput (benchmarks/peak.c) ...")
         tl = sorted({1, args.threads})
+        R.wait_idle()
         busy0, kids0, t0 = _busy_cpu_s(), _children_cpu_s(), time.perf_counter()
         peak_rows, peak_err = run_peak(tl, tmp)
         if busy0 is not None:
