@@ -16,6 +16,7 @@ asan=$(gcc -print-file-name=libasan.so)
 ubsan=$(gcc -print-file-name=libubsan.so)
 export LD_PRELOAD="$asan $ubsan"
 export ASAN_OPTIONS="detect_leaks=1:leak_check_at_exit=0:abort_on_error=0:halt_on_error=1:exitcode=86:allocator_may_return_null=1:detect_stack_use_after_return=0"
+export LSAN_OPTIONS="suppressions=$PWD/tools/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=87"
 export PYTHONMALLOC=malloc
 export PYCNN_SANITIZED=1
