@@ -696,15 +696,28 @@ def main():
 
         log("peak FMA throughput (benchmarks/peak.c) ...")
         tl = sorted({1, args.threads})
-        R.wait_idle()
-        busy0, kids0, t0 = _busy_cpu_s(), _children_cpu_s(), time.perf_counter()
-        peak_rows, peak_err = run_peak(tl, tmp)
-        if busy0 is not None:
-            other = max(0.0, ((_busy_cpu_s() - busy0) - (_children_cpu_s() - kids0))
-                        / (time.perf_counter() - t0))
+        # A peak is a ceiling: noise only lowers it, so keep each (ISA, threads) best over
+        # up to 3 attempts, retrying while other processes disturbed the measurement.
+        best = {}
+        for attempt in range(3):
+            R.wait_idle()
+            busy0, kids0, t0 = _busy_cpu_s(), _children_cpu_s(), time.perf_counter()
+            rows, peak_err = run_peak(tl, tmp)
+            for r in rows or []:
+                k = (r["isa"], r["threads"])
+                if k not in best or r["gflops"] > best[k]["gflops"]:
+                    best[k] = r
+            other = None
+            if busy0 is not None:
+                other = max(0.0, ((_busy_cpu_s() - busy0) - (_children_cpu_s() - kids0))
+                            / (time.perf_counter() - t0))
+            if not rows or other is None or other <= OTHER_LOAD_WARN:
+                break
+            log(f"  (other processes used {other:.2f} cores meanwhile: peak disturbed"
+                + ("; measuring again)" if attempt < 2 else ")"))
+        if other is not None:
             R.other_load.append(("peak.c", other))
-            if other > OTHER_LOAD_WARN:
-                log(f"  (other processes used {other:.2f} cores meanwhile: peak disturbed)")
+        peak_rows = list(best.values()) or None
         peak = {}
         if peak_rows:
             for t in tl:
