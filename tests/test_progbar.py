@@ -266,7 +266,7 @@ def test_verbose1_line_uses_abs_for_exponent_rule():
 
 
 @pytest.mark.parametrize(
-    "seconds, text",
+    "time_per_step, text",
     [
         (0, " 0s/step"),
         (1.0, " 1s/step"),
@@ -279,8 +279,9 @@ def test_verbose1_line_uses_abs_for_exponent_rule():
         (0.0000004, " 0us/step"),
     ],
 )
-def test_format_time(seconds, text):
-    assert format_time(seconds, "step") == text
+def test_format_time(time_per_step, text):
+    # a formatting test: it checks the printed text, it times nothing
+    assert format_time(time_per_step, "step") == text
 
 
 def test_format_time_unit_name():
