@@ -150,25 +150,8 @@ def _set_seeds(seed):
 
 def _pycnn_build(name):
     import pycnn
-    from pycnn import layers
-    if name == "dense":
-        model = pycnn.Sequential([
-            layers.Dense(512, activation="relu"),
-            layers.Dense(10, activation="softmax"),
-        ])
-    else:
-        inp = pycnn.Input(shape=(28, 28, 1))
-        x = layers.Conv2D(filters=32, kernel_size=3, activation="relu")(inp)
-        x = layers.MaxPool2D(pool_size=2)(x)
-        x = layers.Conv2D(filters=64, kernel_size=3, activation="relu")(x)
-        x = layers.MaxPool2D(pool_size=2)(x)
-        x = layers.Conv2D(filters=128, kernel_size=3, activation="relu")(x)
-        x = layers.Flatten()(x)
-        out = layers.Dense(10, activation="softmax")(x)
-        model = pycnn.Model(inputs=inp, outputs=out)
-    model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    return model
+    import lecture_models
+    return lecture_models.build(pycnn, name)
 
 
 def _keras_like_run(spec, model, fit_epochs, xtr, ytr, xte, yte, res):

@@ -10,6 +10,8 @@
   names (``conv2d``, ``dense_1``, ``input_1``, ...) never depend on the order tests run in.
 * ``seed``: ``pycnn.utils.set_random_seed(1234)`` (weights, shuffling and dropout repeat).
 * ``keep_num_threads``: restores pycnn's thread count after a test that changes it.
+* ``isa`` (parametrized): runs a test once per SIMD path of the GEMM micro-kernel (``ISAS``),
+  skipping the paths this CPU lacks, and restores the path in use afterwards.
 """
 from __future__ import annotations
 
@@ -25,6 +27,27 @@ import pycnn
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 SEED = 1234
+
+#: The SIMD paths of the GEMM micro-kernel, from the portable one up.
+ISAS = ("generic", "avx2", "avx512")
+
+
+@pytest.fixture(params=ISAS)
+def isa(request):
+    """Run the test with ``_C.set_isa(name)``; skip ISAs the CPU lacks; restore afterwards."""
+    from pycnn import _C
+
+    before = _C.isa()
+    try:
+        _C.set_isa(request.param)
+    except ValueError as e:
+        pytest.skip(f"CPU does not support the {request.param!r} SIMD path "
+                    f"(set_isa raised ValueError: {e})")
+    assert _C.isa() == request.param
+    try:
+        yield request.param
+    finally:
+        _C.set_isa(before)
 
 
 @pytest.fixture(scope="session")

@@ -23,28 +23,14 @@ import reference as ref  # noqa: E402
 
 from pycnn import _C  # noqa: E402
 
-ISAS = ("generic", "avx2", "avx512")
+from conftest import ISAS  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------
 # Fixtures and helpers
 # ---------------------------------------------------------------------------------------------
 
-@pytest.fixture(params=ISAS)
-def isa(request):
-    """Run the test with ``_C.set_isa(name)``; skip ISAs the CPU lacks; restore afterwards."""
-    before = _C.isa()
-    try:
-        _C.set_isa(request.param)
-    except ValueError as e:
-        pytest.skip(f"CPU does not support the {request.param!r} SIMD path "
-                    f"(set_isa raised ValueError: {e})")
-    assert _C.isa() == request.param
-    try:
-        yield request.param
-    finally:
-        _C.set_isa(before)
-
+# ``isa``: the per-SIMD-path fixture lives in conftest.py
 
 @pytest.fixture
 def restore_threads():

@@ -30,7 +30,7 @@ import reference as ref  # noqa: E402
 import pycnn  # noqa: E402
 from pycnn import _C, backend, layers  # noqa: E402
 
-ISAS = ("generic", "avx2", "avx512")
+from conftest import ISAS  # noqa: E402
 ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax")
 
 
@@ -38,21 +38,7 @@ ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax")
 # Fixtures and helpers
 # ---------------------------------------------------------------------------------------------
 
-@pytest.fixture(params=ISAS)
-def isa(request):
-    """Run the test on SIMD path ``request.param``; skip paths the CPU lacks; restore the
-    best path afterwards."""
-    try:
-        _C.set_isa(request.param)
-    except ValueError as e:
-        pytest.skip(f"CPU does not support the {request.param!r} SIMD path "
-                    f"(set_isa raised ValueError: {e})")
-    assert _C.isa() == request.param
-    try:
-        yield request.param
-    finally:
-        _C.set_isa(_C.best_isa())
-
+# ``isa``: the per-SIMD-path fixture lives in conftest.py
 
 def f32(a):
     return np.ascontiguousarray(a, dtype=np.float32)

@@ -155,56 +155,16 @@ def summary_lines(
     return lines
 
 
-def format_summary(
-    model_name,
-    rows,
-    trainable_count,
-    non_trainable_count,
-    line_length=65,
-    positions=(0.45, 0.85, 1.0),
-    headers=None,
-    bytes_per_param=4,
-):
-    """The summary text: the lines of :func:`summary_lines` joined with
-    ``"\\n"``, without a final newline (``print(format_summary(...))``
-    prints exactly what Keras prints)."""
-    return "\n".join(
-        summary_lines(
-            model_name,
-            rows,
-            trainable_count,
-            non_trainable_count,
-            line_length=line_length,
-            positions=positions,
-            headers=headers,
-            bytes_per_param=bytes_per_param,
-        )
-    )
+def format_summary(*args, **kwargs) -> str:
+    """The summary text (arguments as :func:`summary_lines`): its lines joined with ``"\\n"``,
+    without a final newline (``print(format_summary(...))`` prints exactly what Keras prints)."""
+    return "\n".join(summary_lines(*args, **kwargs))
 
 
-def print_summary(
-    model_name,
-    rows,
-    trainable_count,
-    non_trainable_count,
-    line_length=65,
-    positions=(0.45, 0.85, 1.0),
-    print_fn=None,
-    headers=None,
-    bytes_per_param=4,
-):
-    """Print the summary: ``print_fn(line)`` for every line (default
-    ``print``, which looks ``sys.stdout`` up at call time)."""
+def print_summary(*args, print_fn=None, **kwargs) -> None:
+    """Print the summary (arguments as :func:`summary_lines`): ``print_fn(line)`` for every
+    line (default ``print``, which looks ``sys.stdout`` up at call time)."""
     if print_fn is None:
         print_fn = print
-    for line in summary_lines(
-        model_name,
-        rows,
-        trainable_count,
-        non_trainable_count,
-        line_length=line_length,
-        positions=positions,
-        headers=headers,
-        bytes_per_param=bytes_per_param,
-    ):
+    for line in summary_lines(*args, **kwargs):
         print_fn(line)
