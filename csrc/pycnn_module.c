@@ -694,8 +694,12 @@ static PyObject *py_activation_backward(PyObject *m, PyObject *args, PyObject *k
 
 /* ---- losses ------------------------------------------------------------------------------------ */
 
-typedef int (*sparse_loss_fn)(const float *, const int64_t *, int, int, float *, float *, double *);
-
+/* The four crossentropies share one entry point. Arguments, in order:
+ *   scores  (N, C) float32: logits ("softmax_" variants) or probabilities
+ *   truth   labels int64 (N,) (sparse variants) or targets float32 (N, C)
+ *   probs   (N, C) float32 output of the softmax (softmax variants only)
+ *   grad    (N, C) float32 output, or None
+ * and the mean loss is returned. */
 static int check_labels(const char *F, PyArrayObject *labels, int n, int classes)
 {
     if (expect_shape(F, "labels", labels, 1, &n))
@@ -710,122 +714,78 @@ static int check_labels(const char *F, PyArrayObject *labels, int n, int classes
     return 0;
 }
 
-static PyObject *loss_result(int rc, const char *F, double loss)
+typedef struct {
+    const char *name;
+    int sparse, softmax;
+    char *kwlist[5];
+} loss_spec;
+
+static const loss_spec LOSS_SOFTMAX_XENT_SPARSE = {
+    "softmax_xent_sparse", 1, 1, {"logits", "labels", "probs", "dlogits", NULL}};
+static const loss_spec LOSS_XENT_SPARSE = {
+    "xent_sparse", 1, 0, {"probs", "labels", "dprobs", NULL, NULL}};
+static const loss_spec LOSS_SOFTMAX_XENT = {
+    "softmax_xent", 0, 1, {"logits", "targets", "probs", "dlogits", NULL}};
+static const loss_spec LOSS_XENT = {
+    "xent", 0, 0, {"probs", "targets", "dprobs", NULL, NULL}};
+
+static PyObject *crossentropy(const loss_spec *L, PyObject *args, PyObject *kw)
 {
+    const char *F = L->name;
+    char *const *names = L->kwlist;
+    PyObject *o[4] = {NULL, NULL, Py_None, Py_None};
+    PyArrayObject *a[4] = {NULL, NULL, NULL, NULL};   /* scores, truth, probs, grad */
+    int ok = L->softmax
+        ? PyArg_ParseTupleAndKeywords(args, kw, "OOOO", (char **)names, &o[0], &o[1], &o[2], &o[3])
+        : PyArg_ParseTupleAndKeywords(args, kw, "OOO", (char **)names, &o[0], &o[1], &o[3]);
+    if (!ok)
+        return NULL;
+    const char *grad_name = names[L->softmax ? 3 : 2];
+    if (get_array(o[0], F, names[0], NPY_FLOAT32, 2, IN, 0, &a[0]) ||
+        get_array(o[1], F, names[1], L->sparse ? NPY_INT64 : NPY_FLOAT32, L->sparse ? 1 : 2, IN,
+                  0, &a[1]) ||
+        (L->softmax && get_array(o[2], F, names[2], NPY_FLOAT32, 2, OUT, 0, &a[2])) ||
+        get_array(o[3], F, grad_name, NPY_FLOAT32, 2, OUT, 1, &a[3]) ||
+        (a[2] && same_shape(F, a[0], names[0], a[2], names[2])) ||
+        (a[3] && same_shape(F, a[0], names[0], a[3], grad_name)))
+        return NULL;
+    const int n = dim(a[0], 0), classes = dim(a[0], 1);
+    if (L->sparse ? check_labels(F, a[1], n, classes) : same_shape(F, a[0], names[0], a[1], names[1]))
+        return NULL;
+    const char *all_names[] = {names[0], names[1], L->softmax ? names[2] : "", grad_name};
+    if (check_disjoint(F, a, all_names, 4, 2))
+        return NULL;
+    const float *scores = FLOAT(a[0]);
+    float *probs = OPT_FLOAT(a[2]), *grad = OPT_FLOAT(a[3]);
+    double loss = 0.0;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    if (L->sparse) {
+        const int64_t *labels = (const int64_t *)PyArray_DATA(a[1]);
+        rc = L->softmax ? pc_softmax_xent_sparse(scores, labels, n, classes, probs, grad, &loss)
+                        : pc_xent_sparse(scores, labels, n, classes, grad, &loss);
+    } else {
+        const float *targets = FLOAT(a[1]);
+        rc = L->softmax ? pc_softmax_xent(scores, targets, n, classes, probs, grad, &loss)
+                        : pc_xent(scores, targets, n, classes, grad, &loss);
+    }
+    Py_END_ALLOW_THREADS
     if (rc)
         return kernel_result(rc, F);
     return PyFloat_FromDouble(loss);
 }
 
-static PyObject *py_softmax_xent_sparse(PyObject *m, PyObject *args, PyObject *kw)
-{
-    (void)m;
-    static char *kwlist[] = {"logits", "labels", "probs", "dlogits", NULL};
-    const char *F = "softmax_xent_sparse";
-    PyObject *oz, *ol, *op, *od;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO", kwlist, &oz, &ol, &op, &od))
-        return NULL;
-    PyArrayObject *z, *l, *p, *d;
-    if (get_array(oz, F, "logits", NPY_FLOAT32, 2, IN, 0, &z) ||
-        get_array(ol, F, "labels", NPY_INT64, 1, IN, 0, &l) ||
-        get_array(op, F, "probs", NPY_FLOAT32, 2, OUT, 0, &p) ||
-        get_array(od, F, "dlogits", NPY_FLOAT32, 2, OUT, 1, &d) ||
-        same_shape(F, z, "logits", p, "probs") || (d && same_shape(F, z, "logits", d, "dlogits")) ||
-        check_labels(F, l, dim(z, 0), dim(z, 1)))
-        return NULL;
-    PyArrayObject *arrs[] = {z, l, p, d};
-    const char *names[] = {"logits", "labels", "probs", "dlogits"};
-    if (check_disjoint(F, arrs, names, 4, 2))
-        return NULL;
-    double loss = 0.0;
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = pc_softmax_xent_sparse(FLOAT(z), (const int64_t *)PyArray_DATA(l), dim(z, 0), dim(z, 1),
-                                FLOAT(p), OPT_FLOAT(d), &loss);
-    Py_END_ALLOW_THREADS
-    return loss_result(rc, F, loss);
-}
-
-static PyObject *py_xent_sparse(PyObject *m, PyObject *args, PyObject *kw)
-{
-    (void)m;
-    static char *kwlist[] = {"probs", "labels", "dprobs", NULL};
-    const char *F = "xent_sparse";
-    PyObject *op, *ol, *od;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO", kwlist, &op, &ol, &od))
-        return NULL;
-    PyArrayObject *p, *l, *d;
-    if (get_array(op, F, "probs", NPY_FLOAT32, 2, IN, 0, &p) ||
-        get_array(ol, F, "labels", NPY_INT64, 1, IN, 0, &l) ||
-        get_array(od, F, "dprobs", NPY_FLOAT32, 2, OUT, 1, &d) ||
-        (d && same_shape(F, p, "probs", d, "dprobs")) || check_labels(F, l, dim(p, 0), dim(p, 1)))
-        return NULL;
-    PyArrayObject *arrs[] = {p, l, d};
-    const char *names[] = {"probs", "labels", "dprobs"};
-    if (check_disjoint(F, arrs, names, 3, 2))
-        return NULL;
-    double loss = 0.0;
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = pc_xent_sparse(FLOAT(p), (const int64_t *)PyArray_DATA(l), dim(p, 0), dim(p, 1),
-                        OPT_FLOAT(d), &loss);
-    Py_END_ALLOW_THREADS
-    return loss_result(rc, F, loss);
-}
-
-static PyObject *py_softmax_xent(PyObject *m, PyObject *args, PyObject *kw)
-{
-    (void)m;
-    static char *kwlist[] = {"logits", "targets", "probs", "dlogits", NULL};
-    const char *F = "softmax_xent";
-    PyObject *oz, *ot, *op, *od;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO", kwlist, &oz, &ot, &op, &od))
-        return NULL;
-    PyArrayObject *z, *t, *p, *d;
-    if (get_array(oz, F, "logits", NPY_FLOAT32, 2, IN, 0, &z) ||
-        get_array(ot, F, "targets", NPY_FLOAT32, 2, IN, 0, &t) ||
-        get_array(op, F, "probs", NPY_FLOAT32, 2, OUT, 0, &p) ||
-        get_array(od, F, "dlogits", NPY_FLOAT32, 2, OUT, 1, &d) ||
-        same_shape(F, z, "logits", t, "targets") || same_shape(F, z, "logits", p, "probs") ||
-        (d && same_shape(F, z, "logits", d, "dlogits")))
-        return NULL;
-    PyArrayObject *arrs[] = {z, t, p, d};
-    const char *names[] = {"logits", "targets", "probs", "dlogits"};
-    if (check_disjoint(F, arrs, names, 4, 2))
-        return NULL;
-    double loss = 0.0;
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = pc_softmax_xent(FLOAT(z), FLOAT(t), dim(z, 0), dim(z, 1), FLOAT(p), OPT_FLOAT(d), &loss);
-    Py_END_ALLOW_THREADS
-    return loss_result(rc, F, loss);
-}
-
-static PyObject *py_xent(PyObject *m, PyObject *args, PyObject *kw)
-{
-    (void)m;
-    static char *kwlist[] = {"probs", "targets", "dprobs", NULL};
-    const char *F = "xent";
-    PyObject *op, *ot, *od;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO", kwlist, &op, &ot, &od))
-        return NULL;
-    PyArrayObject *p, *t, *d;
-    if (get_array(op, F, "probs", NPY_FLOAT32, 2, IN, 0, &p) ||
-        get_array(ot, F, "targets", NPY_FLOAT32, 2, IN, 0, &t) ||
-        get_array(od, F, "dprobs", NPY_FLOAT32, 2, OUT, 1, &d) ||
-        same_shape(F, p, "probs", t, "targets") || (d && same_shape(F, p, "probs", d, "dprobs")))
-        return NULL;
-    PyArrayObject *arrs[] = {p, t, d};
-    const char *names[] = {"probs", "targets", "dprobs"};
-    if (check_disjoint(F, arrs, names, 3, 2))
-        return NULL;
-    double loss = 0.0;
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = pc_xent(FLOAT(p), FLOAT(t), dim(p, 0), dim(p, 1), OPT_FLOAT(d), &loss);
-    Py_END_ALLOW_THREADS
-    return loss_result(rc, F, loss);
-}
+#define LOSS_ENTRY(fn, spec)                                                            \
+    static PyObject *py_##fn(PyObject *m, PyObject *args, PyObject *kw)                 \
+    {                                                                                   \
+        (void)m;                                                                        \
+        return crossentropy(&spec, args, kw);                                           \
+    }
+LOSS_ENTRY(softmax_xent_sparse, LOSS_SOFTMAX_XENT_SPARSE)
+LOSS_ENTRY(xent_sparse, LOSS_XENT_SPARSE)
+LOSS_ENTRY(softmax_xent, LOSS_SOFTMAX_XENT)
+LOSS_ENTRY(xent, LOSS_XENT)
+#undef LOSS_ENTRY
 
 /* ---- optimizers -------------------------------------------------------------------------------- */
 
