@@ -229,6 +229,83 @@ static void compute_task(void *ctx, int task, int thread)
                  j->accumulate, j->last);
 }
 
+/* ---- the column-split driver, for short A (M within one mc block, as in dense layers) ------
+ * Each task owns a range of B's nr-slivers for the whole k loop: it packs its own B columns and
+ * (all of) A into its thread scratch, so one parallel call does the whole product with no
+ * barrier between k blocks, and the threads get equal column counts whatever M is. */
+typedef struct {
+    pc_runtime *rt;
+    const pc_gemm_args *g;
+    int kc, mc, slivers_per_task;
+    int failed;
+} gemm_cols_job;
+
+static void cols_task(void *ctx, int task, int thread)
+{
+    gemm_cols_job *j = ctx;
+    const pc_gemm_args *g = j->g;
+    const pc_ukernel *uk = &j->rt->ukernel;
+    const int j0 = task * j->slivers_per_task * uk->nr;
+    const int nb = min_i(j->slivers_per_task * uk->nr, g->n - j0);
+    if (nb <= 0)
+        return;
+    const size_t nbp = (size_t)round_up(nb, uk->nr);
+    float *bp = pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_PACK,
+                                  (size_t)j->kc * (nbp + (size_t)j->mc));
+    if (!bp) {
+        j->failed = 1;
+        return;
+    }
+    float *ap = bp + (ptrdiff_t)j->kc * (ptrdiff_t)nbp;
+    for (int pc = 0; pc < g->k; pc += j->kc) {
+        const int kb = min_i(j->kc, g->k - pc);
+        const int accumulate = pc > 0 || g->accumulate;
+        const int last = pc + kb >= g->k;
+        pack_b(g, pc, kb, j0, nb, uk->nr, bp);
+        for (int ic = 0; ic < g->m; ic += j->mc) {
+            const int mb = min_i(j->mc, g->m - ic);
+            pack_a_any(g, ic, mb, pc, kb, uk->mr, ap);
+            macro_kernel(uk, g, ic, mb, j0, nb, kb, ap, bp, accumulate, last);
+        }
+    }
+}
+
+/* Fraction of the threads' time doing useful work when `units` equal units are dealt out. */
+static double balance(int units, int nthreads)
+{
+    const int rounds = (units + nthreads - 1) / nthreads;
+    return (double)units / ((double)rounds * nthreads);
+}
+
+/* Use the column split when A fits one mc block and columns divide better than rows. */
+static int split_by_columns(const pc_ukernel *uk, const pc_gemm_args *g, int nthreads)
+{
+    if (g->m > uk->mc || g->pack_a)
+        return 0;
+    const int panels = (g->m + uk->mr - 1) / uk->mr;
+    const int slivers = (g->n + uk->nr - 1) / uk->nr;
+    if (slivers < nthreads)
+        return 0;
+    return balance(slivers, nthreads) > balance(panels, nthreads);
+}
+
+static int gemm_by_columns(pc_runtime *rt, const pc_gemm_args *g)
+{
+    const pc_ukernel *uk = &rt->ukernel;
+    const int nthreads = rt->nthreads;
+    const int slivers = (g->n + uk->nr - 1) / uk->nr;
+    gemm_cols_job j;
+    memset(&j, 0, sizeof j);
+    j.rt = rt;
+    j.g = g;
+    j.kc = k_block(uk, g->k);
+    j.mc = min_i(uk->mc, round_up(g->m, uk->mr));
+    j.slivers_per_task = (slivers + nthreads - 1) / nthreads;
+    const int ntasks = (slivers + j.slivers_per_task - 1) / j.slivers_per_task;
+    pc_parallel(rt, ntasks, cols_task, &j);
+    return j.failed ? PC_ENOMEM : PC_OK;
+}
+
 int pc_gemm(pc_runtime *rt, const pc_gemm_args *g, int parallel)
 {
     const pc_ukernel *uk = &rt->ukernel;
@@ -245,6 +322,8 @@ int pc_gemm(pc_runtime *rt, const pc_gemm_args *g, int parallel)
         pc_gemm_serial(rt, g, s);
         return PC_OK;
     }
+    if (split_by_columns(uk, g, nthreads))
+        return gemm_by_columns(rt, g);
     gemm_job j;
     memset(&j, 0, sizeof j);
     j.rt = rt;
