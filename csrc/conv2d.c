@@ -14,6 +14,10 @@
  *     dx       dcol      = dy_chunk * W^T, then scattered back (col2im) into the chunk's images,
  *              in the same pass while dy_chunk is in cache.
  * When the layer's relu is given (its output y), dy is masked by y > 0 chunk by chunk.
+ *
+ * Fused max pooling (pc_conv2d_maxpool_*): the chunk's y goes to the thread's scratch and is
+ * pooled from there, so the full-size convolution output never reaches memory; the backward
+ * rebuilds each chunk's dy from the pooled gradient and argmax in scratch the same way.
  */
 #include "pycnn.h"
 
@@ -28,6 +32,10 @@ typedef struct {
     const float *x, *w, *b, *dy;
     const float *y;        /* backward: the relu output whose gradient dy is, or NULL */
     float *out, *dx;
+    const pc_pool_shape *pool;   /* fused max pooling of y, or NULL; then out, y and dy are the
+                                    pooled ones */
+    int32_t *argmax;             /* forward, with pool */
+    const int32_t *argmax_in;    /* backward, with pool */
     float *partial;        /* LANES x (K*O + O) for dw and db */
     pc_act act;
     int kdim;              /* KH*KW*C */
@@ -50,15 +58,30 @@ typedef struct {
     int n0;                /* the chunk's first image */
 } im2col_view;
 
-/* output pixel r of the chunk -> image, and the top-left input cell of its window */
-static inline void pixel_origin(const im2col_view *v, int r, int *n, int *h0, int *w0)
+/* Walks the output pixels of a chunk in order: the image and the top-left input cell of each
+ * pixel's window, with divisions only at the start (per row they cost more than the copy of
+ * the first layer's 9-tap rows). */
+typedef struct {
+    const pc_conv_shape *s;
+    int n, oh, ow;
+} pixel_cursor;
+
+static inline pixel_cursor cursor_at(const im2col_view *v, int r)
 {
     const pc_conv_shape *s = v->s;
-    const int pix = s->oh * s->ow;
-    const int q = r % pix;
-    *n = v->n0 + r / pix;
-    *h0 = (q / s->ow) * s->sh - s->pt;
-    *w0 = (q % s->ow) * s->sw - s->pl;
+    const int pix = s->oh * s->ow, q = r % pix;
+    return (pixel_cursor){.s = s, .n = v->n0 + r / pix, .oh = q / s->ow, .ow = q % s->ow};
+}
+
+static inline void cursor_next(pixel_cursor *c)
+{
+    if (++c->ow == c->s->ow) {
+        c->ow = 0;
+        if (++c->oh == c->s->oh) {
+            c->oh = 0;
+            c->n++;
+        }
+    }
 }
 
 /* A = col (rows = output pixels, columns = taps): for each pixel, runs of C channels */
@@ -67,6 +90,8 @@ static void pack_rows(const void *ctx, int i0, int mb, int p0, int kb, int mr, f
     const im2col_view *v = ctx;
     const pc_conv_shape *s = v->s;
     const int C = s->c, KWC = s->kw * C;
+    const int whole_rows = p0 == 0 && kb == s->kh * KWC;
+    pixel_cursor cur = cursor_at(v, i0);
     for (int is = 0; is < mb; is += mr, dst += (ptrdiff_t)kb * mr) {
         const int me = min_i(mr, mb - is);
         for (int i = 0; i < mr; i++) {
@@ -75,11 +100,10 @@ static void pack_rows(const void *ctx, int i0, int mb, int p0, int kb, int mr, f
                     dst[(ptrdiff_t)p * mr + i] = 0.0f;
                 continue;
             }
-            int n, h0, w0;
-            pixel_origin(v, i0 + is + i, &n, &h0, &w0);
+            const int n = cur.n, h0 = cur.oh * s->sh - s->pt, w0 = cur.ow * s->sw - s->pl;
+            cursor_next(&cur);
             const float *xn = v->x + (size_t)n * s->h * s->w * C;
-            if (p0 == 0 && kb == s->kh * KWC && h0 >= 0 && h0 + s->kh <= s->h && w0 >= 0 &&
-                w0 + s->kw <= s->w) {
+            if (whole_rows && h0 >= 0 && h0 + s->kh <= s->h && w0 >= 0 && w0 + s->kw <= s->w) {
                 /* the whole window inside the image, the whole row in this k block: each
                  * kernel row is one contiguous run of KW*C floats in x */
                 const float *org = xn + ((size_t)h0 * s->w + w0) * C;
@@ -216,6 +240,14 @@ static void forward_task(void *ctx, int chunk, int thread)
         j->failed = 1;
         return;
     }
+    float *out = j->out + (size_t)n0 * s->oh * s->ow * s->o;
+    if (j->pool) {
+        out = pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_WORK, (size_t)rows * s->o);
+        if (!out) {
+            j->failed = 1;
+            return;
+        }
+    }
     const im2col_view view = {.s = s, .x = j->x, .n0 = n0};
     const int pointwise = is_pointwise(s);
     pc_gemm_args g = {
@@ -223,10 +255,17 @@ static void forward_task(void *ctx, int chunk, int thread)
         .a = j->x + (size_t)n0 * s->h * s->w * s->c, .rsa = j->kdim, .csa = 1,
         .pack_a = pointwise ? NULL : pack_rows, .pack_ctx = &view,
         .b = j->w, .rsb = s->o, .csb = 1,
-        .c = j->out + (size_t)n0 * s->oh * s->ow * s->o, .ldc = s->o,
+        .c = out, .ldc = s->o,
         .accumulate = 0, .bias = j->b, .act = j->act,
     };
     pc_gemm_serial(j->rt, &g, scratch);
+    if (!j->pool)
+        return;
+    const pc_pool_shape *p = j->pool;
+    const size_t img = (size_t)s->oh * s->ow * s->o, pimg = (size_t)p->oh * p->ow * p->c;
+    for (int i = 0; i < count; i++)
+        pc_maxpool2d_image(p, out + i * img, j->out + (n0 + i) * pimg,
+                           j->argmax + (n0 + i) * pimg);
 }
 
 static void chunking(conv_job *j)
@@ -241,17 +280,38 @@ static void chunking(conv_job *j)
     j->kdim = j->s->kh * j->s->kw * j->s->c;
 }
 
+static int run_forward(conv_job *j)
+{
+    if (j->act != PC_ACT_LINEAR && j->act != PC_ACT_RELU)
+        return PC_EINVAL;
+    chunking(j);
+    if (j->nchunks == 0)
+        return PC_EINVAL;
+    pc_parallel(j->rt, j->nchunks, forward_task, j);
+    return j->failed ? PC_ENOMEM : PC_OK;
+}
+
 int pc_conv2d_forward(pc_runtime *rt, const pc_conv_shape *s, const float *x, const float *w,
                       const float *b, float *y, pc_act act)
 {
-    if (act != PC_ACT_LINEAR && act != PC_ACT_RELU)
-        return PC_EINVAL;
     conv_job j = {.rt = rt, .s = s, .x = x, .w = w, .b = b, .out = y, .act = act};
-    chunking(&j);
-    if (j.nchunks == 0)
+    return run_forward(&j);
+}
+
+static int pool_matches(const pc_conv_shape *s, const pc_pool_shape *p)
+{
+    return p->n == s->n && p->h == s->oh && p->w == s->ow && p->c == s->o;
+}
+
+int pc_conv2d_maxpool_forward(pc_runtime *rt, const pc_conv_shape *s, const pc_pool_shape *p,
+                              const float *x, const float *w, const float *b, pc_act act,
+                              float *pooled, int32_t *argmax)
+{
+    if (!pool_matches(s, p))
         return PC_EINVAL;
-    pc_parallel(rt, j.nchunks, forward_task, &j);
-    return j.failed ? PC_ENOMEM : PC_OK;
+    conv_job j = {.rt = rt, .s = s, .x = x, .w = w, .b = b, .out = pooled, .act = act,
+                  .pool = p, .argmax = argmax};
+    return run_forward(&j);
 }
 
 /* ---- backward -------------------------------------------------------------------------------- */
@@ -275,15 +335,28 @@ static void column_sums(const float *restrict dy, int rows, int cols, float *res
             db[o] += dy[(size_t)r * cols + o];
 }
 
-/* dy of a chunk, or relu's gradient dy * (y > 0) copied into the thread's scratch */
-static const float *chunk_output_grad(conv_job *j, int thread, int n0, int rows)
+/* dy of a chunk, or relu's gradient dy * (y > 0) copied into the thread's scratch, or with a
+ * fused pooling the chunk's dy rebuilt in scratch from the pooled gradient */
+static const float *chunk_output_grad(conv_job *j, int thread, int n0, int count, int rows)
 {
-    const size_t off = (size_t)n0 * j->s->oh * j->s->ow * j->s->o, n = (size_t)rows * j->s->o;
-    if (!j->y)
-        return j->dy + off;
+    const pc_conv_shape *s = j->s;
+    const size_t img = (size_t)s->oh * s->ow * s->o, n = (size_t)rows * s->o;
+    if (!j->y && !j->pool)
+        return j->dy + n0 * img;
     float *g = pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_GRAD, n);
-    if (g)
-        relu_mask(j->dy + off, j->y + off, g, n);
+    if (!g)
+        return NULL;
+    if (!j->pool) {
+        relu_mask(j->dy + n0 * img, j->y + n0 * img, g, n);
+        return g;
+    }
+    const pc_pool_shape *p = j->pool;
+    const size_t pimg = (size_t)p->oh * p->ow * p->c;
+    for (int i = 0; i < count; i++) {
+        const size_t at = (size_t)(n0 + i) * pimg;
+        pc_maxpool2d_image_backward(p, j->dy + at, j->argmax_in + at, j->y ? j->y + at : NULL,
+                                    g + i * img);
+    }
     return g;
 }
 
@@ -302,7 +375,7 @@ static void backward_task(void *ctx, int lane, int thread)
     for (int chunk = lane; chunk < j->nchunks; chunk += LANES) {
         int n0, count, rows;
         chunk_range(j, chunk, &n0, &count, &rows);
-        const float *dyc = chunk_output_grad(j, thread, n0, rows);
+        const float *dyc = chunk_output_grad(j, thread, n0, count, rows);
         /* dw needs col^T: building col in scratch and packing its contiguous columns beats
          * gathering taps from x (measured) */
         const float *col = dyc ? chunk_columns(j, thread, n0, count, rows) : NULL;
@@ -372,21 +445,38 @@ static void reduce_task(void *ctx, int task, int thread)
     }
 }
 
+static int run_backward(conv_job *j, float *dw, float *db)
+{
+    chunking(j);
+    if (j->nchunks == 0)
+        return PC_EINVAL;
+    const size_t total = (size_t)j->kdim * j->s->o + j->s->o;
+    j->partial = pc_shared_scratch(j->rt, PC_SHARED_SLOT_PARTIAL, (size_t)LANES * total);
+    if (!j->partial)
+        return PC_ENOMEM;
+    pc_parallel(j->rt, min_i(LANES, j->nchunks), backward_task, j);
+    if (j->failed)
+        return PC_ENOMEM;
+    reduce_job r = {.j = j, .dw = dw, .db = db, .total = total};
+    pc_parallel(j->rt, (int)((total + REDUCE_BLOCK - 1) / REDUCE_BLOCK), reduce_task, &r);
+    return PC_OK;
+}
+
 int pc_conv2d_backward(pc_runtime *rt, const pc_conv_shape *s, const float *x, const float *w,
                        const float *y, const float *dy, float *dx, float *dw, float *db)
 {
     conv_job j = {.rt = rt, .s = s, .x = x, .w = w, .y = y, .dy = dy, .dx = dx};
-    chunking(&j);
-    if (j.nchunks == 0)
+    return run_backward(&j, dw, db);
+}
+
+int pc_conv2d_maxpool_backward(pc_runtime *rt, const pc_conv_shape *s, const pc_pool_shape *p,
+                               const float *x, const float *w, const float *relu_pooled,
+                               const int32_t *argmax, const float *dpooled, float *dx, float *dw,
+                               float *db)
+{
+    if (!pool_matches(s, p))
         return PC_EINVAL;
-    const size_t total = (size_t)j.kdim * s->o + s->o;
-    j.partial = pc_shared_scratch(rt, PC_SHARED_SLOT_PARTIAL, (size_t)LANES * total);
-    if (!j.partial)
-        return PC_ENOMEM;
-    pc_parallel(rt, min_i(LANES, j.nchunks), backward_task, &j);
-    if (j.failed)
-        return PC_ENOMEM;
-    reduce_job r = {.j = &j, .dw = dw, .db = db, .total = total};
-    pc_parallel(rt, (int)((total + REDUCE_BLOCK - 1) / REDUCE_BLOCK), reduce_task, &r);
-    return PC_OK;
+    conv_job j = {.rt = rt, .s = s, .x = x, .w = w, .y = relu_pooled, .dy = dpooled, .dx = dx,
+                  .pool = p, .argmax_in = argmax};
+    return run_backward(&j, dw, db);
 }

@@ -46,15 +46,30 @@ static void max_init(float *restrict y, int32_t *restrict am, const float *restr
     }
 }
 
-static void max_forward_task(void *ctx, int n, int thread)
+/* A whole 2x2 window (cells a, b in the first row, c, d in the second) in one pass over the
+ * channels: the common case, without the running max going through memory between cells. */
+PC_MULTIVERSION __attribute__((noinline))
+static void max_2x2(float *restrict y, int32_t *restrict am, const float *restrict a,
+                    const float *restrict b, const float *restrict c, const float *restrict d,
+                    int32_t cell, int32_t row, int C)
 {
-    (void)thread;
-    const pool_job *j = ctx;
-    const pc_pool_shape *s = j->s;
+    for (int k = 0; k < C; k++) {
+        float m = a[k];
+        int32_t i = cell;
+        i = b[k] > m ? cell + 1 : i;
+        m = b[k] > m ? b[k] : m;
+        i = c[k] > m ? cell + row : i;
+        m = c[k] > m ? c[k] : m;
+        i = d[k] > m ? cell + row + 1 : i;
+        m = d[k] > m ? d[k] : m;
+        y[k] = m;
+        am[k] = i;
+    }
+}
+
+void pc_maxpool2d_image(const pc_pool_shape *s, const float *x, float *y, int32_t *am)
+{
     const int C = s->c;
-    const float *x = j->x + (size_t)n * s->h * s->w * C;
-    float *y = j->y + (size_t)n * s->oh * s->ow * C;
-    int32_t *am = j->argmax + (size_t)n * s->oh * s->ow * C;
     for (int oh = 0; oh < s->oh; oh++) {
         for (int ow = 0; ow < s->ow; ow++, y += C, am += C) {
             int h0, h1, w0, w1;
@@ -67,6 +82,11 @@ static void max_forward_task(void *ctx, int n, int thread)
                 continue;
             }
             const int32_t first = h0 * s->w + w0;
+            if (h1 - h0 == 2 && w1 - w0 == 2) {
+                const float *a = x + (size_t)first * C, *c = a + (size_t)s->w * C;
+                max_2x2(y, am, a, a + C, c, c + C, first, s->w, C);
+                continue;
+            }
             max_init(y, am, x + (size_t)first * C, first, C);
             for (int h = h0; h < h1; h++)
                 for (int w = (h == h0 ? w0 + 1 : w0); w < w1; w++)
@@ -75,23 +95,77 @@ static void max_forward_task(void *ctx, int n, int thread)
     }
 }
 
-PC_MULTIVERSION
+static void max_forward_task(void *ctx, int n, int thread)
+{
+    (void)thread;
+    const pool_job *j = ctx;
+    const pc_pool_shape *s = j->s;
+    const size_t out = (size_t)n * s->oh * s->ow * s->c;
+    pc_maxpool2d_image(s, j->x + (size_t)n * s->h * s->w * s->c, j->y + out, j->argmax + out);
+}
+
+/* Non-overlapping windows without padding: every input cell is in at most one window, so each
+ * is written once, by a select over the channels (no zeroing pass, no scatter). */
+static int tiled(const pc_pool_shape *s)
+{
+    return s->ph > 0 && s->pw > 0 && s->sh == s->ph && s->sw == s->pw && s->pt == 0 &&
+           s->pl == 0 &&
+           (long long)s->oh * s->ph <= s->h && (long long)s->ow * s->pw <= s->w;
+}
+
+PC_MULTIVERSION __attribute__((noinline))
+static void select_cell(float *restrict dx, const float *restrict dy, const int32_t *restrict am,
+                        const float *restrict relu_y, int32_t cell, int C)
+{
+    if (relu_y) {
+        for (int c = 0; c < C; c++)
+            dx[c] = am[c] == cell && relu_y[c] > 0.0f ? dy[c] : 0.0f;
+    } else {
+        for (int c = 0; c < C; c++)
+            dx[c] = am[c] == cell ? dy[c] : 0.0f;
+    }
+}
+
+void pc_maxpool2d_image_backward(const pc_pool_shape *s, const float *dy, const int32_t *am,
+                                 const float *relu_y, float *dx)
+{
+    const int C = s->c;
+    const size_t cells = (size_t)s->h * s->w;
+    if (tiled(s)) {
+        for (int oh = 0; oh < s->oh; oh++) {
+            for (int ow = 0; ow < s->ow; ow++) {
+                const size_t o = ((size_t)oh * s->ow + ow) * C;
+                for (int h = oh * s->ph; h < (oh + 1) * s->ph; h++)
+                    for (int w = ow * s->pw; w < (ow + 1) * s->pw; w++)
+                        select_cell(dx + ((size_t)h * s->w + w) * C, dy + o, am + o,
+                                    relu_y ? relu_y + o : NULL, h * s->w + w, C);
+            }
+            for (int w = s->ow * s->pw; w < s->w; w++)         /* columns no window covers */
+                for (int h = oh * s->ph; h < (oh + 1) * s->ph; h++)
+                    memset(dx + ((size_t)h * s->w + w) * C, 0, (size_t)C * sizeof(float));
+        }
+        const size_t covered = (size_t)s->oh * s->ph * s->w;   /* rows no window covers */
+        memset(dx + covered * C, 0, (cells - covered) * C * sizeof(float));
+        return;
+    }
+    memset(dx, 0, cells * C * sizeof(float));
+    const size_t outs = (size_t)s->oh * s->ow;
+    for (size_t o = 0; o < outs; o++, dy += C, am += C) {
+        const float *ry = relu_y ? relu_y + o * C : NULL;
+        for (int c = 0; c < C; c++)
+            if (am[c] >= 0 && (size_t)am[c] < cells && (!ry || ry[c] > 0.0f))
+                dx[(size_t)am[c] * C + c] += dy[c];
+    }
+}
+
 static void max_backward_task(void *ctx, int n, int thread)
 {
     (void)thread;
     const pool_job *j = ctx;
     const pc_pool_shape *s = j->s;
-    const int C = s->c;
-    const size_t cells = (size_t)s->h * s->w;
-    float *dx = j->dx + (size_t)n * cells * C;
-    const float *dy = j->dy + (size_t)n * s->oh * s->ow * C;
-    const int32_t *am = j->argmax_in + (size_t)n * s->oh * s->ow * C;
-    memset(dx, 0, cells * C * sizeof(float));
-    const size_t outs = (size_t)s->oh * s->ow;
-    for (size_t o = 0; o < outs; o++, dy += C, am += C)
-        for (int c = 0; c < C; c++)
-            if (am[c] >= 0 && (size_t)am[c] < cells)
-                dx[(size_t)am[c] * C + c] += dy[c];
+    const size_t out = (size_t)n * s->oh * s->ow * s->c;
+    pc_maxpool2d_image_backward(s, j->dy + out, j->argmax_in + out, NULL,
+                                j->dx + (size_t)n * s->h * s->w * s->c);
 }
 
 PC_MULTIVERSION

@@ -131,8 +131,32 @@ int pc_maxpool2d_forward(pc_runtime *rt, const pc_pool_shape *s, const float *x,
                          int32_t *argmax);
 int pc_maxpool2d_backward(pc_runtime *rt, const pc_pool_shape *s, const float *dy,
                           const int32_t *argmax, float *dx);
+/* One image, on the calling thread (the building blocks of the fused convolution + pooling):
+ * forward as above; backward writes every cell of dx[h][w][c] (zero where no gradient goes),
+ * and when relu_y (the pooled output of a relu) is not NULL passes dy only where relu_y > 0.
+ * The backward needs ph, pw, sh, sw, pt, pl only to take the fast path for non-overlapping
+ * windows; with ph = pw = 0 it scatters through argmax alone. */
+void pc_maxpool2d_image(const pc_pool_shape *s, const float *x, float *y, int32_t *argmax);
+void pc_maxpool2d_image_backward(const pc_pool_shape *s, const float *dy, const int32_t *argmax,
+                                 const float *relu_y, float *dx);
 int pc_avgpool2d_forward(pc_runtime *rt, const pc_pool_shape *s, const float *x, float *y);
 int pc_avgpool2d_backward(pc_runtime *rt, const pc_pool_shape *s, const float *dy, float *dx);
+
+/* ---- convolution + max pooling in one pass (conv2d.c) ----------------------------------------
+ * conv2d (act: LINEAR or RELU) followed by max pooling p over its output, chunk by chunk in the
+ * threads' caches: the convolution's output y[n][s->oh][s->ow][s->o] is never stored. p describes
+ * the pooling of that output (p->n, h, w, c = s->n, s->oh, s->ow, s->o); `pooled` and `argmax`
+ * are the pooling's outputs [n][p->oh][p->ow][o], bit-identical to the two kernels run in turn.
+ * The backward takes d loss / d pooled and, for a relu, the pooled output (relu_pooled, else
+ * NULL): relu's gradient is zero exactly where the pooled value is 0. Outputs as for
+ * pc_conv2d_backward. */
+int pc_conv2d_maxpool_forward(pc_runtime *rt, const pc_conv_shape *s,
+                              const pc_pool_shape *p, const float *x, const float *w,
+                              const float *b, pc_act act, float *pooled, int32_t *argmax);
+int pc_conv2d_maxpool_backward(pc_runtime *rt, const pc_conv_shape *s,
+                               const pc_pool_shape *p, const float *x, const float *w,
+                               const float *relu_pooled, const int32_t *argmax,
+                               const float *dpooled, float *dx, float *dw, float *db);
 
 /* ---- activations (activations.c) -------------------------------------------------------------
  * Elementwise on `size` floats, softmax over rows of length `cols` (size = rows * cols).

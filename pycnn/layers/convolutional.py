@@ -91,6 +91,38 @@ class Conv2D(_Activated):
                            y=relu_output)
         return dx
 
+    # ---- fused with the max pooling that follows (used by models, see models/graph.py) -------
+    def can_fuse_pool(self, pool) -> bool:
+        """Whether this layer and ``pool`` can run as one C call: a relu or linear
+        convolution followed by max pooling."""
+        from .pooling import MaxPooling2D
+        return type(self) is Conv2D and type(pool) is MaxPooling2D and \
+            self.activation in ("linear", "relu")
+
+    def forward_pooled(self, x, pool, training=False):
+        """``pool.forward(self.forward(x))`` without storing this layer's output: the C kernel
+        pools each chunk of the convolution's output while it is in cache. Same numbers."""
+        conv_shape, self._pads = self._geometry(x.shape)
+        pooled_shape, pool_pads = pool._geometry(conv_shape)
+        y = pool._buffer("y", pooled_shape)
+        argmax = pool._buffer("argmax", pooled_shape, np.int32)
+        self._pool_args = (conv_shape[1:3], pool.pool_size, pool.strides, pool_pads)
+        _C.conv2d_maxpool_forward(x, self.kernel.value, self.bias.value if self.bias else None,
+                                  y, argmax, self.strides, self._pads, *self._pool_args,
+                                  activation=self._fused)
+        self._x, self._pooled, self._argmax = x, y, argmax
+        return y
+
+    def backward_pooled(self, dy, need_dx=True):
+        """The gradient through :meth:`forward_pooled`: ``dy`` is d loss / d pooled output."""
+        dy = np.ascontiguousarray(dy, dtype=np.float32).reshape(self._pooled.shape)
+        dx = self._buffer("dx", self._x.shape) if need_dx else None
+        _C.conv2d_maxpool_backward(
+            self._x, self.kernel.value, dy, self._argmax, dx, self.kernel.grad,
+            self.bias.grad if self.bias else None, self.strides, self._pads, *self._pool_args,
+            y=self._pooled if self.activation == "relu" else None)
+        return dx
+
     def get_config(self):
         return {**super().get_config(), "filters": self.filters,
                 "kernel_size": self.kernel_size, "strides": self.strides,

@@ -39,6 +39,34 @@ class Graph:
             self.layers.append(n.layer)
         self._input_producers = {id(t): n for n in self.nodes for t in n.outputs}
         self.output_node = self.outputs[0].node
+        self.set_fusion(True)
+
+    def set_fusion(self, enabled: bool) -> None:
+        """Run each convolution whose output feeds only a max pooling as one fused C call
+        (same numbers, the convolution's output never stored); off: every layer on its own."""
+        self._pool_of: dict[int, Node] = {}     # id(conv node) -> the pool node it feeds
+        self._fused_pools: set[int] = set()
+        if not enabled:
+            return
+        consumers: dict[int, list[Node]] = {}
+        for node in self.nodes:
+            for t in node.inputs:
+                consumers.setdefault(t.id, []).append(node)
+        for node in self.nodes:
+            out = node.outputs[0]
+            users = consumers.get(out.id, [])
+            if len(users) != 1 or out is self.outputs[0]:
+                continue
+            can_fuse = getattr(node.layer, "can_fuse_pool", None)
+            if can_fuse is not None and can_fuse(users[0].layer):
+                self._pool_of[id(node)] = users[0]
+                self._fused_pools.add(id(users[0]))
+
+    @property
+    def fused_pairs(self) -> list[tuple[Layer, Layer]]:
+        """The (convolution, pooling) layer pairs that run fused."""
+        return [(n.layer, self._pool_of[id(n)].layer) for n in self.nodes
+                if id(n) in self._pool_of]
 
     def _topological_nodes(self) -> list[Node]:
         order: list[Node] = []
@@ -75,7 +103,12 @@ class Graph:
     def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
         values = {self.inputs[0].id: x}
         for node in self.nodes:
-            if isinstance(node.layer, InputLayer):
+            if isinstance(node.layer, InputLayer) or id(node) in self._fused_pools:
+                continue
+            pool = self._pool_of.get(id(node))
+            if pool is not None:
+                values[pool.outputs[0].id] = node.layer.forward_pooled(
+                    values[node.inputs[0].id], pool.layer, training)
                 continue
             values[node.outputs[0].id] = node.layer.forward(values[node.inputs[0].id], training)
         return values[self.outputs[0].id]
@@ -94,9 +127,14 @@ class Graph:
             g: Optional[np.ndarray] = grads.pop(node.outputs[0].id, None)
             if g is None:
                 continue
+            fused = id(node) in self._fused_pools
+            if fused:                               # back through the pool and its convolution
+                node = node.inputs[0].node
             src = node.inputs[0]
             need_dx = not isinstance(self._input_producers[id(src)].layer, InputLayer)
-            if from_logits and node is self.output_node:
+            if fused:
+                dx = node.layer.backward_pooled(g, need_dx)
+            elif from_logits and node is self.output_node:
                 dx = node.layer.backward_from_logits(g, need_dx)
             else:
                 dx = node.layer.backward(g, need_dx)
