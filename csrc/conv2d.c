@@ -25,6 +25,7 @@
 
 #define ROWS_PER_CHUNK 512
 #define LANES 8
+#define GATHER_TAPS 32     /* weight gradients with at most this many taps gather them from x */
 
 typedef struct {
     pc_runtime *rt;
@@ -108,6 +109,15 @@ static void pack_rows(const void *ctx, int i0, int mb, int p0, int kb, int mr, f
                  * kernel row is one contiguous run of KW*C floats in x */
                 const float *org = xn + ((size_t)h0 * s->w + w0) * C;
                 float *d = dst + i;
+                if (KWC == 3) {                 /* 3 taps per kernel row: the first layer */
+                    for (int kh = 0; kh < s->kh; kh++, d += (ptrdiff_t)3 * mr) {
+                        const float *src = org + (size_t)kh * s->w * C;
+                        d[0] = src[0];
+                        d[mr] = src[1];
+                        d[2 * mr] = src[2];
+                    }
+                    continue;
+                }
                 for (int kh = 0; kh < s->kh; kh++, d += (ptrdiff_t)KWC * mr) {
                     const float *src = org + (size_t)kh * s->w * C;
                     for (int q = 0; q < KWC; q++)
@@ -129,6 +139,67 @@ static void pack_rows(const void *ctx, int i0, int mb, int p0, int kb, int mr, f
                         d[(ptrdiff_t)q * mr] = 0.0f;
                 }
                 p += run;
+                c = 0;
+                if (++kw == s->kw) {
+                    kw = 0;
+                    kh++;
+                }
+            }
+        }
+    }
+}
+
+/* A = col^T (rows = taps, columns = output pixels) for the weight gradient of a layer with few
+ * taps (the first layer: 9 for a 3x3 kernel on one channel): each pixel's taps gathered from x
+ * straight into the packed sliver, no column buffer and no second copy. */
+static void pack_taps(const void *ctx, int i0, int mb, int p0, int kb, int mr, float *dst)
+{
+    const im2col_view *v = ctx;
+    const pc_conv_shape *s = v->s;
+    const int C = s->c, KWC = s->kw * C, kdim = s->kh * KWC;
+    for (int is = 0; is < mb; is += mr, dst += (ptrdiff_t)kb * mr) {
+        const int me = min_i(mr, mb - is), t0 = i0 + is;
+        const int kh0 = t0 / KWC, kw0 = (t0 % KWC) / C, c0 = t0 % C;
+        pixel_cursor cur = cursor_at(v, p0);
+        for (int p = 0; p < kb; p++) {
+            float *d = dst + (ptrdiff_t)p * mr;
+            const int h0 = cur.oh * s->sh - s->pt, w0 = cur.ow * s->sw - s->pl;
+            const float *xn = v->x + (size_t)cur.n * s->h * s->w * C;
+            cursor_next(&cur);
+            for (int i = me; i < mr; i++)
+                d[i] = 0.0f;
+            if (t0 == 0 && me == kdim && h0 >= 0 && h0 + s->kh <= s->h && w0 >= 0 &&
+                w0 + s->kw <= s->w) {
+                const float *org = xn + ((size_t)h0 * s->w + w0) * C;
+                if (KWC == 3) {                 /* 3 taps per kernel row: the first layer */
+                    for (int kh = 0; kh < s->kh; kh++, d += 3) {
+                        const float *src = org + (size_t)kh * s->w * C;
+                        d[0] = src[0];
+                        d[1] = src[1];
+                        d[2] = src[2];
+                    }
+                    continue;
+                }
+                for (int kh = 0; kh < s->kh; kh++, d += KWC) {
+                    const float *src = org + (size_t)kh * s->w * C;
+                    for (int q = 0; q < KWC; q++)
+                        d[q] = src[q];
+                }
+                continue;
+            }
+            int kh = kh0, kw = kw0, c = c0;
+            for (int i = 0; i < me;) {
+                const int run = min_i(C - c, me - i);
+                const int ih = h0 + kh, iw = w0 + kw;
+                if (ih >= 0 && ih < s->h && iw >= 0 && iw < s->w) {
+                    const float *src = xn + ((size_t)ih * s->w + iw) * C + c;
+                    for (int q = 0; q < run; q++)
+                        d[i + q] = src[q];
+                } else {
+                    for (int q = 0; q < run; q++)
+                        d[i + q] = 0.0f;
+                }
+                i += run;
                 c = 0;
                 if (++kw == s->kw) {
                     kw = 0;
@@ -376,9 +447,12 @@ static void backward_task(void *ctx, int lane, int thread)
         int n0, count, rows;
         chunk_range(j, chunk, &n0, &count, &rows);
         const float *dyc = chunk_output_grad(j, thread, n0, count, rows);
-        /* dw needs col^T: building col in scratch and packing its contiguous columns beats
-         * gathering taps from x (measured) */
-        const float *col = dyc ? chunk_columns(j, thread, n0, count, rows) : NULL;
+        /* dw needs col^T: for many taps, building col in scratch and packing its contiguous
+         * columns beats gathering taps from x (measured); for a few, gathering wins */
+        const int gather = j->kdim <= GATHER_TAPS && !pointwise;
+        const im2col_view view = {.s = s, .x = j->x, .n0 = n0};
+        const float *col = !dyc ? NULL
+                           : gather ? j->x : chunk_columns(j, thread, n0, count, rows);
         float *scratch = gemm_scratch(j, thread, rows > j->kdim ? rows : j->kdim,
                                       s->o > j->kdim ? s->o : j->kdim, rows > s->o ? rows : s->o);
         if (!col || !scratch) {
@@ -388,6 +462,7 @@ static void backward_task(void *ctx, int lane, int thread)
         pc_gemm_args gw = {
             .m = j->kdim, .n = s->o, .k = rows,
             .a = col, .rsa = 1, .csa = j->kdim,
+            .pack_a = gather ? pack_taps : NULL, .pack_ctx = &view,
             .b = dyc, .rsb = s->o, .csb = 1,
             .c = dw, .ldc = s->o,
             .accumulate = !first, .bias = NULL, .act = PC_ACT_LINEAR,

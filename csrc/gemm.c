@@ -13,6 +13,7 @@
 #include "pycnn.h"
 #include "gemm_kernels.h"
 
+#include <stdint.h>
 #include <string.h>
 
 static inline int min_i(int a, int b) { return a < b ? a : b; }
@@ -172,15 +173,21 @@ void pc_gemm_serial(const pc_runtime *rt, const pc_gemm_args *g, float *scratch)
     const int mc = min_i(uk->mc, round_up(g->m, uk->mr));
     float *bp = scratch;
     float *ap = scratch + (ptrdiff_t)kc * round_up(g->n, uk->nr);
+    /* B of exactly one sliver, stored as the packed sliver would be (rows of nr floats, 64-byte
+     * aligned): the micro-kernel reads it in place (a dy chunk of a 32-filter convolution) */
+    const int packed = g->n == uk->nr && g->csb == 1 && g->rsb == uk->nr &&
+                       ((uintptr_t)g->b & 63) == 0;
     for (int pc = 0; pc < g->k; pc += kc) {
         const int kb = min_i(kc, g->k - pc);
         const int accumulate = pc > 0 || g->accumulate;
         const int last = pc + kb >= g->k;
-        pack_b(g, pc, kb, 0, g->n, uk->nr, bp);
+        const float *bs = packed ? g->b + (ptrdiff_t)pc * uk->nr : bp;
+        if (!packed)
+            pack_b(g, pc, kb, 0, g->n, uk->nr, bp);
         for (int ic = 0; ic < g->m; ic += mc) {
             const int mb = min_i(mc, g->m - ic);
             pack_a_any(g, ic, mb, pc, kb, uk->mr, ap);
-            macro_kernel(uk, g, ic, mb, 0, g->n, kb, ap, bp, accumulate, last);
+            macro_kernel(uk, g, ic, mb, 0, g->n, kb, ap, bs, accumulate, last);
         }
     }
 }

@@ -126,6 +126,22 @@ static void select_cell(float *restrict dx, const float *restrict dy, const int3
     }
 }
 
+/* select_cell for the four cells of a 2x2 window at once (dy, argmax and mask read once) */
+PC_MULTIVERSION __attribute__((noinline))
+static void select_2x2(float *restrict a, float *restrict b, float *restrict c,
+                       float *restrict d, const float *restrict dy, const int32_t *restrict am,
+                       const float *restrict relu_y, int32_t cell, int32_t row, int C)
+{
+    for (int k = 0; k < C; k++) {
+        const float g = relu_y && !(relu_y[k] > 0.0f) ? 0.0f : dy[k];
+        const int32_t i = am[k];
+        a[k] = i == cell ? g : 0.0f;
+        b[k] = i == cell + 1 ? g : 0.0f;
+        c[k] = i == cell + row ? g : 0.0f;
+        d[k] = i == cell + row + 1 ? g : 0.0f;
+    }
+}
+
 void pc_maxpool2d_image_backward(const pc_pool_shape *s, const float *dy, const int32_t *am,
                                  const float *relu_y, float *dx)
 {
@@ -135,6 +151,13 @@ void pc_maxpool2d_image_backward(const pc_pool_shape *s, const float *dy, const 
         for (int oh = 0; oh < s->oh; oh++) {
             for (int ow = 0; ow < s->ow; ow++) {
                 const size_t o = ((size_t)oh * s->ow + ow) * C;
+                if (s->ph == 2 && s->pw == 2) {
+                    const int32_t cell = 2 * oh * s->w + 2 * ow;
+                    float *a = dx + (size_t)cell * C, *c = a + (size_t)s->w * C;
+                    select_2x2(a, a + C, c, c + C, dy + o, am + o, relu_y ? relu_y + o : NULL,
+                               cell, s->w, C);
+                    continue;
+                }
                 for (int h = oh * s->ph; h < (oh + 1) * s->ph; h++)
                     for (int w = ow * s->pw; w < (ow + 1) * s->pw; w++)
                         select_cell(dx + ((size_t)h * s->w + w) * C, dy + o, am + o,
