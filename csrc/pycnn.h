@@ -184,11 +184,12 @@ int pc_xent(const float *probs, const float *targets, int n, int classes, float 
 
 /* ---- optimizers (optimizers.c): Keras' update rules, in place on `size` floats ----------------
  * Each returns the number of updated weights that are not finite. */
-size_t pc_sgd_update(float *w, const float *g, float *velocity, size_t size, float lr,
-                   float momentum, int nesterov);
-size_t pc_rmsprop_update(float *w, const float *g, float *v, size_t size, float lr, float rho,
-                       float epsilon, float momentum, float *mom, int centered, float *mg);
-size_t pc_adam_update(float *w, const float *g, float *m, float *v, size_t size, float lr,
-                    float beta_1, float beta_2, float epsilon, long long step);
+size_t pc_sgd_update(pc_runtime *rt, float *w, const float *g, float *velocity, size_t size,
+                     float lr, float momentum, int nesterov);
+size_t pc_rmsprop_update(pc_runtime *rt, float *w, const float *g, float *v, size_t size,
+                         float lr, float rho, float epsilon, float momentum, float *mom,
+                         int centered, float *mg);
+size_t pc_adam_update(pc_runtime *rt, float *w, const float *g, float *m, float *v, size_t size,
+                      float lr, float beta_1, float beta_2, float epsilon, long long step);
 
 #endif

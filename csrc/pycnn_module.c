@@ -154,14 +154,16 @@ static PyObject *kernel_result(int rc, const char *func)
 #define FLOAT(a) ((float *)PyArray_DATA(a))
 #define OPT_FLOAT(a) ((a) ? (float *)PyArray_DATA(a) : NULL)
 
-#define RUN_KERNEL(rt, call)                                                            \
+/* result = call, without the GIL, with the runtime entered */
+#define RUN_KERNEL_INTO(rt, result, call)                                               \
     do {                                                                                \
         Py_BEGIN_ALLOW_THREADS                                                          \
         pc_runtime_enter(rt);                                                           \
-        rc = (call);                                                                    \
+        result = (call);                                                                \
         pc_runtime_leave(rt);                                                           \
         Py_END_ALLOW_THREADS                                                            \
     } while (0)
+#define RUN_KERNEL(rt, call) RUN_KERNEL_INTO(rt, rc, call)
 
 static int parse_act(const char *func, const char *s, pc_act *act, int fused_only)
 {
@@ -931,7 +933,6 @@ static int opt_arrays(const char *F, PyObject **objs, const char **names, int n,
 
 static PyObject *py_sgd_update(PyObject *m, PyObject *args, PyObject *kw)
 {
-    (void)m;
     static char *kwlist[] = {"w", "g", "velocity", "lr", "momentum", "nesterov", NULL};
     const char *F = "sgd_update";
     PyObject *o[3];
@@ -946,17 +947,15 @@ static PyObject *py_sgd_update(PyObject *m, PyObject *args, PyObject *kw)
         return NULL;
     if (momentum != 0.0f && !a[2])
         return PyErr_Format(PyExc_ValueError, "%s(): 'velocity' is required when momentum != 0", F);
+    pc_runtime *rt = runtime_of(m);
     size_t bad;
-    Py_BEGIN_ALLOW_THREADS
-    bad = pc_sgd_update(FLOAT(a[0]), FLOAT(a[1]), OPT_FLOAT(a[2]), (size_t)PyArray_SIZE(a[0]), lr,
-                  momentum, nesterov);
-    Py_END_ALLOW_THREADS
+    RUN_KERNEL_INTO(rt, bad, pc_sgd_update(rt, FLOAT(a[0]), FLOAT(a[1]), OPT_FLOAT(a[2]),
+                                 (size_t)PyArray_SIZE(a[0]), lr, momentum, nesterov));
     return PyLong_FromSize_t(bad);
 }
 
 static PyObject *py_rmsprop_update(PyObject *m, PyObject *args, PyObject *kw)
 {
-    (void)m;
     static char *kwlist[] = {"w", "g", "v", "lr", "rho", "epsilon", "momentum", "mom",
                              "centered", "mg", NULL};
     const char *F = "rmsprop_update";
@@ -974,17 +973,16 @@ static PyObject *py_rmsprop_update(PyObject *m, PyObject *args, PyObject *kw)
         return PyErr_Format(PyExc_ValueError, "%s(): 'mom' is required when momentum > 0", F);
     if (centered && !a[4])
         return PyErr_Format(PyExc_ValueError, "%s(): 'mg' is required when centered", F);
+    pc_runtime *rt = runtime_of(m);
     size_t bad;
-    Py_BEGIN_ALLOW_THREADS
-    bad = pc_rmsprop_update(FLOAT(a[0]), FLOAT(a[1]), FLOAT(a[2]), (size_t)PyArray_SIZE(a[0]), lr, rho,
-                      eps, momentum, OPT_FLOAT(a[3]), centered, OPT_FLOAT(a[4]));
-    Py_END_ALLOW_THREADS
+    RUN_KERNEL_INTO(rt, bad, pc_rmsprop_update(rt, FLOAT(a[0]), FLOAT(a[1]), FLOAT(a[2]),
+                                     (size_t)PyArray_SIZE(a[0]), lr, rho, eps, momentum,
+                                     OPT_FLOAT(a[3]), centered, OPT_FLOAT(a[4])));
     return PyLong_FromSize_t(bad);
 }
 
 static PyObject *py_adam_update(PyObject *m, PyObject *args, PyObject *kw)
 {
-    (void)m;
     static char *kwlist[] = {"w", "g", "m", "v", "lr", "beta_1", "beta_2", "epsilon", "step",
                              NULL};
     const char *F = "adam_update";
@@ -1000,11 +998,10 @@ static PyObject *py_adam_update(PyObject *m, PyObject *args, PyObject *kw)
     PyArrayObject *a[4];
     if (opt_arrays(F, o, names, 4, 4, a))
         return NULL;
+    pc_runtime *rt = runtime_of(m);
     size_t bad;
-    Py_BEGIN_ALLOW_THREADS
-    bad = pc_adam_update(FLOAT(a[0]), FLOAT(a[1]), FLOAT(a[2]), FLOAT(a[3]), (size_t)PyArray_SIZE(a[0]),
-                   lr, b1, b2, eps, step);
-    Py_END_ALLOW_THREADS
+    RUN_KERNEL_INTO(rt, bad, pc_adam_update(rt, FLOAT(a[0]), FLOAT(a[1]), FLOAT(a[2]), FLOAT(a[3]),
+                                  (size_t)PyArray_SIZE(a[0]), lr, b1, b2, eps, step));
     return PyLong_FromSize_t(bad);
 }
 
