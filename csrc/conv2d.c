@@ -37,6 +37,7 @@ typedef struct {
                                     pooled ones */
     int32_t *argmax;             /* forward, with pool */
     const int32_t *argmax_in;    /* backward, with pool */
+    const float *w_packed;       /* W (forward) or W^T (backward, for dx) packed once per call */
     float *partial;        /* LANES x (K*O + O) for dw and db */
     pc_act act;
     int kdim;              /* KH*KW*C */
@@ -325,7 +326,7 @@ static void forward_task(void *ctx, int chunk, int thread)
         .m = rows, .n = s->o, .k = j->kdim,
         .a = j->x + (size_t)n0 * s->h * s->w * s->c, .rsa = j->kdim, .csa = 1,
         .pack_a = pointwise ? NULL : pack_rows, .pack_ctx = &view,
-        .b = j->w, .rsb = s->o, .csb = 1,
+        .b = j->w, .rsb = s->o, .csb = 1, .b_packed = j->w_packed,
         .c = out, .ldc = s->o,
         .accumulate = 0, .bias = j->b, .act = j->act,
     };
@@ -351,6 +352,23 @@ static void chunking(conv_job *j)
     j->kdim = j->s->kh * j->s->kw * j->s->c;
 }
 
+/* The kernel as the GEMM's B, packed once for all chunks: W (k = taps, n = filters) for the
+ * forward pass, W^T for the input gradient. */
+static int pack_kernel(conv_job *j, int transposed)
+{
+    const pc_conv_shape *s = j->s;
+    const int k = transposed ? s->o : j->kdim, n = transposed ? j->kdim : s->o;
+    float *dst = pc_shared_scratch(j->rt, PC_SHARED_SLOT_PACK_B,
+                                   pc_gemm_packed_b_floats(j->rt, k, n));
+    if (!dst)
+        return PC_ENOMEM;
+    const pc_gemm_args g = {.m = 1, .n = n, .k = k, .b = j->w,
+                            .rsb = transposed ? 1 : s->o, .csb = transposed ? s->o : 1};
+    pc_gemm_pack_b(j->rt, &g, dst);
+    j->w_packed = dst;
+    return PC_OK;
+}
+
 static int run_forward(conv_job *j)
 {
     if (j->act != PC_ACT_LINEAR && j->act != PC_ACT_RELU)
@@ -358,6 +376,8 @@ static int run_forward(conv_job *j)
     chunking(j);
     if (j->nchunks == 0)
         return PC_EINVAL;
+    if (pack_kernel(j, 0))
+        return PC_ENOMEM;
     pc_parallel(j->rt, j->nchunks, forward_task, j);
     return j->failed ? PC_ENOMEM : PC_OK;
 }
@@ -482,7 +502,7 @@ static void backward_task(void *ctx, int lane, int thread)
         pc_gemm_args gx = {
             .m = rows, .n = j->kdim, .k = s->o,
             .a = dyc, .rsa = s->o, .csa = 1,
-            .b = j->w, .rsb = 1, .csb = s->o,
+            .b = j->w, .rsb = 1, .csb = s->o, .b_packed = j->w_packed,
             .c = dcol, .ldc = j->kdim,
             .accumulate = 0, .bias = NULL, .act = PC_ACT_LINEAR,
         };
@@ -527,7 +547,7 @@ static int run_backward(conv_job *j, float *dw, float *db)
         return PC_EINVAL;
     const size_t total = (size_t)j->kdim * j->s->o + j->s->o;
     j->partial = pc_shared_scratch(j->rt, PC_SHARED_SLOT_PARTIAL, (size_t)LANES * total);
-    if (!j->partial)
+    if (!j->partial || (j->dx && pack_kernel(j, 1)))
         return PC_ENOMEM;
     pc_parallel(j->rt, min_i(LANES, j->nchunks), backward_task, j);
     if (j->failed)

@@ -160,6 +160,23 @@ size_t pc_gemm_scratch_floats(const pc_runtime *rt, int m, int n, int k)
     return (size_t)kc * (size_t)round_up(n > 0 ? n : 1, uk->nr) + (size_t)kc * (size_t)mc;
 }
 
+size_t pc_gemm_packed_b_floats(const pc_runtime *rt, int k, int n)
+{
+    const pc_ukernel *uk = &rt->ukernel;
+    return (size_t)(k > 0 ? k : 0) * (size_t)round_up(n > 0 ? n : 1, uk->nr);
+}
+
+void pc_gemm_pack_b(const pc_runtime *rt, const pc_gemm_args *g, float *dst)
+{
+    const pc_ukernel *uk = &rt->ukernel;
+    if (g->k <= 0 || g->n <= 0)
+        return;
+    const int kc = k_block(uk, g->k);
+    const ptrdiff_t npad = round_up(g->n, uk->nr);
+    for (int pc = 0; pc < g->k; pc += kc)
+        pack_b(g, pc, min_i(kc, g->k - pc), 0, g->n, uk->nr, dst + (ptrdiff_t)pc * npad);
+}
+
 void pc_gemm_serial(const pc_runtime *rt, const pc_gemm_args *g, float *scratch)
 {
     const pc_ukernel *uk = &rt->ukernel;
@@ -181,8 +198,9 @@ void pc_gemm_serial(const pc_runtime *rt, const pc_gemm_args *g, float *scratch)
         const int kb = min_i(kc, g->k - pc);
         const int accumulate = pc > 0 || g->accumulate;
         const int last = pc + kb >= g->k;
-        const float *bs = packed ? g->b + (ptrdiff_t)pc * uk->nr : bp;
-        if (!packed)
+        const float *bs = g->b_packed ? g->b_packed + (ptrdiff_t)pc * round_up(g->n, uk->nr)
+                          : packed ? g->b + (ptrdiff_t)pc * uk->nr : bp;
+        if (!packed && !g->b_packed)
             pack_b(g, pc, kb, 0, g->n, uk->nr, bp);
         for (int ic = 0; ic < g->m; ic += mc) {
             const int mb = min_i(mc, g->m - ic);

@@ -76,6 +76,7 @@ typedef struct {
     pc_pack_fn pack_a;                    /* NULL: pack from a/rsa/csa */
     const void *pack_ctx;
     const float *b; ptrdiff_t rsb, csb;
+    const float *b_packed;                /* B packed by pc_gemm_pack_b, or NULL (serial only) */
     float *c; ptrdiff_t ldc;
     int accumulate;
     const float *bias;    /* NULL or n floats */
@@ -87,6 +88,10 @@ int pc_gemm(pc_runtime *rt, const pc_gemm_args *g, int parallel);
 size_t pc_gemm_scratch_floats(const pc_runtime *rt, int m, int n, int k);
 /* Single-threaded GEMM using caller-supplied scratch of pc_gemm_scratch_floats() floats. */
 void pc_gemm_serial(const pc_runtime *rt, const pc_gemm_args *g, float *scratch);
+/* B packed once for many serial GEMMs that share it (a convolution's kernel, used by every
+ * chunk): pc_gemm_packed_b_floats(k, n) floats, then set b_packed. */
+size_t pc_gemm_packed_b_floats(const pc_runtime *rt, int k, int n);
+void pc_gemm_pack_b(const pc_runtime *rt, const pc_gemm_args *g, float *dst);
 
 /* ---- dense (dense.c) ------------------------------------------------------------------------
  * forward:  y[n][out] = act(x[n][in] * w[in][out] + b[out])   (act: LINEAR or RELU)
