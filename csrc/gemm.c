@@ -332,6 +332,45 @@ static int gemm_by_columns(pc_runtime *rt, const pc_gemm_args *g)
     return j.failed ? PC_ENOMEM : PC_OK;
 }
 
+/* ---- narrow C: computed as C^T = B^T A^T ------------------------------------------------------
+ * A product with few columns (a 10-class output layer: n = 10 of the 32 lanes of a sliver) wastes
+ * most of the micro-kernel; transposed, the 10 become rows of one mr-tall panel and the many rows
+ * fill whole slivers. C^T goes to scratch, then back into C with the accumulation and the
+ * epilogue. The path depends on the shapes only, so results stay thread-count independent. */
+static double tile_use(int rows, int cols, int mr, int nr)
+{
+    return (double)rows / round_up(rows, mr) * (double)cols / round_up(cols, nr);
+}
+
+static int narrow_c(const pc_ukernel *uk, const pc_gemm_args *g)
+{
+    return !g->pack_a && !g->b_packed && g->n < uk->nr &&
+           tile_use(g->n, g->m, uk->mr, uk->nr) > 1.5 * tile_use(g->m, g->n, uk->mr, uk->nr);
+}
+
+static int gemm_transposed(pc_runtime *rt, const pc_gemm_args *g, int parallel)
+{
+    float *t = pc_shared_scratch(rt, PC_SHARED_SLOT_TRANSPOSED, (size_t)g->m * g->n);
+    if (!t)
+        return PC_ENOMEM;
+    const pc_gemm_args gt = {
+        .m = g->n, .n = g->m, .k = g->k,
+        .a = g->b, .rsa = g->csb, .csa = g->rsb,
+        .b = g->a, .rsb = g->csa, .csb = g->rsa,
+        .c = t, .ldc = g->m, .accumulate = 0, .bias = NULL, .act = PC_ACT_LINEAR,
+    };
+    const int rc = pc_gemm(rt, &gt, parallel);
+    if (rc)
+        return rc;
+    for (int i = 0; i < g->m; i++) {
+        float *ci = g->c + (ptrdiff_t)i * g->ldc;
+        for (int j = 0; j < g->n; j++)
+            ci[j] = g->accumulate ? t[(ptrdiff_t)j * g->m + i] + ci[j] : t[(ptrdiff_t)j * g->m + i];
+    }
+    epilogue(g, g->c, g->m, 0, g->n);
+    return PC_OK;
+}
+
 int pc_gemm(pc_runtime *rt, const pc_gemm_args *g, int parallel)
 {
     const pc_ukernel *uk = &rt->ukernel;
@@ -339,6 +378,8 @@ int pc_gemm(pc_runtime *rt, const pc_gemm_args *g, int parallel)
         return PC_OK;
     if (g->k <= 0)
         return gemm_k_zero(g);
+    if (narrow_c(uk, g))
+        return gemm_transposed(rt, g, parallel);
     const int nthreads = rt->nthreads;
     if (!parallel || nthreads == 1) {
         float *s = pc_thread_scratch(rt, 0, PC_THREAD_SLOT_PACK,

@@ -43,7 +43,8 @@ typedef void (*pc_task_fn)(void *ctx, int task, int thread);
 
 enum { PC_THREAD_SLOT_WORK = 0, PC_THREAD_SLOT_PACK = 1, PC_THREAD_SLOT_GRAD = 2,
        PC_THREAD_SLOTS = 3 };
-enum { PC_SHARED_SLOT_PACK_B = 0, PC_SHARED_SLOT_PARTIAL = 1, PC_SHARED_SLOTS = 2 };
+enum { PC_SHARED_SLOT_PACK_B = 0, PC_SHARED_SLOT_PARTIAL = 1, PC_SHARED_SLOT_TRANSPOSED = 2,
+       PC_SHARED_SLOTS = 3 };
 
 typedef struct {
     float *ptr;
