@@ -292,8 +292,10 @@ def child_train_torch(spec):
 
 
 def child_layers_pycnn(spec):
-    """Forward/backward time of each convnet layer on a random batch of 128, through the
-    layers' own forward(x, training=True) / backward(dy)."""
+    """Forward/backward time of each step of the convnet on a random batch of 128, run as
+    fit() runs it: a Conv2D feeding a MaxPooling2D is one fused call (forward_pooled /
+    backward_pooled), timed as one row; other layers through forward(x, training=True) /
+    backward(dy)."""
     import numpy as np
     import pycnn
     pycnn.set_num_threads(spec["threads"])
@@ -302,43 +304,54 @@ def child_layers_pycnn(spec):
     layers = [l for l in model.layers if type(l).__name__ != "InputLayer"]
     rng = np.random.default_rng(spec["seed"])
     x = rng.random((BATCH, 28, 28, 1), dtype=np.float32)
-    names = [getattr(l, "name", type(l).__name__) for l in layers]
-    fwd = [[] for _ in layers]
-    bwd = [[] for _ in layers]
-    # As fit() does: no input gradient for the first layer, and the last layer's softmax is
-    # fused into the crossentropy (backward_from_logits) when the layer supports it.
-    bwd_call, modes = [], []
-    for i, l in enumerate(layers):
+    model.predict(x[:2], verbose=0)                  # builds the graph and its fusion plan
+    fused = {id(conv): pool for conv, pool in model._graph.fused_pairs}
+    # steps: (name, arch indices, forward(x), backward(dy, need_dx), mode)
+    steps = []
+    i = 0
+    while i < len(layers):
+        l = layers[i]
+        need_dx = bool(steps)          # as fit() does: no input gradient for the first layer
+        if id(l) in fused:
+            pool = fused[id(l)]
+            steps.append((f"{l.name} + {pool.name} (fused)", [i, i + 1],
+                          lambda a, l=l, p=pool: l.forward_pooled(a, p, True),
+                          lambda d, l=l, n=need_dx: l.backward_pooled(d, n),
+                          f"backward_pooled(need_dx={need_dx})"))
+            i += 2
+            continue
+        # the last layer's softmax is fused into the crossentropy (backward_from_logits)
+        last = i == len(layers) - 1
         f, mode = l.backward, "backward"
-        if (i == len(layers) - 1 and getattr(l, "output_activation", None) == "softmax"
-                and hasattr(l, "backward_from_logits")):
+        if last and getattr(l, "output_activation", None) == "softmax" and \
+                hasattr(l, "backward_from_logits"):
             f, mode = l.backward_from_logits, "backward_from_logits"
-        kw = {}
         if "need_dx" in inspect.signature(f).parameters:
-            kw["need_dx"] = i > 0
-            mode += f"(need_dx={i > 0})"
-        bwd_call.append((f, kw))
-        modes.append(mode)
+            f = (lambda d, f=f, n=need_dx: f(d, need_dx=n))
+            mode += f"(need_dx={need_dx})"
+        steps.append((l.name, [i], lambda a, l=l: l.forward(a, training=True), f, mode))
+        i += 1
+    fwd = [[] for _ in steps]
+    bwd = [[] for _ in steps]
     shapes = None
     for rep in range(spec["reps"] + 1):              # repetition 0 is a warm-up
         acts = [x]
-        for i, l in enumerate(layers):
+        for k, st in enumerate(steps):
             t0 = time.perf_counter()
-            y = l.forward(acts[-1], training=True)
-            fwd[i].append(time.perf_counter() - t0)
+            y = st[2](acts[-1])
+            fwd[k].append(time.perf_counter() - t0)
             acts.append(y)
         shapes = [list(np.shape(a)) for a in acts]
         dy = rng.standard_normal(np.shape(acts[-1])).astype(np.float32)
-        for i in reversed(range(len(layers))):
-            f, kw = bwd_call[i]
+        for k in reversed(range(len(steps))):
             t0 = time.perf_counter()
-            dy = f(dy, **kw)
-            bwd[i].append(time.perf_counter() - t0)
+            dy = steps[k][3](dy)
+            bwd[k].append(time.perf_counter() - t0)
     out = []
-    for i, l in enumerate(layers):
-        out.append({"name": names[i], "class": type(l).__name__, "backward": modes[i],
-                    "in_shape": shapes[i], "out_shape": shapes[i + 1],
-                    "fwd": float(np.median(fwd[i][1:])), "bwd": float(np.median(bwd[i][1:]))})
+    for k, st in enumerate(steps):
+        out.append({"name": st[0], "arch": st[1], "backward": st[4],
+                    "in_shape": shapes[k], "out_shape": shapes[k + 1],
+                    "fwd": float(np.median(fwd[k][1:])), "bwd": float(np.median(bwd[k][1:]))})
     return {"layers": out}
 
 
@@ -964,11 +977,14 @@ def report(info, results, layer_res, scaling, args):
             tf = tb = 0.0
             first = True
             for i, l in enumerate(lr["layers"]):
-                kind, _, out, kernel = (CONVNET_LAYERS[i] if i < len(CONVNET_LAYERS)
-                                        else ("?", None, None, None))
-                f, b = layer_flops(kind, out, kernel, BATCH, first)
-                if kernel is not None:
-                    first = False
+                f = b = 0
+                for a in l.get("arch", [i]):        # a fused row covers several layers
+                    kind, _, out, kernel = (CONVNET_LAYERS[a] if a < len(CONVNET_LAYERS)
+                                            else ("?", None, None, None))
+                    fa, ba = layer_flops(kind, out, kernel, BATCH, first)
+                    f, b = f + fa, b + ba
+                    if kernel is not None:
+                        first = False
                 tf += l["fwd"]
                 tb += l["bwd"]
 
@@ -988,7 +1004,8 @@ def report(info, results, layer_res, scaling, args):
                          f"{tb * 1e3:.3f}",
                          f"{(train1 - fwd1) / tb / 1e9:.1f}" if tb else "-", ""])
             L.append(f"**{fw}**" + (" (NCHW; ReLU timed with its layer)" if fw == "torch"
-                                     else " (layer.forward / layer.backward)"))
+                                     else " (as fit runs them: a convolution and the max "
+                                     "pooling it feeds are one fused call)"))
             L.append("")
             L.append(md_table(["layer", "output", "fwd ms", "fwd GFLOP/s", "fwd % peak",
                                "bwd ms", "bwd GFLOP/s", "bwd % peak"], rows))
