@@ -497,11 +497,14 @@ static PyObject *py_conv2d_backward(PyObject *m, PyObject *args, PyObject *kw)
 
 /* Pooling of an n x h x w x c input into y; the dims of the input are given. */
 static int pool_geometry(const char *F, int n, int h, int w, int c, PyArrayObject *y,
-                         const char *xname, const char *yname, int ph, int pw, int sh, int sw,
-                         int pt, int pl, pc_pool_shape *s)
+                         const char *xname, const char *yname, const char *prefix, int ph,
+                         int pw, int sh, int sw, int pt, int pl, pc_pool_shape *s)
 {
-    if (check_window(F, "pool", ph, pw, 1) || check_window(F, "strides", sh, sw, 1) ||
-        check_window(F, "pads", pt, pl, 0))
+    char sname[32], pname[32];
+    snprintf(sname, sizeof sname, "%sstrides", prefix);
+    snprintf(pname, sizeof pname, "%spads", prefix);
+    if (check_window(F, "pool", ph, pw, 1) || check_window(F, sname, sh, sw, 1) ||
+        check_window(F, pname, pt, pl, 0))
         return -1;
     *s = (pc_pool_shape){.n = n, .h = h, .w = w, .c = c,
                          .ph = ph, .pw = pw, .oh = dim(y, 1), .ow = dim(y, 2),
@@ -519,8 +522,8 @@ static int pool_shape(const char *F, PyArrayObject *x, PyArrayObject *y, const c
                       const char *yname, int ph, int pw, int sh, int sw, int pt, int pl,
                       pc_pool_shape *s)
 {
-    return pool_geometry(F, dim(x, 0), dim(x, 1), dim(x, 2), dim(x, 3), y, xname, yname, ph, pw,
-                         sh, sw, pt, pl, s);
+    return pool_geometry(F, dim(x, 0), dim(x, 1), dim(x, 2), dim(x, 3), y, xname, yname, "", ph,
+                         pw, sh, sw, pt, pl, s);
 }
 
 static PyObject *py_maxpool2d_forward(PyObject *m, PyObject *args, PyObject *kw)
@@ -598,9 +601,18 @@ static int conv_pool_shapes(const char *F, PyArrayObject *x, PyArrayObject *w,
     int pt, pl;
     if (parse_pair(pairs[5], F, names[5], &pt, &pl) ||
         check_window(F, "conv_hw", v[4], v[5], 1) ||
-        conv_geometry(F, x, w, v[4], v[5], v[0], v[1], v[2], v[3], s) ||
-        pool_geometry(F, s->n, s->oh, s->ow, s->o, pooled, "the convolution's output", pname,
-                      v[6], v[7], v[8], v[9], pt, pl, p) ||
+        conv_geometry(F, x, w, v[4], v[5], v[0], v[1], v[2], v[3], s))
+        return -1;
+    /* the output is not the caller's array here but scratch sized by conv_hw: every window must
+     * start inside x, as for any output a layer computes */
+    if ((long long)(s->oh - 1) * s->sh - s->pt >= s->h ||
+        (long long)(s->ow - 1) * s->sw - s->pl >= s->w) {
+        PyErr_Format(PyExc_ValueError, "%s(): conv_hw (%d, %d) is larger than 'x' of %dx%d "
+                     "cells gives with these strides and pads", F, s->oh, s->ow, s->h, s->w);
+        return -1;
+    }
+    if (pool_geometry(F, s->n, s->oh, s->ow, s->o, pooled, "the convolution's output", pname,
+                      "pool_", v[6], v[7], v[8], v[9], pt, pl, p) ||
         expect_shape(F, "argmax", am, 4, (int[]){p->n, p->oh, p->ow, p->c}))
         return -1;
     return 0;

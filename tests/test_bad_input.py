@@ -651,6 +651,25 @@ SIGNATURES = {
                         ("dy", arr((1, 3, 3, 4)), "in"), ("dx", arr((1, 5, 5, 2)), "opt-out"),
                         ("dw", arr((3, 3, 2, 4)), "out"), ("db", arr((4,)), "opt-out"),
                         ("strides", lit("(1, 1)"), "strides"), ("pads", lit("(0, 0)"), "pads")],
+    # x (1, 6, 6, 2) * w (3, 3, 2, 4) -> conv_hw (4, 4), never stored -> 2x2 max pool (1, 2, 2, 4)
+    "conv2d_maxpool_forward": [("x", arr((1, 6, 6, 2)), "in"), ("w", arr((3, 3, 2, 4)), "in"),
+                               ("b", arr((4,)), "opt-in"), ("y", arr((1, 2, 2, 4)), "out"),
+                               ("argmax", arr((1, 2, 2, 4), "int32"), "out"),
+                               ("strides", lit("(1, 1)"), "strides"), ("pads", lit("(0, 0)"), "pads"),
+                               ("conv_hw", lit("(4, 4)"), "pool"), ("pool", lit("(2, 2)"), "pool"),
+                               ("pool_strides", lit("(2, 2)"), "strides"),
+                               ("pool_pads", lit("(0, 0)"), "pads")],
+    "conv2d_maxpool_backward": [("x", arr((1, 6, 6, 2)), "in"), ("w", arr((3, 3, 2, 4)), "in"),
+                                ("dy", arr((1, 2, 2, 4)), "in"),
+                                ("argmax", arr((1, 2, 2, 4), "int32"), "in"),
+                                ("dx", arr((1, 6, 6, 2)), "opt-out"),
+                                ("dw", arr((3, 3, 2, 4)), "out"), ("db", arr((4,)), "opt-out"),
+                                ("strides", lit("(1, 1)"), "strides"),
+                                ("pads", lit("(0, 0)"), "pads"), ("conv_hw", lit("(4, 4)"), "pool"),
+                                ("pool", lit("(2, 2)"), "pool"),
+                                ("pool_strides", lit("(2, 2)"), "strides"),
+                                ("pool_pads", lit("(0, 0)"), "pads"),
+                                ("y", arr((1, 2, 2, 4)), "opt-in")],
     "maxpool2d_forward": [("x", arr((1, 4, 4, 2)), "in"), ("y", arr((1, 2, 2, 2)), "out"),
                           ("argmax", arr((1, 2, 2, 2), "int32"), "out"),
                           ("pool", lit("(2, 2)"), "pool"), ("strides", lit("(2, 2)"), "strides"),
@@ -704,6 +723,35 @@ def call(func: str, replace: dict | None = None) -> str:
         expr = (replace or {}).get(name, render(value))
         args.append(expr)
     return f"C.{func}({', '.join(args)})"
+
+
+def one(shape):
+    return f"np.ones({shape!r}, np.float32)"
+
+
+def i32(shape):
+    return f"np.zeros({shape!r}, np.int32)"
+
+
+def _call_template(func, defaults):
+    """A call of ``func`` whose arguments can be replaced by name: ``.format(x=...)``."""
+    class T(str):
+        def format(self, **kw):
+            unknown = set(kw) - set(defaults)
+            assert not unknown, unknown
+            return str.format(self, **{**defaults, **kw})
+    return T(func + "(" + ", ".join("{" + k + "}" for k in defaults) + ")")
+
+
+# the valid calls of the fused entry points, any argument replaceable by name
+FUSED_F = _call_template("C.conv2d_maxpool_forward", dict(
+    x=one((1, 6, 6, 2)), w=one((3, 3, 2, 4)), b=one((4,)), y=one((1, 2, 2, 4)),
+    am=i32((1, 2, 2, 4)), st="(1, 1)", pd="(0, 0)", hw="(4, 4)", pl="(2, 2)", pst="(2, 2)",
+    ppd="(0, 0)"))
+FUSED_B = _call_template("C.conv2d_maxpool_backward", dict(
+    x=one((1, 6, 6, 2)), w=one((3, 3, 2, 4)), dy=one((1, 2, 2, 4)), am=i32((1, 2, 2, 4)),
+    dx=one((1, 6, 6, 2)), dw=one((3, 3, 2, 4)), db=one((4,)), st="(1, 1)", pd="(0, 0)",
+    hw="(4, 4)", pl="(2, 2)", pst="(2, 2)", ppd="(0, 0)", y=one((1, 2, 2, 4))))
 
 
 def c_cases():
@@ -839,6 +887,92 @@ def c_cases():
          ANY_OUTCOME, []),
         ("avgpool-backward-huge-pads", "C.avgpool2d_backward(np.ones((1, 2, 2, 2), np.float32), "
          "np.ones((1, 4, 4, 2), np.float32), (2, 2), (2, 2), (2**30, 2**30))", ANY_OUTCOME, []),
+        # ---- conv2d_maxpool_forward / _backward (F, B: their valid arguments, see below)
+        ("fused-w-channels", FUSED_F.format(x=one((1, 6, 6, 3))), (ValueError,),
+         ["conv2d_maxpool_forward", "channels"]),
+        ("fused-b-length", FUSED_F.format(b=one((5,))), (ValueError,), ["'b'"]),
+        ("fused-y-channels", FUSED_F.format(y=one((1, 2, 2, 5)), am=i32((1, 2, 2, 5))),
+         (ValueError,), ["'y'"]),
+        ("fused-y-not-the-pooled-size", FUSED_F.format(y=one((2, 2, 2, 4)), am=i32((2, 2, 2, 4))),
+         (ValueError,), ["'y'"]),
+        ("fused-argmax-vs-y", FUSED_F.format(am=i32((1, 2, 3, 4))), (ValueError,), ["'argmax'"]),
+        ("fused-argmax-batch", FUSED_F.format(am=i32((2, 2, 2, 4))), (ValueError,), ["'argmax'"]),
+        ("fused-argmax-float32", FUSED_F.format(am=one((1, 2, 2, 4))), (TypeError,), ["'argmax'"]),
+        ("fused-argmax-int64", FUSED_F.format(am="np.zeros((1, 2, 2, 4), np.int64)"), (TypeError,),
+         ["'argmax'"]),
+        ("fused-x-float64", FUSED_F.format(x="np.ones((1, 6, 6, 2))"), (TypeError,), ["'x'"]),
+        ("fused-x-rank3", FUSED_F.format(x=one((6, 6, 2))), (ValueError,), ["'x'", "rank"]),
+        ("fused-w-noncontiguous", FUSED_F.format(w="np.ones((3, 3, 2, 8), np.float32)[..., ::2]"),
+         (ValueError,), ["'w'", "contiguous"]),
+        ("fused-conv_hw-scalar", FUSED_F.format(hw="4"), (TypeError,), ["conv_hw"]),
+        ("fused-conv_hw-triple", FUSED_F.format(hw="(4, 4, 4)"), (TypeError,), ["conv_hw"]),
+        ("fused-conv_hw-float", FUSED_F.format(hw="(4.0, 4)"), (TypeError,), ["conv_hw"]),
+        ("fused-conv_hw-zero", FUSED_F.format(hw="(0, 4)"), (ValueError,), ["conv_hw"]),
+        ("fused-conv_hw-negative", FUSED_F.format(hw="(4, -4)"), (ValueError,), ["conv_hw"]),
+        ("fused-activation-sigmoid", FUSED_F.format()[:-1] + ", activation='sigmoid')",
+         (ValueError,), ["activation"]),
+        ("fused-y-is-x", "x = np.ones((1, 2, 2, 4), np.float32)\n"
+         "C.conv2d_maxpool_forward(x, np.ones((1, 1, 4, 4), np.float32), None, x, "
+         "np.zeros((1, 2, 2, 4), np.int32), (1, 1), (0, 0), (2, 2), (1, 1), (1, 1), (0, 0))",
+         (ValueError,), ["'y'", "'x'", "share memory"]),
+        ("fused-argmax-overlaps-y", "y = np.ones((1, 2, 2, 4), np.float32)\n"
+         + FUSED_F.format(y="y", am="y.view(np.int32)"), (ValueError,), ["'argmax'", "share memory"]),
+        ("fused-argmax-overlaps-w", "w = np.ones((3, 3, 2, 4), np.float32)\n"
+         + FUSED_F.format(w="w", am="w.reshape(-1)[:16].view(np.int32).reshape(1, 2, 2, 4)"),
+         (ValueError,), ["'argmax'", "'w'", "share memory"]),
+        ("fused-bwd-dy-channels", FUSED_B.format(dy=one((1, 2, 2, 5))), (ValueError,), ["'dy'"]),
+        ("fused-bwd-argmax-vs-dy", FUSED_B.format(am=i32((1, 3, 2, 4))), (ValueError,),
+         ["'argmax'"]),
+        ("fused-bwd-relu-y-vs-dy", FUSED_B.format(y=one((1, 2, 1, 4))), (ValueError,), ["'y'"]),
+        ("fused-bwd-relu-y-int32", FUSED_B.format(y=i32((1, 2, 2, 4))), (TypeError,), ["'y'"]),
+        ("fused-bwd-w-channels", FUSED_B.format(w=one((3, 3, 1, 4)), dw=one((3, 3, 1, 4))),
+         (ValueError,), ["channels"]),
+        ("fused-bwd-dx-shape", FUSED_B.format(dx=one((1, 6, 5, 2))), (ValueError,), ["'dx'"]),
+        ("fused-bwd-dw-shape", FUSED_B.format(dw=one((3, 3, 2, 5))), (ValueError,), ["'dw'"]),
+        ("fused-bwd-db-length", FUSED_B.format(db=one((3,))), (ValueError,), ["'db'"]),
+        ("fused-bwd-dw-none", FUSED_B.format(dw="None"), (TypeError,), ["'dw'"]),
+        ("fused-bwd-conv_hw-zero", FUSED_B.format(hw="(4, 0)"), (ValueError,), ["conv_hw"]),
+        ("fused-bwd-conv_hw-list-of-3", FUSED_B.format(hw="[4, 4, 1]"), (TypeError,), ["conv_hw"]),
+        ("fused-bwd-dw-is-w", "w = np.ones((3, 3, 2, 4), np.float32)\n"
+         + FUSED_B.format(w="w", dw="w"), (ValueError,), ["'dw'", "'w'", "share memory"]),
+        ("fused-bwd-dx-is-x", "x = np.ones((1, 6, 6, 2), np.float32)\n"
+         + FUSED_B.format(x="x", dx="x"), (ValueError,), ["'dx'", "'x'", "share memory"]),
+        ("fused-bwd-db-overlaps-dy", "dy = np.ones((1, 2, 2, 4), np.float32)\n"
+         + FUSED_B.format(dy="dy", db="dy.reshape(-1)[4:8]"), (ValueError,),
+         ["'db'", "'dy'", "share memory"]),
+        ("fused-bwd-dx-overlaps-argmax", "buf = np.zeros(96, np.int32)\n"
+         + FUSED_B.format(am="buf[:16].reshape(1, 2, 2, 4)",
+                          dx="buf[8:80].view(np.float32).reshape(1, 6, 6, 2)"),
+         (ValueError,), ["'dx'", "'argmax'", "share memory"]),
+        ("fused-bwd-dw-overlaps-relu-y", "y = np.ones(100, np.float32)\n"
+         + FUSED_B.format(y="y[:16].reshape(1, 2, 2, 4)", dw="y[10:82].reshape(3, 3, 2, 4)"),
+         (ValueError,), ["'dw'", "'y'", "share memory"]),
+        # beyond int range: refused by the binding before any kernel runs
+        ("fused-conv_hw-over-int-cells", FUSED_F.format(hw="(2**16, 2**16)"), (ValueError,),
+         ["conv2d_maxpool_forward"]),
+        ("fused-bwd-conv_hw-over-int-cells", FUSED_B.format(hw="(2**31 - 1, 2**31 - 1)"),
+         (ValueError,), ["conv2d_maxpool_backward"]),
+        ("fused-huge-strides", FUSED_F.format(st="(2**31 - 1, 2**31 - 1)"), (ValueError,),
+         ["conv2d_maxpool_forward"]),
+        ("fused-bwd-huge-strides", FUSED_B.format(st="(1, 2**30 + 1)"), (ValueError,),
+         ["conv2d_maxpool_backward"]),
+        ("fused-huge-pads", FUSED_F.format(pd="(2**31 - 2, 0)"), (ValueError,),
+         ["conv2d_maxpool_forward"]),
+        ("fused-huge-pool-strides", FUSED_F.format(pst="(2**31 - 1, 1)"), (ValueError,),
+         ["conv2d_maxpool_forward"]),
+        ("fused-bwd-huge-pool-pads", FUSED_B.format(ppd="(0, 2**31 - 1)"), (ValueError,),
+         ["conv2d_maxpool_backward"]),
+        ("fused-pool-strides-beyond-int", FUSED_F.format(pst="(2**31, 1)"), (TypeError,),
+         ["pool_strides"]),
+        # legal by the contract (cells outside the input read as 0, a window clipped to the
+        # convolution's output) but extreme: computing or refusing are both fine, crashing is not
+        ("fused-huge-pads-in-range", FUSED_F.format(pd="(2**30, 2**30)"), ANY_OUTCOME, []),
+        ("fused-bwd-huge-pads-in-range", FUSED_B.format(pd="(2**30, 2**30)"), ANY_OUTCOME, []),
+        ("fused-huge-pool", FUSED_F.format(pl="(2**30, 2**30)"), ANY_OUTCOME, []),
+        ("fused-bwd-huge-pool", FUSED_B.format(pl="(2**30, 2**30)"), ANY_OUTCOME, []),
+        ("fused-bwd-argmax-out-of-range", FUSED_B.format(
+            am="np.array([10**6, -5, 2**31 - 1, -2**31] * 4, np.int32).reshape(1, 2, 2, 4)"),
+         ANY_OUTCOME, []),
         ("set_num_threads-0", "C.set_num_threads(0)", (ValueError,), ["set_num_threads"]),
         ("set_num_threads-negative", "C.set_num_threads(-5)", (ValueError,), []),
         ("set_num_threads-huge", "C.set_num_threads(2**70)", (ValueError, OverflowError), []),

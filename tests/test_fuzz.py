@@ -363,6 +363,49 @@ def k_maxpool2d_backward(rng):
     return args, ["dx"], {}
 
 
+def _conv_pool_geometry(rng):
+    """A convolution (output conv_hw = (OH, OW)) and a max pooling of its output (POH, POW)."""
+    N, H, W, C, KH, KW, O, sh, sw, pt, pl, OH, OW = _conv_geometry(rng)
+    ph, pw = valid_window(rng, 1, 3)
+    psh, psw = valid_window(rng, 1, 3)
+    ppt, ppl = dims(rng, 0, 2), dims(rng, 0, 2)
+    if chance(rng, 0.7):
+        POH = max(1, (OH + 2 * ppt - ph) // psh + 1)
+        POW = max(1, (OW + 2 * ppl - pw) // psw + 1)
+    else:
+        POH, POW = dims(rng, 1, 5), dims(rng, 1, 5)
+    geometry = dict(strides=(sh, sw), pads=(pt, pl), conv_hw=(OH, OW), pool=(ph, pw),
+                    pool_strides=(psh, psw), pool_pads=(ppt, ppl))
+    return N, H, W, C, KH, KW, O, POH, POW, geometry
+
+
+_CONV_POOL_PAIRS = {name: "pair" for name in ("strides", "pads", "conv_hw", "pool",
+                                               "pool_strides", "pool_pads")}
+
+
+def k_conv2d_maxpool_forward(rng):
+    N, H, W, C, KH, KW, O, POH, POW, geometry = _conv_pool_geometry(rng)
+    OH, OW = geometry["conv_hw"]
+    args = dict(x=floats(rng, (N, H, W, C)), w=floats(rng, (KH, KW, C, O)),
+                b=floats(rng, (O,)) if chance(rng, 0.7) else None,
+                y=floats(rng, (N, POH, POW, O)),
+                argmax=_argmax(rng, (N, POH, POW, O), OH * OW), **geometry,
+                activation=pick(rng, ["linear", "relu"]))
+    return args, ["y", "argmax"], {**_CONV_POOL_PAIRS, "activation": KINDS}
+
+
+def k_conv2d_maxpool_backward(rng):
+    N, H, W, C, KH, KW, O, POH, POW, geometry = _conv_pool_geometry(rng)
+    OH, OW = geometry["conv_hw"]
+    shape = (N, POH, POW, O)
+    args = dict(x=floats(rng, (N, H, W, C)), w=floats(rng, (KH, KW, C, O)),
+                dy=floats(rng, shape), argmax=_argmax(rng, shape, OH * OW),
+                dx=floats(rng, (N, H, W, C)) if chance(rng, 0.7) else None,
+                dw=floats(rng, (KH, KW, C, O)), db=floats(rng, (O,)) if chance(rng, 0.7) else None,
+                **geometry, y=np.abs(floats(rng, shape)) if chance(rng, 0.5) else None)
+    return args, ["dx", "dw", "db"], dict(_CONV_POOL_PAIRS)
+
+
 def k_avgpool2d_forward(rng):
     N, H, W, C, ph, pw, sh, sw, pt, pl, OH, OW = _pool_geometry(rng)
     args = dict(x=floats(rng, (N, H, W, C)), y=floats(rng, (N, OH, OW, C)), pool=(ph, pw),
@@ -483,6 +526,7 @@ def k_adam_update(rng):
 
 KERNELS = {f.__name__[2:]: f for f in (
     k_gemm, k_dense_forward, k_dense_backward, k_conv2d_forward, k_conv2d_backward,
+    k_conv2d_maxpool_forward, k_conv2d_maxpool_backward,
     k_maxpool2d_forward, k_maxpool2d_backward, k_avgpool2d_forward, k_avgpool2d_backward,
     k_activation_forward, k_activation_backward, k_softmax_xent_sparse, k_xent_sparse,
     k_softmax_xent, k_xent, k_sgd_update, k_rmsprop_update, k_adam_update)}
