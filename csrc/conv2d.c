@@ -20,6 +20,7 @@
  * rebuilds each chunk's dy from the pooled gradient and argmax in scratch the same way.
  */
 #include "pycnn.h"
+#include "winograd.h"
 
 #include <string.h>
 
@@ -37,7 +38,9 @@ typedef struct {
                                     pooled ones */
     int32_t *argmax;             /* forward, with pool */
     const int32_t *argmax_in;    /* backward, with pool */
-    const float *w_packed;       /* W (forward) or W^T (backward, for dx) packed once per call */
+    const float *w_packed;       /* W (forward) or W^T (backward, for dx) packed once per call,
+                                    or the Winograd-transformed kernel */
+    int winograd;                /* forward by F(2x2, 3x3) (winograd.h) */
     float *partial;        /* LANES x (K*O + O) for dw and db */
     pc_act act;
     int kdim;              /* KH*KW*C */
@@ -301,36 +304,47 @@ static float *gemm_scratch(conv_job *j, int thread, int m, int n, int k)
                              pc_gemm_scratch_floats(j->rt, m, n, k));
 }
 
+/* The chunk's convolution output into out (rows x O): Winograd or the implicit-im2col GEMM */
+static int forward_chunk(conv_job *j, int thread, int n0, int count, int rows, float *out)
+{
+    const pc_conv_shape *s = j->s;
+    if (j->winograd) {
+        float *scratch = pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_PACK,
+                                           pc_winograd_scratch_floats(j->rt, s));
+        if (!scratch)
+            return PC_ENOMEM;
+        pc_winograd_forward(j->rt, s, j->w_packed, j->x, j->b, j->act, n0, count, out, scratch);
+        return PC_OK;
+    }
+    float *scratch = gemm_scratch(j, thread, rows, s->o, j->kdim);
+    if (!scratch)
+        return PC_ENOMEM;
+    const im2col_view view = {.s = s, .x = j->x, .n0 = n0};
+    const pc_gemm_args g = {
+        .m = rows, .n = s->o, .k = j->kdim,
+        .a = j->x + (size_t)n0 * s->h * s->w * s->c, .rsa = j->kdim, .csa = 1,
+        .pack_a = is_pointwise(s) ? NULL : pack_rows, .pack_ctx = &view,
+        .b = j->w, .rsb = s->o, .csb = 1, .b_packed = j->w_packed,
+        .c = out, .ldc = s->o,
+        .accumulate = 0, .bias = j->b, .act = j->act,
+    };
+    pc_gemm_serial(j->rt, &g, scratch);
+    return PC_OK;
+}
+
 static void forward_task(void *ctx, int chunk, int thread)
 {
     conv_job *j = ctx;
     const pc_conv_shape *s = j->s;
     int n0, count, rows;
     chunk_range(j, chunk, &n0, &count, &rows);
-    float *scratch = gemm_scratch(j, thread, rows, s->o, j->kdim);
-    if (!scratch) {
+    float *out = j->pool ? pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_WORK,
+                                             (size_t)rows * s->o)
+                         : j->out + (size_t)n0 * s->oh * s->ow * s->o;
+    if (!out || forward_chunk(j, thread, n0, count, rows, out)) {
         j->failed = 1;
         return;
     }
-    float *out = j->out + (size_t)n0 * s->oh * s->ow * s->o;
-    if (j->pool) {
-        out = pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_WORK, (size_t)rows * s->o);
-        if (!out) {
-            j->failed = 1;
-            return;
-        }
-    }
-    const im2col_view view = {.s = s, .x = j->x, .n0 = n0};
-    const int pointwise = is_pointwise(s);
-    pc_gemm_args g = {
-        .m = rows, .n = s->o, .k = j->kdim,
-        .a = j->x + (size_t)n0 * s->h * s->w * s->c, .rsa = j->kdim, .csa = 1,
-        .pack_a = pointwise ? NULL : pack_rows, .pack_ctx = &view,
-        .b = j->w, .rsb = s->o, .csb = 1, .b_packed = j->w_packed,
-        .c = out, .ldc = s->o,
-        .accumulate = 0, .bias = j->b, .act = j->act,
-    };
-    pc_gemm_serial(j->rt, &g, scratch);
     if (!j->pool)
         return;
     const pc_pool_shape *p = j->pool;
@@ -376,8 +390,17 @@ static int run_forward(conv_job *j)
     chunking(j);
     if (j->nchunks == 0)
         return PC_EINVAL;
-    if (pack_kernel(j, 0))
+    j->winograd = pc_winograd_applies(j->rt, j->s);
+    if (j->winograd) {
+        float *u = pc_shared_scratch(j->rt, PC_SHARED_SLOT_PACK_B,
+                                     pc_winograd_kernel_floats(j->rt, j->s));
+        if (!u)
+            return PC_ENOMEM;
+        pc_winograd_pack_kernel(j->rt, j->s, j->w, u);
+        j->w_packed = u;
+    } else if (pack_kernel(j, 0)) {
         return PC_ENOMEM;
+    }
     pc_parallel(j->rt, j->nchunks, forward_task, j);
     return j->failed ? PC_ENOMEM : PC_OK;
 }

@@ -113,6 +113,8 @@ typedef struct {
     int sh, sw, pt, pl;    /* strides, top and left padding */
 } pc_conv_shape;
 
+/* 3x3 stride-1 convolutions with enough channels run the forward pass by Winograd's F(2x2, 3x3)
+ * (winograd.h): the same result up to float rounding, about half the multiplies. */
 int pc_conv2d_forward(pc_runtime *rt, const pc_conv_shape *s, const float *x, const float *w,
                       const float *b, float *y, pc_act act);
 /* dx (may be NULL), dw, db (may be NULL) are overwritten. When y (the forward output of a fused

@@ -364,6 +364,12 @@ CONV_CASES = {
     "chunks_gt_lanes": (11, 25, 25, 2, 3, 3, 3, 1, 1, "valid"),
     "multi_image_chunks": (37, 7, 7, 3, 5, 3, 3, 1, 1, "valid"),
     "pointwise_same": (3, 6, 7, 9, 4, 1, 1, 1, 1, "same"),
+    # 3x3 stride-1 layers with >= 8 channels and >= 16 filters take the Winograd F(2x2, 3x3)
+    # forward (csrc/winograd.c): odd output sizes (tiles cut at the border), "same" padding,
+    # filters not a multiple of the micro-kernel's width, tile groups with a partial tail
+    "winograd_odd_same": (3, 9, 7, 12, 20, 3, 3, 1, 1, "same"),
+    "winograd_many_tiles": (6, 12, 12, 16, 24, 3, 3, 1, 1, "valid"),
+    "winograd_pads_past_edge": (2, 8, 7, 9, 17, 3, 3, 1, 1, ((2, 1), (9, 8))),
 }
 
 

@@ -1,0 +1,297 @@
+/*
+ * winograd.c - F(2x2, 3x3) forward convolution (see winograd.h).
+ *
+ *   B^T = | 1  0 -1  0 |     G = | 1    0    0  |     A^T = | 1  1  1  0 |
+ *         | 0  1  1  0 |         | 1/2  1/2  1/2|           | 0  1 -1 -1 |
+ *         | 0 -1  1  0 |         | 1/2 -1/2  1/2|
+ *         | 0  1  0 -1 |         | 0    0    1  |
+ *
+ * The tiles of a chunk are taken in groups of a few micro-panels. For a group:
+ *   1. input transform: each tile's 4x4 patch (zeros outside x) -> V[xi][tile][c], written
+ *      straight into the micro-kernel's packed A layout (slivers of mr tiles);
+ *   2. 16 GEMMs M[xi] = V[xi] * U[xi] (tiles x C times C x O) by the micro-kernel, U packed once
+ *      per call by pc_winograd_pack_kernel;
+ *   3. output transform of each tile's M[.][tile][o] -> 2x2 outputs, + bias, relu, written where
+ *      they fall inside the output.
+ * Each output sums its terms in a fixed order: the result does not depend on the thread count.
+ */
+#include "winograd.h"
+
+#include <string.h>
+
+#define XI 16                  /* transformed tile: 4 x 4 */
+#define GROUP_PANELS 1         /* micro-panels (mr tiles each) per group */
+
+static inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
+static inline int tiles_1d(int n) { return (n + 1) / 2; }
+
+int pc_winograd_applies(const pc_runtime *rt, const pc_conv_shape *s)
+{
+    (void)rt;
+    if (s->kh != 3 || s->kw != 3 || s->sh != 1 || s->sw != 1 || s->c < 8 || s->c > 512 ||
+        s->o < 16)
+        return 0;
+    /* multiplies: 9 per output direct, 16 per tile of (up to) 4 outputs */
+    const double direct = 9.0 * s->oh * s->ow;
+    const double wino = 16.0 * tiles_1d(s->oh) * tiles_1d(s->ow);
+    return direct >= 1.5 * wino;
+}
+
+static int o_padded(const pc_runtime *rt, const pc_conv_shape *s)
+{
+    return round_up(s->o, rt->ukernel.nr);
+}
+
+size_t pc_winograd_kernel_floats(const pc_runtime *rt, const pc_conv_shape *s)
+{
+    return (size_t)XI * s->c * o_padded(rt, s);
+}
+
+/* G g G^T for one input channel and nr (or fewer) filters: g##k are the kernel's 9 taps
+ * (row-major) for filters o..o+n, u##xi the 16 outputs; vectorised over the filters */
+PC_MULTIVERSION
+static void kernel_transform(const float *restrict w, ptrdiff_t tap, float *restrict u,
+                             ptrdiff_t xi_stride, int n)
+{
+    for (int o = 0; o < n; o++) {
+        float g[3][3], t[4][3];
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 3; j++)
+                g[i][j] = w[(i * 3 + j) * tap + o];
+        for (int j = 0; j < 3; j++) {                /* t = G g */
+            t[0][j] = g[0][j];
+            t[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
+            t[2][j] = 0.5f * (g[0][j] - g[1][j] + g[2][j]);
+            t[3][j] = g[2][j];
+        }
+        for (int r = 0; r < 4; r++) {                /* U = t G^T */
+            u[(4 * r + 0) * xi_stride + o] = t[r][0];
+            u[(4 * r + 1) * xi_stride + o] = 0.5f * (t[r][0] + t[r][1] + t[r][2]);
+            u[(4 * r + 2) * xi_stride + o] = 0.5f * (t[r][0] - t[r][1] + t[r][2]);
+            u[(4 * r + 3) * xi_stride + o] = t[r][2];
+        }
+    }
+}
+
+void pc_winograd_pack_kernel(const pc_runtime *rt, const pc_conv_shape *s, const float *w,
+                             float *u)
+{
+    const int C = s->c, O = s->o, nr = rt->ukernel.nr, op = o_padded(rt, s);
+    memset(u, 0, pc_winograd_kernel_floats(rt, s) * sizeof(float));
+    /* packed B of xi: sliver o / nr, row c, column o % nr */
+    for (int c = 0; c < C; c++)
+        for (int o = 0; o < O; o += nr)
+            kernel_transform(w + (size_t)c * O + o, (ptrdiff_t)C * O,
+                             u + (size_t)(o / nr) * C * nr + (size_t)c * nr, (ptrdiff_t)C * op,
+                             O - o < nr ? O - o : nr);
+}
+
+static int group_tiles(const pc_runtime *rt)
+{
+    return GROUP_PANELS * rt->ukernel.mr;
+}
+
+size_t pc_winograd_scratch_floats(const pc_runtime *rt, const pc_conv_shape *s)
+{
+    const size_t g = (size_t)group_tiles(rt);
+    return (size_t)XI * g * s->c            /* V, packed */
+           + (size_t)XI * g * o_padded(rt, s)  /* M */
+           + g * XI * s->c                  /* the group's transformed tiles */
+           + (size_t)XI * s->c              /* 4 patch rows at the borders, zero-padded */
+           + (size_t)4 * s->o;              /* a 2x2 output tile at the borders */
+}
+
+/* B^T d B for one tile, over the channels: row r of the 4x4 patch is 4 cells of C floats at
+ * d0..d3; v[xi][c] */
+PC_MULTIVERSION
+static void input_transform(const float *restrict d0, const float *restrict d1,
+                            const float *restrict d2, const float *restrict d3,
+                            float *v, int C)
+{
+    /* t = B^T d (rows), one column q at a time */
+#define PC_WINO_T(q)                                                                  \
+    const float t0##q = d0[q * C + c] - d2[q * C + c], t1##q = d1[q * C + c] + d2[q * C + c], \
+                t2##q = d2[q * C + c] - d1[q * C + c], t3##q = d1[q * C + c] - d3[q * C + c]
+    /* then V = t B (columns) for row r; v##i: the 16 rows of v as separate streams */
+#define PC_WINO_V(r, i0, i1, i2, i3)                                                  \
+    v##i0[c] = t##r##0 - t##r##2;                                                     \
+    v##i1[c] = t##r##1 + t##r##2;                                                     \
+    v##i2[c] = t##r##2 - t##r##1;                                                     \
+    v##i3[c] = t##r##1 - t##r##3
+    float *restrict v0 = v, *restrict v1 = v + C, *restrict v2 = v + 2 * C;
+    float *restrict v3 = v + 3 * C, *restrict v4 = v + 4 * C, *restrict v5 = v + 5 * C;
+    float *restrict v6 = v + 6 * C, *restrict v7 = v + 7 * C, *restrict v8 = v + 8 * C;
+    float *restrict v9 = v + 9 * C, *restrict v10 = v + 10 * C, *restrict v11 = v + 11 * C;
+    float *restrict v12 = v + 12 * C, *restrict v13 = v + 13 * C, *restrict v14 = v + 14 * C;
+    float *restrict v15 = v + 15 * C;
+#pragma GCC ivdep
+    for (int c = 0; c < C; c++) {
+        PC_WINO_T(0);
+        PC_WINO_T(1);
+        PC_WINO_T(2);
+        PC_WINO_T(3);
+        PC_WINO_V(0, 0, 1, 2, 3);
+        PC_WINO_V(1, 4, 5, 6, 7);
+        PC_WINO_V(2, 8, 9, 10, 11);
+        PC_WINO_V(3, 12, 13, 14, 15);
+    }
+#undef PC_WINO_T
+#undef PC_WINO_V
+}
+
+/* A^T m A for one tile, over the filters: m[xi * stride + o] is M[xi][tile][o]; the 2x2
+ * outputs go to y0 (first row: 2 cells of O floats) and y1 (second row) */
+PC_MULTIVERSION
+static void output_transform(const float *restrict m, ptrdiff_t stride,
+                             const float *restrict bias, int relu, float *restrict y0,
+                             float *restrict y1, int O)
+{
+    const float *restrict m0 = m, *restrict m1 = m + stride, *restrict m2 = m + 2 * stride;
+    const float *restrict m3 = m + 3 * stride, *restrict m4 = m + 4 * stride;
+    const float *restrict m5 = m + 5 * stride, *restrict m6 = m + 6 * stride;
+    const float *restrict m7 = m + 7 * stride, *restrict m8 = m + 8 * stride;
+    const float *restrict m9 = m + 9 * stride, *restrict m10 = m + 10 * stride;
+    const float *restrict m11 = m + 11 * stride, *restrict m12 = m + 12 * stride;
+    const float *restrict m13 = m + 13 * stride, *restrict m14 = m + 14 * stride;
+    const float *restrict m15 = m + 15 * stride;
+    /* m A (columns) for the four rows r: s_r0 = m_r0 + m_r1 + m_r2, s_r1 = m_r1 - m_r2 - m_r3,
+     * then A^T (rows) and the bias */
+#define PC_WINO_OUT                                                                    \
+    const float s00 = m0[o] + m1[o] + m2[o], s01 = m1[o] - m2[o] - m3[o];              \
+    const float s10 = m4[o] + m5[o] + m6[o], s11 = m5[o] - m6[o] - m7[o];              \
+    const float s20 = m8[o] + m9[o] + m10[o], s21 = m9[o] - m10[o] - m11[o];           \
+    const float s30 = m12[o] + m13[o] + m14[o], s31 = m13[o] - m14[o] - m15[o];        \
+    const float bo = bias ? bias[o] : 0.0f;                                            \
+    const float a0 = s00 + s10 + s20 + bo, a1 = s01 + s11 + s21 + bo;                  \
+    const float b0 = s10 - s20 - s30 + bo, b1 = s11 - s21 - s31 + bo
+    if (relu) {
+#pragma GCC ivdep
+        for (int o = 0; o < O; o++) {
+            PC_WINO_OUT;
+            y0[o] = a0 > 0.0f ? a0 : 0.0f;
+            y0[O + o] = a1 > 0.0f ? a1 : 0.0f;
+            y1[o] = b0 > 0.0f ? b0 : 0.0f;
+            y1[O + o] = b1 > 0.0f ? b1 : 0.0f;
+        }
+    } else {
+#pragma GCC ivdep
+        for (int o = 0; o < O; o++) {
+            PC_WINO_OUT;
+            y0[o] = a0;
+            y0[O + o] = a1;
+            y1[o] = b0;
+            y1[O + o] = b1;
+        }
+    }
+#undef PC_WINO_OUT
+}
+
+/* dst[c][i] = src[i * stride + c] for 12 tiles i: the transposition into a packed panel */
+static void pack_12(float *restrict dst, const float *restrict src, size_t stride, int C)
+{
+    const float *s0 = src, *s1 = s0 + stride, *s2 = s1 + stride, *s3 = s2 + stride;
+    const float *s4 = s3 + stride, *s5 = s4 + stride, *s6 = s5 + stride, *s7 = s6 + stride;
+    const float *s8 = s7 + stride, *s9 = s8 + stride, *s10 = s9 + stride, *s11 = s10 + stride;
+    for (int c = 0; c < C; c++, dst += 12) {
+        dst[0] = s0[c];
+        dst[1] = s1[c];
+        dst[2] = s2[c];
+        dst[3] = s3[c];
+        dst[4] = s4[c];
+        dst[5] = s5[c];
+        dst[6] = s6[c];
+        dst[7] = s7[c];
+        dst[8] = s8[c];
+        dst[9] = s9[c];
+        dst[10] = s10[c];
+        dst[11] = s11[c];
+    }
+}
+
+void pc_winograd_forward(const pc_runtime *rt, const pc_conv_shape *s, const float *u,
+                         const float *x, const float *b, pc_act act, int n0, int count,
+                         float *out, float *scratch)
+{
+    const pc_ukernel *uk = &rt->ukernel;
+    const int C = s->c, O = s->o, mr = uk->mr, nr = uk->nr, op = o_padded(rt, s);
+    const int G = group_tiles(rt);
+    const int tw = tiles_1d(s->ow), per_img = tiles_1d(s->oh) * tw, total = count * per_img;
+    float *V = scratch;
+    float *M = V + (size_t)XI * G * C;
+    float *tmp = M + (size_t)XI * G * op;
+    float *edge_rows = tmp + (size_t)G * XI * C;
+    float *edge_tile = edge_rows + (size_t)XI * C;
+    const size_t img_in = (size_t)s->h * s->w * C, img_out = (size_t)s->oh * s->ow * O;
+    for (int t0 = 0; t0 < total; t0 += G) {
+        const int gt = total - t0 < G ? total - t0 : G, gp = round_up(gt, mr);
+        /* 1. input transform of each tile into tmp[t][xi][c], then packed slivers
+         * V[xi][sliver][c][i] written in order (the strided side is the reads) */
+        for (int t = 0; t < gt; t++) {
+            const int tile = t0 + t, n = tile / per_img, q = tile % per_img;
+            const int h0 = 2 * (q / tw) - s->pt, w0 = 2 * (q % tw) - s->pl;
+            const float *xn = x + (size_t)(n0 + n) * img_in;
+            const float *row[4];
+            for (int r = 0; r < 4; r++) {
+                const int ih = h0 + r;
+                if (ih >= 0 && ih < s->h && w0 >= 0 && w0 + 4 <= s->w) {
+                    row[r] = xn + ((size_t)ih * s->w + w0) * C;
+                    continue;
+                }
+                float *e = edge_rows + (size_t)r * 4 * C;     /* the cells inside x, else 0 */
+                for (int k = 0; k < 4; k++) {
+                    const int iw = w0 + k;
+                    if (ih >= 0 && ih < s->h && iw >= 0 && iw < s->w)
+                        memcpy(e + k * C, xn + ((size_t)ih * s->w + iw) * C,
+                               (size_t)C * sizeof(float));
+                    else
+                        memset(e + k * C, 0, (size_t)C * sizeof(float));
+                }
+                row[r] = e;
+            }
+            input_transform(row[0], row[1], row[2], row[3], tmp + (size_t)t * XI * C, C);
+        }
+        for (int ts = 0; ts < gp; ts += mr) {
+            const int me = gt - ts < mr ? gt - ts : mr;
+            for (int xi = 0; xi < XI; xi++) {
+                float *dst = V + (size_t)xi * G * C + (size_t)ts * C;
+                const float *src = tmp + (size_t)ts * XI * C + (size_t)xi * C;
+                if (me == 12 && mr == 12) {     /* the AVX-512 panel, unrolled */
+                    pack_12(dst, src, (size_t)XI * C, C);
+                    continue;
+                }
+                for (int c = 0; c < C; c++, dst += mr) {
+                    for (int i = 0; i < me; i++)
+                        dst[i] = src[(size_t)i * XI * C + c];
+                    for (int i = me; i < mr; i++)
+                        dst[i] = 0.0f;
+                }
+            }
+        }
+        /* 2. the 16 GEMMs: M[xi][t][o] */
+        for (int xi = 0; xi < XI; xi++)
+            for (int ts = 0; ts < gp; ts += mr)
+                for (int os = 0; os < op; os += nr)
+                    uk->fn(C, V + (size_t)xi * G * C + (size_t)ts * C,
+                           u + (size_t)xi * C * op + (size_t)os * C,
+                           M + (size_t)xi * G * op + (size_t)ts * op + os, op, 0, NULL, 0);
+        /* 3. output transform */
+        for (int t = 0; t < gt; t++) {
+            const int tile = t0 + t, n = tile / per_img, q = tile % per_img;
+            const int oh0 = 2 * (q / tw), ow0 = 2 * (q % tw);
+            float *yn = out + (size_t)n * img_out;
+            const int rows = oh0 + 1 < s->oh ? 2 : 1, cols = ow0 + 1 < s->ow ? 2 : 1;
+            float *y0 = yn + ((size_t)oh0 * s->ow + ow0) * O;
+            if (rows == 2 && cols == 2) {
+                output_transform(M + (size_t)t * op, (ptrdiff_t)G * op, b, act == PC_ACT_RELU,
+                                 y0, y0 + (size_t)s->ow * O, O);
+                continue;
+            }
+            /* a tile on the bottom or right border: only its cells inside the output */
+            output_transform(M + (size_t)t * op, (ptrdiff_t)G * op, b, act == PC_ACT_RELU,
+                             edge_tile, edge_tile + 2 * O, O);
+            memcpy(y0, edge_tile, (size_t)cols * O * sizeof(float));
+            if (rows == 2)
+                memcpy(y0 + (size_t)s->ow * O, edge_tile + 2 * O, (size_t)cols * O * sizeof(float));
+        }
+    }
+}
