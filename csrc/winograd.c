@@ -186,28 +186,6 @@ static void output_transform(const float *restrict m, ptrdiff_t stride,
 #undef PC_WINO_OUT
 }
 
-/* dst[c][i] = src[i * stride + c] for 12 tiles i: the transposition into a packed panel */
-static void pack_12(float *restrict dst, const float *restrict src, size_t stride, int C)
-{
-    const float *s0 = src, *s1 = s0 + stride, *s2 = s1 + stride, *s3 = s2 + stride;
-    const float *s4 = s3 + stride, *s5 = s4 + stride, *s6 = s5 + stride, *s7 = s6 + stride;
-    const float *s8 = s7 + stride, *s9 = s8 + stride, *s10 = s9 + stride, *s11 = s10 + stride;
-    for (int c = 0; c < C; c++, dst += 12) {
-        dst[0] = s0[c];
-        dst[1] = s1[c];
-        dst[2] = s2[c];
-        dst[3] = s3[c];
-        dst[4] = s4[c];
-        dst[5] = s5[c];
-        dst[6] = s6[c];
-        dst[7] = s7[c];
-        dst[8] = s8[c];
-        dst[9] = s9[c];
-        dst[10] = s10[c];
-        dst[11] = s11[c];
-    }
-}
-
 void pc_winograd_forward(const pc_runtime *rt, const pc_conv_shape *s, const float *u,
                          const float *x, const float *b, pc_act act, int n0, int count,
                          float *out, float *scratch)
@@ -256,7 +234,7 @@ void pc_winograd_forward(const pc_runtime *rt, const pc_conv_shape *s, const flo
                 float *dst = V + (size_t)xi * G * C + (size_t)ts * C;
                 const float *src = tmp + (size_t)ts * XI * C + (size_t)xi * C;
                 if (me == 12 && mr == 12) {     /* the AVX-512 panel, unrolled */
-                    pack_12(dst, src, (size_t)XI * C, C);
+                    pc_pack_12(dst, src, (ptrdiff_t)XI * C, C);
                     continue;
                 }
                 for (int c = 0; c < C; c++, dst += mr) {
