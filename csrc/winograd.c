@@ -50,27 +50,42 @@ size_t pc_winograd_kernel_floats(const pc_runtime *rt, const pc_conv_shape *s)
 /* G g G^T for one input channel and nr (or fewer) filters: g##k are the kernel's 9 taps
  * (row-major) for filters o..o+n, u##xi the 16 outputs; vectorised over the filters */
 PC_MULTIVERSION
-static void kernel_transform(const float *restrict w, ptrdiff_t tap, float *restrict u,
+static void kernel_transform(const float *w, ptrdiff_t tap, float *u,
                              ptrdiff_t xi_stride, int n)
 {
+    const float *restrict g0 = w, *restrict g1 = w + tap, *restrict g2 = w + 2 * tap;
+    const float *restrict g3 = w + 3 * tap, *restrict g4 = w + 4 * tap;
+    const float *restrict g5 = w + 5 * tap, *restrict g6 = w + 6 * tap;
+    const float *restrict g7 = w + 7 * tap, *restrict g8 = w + 8 * tap;
+    float *restrict u0 = u, *restrict u1 = u + xi_stride, *restrict u2 = u + 2 * xi_stride;
+    float *restrict u3 = u + 3 * xi_stride, *restrict u4 = u + 4 * xi_stride;
+    float *restrict u5 = u + 5 * xi_stride, *restrict u6 = u + 6 * xi_stride;
+    float *restrict u7 = u + 7 * xi_stride, *restrict u8 = u + 8 * xi_stride;
+    float *restrict u9 = u + 9 * xi_stride, *restrict u10 = u + 10 * xi_stride;
+    float *restrict u11 = u + 11 * xi_stride, *restrict u12 = u + 12 * xi_stride;
+    float *restrict u13 = u + 13 * xi_stride, *restrict u14 = u + 14 * xi_stride;
+    float *restrict u15 = u + 15 * xi_stride;
+    /* U = t G^T for a row (a, b, c) of t = G g: (a, (a+b+c)/2, (a-b+c)/2, c) */
+#define PC_WINO_ROW(ua, ub, uc, ud, a, b, c)                                            \
+    ua[o] = (a);                                                                        \
+    ub[o] = 0.5f * ((a) + (b) + (c));                                                   \
+    uc[o] = 0.5f * ((a) - (b) + (c));                                                   \
+    ud[o] = (c)
+#pragma GCC ivdep
     for (int o = 0; o < n; o++) {
-        float g[3][3], t[4][3];
-        for (int i = 0; i < 3; i++)
-            for (int j = 0; j < 3; j++)
-                g[i][j] = w[(i * 3 + j) * tap + o];
-        for (int j = 0; j < 3; j++) {                /* t = G g */
-            t[0][j] = g[0][j];
-            t[1][j] = 0.5f * (g[0][j] + g[1][j] + g[2][j]);
-            t[2][j] = 0.5f * (g[0][j] - g[1][j] + g[2][j]);
-            t[3][j] = g[2][j];
-        }
-        for (int r = 0; r < 4; r++) {                /* U = t G^T */
-            u[(4 * r + 0) * xi_stride + o] = t[r][0];
-            u[(4 * r + 1) * xi_stride + o] = 0.5f * (t[r][0] + t[r][1] + t[r][2]);
-            u[(4 * r + 2) * xi_stride + o] = 0.5f * (t[r][0] - t[r][1] + t[r][2]);
-            u[(4 * r + 3) * xi_stride + o] = t[r][2];
-        }
+        /* t = G g: rows g0-2 (first kernel row), (sum of the rows) / 2, (r0 - r1 + r2) / 2, r2 */
+        const float a0 = g0[o], a1 = g1[o], a2 = g2[o];
+        const float b0 = 0.5f * (g0[o] + g3[o] + g6[o]), b1 = 0.5f * (g1[o] + g4[o] + g7[o]);
+        const float b2 = 0.5f * (g2[o] + g5[o] + g8[o]);
+        const float c0 = 0.5f * (g0[o] - g3[o] + g6[o]), c1 = 0.5f * (g1[o] - g4[o] + g7[o]);
+        const float c2 = 0.5f * (g2[o] - g5[o] + g8[o]);
+        const float d0 = g6[o], d1 = g7[o], d2 = g8[o];
+        PC_WINO_ROW(u0, u1, u2, u3, a0, a1, a2);
+        PC_WINO_ROW(u4, u5, u6, u7, b0, b1, b2);
+        PC_WINO_ROW(u8, u9, u10, u11, c0, c1, c2);
+        PC_WINO_ROW(u12, u13, u14, u15, d0, d1, d2);
     }
+#undef PC_WINO_ROW
 }
 
 void pc_winograd_pack_kernel(const pc_runtime *rt, const pc_conv_shape *s, const float *w,
