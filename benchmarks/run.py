@@ -1005,7 +1005,10 @@ def report(info, results, layer_res, scaling, args):
                          f"{(train1 - fwd1) / tb / 1e9:.1f}" if tb else "-", ""])
             L.append(f"**{fw}**" + (" (NCHW; ReLU timed with its layer)" if fw == "torch"
                                      else " (as fit runs them: a convolution and the max "
-                                     "pooling it feeds are one fused call)"))
+                                     "pooling it feeds are one fused call; the second "
+                                     "convolution's forward runs Winograd F(2x2, 3x3), and its "
+                                     "GFLOP/s count the direct method's FLOPs, an effective "
+                                     "rate)"))
             L.append("")
             L.append(md_table(["layer", "output", "fwd ms", "fwd GFLOP/s", "fwd % peak",
                                "bwd ms", "bwd GFLOP/s", "bwd % peak"], rows))
