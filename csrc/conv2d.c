@@ -255,6 +255,7 @@ static void pack_taps(const void *ctx, int i0, int mb, int p0, int kb, int mr, f
 }
 
 /* col rows for images [n0, n0+count) */
+PC_MULTIVERSION
 static void im2col(const pc_conv_shape *s, const float *x, int n0, int count, float *col)
 {
     const int C = s->c, kdim = s->kh * s->kw * s->c;
@@ -291,6 +292,7 @@ static void im2col(const pc_conv_shape *s, const float *x, int n0, int count, fl
 }
 
 /* dx[n0:n0+count] = col2im(dcol): each col entry added back to the input cell it was read from */
+PC_MULTIVERSION
 static void col2im(const pc_conv_shape *s, const float *dcol, int n0, int count, float *dx)
 {
     const int C = s->c, kdim = s->kh * s->kw * s->c;

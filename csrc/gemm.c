@@ -31,6 +31,7 @@ static int k_block(const pc_ukernel *uk, int k)
 }
 
 /* A[i0:i0+mb, p0:p0+kb] -> slivers of mr rows: dst[s][p][i] */
+PC_MULTIVERSION
 static void pack_a(const pc_gemm_args *g, int i0, int mb, int p0, int kb, int mr, float *dst)
 {
     for (int is = 0; is < mb; is += mr) {
@@ -72,6 +73,7 @@ static inline void pack_a_any(const pc_gemm_args *g, int i0, int mb, int p0, int
 }
 
 /* B[p0:p0+kb, j0:j0+nb] -> slivers of nr columns: dst[s][p][j] */
+PC_MULTIVERSION
 static void pack_b(const pc_gemm_args *g, int p0, int kb, int j0, int nb, int nr, float *dst)
 {
     for (int js = 0; js < nb; js += nr) {
