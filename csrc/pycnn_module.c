@@ -456,6 +456,18 @@ static PyObject *py_conv2d_forward(PyObject *m, PyObject *args, PyObject *kw)
     return kernel_result(rc, F);
 }
 
+/* The gradients of a convolution s: dx (optional) like x, dw like w, db (optional) one per
+ * filter; y (optional, a relu's output) shaped like dy. */
+static int conv_grad_shapes(const char *F, const pc_conv_shape *s, PyArrayObject *dy,
+                            PyArrayObject *y, PyArrayObject *dx, PyArrayObject *dw,
+                            PyArrayObject *db)
+{
+    return (dx && expect_shape(F, "dx", dx, 4, (int[]){s->n, s->h, s->w, s->c})) ||
+           expect_shape(F, "dw", dw, 4, (int[]){s->kh, s->kw, s->c, s->o}) ||
+           (db && expect_shape(F, "db", db, 1, &s->o)) ||
+           (y && same_shape(F, dy, "dy", y, "y"));
+}
+
 static PyObject *py_conv2d_backward(PyObject *m, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"x", "w", "dy", "dx", "dw", "db", "strides", "pads", "y", NULL};
@@ -477,10 +489,7 @@ static PyObject *py_conv2d_backward(PyObject *m, PyObject *args, PyObject *kw)
         get_array(oy, F, "y", NPY_FLOAT32, 4, IN, 1, &y) ||
         conv_shape(F, x, w, dy, "dy", sh, sw, pt, pl, &s))
         return NULL;
-    if ((dx && expect_shape(F, "dx", dx, 4, (int[]){s.n, s.h, s.w, s.c})) ||
-        expect_shape(F, "dw", dw, 4, (int[]){s.kh, s.kw, s.c, s.o}) ||
-        (db && expect_shape(F, "db", db, 1, &s.o)) ||
-        (y && same_shape(F, dy, "dy", y, "y")))
+    if (conv_grad_shapes(F, &s, dy, y, dx, dw, db))
         return NULL;
     PyArrayObject *arrs[] = {x, w, dy, y, dx, dw, db};
     const char *names[] = {"x", "w", "dy", "y", "dx", "dw", "db"};
@@ -674,10 +683,7 @@ static PyObject *py_conv2d_maxpool_backward(PyObject *m, PyObject *args, PyObjec
         get_array(oy, F, "y", NPY_FLOAT32, 4, IN, 1, &y) ||
         conv_pool_shapes(F, x, w, dy, "dy", am, pairs, &s, &p))
         return NULL;
-    if ((dx && expect_shape(F, "dx", dx, 4, (int[]){s.n, s.h, s.w, s.c})) ||
-        expect_shape(F, "dw", dw, 4, (int[]){s.kh, s.kw, s.c, s.o}) ||
-        (db && expect_shape(F, "db", db, 1, &s.o)) ||
-        (y && same_shape(F, dy, "dy", y, "y")))
+    if (conv_grad_shapes(F, &s, dy, y, dx, dw, db))
         return NULL;
     PyArrayObject *arrs[] = {x, w, dy, am, y, dx, dw, db};
     const char *names[] = {"x", "w", "dy", "argmax", "y", "dx", "dw", "db"};
