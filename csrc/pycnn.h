@@ -89,8 +89,9 @@ typedef enum { PC_ACT_LINEAR = 0, PC_ACT_RELU = 1, PC_ACT_SIGMOID = 2, PC_ACT_TA
  * C[m][n] (row stride ldc) = A (m x k) * B (k x n)   (+ C when accumulate)
  * A(i, p) = a[i*rsa + p*csa], B(p, j) = b[p*rsb + j*csb]: any transposition through strides.
  * Optional epilogue, applied once after the whole sum: + bias[j], then relu when act == RELU.
- * `parallel` spreads the work over the runtime's threads; 0 runs it on the calling thread
- * (used inside tasks that are already parallel). */
+ * `parallel` spreads the work over the runtime's threads; 0 runs it on the calling thread.
+ * pc_gemm uses the runtime's shared scratch, so it is called only outside pc_parallel; a task
+ * that is already parallel calls pc_gemm_serial with its own thread's scratch. */
 /* Packs A[i0:i0+mb, p0:p0+kb] into slivers of mr rows (dst[s][p][i], zero-padded), for an A
  * that is never stored: the implicit im2col of a convolution. */
 typedef void (*pc_pack_fn)(const void *ctx, int i0, int mb, int p0, int kb, int mr, float *dst);
