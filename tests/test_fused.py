@@ -43,17 +43,8 @@ from test_kernels import (_gemm_operands, assert_close, directional_check, f32, 
                           randn, rng)
 
 
-@pytest.fixture
-def restore_threads():
-    before = _C.num_threads()
-    try:
-        yield
-    finally:
-        _C.set_num_threads(before)
-
-
 def by_threads(fn, counts=(1, 2, 3)):
-    """``fn()`` once per thread count (the caller restores the count: ``restore_threads``)."""
+    """``fn()`` once per thread count (the caller restores the count: ``keep_num_threads``)."""
     results = []
     for n in counts:
         _C.set_num_threads(n)
@@ -314,7 +305,7 @@ def test_backward_is_the_directional_derivative_of_the_forward(isa, case_id, act
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("case_id", ["lecture_block1_batch9", "lecture_block2", "batch10_odd_pool",
                                      "pool3_s2_same_padded", "conv_same_strided"])
-def test_bit_identical_across_thread_counts(isa, restore_threads, case_id, activation):
+def test_bit_identical_across_thread_counts(isa, keep_num_threads, case_id, activation):
     g = fused_setup(case_id)
     fwd = by_threads(lambda: fused_forward(g, g.x, g.w, g.b, activation))
     y, am = fwd[0]
@@ -801,7 +792,7 @@ def _gemm_run(a, b, c0, trans_a, trans_b, accumulate):
 @pytest.mark.parametrize("trans_a,trans_b", FLAGS, ids=FLAG_IDS)
 @pytest.mark.parametrize("m,k,n", COLUMN_SPLIT_SHAPES, ids=SHAPE_IDS)
 def test_gemm_short_a_correct_and_bit_identical_across_thread_counts(
-        isa, restore_threads, m, k, n, trans_a, trans_b, accumulate):
+        isa, keep_num_threads, m, k, n, trans_a, trans_b, accumulate):
     a, b, c0, expect, absref = _gemm_problem(m, k, n, trans_a, trans_b, accumulate)
     res = by_threads(lambda: _gemm_run(a, b, c0, trans_a, trans_b, accumulate), THREADS)
     for nt, c in zip(THREADS[1:], res[1:]):
@@ -835,7 +826,7 @@ def _dense_backward(x, w, dy, want_dx, want_db):
                          ids=["bias_relu", "bias_linear", "nobias_linear", "nobias_relu"])
 @pytest.mark.parametrize("m,k,n", COLUMN_SPLIT_SHAPES, ids=SHAPE_IDS)
 def test_dense_forward_short_batch_correct_and_bit_identical_across_threads(
-        isa, restore_threads, m, k, n, with_bias, activation):
+        isa, keep_num_threads, m, k, n, with_bias, activation):
     x, w, b, _ = _dense_problem(m, k, n)
     b = b if with_bias else None
     res = by_threads(lambda: _dense_forward(x, w, b, activation), THREADS)
@@ -852,7 +843,7 @@ def test_dense_forward_short_batch_correct_and_bit_identical_across_threads(
                          ids=["dx_db", "no_dx", "no_db"])
 @pytest.mark.parametrize("m,k,n", COLUMN_SPLIT_SHAPES, ids=SHAPE_IDS)
 def test_dense_backward_short_batch_correct_and_bit_identical_across_threads(
-        isa, restore_threads, m, k, n, want_dx, want_db):
+        isa, keep_num_threads, m, k, n, want_dx, want_db):
     x, w, _, dy = _dense_problem(m, k, n)
     res = by_threads(lambda: _dense_backward(x, w, dy, want_dx, want_db), THREADS)
     for nt, got in zip(THREADS[1:], res[1:]):

@@ -32,15 +32,6 @@ from conftest import ISAS  # noqa: E402
 
 # ``isa``: the per-SIMD-path fixture lives in conftest.py
 
-@pytest.fixture
-def restore_threads():
-    before = _C.num_threads()
-    try:
-        yield
-    finally:
-        _C.set_num_threads(before)
-
-
 def f32(a):
     return np.ascontiguousarray(a, dtype=np.float32)
 
@@ -110,7 +101,7 @@ def assert_raises_naming(fn, *names, exc=(TypeError, ValueError)):
 # Module-level functions: isa, threads
 # ---------------------------------------------------------------------------------------------
 
-def test_isa_and_threads_api(restore_threads):
+def test_isa_and_threads_api(keep_num_threads):
     assert _C.isa() in ISAS
     for n in (1, 2, 3):
         _C.set_num_threads(n)
@@ -143,7 +134,7 @@ def test_generic_isa_always_available():
         _C.set_isa(before)
 
 
-def test_set_isa_and_threads_bad_values(restore_threads):
+def test_set_isa_and_threads_bad_values(keep_num_threads):
     before = _C.isa()
     with pytest.raises(ValueError):
         _C.set_isa("sse9")
@@ -494,7 +485,7 @@ def _by_threads(fn):
 
 @pytest.mark.parametrize("trans_a,trans_b,accumulate", [(False, False, False), (True, False, True),
                                                         (False, True, False), (True, True, False)])
-def test_gemm_bit_identical_across_threads(isa, restore_threads, trans_a, trans_b, accumulate):
+def test_gemm_bit_identical_across_threads(isa, keep_num_threads, trans_a, trans_b, accumulate):
     r = rng(21)
     m, n, k = 255, 129, 301
     a, b, _, _ = _gemm_operands(r, m, n, k, trans_a, trans_b)
@@ -512,7 +503,7 @@ def test_gemm_bit_identical_across_threads(isa, restore_threads, trans_a, trans_
 
 @pytest.mark.parametrize("case_id", ["mnist_conv2", "nonsquare_k42_s23", "bigK_925", "mnist_conv1",
                                      "chunks_gt_lanes", "multi_image_chunks"])
-def test_conv2d_bit_identical_across_threads(isa, restore_threads, case_id):
+def test_conv2d_bit_identical_across_threads(isa, keep_num_threads, case_id):
     x, k, b, dy, strides, pads, out = conv_setup(case_id)
     x = f32(np.concatenate([x] * 4))            # a larger batch so that every thread gets work
     dy = f32(np.concatenate([dy] * 4))
@@ -525,7 +516,7 @@ def test_conv2d_bit_identical_across_threads(isa, restore_threads, case_id):
             np.testing.assert_array_equal(got, want, err_msg=f"conv backward {case_id} {name}: {nt} threads != 1")
 
 
-def test_dense_bit_identical_across_threads(isa, restore_threads):
+def test_dense_bit_identical_across_threads(isa, keep_num_threads):
     r = rng(22)
     x, w, b, dy = randn(r, (96, 1600)), randn(r, (1600, 130)), randn(r, 130), randn(r, (96, 130))
 
