@@ -39,6 +39,7 @@ import reference as ref  # noqa: E402
 import pycnn  # noqa: E402
 from pycnn import _C, layers  # noqa: E402
 
+from test_lecture import build_part2_convnet  # noqa: E402
 from test_kernels import (_gemm_operands, assert_close, directional_check, f32, nans,  # noqa: E402
                           randn, rng)
 
@@ -504,16 +505,8 @@ def spy(monkeypatch):
 
 
 def lecture_convnet():
-    """benchmarks/lecture_models.py build(pycnn, "convnet"), written out."""
-    inp = pycnn.Input(shape=(28, 28, 1))
-    x = layers.Conv2D(filters=32, kernel_size=3, activation="relu")(inp)
-    x = layers.MaxPool2D(pool_size=2)(x)
-    x = layers.Conv2D(filters=64, kernel_size=3, activation="relu")(x)
-    x = layers.MaxPool2D(pool_size=2)(x)
-    x = layers.Conv2D(filters=128, kernel_size=3, activation="relu")(x)
-    x = layers.Flatten()(x)
-    out = layers.Dense(10, activation="softmax")(x)
-    model = pycnn.Model(inputs=inp, outputs=out)
+    """The lecture's Part 2 convnet (test_lecture.py writes it verbatim), compiled as there."""
+    model = build_part2_convnet()
     model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     return model
