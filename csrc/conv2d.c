@@ -35,7 +35,11 @@ typedef struct {
     const float *y;        /* backward: the relu output whose gradient dy is, or NULL */
     float *out, *dx;
     const pc_pool_shape *pool;   /* fused max pooling of y, or NULL; then out, y and dy are the
-                                    pooled ones */
+                                    pooled ones, and s and pool are cropped to the cells the
+                                    windows read (crop_to_windows) */
+    int am_w;                    /* with pool: the uncropped conv output's width (argmax rows) */
+    int chunk_pix;               /* output pixels per image that set the chunk size: the
+                                    uncropped count, so chunks (and sums) do not change */
     int32_t *argmax;             /* forward, with pool */
     const int32_t *argmax_in;    /* backward, with pool */
     const float *w_packed;       /* W (forward) or W^T (backward, for dx) packed once per call,
@@ -393,12 +397,12 @@ static void forward_task(void *ctx, int chunk, int thread)
     const size_t img = (size_t)s->oh * s->ow * s->o, pimg = (size_t)p->oh * p->ow * p->c;
     for (int i = 0; i < count; i++)
         pc_maxpool2d_image(p, out + i * img, j->out + (n0 + i) * pimg,
-                           j->argmax + (n0 + i) * pimg);
+                           j->argmax + (n0 + i) * pimg, j->am_w);
 }
 
 static void chunking(conv_job *j)
 {
-    const int pix = j->s->oh * j->s->ow;
+    const int pix = j->chunk_pix > 0 ? j->chunk_pix : j->s->oh * j->s->ow;
     j->imgs_per_chunk = pix >= ROWS_PER_CHUNK ? 1 : ROWS_PER_CHUNK / pix;
     /* at least LANES chunks when the batch allows, so that every lane has work */
     const int spread = (j->s->n + LANES - 1) / LANES;
@@ -459,14 +463,39 @@ static int pool_matches(const pc_conv_shape *s, const pc_pool_shape *p)
     return p->n == s->n && p->h == s->oh && p->w == s->ow && p->c == s->o;
 }
 
+/* The extent of the convolution's output that the pooling windows read: windows that stop
+ * short of the bottom or right edge (11 rows pooled 2 by 2 read 10) leave cells that reach
+ * neither the pooled output nor, in the backward, any gradient. The cropped shapes describe
+ * the same convolution and pooling over the top-left cells only. */
+static int windows_extent(int n, int out, int stride, int pad, int window)
+{
+    const long long end = (long long)(out - 1) * stride - pad + window;
+    return out > 0 && end >= 1 && end < n ? (int)end : n;
+}
+
+static void crop_to_windows(conv_job *j, const pc_conv_shape *s, const pc_pool_shape *p,
+                            pc_conv_shape *sc, pc_pool_shape *pc)
+{
+    *sc = *s;
+    *pc = *p;
+    sc->oh = pc->h = windows_extent(p->h, p->oh, p->sh, p->pt, p->ph);
+    sc->ow = pc->w = windows_extent(p->w, p->ow, p->sw, p->pl, p->pw);
+    j->s = sc;
+    j->pool = pc;
+    j->am_w = s->ow;
+    j->chunk_pix = s->oh * s->ow;
+}
+
 int pc_conv2d_maxpool_forward(pc_runtime *rt, const pc_conv_shape *s, const pc_pool_shape *p,
                               const float *x, const float *w, const float *b, pc_act act,
                               float *pooled, int32_t *argmax)
 {
     if (!pool_matches(s, p))
         return PC_EINVAL;
-    conv_job j = {.rt = rt, .s = s, .x = x, .w = w, .b = b, .out = pooled, .act = act,
-                  .pool = p, .argmax = argmax};
+    conv_job j = {.rt = rt, .x = x, .w = w, .b = b, .out = pooled, .act = act, .argmax = argmax};
+    pc_conv_shape sc;
+    pc_pool_shape pc;
+    crop_to_windows(&j, s, p, &sc, &pc);
     return run_forward(&j);
 }
 
@@ -511,7 +540,7 @@ static const float *chunk_output_grad(conv_job *j, int thread, int n0, int count
     for (int i = 0; i < count; i++) {
         const size_t at = (size_t)(n0 + i) * pimg;
         pc_maxpool2d_image_backward(p, j->dy + at, j->argmax_in + at, j->y ? j->y + at : NULL,
-                                    g + i * img);
+                                    g + i * img, j->am_w);
     }
     return g;
 }
@@ -636,7 +665,10 @@ int pc_conv2d_maxpool_backward(pc_runtime *rt, const pc_conv_shape *s, const pc_
 {
     if (!pool_matches(s, p))
         return PC_EINVAL;
-    conv_job j = {.rt = rt, .s = s, .x = x, .w = w, .y = relu_pooled, .dy = dpooled, .dx = dx,
-                  .pool = p, .argmax_in = argmax};
+    conv_job j = {.rt = rt, .x = x, .w = w, .y = relu_pooled, .dy = dpooled, .dx = dx,
+                  .argmax_in = argmax};
+    pc_conv_shape sc;
+    pc_pool_shape pc;
+    crop_to_windows(&j, s, p, &sc, &pc);
     return run_backward(&j, dw, db);
 }

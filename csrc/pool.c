@@ -67,7 +67,7 @@ static void max_2x2(float *restrict y, int32_t *restrict am, const float *restri
     }
 }
 
-void pc_maxpool2d_image(const pc_pool_shape *s, const float *x, float *y, int32_t *am)
+void pc_maxpool2d_image(const pc_pool_shape *s, const float *x, float *y, int32_t *am, int am_w)
 {
     const int C = s->c;
     for (int oh = 0; oh < s->oh; oh++) {
@@ -81,16 +81,17 @@ void pc_maxpool2d_image(const pc_pool_shape *s, const float *x, float *y, int32_
                 }
                 continue;
             }
-            const int32_t first = h0 * s->w + w0;
+            const float *a = x + ((size_t)h0 * s->w + w0) * C;
+            const int32_t first = h0 * am_w + w0;
             if (h1 - h0 == 2 && w1 - w0 == 2) {
-                const float *a = x + (size_t)first * C, *c = a + (size_t)s->w * C;
-                max_2x2(y, am, a, a + C, c, c + C, first, s->w, C);
+                const float *c = a + (size_t)s->w * C;
+                max_2x2(y, am, a, a + C, c, c + C, first, am_w, C);
                 continue;
             }
-            max_init(y, am, x + (size_t)first * C, first, C);
+            max_init(y, am, a, first, C);
             for (int h = h0; h < h1; h++)
                 for (int w = (h == h0 ? w0 + 1 : w0); w < w1; w++)
-                    max_update(y, am, x + ((size_t)h * s->w + w) * C, h * s->w + w, C);
+                    max_update(y, am, x + ((size_t)h * s->w + w) * C, h * am_w + w, C);
         }
     }
 }
@@ -101,7 +102,8 @@ static void max_forward_task(void *ctx, int n, int thread)
     const pool_job *j = ctx;
     const pc_pool_shape *s = j->s;
     const size_t out = (size_t)n * s->oh * s->ow * s->c;
-    pc_maxpool2d_image(s, j->x + (size_t)n * s->h * s->w * s->c, j->y + out, j->argmax + out);
+    pc_maxpool2d_image(s, j->x + (size_t)n * s->h * s->w * s->c, j->y + out, j->argmax + out,
+                       s->w);
 }
 
 /* Non-overlapping windows without padding: every input cell is in at most one window, so each
@@ -143,7 +145,7 @@ static void select_2x2(float *restrict a, float *restrict b, float *restrict c,
 }
 
 void pc_maxpool2d_image_backward(const pc_pool_shape *s, const float *dy, const int32_t *am,
-                                 const float *relu_y, float *dx)
+                                 const float *relu_y, float *dx, int am_w)
 {
     const int C = s->c;
     const size_t cells = (size_t)s->h * s->w;
@@ -152,16 +154,16 @@ void pc_maxpool2d_image_backward(const pc_pool_shape *s, const float *dy, const 
             for (int ow = 0; ow < s->ow; ow++) {
                 const size_t o = ((size_t)oh * s->ow + ow) * C;
                 if (s->ph == 2 && s->pw == 2) {
-                    const int32_t cell = 2 * oh * s->w + 2 * ow;
-                    float *a = dx + (size_t)cell * C, *c = a + (size_t)s->w * C;
+                    float *a = dx + ((size_t)2 * oh * s->w + 2 * ow) * C;
+                    float *c = a + (size_t)s->w * C;
                     select_2x2(a, a + C, c, c + C, dy + o, am + o, relu_y ? relu_y + o : NULL,
-                               cell, s->w, C);
+                               2 * oh * am_w + 2 * ow, am_w, C);
                     continue;
                 }
                 for (int h = oh * s->ph; h < (oh + 1) * s->ph; h++)
                     for (int w = ow * s->pw; w < (ow + 1) * s->pw; w++)
                         select_cell(dx + ((size_t)h * s->w + w) * C, dy + o, am + o,
-                                    relu_y ? relu_y + o : NULL, h * s->w + w, C);
+                                    relu_y ? relu_y + o : NULL, h * am_w + w, C);
             }
             for (int w = s->ow * s->pw; w < s->w; w++)         /* columns no window covers */
                 for (int h = oh * s->ph; h < (oh + 1) * s->ph; h++)
@@ -172,12 +174,18 @@ void pc_maxpool2d_image_backward(const pc_pool_shape *s, const float *dy, const 
         return;
     }
     memset(dx, 0, cells * C * sizeof(float));
+    if (am_w <= 0)
+        return;
     const size_t outs = (size_t)s->oh * s->ow;
     for (size_t o = 0; o < outs; o++, dy += C, am += C) {
         const float *ry = relu_y ? relu_y + o * C : NULL;
-        for (int c = 0; c < C; c++)
-            if (am[c] >= 0 && (size_t)am[c] < cells && (!ry || ry[c] > 0.0f))
-                dx[(size_t)am[c] * C + c] += dy[c];
+        for (int c = 0; c < C; c++) {
+            if (am[c] < 0 || (ry && !(ry[c] > 0.0f)))
+                continue;
+            const int32_t h = am[c] / am_w, w = am[c] % am_w;
+            if (h < s->h && w < s->w)
+                dx[((size_t)h * s->w + w) * C + c] += dy[c];
+        }
     }
 }
 
@@ -188,7 +196,7 @@ static void max_backward_task(void *ctx, int n, int thread)
     const pc_pool_shape *s = j->s;
     const size_t out = (size_t)n * s->oh * s->ow * s->c;
     pc_maxpool2d_image_backward(s, j->dy + out, j->argmax_in + out, NULL,
-                                j->dx + (size_t)n * s->h * s->w * s->c);
+                                j->dx + (size_t)n * s->h * s->w * s->c, s->w);
 }
 
 PC_MULTIVERSION

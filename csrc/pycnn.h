@@ -168,10 +168,13 @@ int pc_maxpool2d_backward(pc_runtime *rt, const pc_pool_shape *s, const float *d
  * forward as above; backward writes every cell of dx[h][w][c] (zero where no gradient goes),
  * and when relu_y (the pooled output of a relu) is not NULL passes dy only where relu_y > 0.
  * The backward needs ph, pw, sh, sw, pt, pl only to take the fast path for non-overlapping
- * windows; with ph = pw = 0 it scatters through argmax alone. */
-void pc_maxpool2d_image(const pc_pool_shape *s, const float *x, float *y, int32_t *argmax);
+ * windows; with ph = pw = 0 it scatters through argmax alone. argmax numbers cell (h, w) as
+ * h * am_w + w: am_w = s->w for a whole image, larger when x is the top-left s->h x s->w part
+ * of a map am_w wide (the fused convolution computes only the cells the windows read). */
+void pc_maxpool2d_image(const pc_pool_shape *s, const float *x, float *y, int32_t *argmax,
+                        int am_w);
 void pc_maxpool2d_image_backward(const pc_pool_shape *s, const float *dy, const int32_t *argmax,
-                                 const float *relu_y, float *dx);
+                                 const float *relu_y, float *dx, int am_w);
 int pc_avgpool2d_forward(pc_runtime *rt, const pc_pool_shape *s, const float *x, float *y);
 int pc_avgpool2d_backward(pc_runtime *rt, const pc_pool_shape *s, const float *dy, float *dx);
 
@@ -182,7 +185,8 @@ int pc_avgpool2d_backward(pc_runtime *rt, const pc_pool_shape *s, const float *d
  * are the pooling's outputs [n][p->oh][p->ow][o], bit-identical to the two kernels run in turn.
  * The backward takes d loss / d pooled and, for a relu, the pooled output (relu_pooled, else
  * NULL): relu's gradient is zero exactly where the pooled value is 0. Outputs as for
- * pc_conv2d_backward. */
+ * pc_conv2d_backward. Only the convolution outputs some window reads are computed (11x11
+ * pooled 2x2 to 5x5 reads 10x10): the others get no gradient, so dx, dw and db are the same. */
 int pc_conv2d_maxpool_forward(pc_runtime *rt, const pc_conv_shape *s,
                               const pc_pool_shape *p, const float *x, const float *w,
                               const float *b, pc_act act, float *pooled, int32_t *argmax);
