@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#define TRANSPOSE_RUN 16    /* floats of one column read in a row when packing a transposed B */
+
 static inline int min_i(int a, int b) { return a < b ? a : b; }
 static inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
@@ -78,6 +80,27 @@ static void pack_b(const pc_gemm_args *g, int p0, int kb, int j0, int nb, int nr
 {
     for (int js = 0; js < nb; js += nr) {
         const int ne = min_i(nr, nb - js);
+        if (g->rsb == 1 && g->csb != 1) {
+            /* B^T stored row-major (columns of B contiguous): a transposition. Each of the
+             * sliver's columns is read TRANSPOSE_RUN floats at a time, in order; walking all ne
+             * columns per k instead touches ne lines a large power-of-two stride apart, which
+             * share a few L1 sets and miss on every load (the 10-class layers' inputs). */
+            const float *col0 = g->b + (ptrdiff_t)p0 + (ptrdiff_t)(j0 + js) * g->csb;
+            for (int pb = 0; pb < kb; pb += TRANSPOSE_RUN) {
+                const int run = min_i(TRANSPOSE_RUN, kb - pb);
+                float *d = dst + (ptrdiff_t)pb * nr;
+                for (int j = 0; j < ne; j++) {
+                    const float *src = col0 + (ptrdiff_t)j * g->csb + pb;
+                    for (int q = 0; q < run; q++)
+                        d[(ptrdiff_t)q * nr + j] = src[q];
+                }
+                for (int q = 0; q < run; q++)
+                    for (int j = ne; j < nr; j++)
+                        d[(ptrdiff_t)q * nr + j] = 0.0f;
+            }
+            dst += (ptrdiff_t)kb * nr;
+            continue;
+        }
         for (int p = 0; p < kb; p++) {
             const float *src = g->b + (ptrdiff_t)(p0 + p) * g->rsb + (ptrdiff_t)(j0 + js) * g->csb;
             float *d = dst + (ptrdiff_t)p * nr;
