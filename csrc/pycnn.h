@@ -219,6 +219,12 @@ int pc_softmax_xent(const float *logits, const float *targets, int n, int classe
 int pc_xent(const float *probs, const float *targets, int n, int classes, float *dprobs,
             double *loss);
 
+/* ---- batches (gather.c) --------------------------------------------------------------------
+ * dst row r = src row idx[r], for r < n, rows of row_bytes bytes; every idx[r] must be a row of
+ * src (the caller checks). */
+void pc_gather_rows(pc_runtime *rt, const void *src, size_t row_bytes, const int64_t *idx, int n,
+                    void *dst);
+
 /* ---- optimizers (optimizers.c): Keras' update rules, in place on `size` floats ----------------
  * Each returns the number of updated weights that are not finite. */
 size_t pc_sgd_update(pc_runtime *rt, float *w, const float *g, float *velocity, size_t size,

@@ -695,6 +695,8 @@ SIGNATURES = {
                      ("probs", arr((2, 3)), "out"), ("dlogits", arr((2, 3)), "opt-out")],
     "xent": [("probs", arr((2, 3)), "in"), ("targets", arr((2, 3)), "in"),
              ("dprobs", arr((2, 3)), "opt-out")],
+    "take_rows": [("x", arr((4, 3)), "in"), ("indices", arr((2,), "int64"), "in"),
+                  ("out", arr((2, 3)), "out")],
     "sgd_update": [("w", arr((2, 3)), "out-any"), ("g", arr((2, 3)), "in-any"),
                    ("velocity", arr((2, 3)), "opt-out-any"), ("lr", lit("0.1"), "num"),
                    ("momentum", lit("0.9"), "num")],
@@ -849,6 +851,13 @@ def c_cases():
          "None)", (ValueError,), ["labels[0]"]),
         ("labels-length", "C.xent_sparse(np.ones((2, 3), np.float32), np.array([0, 0, 0]), "
          "None)", (ValueError,), ["labels"]),
+        ("take-rows-index-out-of-range", "C.take_rows(np.ones((4, 3), np.float32), "
+         "np.array([0, 4]), np.ones((2, 3), np.float32))", (ValueError,),
+         ["take_rows", "indices[1]", "4", "range"]),
+        ("take-rows-index-negative", "C.take_rows(np.ones((4, 3), np.float32), "
+         "np.array([-1, 0]), np.ones((2, 3), np.float32))", (ValueError,), ["indices[0]", "-1"]),
+        ("take-rows-out-is-x", "a = np.ones((2, 3), np.float32)\n"
+         "C.take_rows(a, np.array([0, 1]), a)", (ValueError,), ["'out'", "memory"]),
         ("sgd-momentum-without-velocity", "C.sgd_update(np.ones(3, np.float32), "
          "np.ones(3, np.float32), None, 0.1, 0.9)", (ValueError,), ["velocity"]),
         ("sgd-size-mismatch", "C.sgd_update(np.ones(3, np.float32), np.ones(4, np.float32), "

@@ -524,12 +524,23 @@ def k_adam_update(rng):
                                    "step": INT_SCALARS}
 
 
+def k_take_rows(rng):
+    shape = _opt_shape(rng)
+    n = dims(rng, 1, 6)
+    rows = shape[0]
+    idx = rng.integers(0, rows, n) if chance(rng, 0.8) else \
+        rng.integers(-2**63, 2**63 - 1, n, dtype=np.int64)
+    args = dict(x=floats(rng, shape), indices=idx.astype(np.int64),
+                out=floats(rng, (n,) + shape[1:]))
+    return args, ["out"], {}
+
+
 KERNELS = {f.__name__[2:]: f for f in (
     k_gemm, k_dense_forward, k_dense_backward, k_conv2d_forward, k_conv2d_backward,
     k_conv2d_maxpool_forward, k_conv2d_maxpool_backward,
     k_maxpool2d_forward, k_maxpool2d_backward, k_avgpool2d_forward, k_avgpool2d_backward,
     k_activation_forward, k_activation_backward, k_softmax_xent_sparse, k_xent_sparse,
-    k_softmax_xent, k_xent, k_sgd_update, k_rmsprop_update, k_adam_update)}
+    k_softmax_xent, k_xent, k_take_rows, k_sgd_update, k_rmsprop_update, k_adam_update)}
 
 
 class Case:
@@ -542,7 +553,7 @@ class Case:
 
 _KERNEL_MESSAGE = re.compile(r"^(gemm|dense_\w+|conv2d_\w+|maxpool2d_\w+|avgpool2d_\w+|"
                              r"activation_\w+|softmax_xent\w*|xent\w*|sgd_update|"
-                             r"rmsprop_update|adam_update|set_num_threads|set_isa)\(\)")
+                             r"rmsprop_update|adam_update|take_rows|set_num_threads|set_isa)\(\)")
 
 
 def no_kernel_message(exc):

@@ -940,6 +940,36 @@ def test_adam_late_step(isa):
 
 
 # ---------------------------------------------------------------------------------------------
+# take_rows: the shuffled batch gather of fit
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n, row_shape", [(1, (7,)), (5, (3, 4)), (128, (784,)),
+                                          (128, (28, 28, 1)), (33, (1,)), (300, (64,))])
+def test_take_rows_equals_fancy_indexing(keep_num_threads, n, row_shape):
+    """Batches above and below the size where the rows are split over threads, any rank,
+    repeated indices and the first and last rows; every thread count gives x[indices]."""
+    r = rng(n)
+    x = randn(r, (500,) + row_shape)
+    idx = r.integers(0, len(x), n)
+    idx[0], idx[-1] = len(x) - 1, 0
+    for threads in (1, 2, 3):
+        _C.set_num_threads(threads)
+        out = nans((n,) + row_shape)
+        _C.take_rows(x, idx, out)
+        np.testing.assert_array_equal(out, x[idx], err_msg=f"{threads} threads")
+
+
+@pytest.mark.parametrize("bad", [-1, 500, 2**40, -2**63])
+def test_take_rows_refuses_indices_out_of_range(bad):
+    x = np.arange(500 * 3, dtype=np.float32).reshape(500, 3)
+    out = np.zeros((4, 3), np.float32)
+    idx = np.array([0, 1, bad, 2])
+    with pytest.raises(ValueError, match=r"take_rows\(\): indices\[2\] .* out of range .* 500 rows"):
+        _C.take_rows(x, idx, out)
+    assert not out.any(), "nothing is copied when an index is bad"
+
+
+# ---------------------------------------------------------------------------------------------
 # Bad input: TypeError / ValueError naming the argument, never a crash
 # ---------------------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .. import backend
+from .. import _C, backend
 from .. import callbacks as callbacks_mod
 from .. import losses as losses_mod
 from .. import metrics as metrics_mod
@@ -381,9 +381,8 @@ class Model:
                         xb, yb = x[lo:hi], y[lo:hi]
                     else:
                         idx = order[lo:hi]
-                        # mode="clip": unbuffered (the default "raise" copies through a
-                        # temporary); the indices are a permutation, always in range
-                        xb = np.take(x, idx, axis=0, out=xbuf[:hi - lo], mode="clip")
+                        xb = xbuf[:hi - lo]
+                        _C.take_rows(x, idx, xb)
                         yb = y[idx]
                     out = self._graph.forward(xb, training=True)
                     if fused:
