@@ -20,6 +20,7 @@
  * rebuilds each chunk's dy from the pooled gradient and argmax in scratch the same way.
  */
 #include "pycnn.h"
+#include "direct_conv_pool.h"
 #include "winograd.h"
 
 #include <string.h>
@@ -45,6 +46,7 @@ typedef struct {
     const float *w_packed;       /* W (forward) or W^T (backward, for dx) packed once per call,
                                     or the Winograd-transformed kernel */
     int winograd;                /* forward by F(2x2, 3x3) (winograd.h) */
+    int direct;                  /* fused forward by the direct kernel (direct_conv_pool.h) */
     float *partial;        /* LANES x (K*O + O) for dw and db */
     pc_act act;
     int kdim;              /* KH*KW*C */
@@ -384,6 +386,11 @@ static void forward_task(void *ctx, int chunk, int thread)
     const pc_conv_shape *s = j->s;
     int n0, count, rows;
     chunk_range(j, chunk, &n0, &count, &rows);
+    if (j->direct) {
+        pc_direct_conv_pool(s, j->pool, j->x, j->w, j->b, j->act == PC_ACT_RELU, j->am_w, n0,
+                            count, j->out, j->argmax);
+        return;
+    }
     float *out = j->pool ? pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_WORK,
                                              (size_t)rows * s->o)
                          : j->out + (size_t)n0 * s->oh * s->ow * s->o;
@@ -436,8 +443,11 @@ static int run_forward(conv_job *j)
     chunking(j);
     if (j->nchunks == 0)
         return PC_EINVAL;
-    j->winograd = pc_winograd_applies(j->rt, j->s);
-    if (j->winograd) {
+    j->direct = j->pool && pc_direct_conv_pool_applies(j->rt, j->s, j->pool, j->act);
+    j->winograd = !j->direct && pc_winograd_applies(j->rt, j->s);
+    if (j->direct) {
+        /* reads w as it is */
+    } else if (j->winograd) {
         float *u = pc_shared_scratch(j->rt, PC_SHARED_SLOT_PACK_B,
                                      pc_winograd_kernel_floats(j->rt, j->s));
         if (!u)

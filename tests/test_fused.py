@@ -87,6 +87,13 @@ FUSED_CASES = {
     # batches larger than the 8 gradient lanes, one image per chunk (>= 512 conv pixels)
     "lecture_block1_batch9": (9, 28, 28, 1, 32, (3, 3), (1, 1), "valid", (2, 2), (2, 2), "valid"),
     "batch10_odd_pool": (10, 25, 25, 1, 4, (3, 3), (1, 1), "valid", (2, 2), (2, 2), "valid"),
+    # one input channel, filters a multiple of 32: the direct kernel (direct_conv_pool.h) on the
+    # AVX-512 path; its tiles pool 3, 2 or 1 cells of a row: 8 pooled columns (3 + 3 + 2),
+    # 4 (3 + 1), a 5x5 kernel, 64 filters, cropped odd convolution outputs
+    "one_channel_64_filters_5x5": (3, 16, 21, 1, 64, (5, 5), (1, 1), "valid", (2, 2), (2, 2),
+                                   "valid"),
+    "one_channel_4_pooled_columns": (2, 11, 11, 1, 32, (3, 3), (1, 1), "valid", (2, 2), (2, 2),
+                                     "valid"),
 }
 ACTIVATIONS = ("relu", "linear")
 

@@ -1,0 +1,31 @@
+/*
+ * direct_conv_pool.h - the first layer of an image network (one input channel) convolved and
+ * 2x2 max-pooled in registers, used by conv2d.c's fused convolution + pooling.
+ *
+ * With one channel the im2col GEMM has k = KH*KW (9) and spends as long packing each 12-pixel
+ * panel and storing and re-reading the convolution's output for the pooling as multiplying.
+ * Here a tile of 2 convolution rows x 6 columns x 32 filters (24 accumulators) takes its taps
+ * straight from x (each a broadcast load) and the kernel straight from w, and the epilogue adds
+ * the bias, applies relu and pools the tile's three 2x2 windows before anything is stored.
+ * Every output is the same float32 computation as the GEMM path's (taps summed in order from 0
+ * by fused multiply-adds, + bias, relu, the first maximum of each window in row-major order):
+ * results are bit-identical to it.
+ */
+#ifndef PYCNN_DIRECT_CONV_POOL_H
+#define PYCNN_DIRECT_CONV_POOL_H
+
+#include "pycnn.h"
+
+/* Whether this kernel serves the fused pair: one input channel, stride 1, windows inside x,
+ * filters a multiple of 32, non-overlapping 2x2 pooling without padding, linear or relu, and
+ * the AVX-512 path selected (the other paths keep the GEMM). s and p are the cropped shapes:
+ * 2*p->oh x 2*p->ow convolution cells. */
+int pc_direct_conv_pool_applies(const pc_runtime *rt, const pc_conv_shape *s,
+                                const pc_pool_shape *p, pc_act act);
+
+/* Images [n0, n0 + count): pooled[n][ph][pw][o] and argmax (cells numbered h * am_w + w). */
+void pc_direct_conv_pool(const pc_conv_shape *s, const pc_pool_shape *p, const float *x,
+                         const float *w, const float *b, int relu, int am_w, int n0, int count,
+                         float *pooled, int32_t *argmax);
+
+#endif
