@@ -570,6 +570,13 @@ static void backward_task(void *ctx, int lane, int thread)
     for (int chunk = lane; chunk < j->nchunks; chunk += LANES) {
         int n0, count, rows;
         chunk_range(j, chunk, &n0, &count, &rows);
+        if (j->direct) {
+            pc_direct_conv_pool_backward(s, j->pool, j->x, j->dy, j->argmax_in, j->y, j->am_w,
+                                         n0, count, pc_gemm_k_block(j->rt, rows), !first, dw,
+                                         db);
+            first = 0;
+            continue;
+        }
         const float *dyc = chunk_output_grad(j, thread, n0, count, rows);
         /* dw needs col^T: for many taps, building col in scratch and packing its contiguous
          * columns beats gathering taps from x (measured); for a few, gathering wins */
@@ -650,6 +657,7 @@ static int run_backward(conv_job *j, float *dw, float *db)
     if (j->nchunks == 0)
         return PC_EINVAL;
     const size_t total = (size_t)j->kdim * j->s->o + j->s->o;
+    j->direct = j->pool && !j->dx && pc_direct_conv_pool_backward_applies(j->rt, j->s, j->pool);
     j->partial = pc_shared_scratch(j->rt, PC_SHARED_SLOT_PARTIAL, (size_t)LANES * total);
     if (!j->partial || (j->dx && pack_kernel(j, 1)))
         return PC_ENOMEM;

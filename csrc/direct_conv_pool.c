@@ -150,7 +150,110 @@ void pc_direct_conv_pool(const pc_conv_shape *s, const pc_pool_shape *p, const f
     }
 }
 
+/* The 9 tap accumulators (2 zmm each) of one filter block: dw block += acc (+ 0) */
+#define FLUSH(t)                                                                            \
+    do {                                                                                    \
+        float *d_ = dw + (t) * O + ob;                                                      \
+        __m512 r0_ = acc##t##0, r1_ = acc##t##1;                                            \
+        if (acc_mode) {                                                                     \
+            r0_ = _mm512_add_ps(r0_, _mm512_loadu_ps(d_));                                  \
+            r1_ = _mm512_add_ps(r1_, _mm512_loadu_ps(d_ + 16));                             \
+        }                                                                                   \
+        _mm512_storeu_ps(d_, _mm512_add_ps(r0_, zero));                                     \
+        _mm512_storeu_ps(d_ + 16, _mm512_add_ps(r1_, zero));                                \
+        acc##t##0 = acc##t##1 = zero;                                                       \
+    } while (0)
+
+#define TAP(t, row, col)                                                                    \
+    do {                                                                                    \
+        const __m512 a_ = _mm512_set1_ps((row)[col]);                                       \
+        acc##t##0 = _mm512_fmadd_ps(a_, g0, acc##t##0);                                     \
+        acc##t##1 = _mm512_fmadd_ps(a_, g1, acc##t##1);                                     \
+    } while (0)
+
+int pc_direct_conv_pool_backward_applies(const pc_runtime *rt, const pc_conv_shape *s,
+                                         const pc_pool_shape *p)
+{
+    return s->kh == 3 && s->kw == 3 && pc_direct_conv_pool_applies(rt, s, p, PC_ACT_LINEAR);
+}
+
+__attribute__((target("avx512f")))
+void pc_direct_conv_pool_backward(const pc_conv_shape *s, const pc_pool_shape *p, const float *x,
+                                  const float *dpooled, const int32_t *argmax,
+                                  const float *relu_pooled, int am_w, int n0, int count, int kc,
+                                  int accumulate, float *dw, float *db)
+{
+    const int O = s->o;
+    const ptrdiff_t W = s->w;
+    const size_t img_in = (size_t)s->h * s->w, img_out = (size_t)p->oh * p->ow * O;
+    const __m512 zero = _mm512_setzero_ps();
+    for (int ob = 0; ob < O; ob += FILTERS) {
+        __m512 acc00 = zero, acc01 = zero, acc10 = zero, acc11 = zero, acc20 = zero;
+        __m512 acc21 = zero, acc30 = zero, acc31 = zero, acc40 = zero, acc41 = zero;
+        __m512 acc50 = zero, acc51 = zero, acc60 = zero, acc61 = zero, acc70 = zero;
+        __m512 acc71 = zero, acc80 = zero, acc81 = zero;
+        __m512 db0 = _mm512_loadu_ps(db + ob), db1 = _mm512_loadu_ps(db + ob + 16);
+        int acc_mode = accumulate, in_block = 0;
+        for (int n = n0; n < n0 + count; n++) {
+            const float *xn = x + (size_t)n * img_in;
+            for (int r = 0; r < s->oh; r++) {
+                const float *x0 = xn + (size_t)r * W, *x1 = x0 + W, *x2 = x1 + W;
+                const size_t prow = (size_t)n * img_out + (size_t)(r / 2) * p->ow * O + ob;
+                for (int c = 0; c < s->ow; c++) {
+                    const size_t q = prow + (size_t)(c / 2) * O;
+                    __m512 g0 = _mm512_loadu_ps(dpooled + q);
+                    __m512 g1 = _mm512_loadu_ps(dpooled + q + 16);
+                    if (relu_pooled) {
+                        g0 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_loadu_ps(
+                                 relu_pooled + q), zero, _CMP_GT_OQ), g0);
+                        g1 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_loadu_ps(
+                                 relu_pooled + q + 16), zero, _CMP_GT_OQ), g1);
+                    }
+                    const __m512i cell = _mm512_set1_epi32(r * am_w + c);
+                    g0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(
+                             _mm512_loadu_si512((const void *)(argmax + q)), cell), g0);
+                    g1 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(
+                             _mm512_loadu_si512((const void *)(argmax + q + 16)), cell), g1);
+                    TAP(0, x0 + c, 0); TAP(1, x0 + c, 1); TAP(2, x0 + c, 2);
+                    TAP(3, x1 + c, 0); TAP(4, x1 + c, 1); TAP(5, x1 + c, 2);
+                    TAP(6, x2 + c, 0); TAP(7, x2 + c, 1); TAP(8, x2 + c, 2);
+                    db0 = _mm512_add_ps(db0, g0);
+                    db1 = _mm512_add_ps(db1, g1);
+                    if (++in_block == kc) {
+                        FLUSH(0); FLUSH(1); FLUSH(2); FLUSH(3); FLUSH(4);
+                        FLUSH(5); FLUSH(6); FLUSH(7); FLUSH(8);
+                        acc_mode = 1;
+                        in_block = 0;
+                    }
+                }
+            }
+        }
+        if (in_block > 0) {
+            FLUSH(0); FLUSH(1); FLUSH(2); FLUSH(3); FLUSH(4);
+            FLUSH(5); FLUSH(6); FLUSH(7); FLUSH(8);
+        }
+        _mm512_storeu_ps(db + ob, db0);
+        _mm512_storeu_ps(db + ob + 16, db1);
+    }
+}
+
 #else
+
+int pc_direct_conv_pool_backward_applies(const pc_runtime *rt, const pc_conv_shape *s,
+                                         const pc_pool_shape *p)
+{
+    (void)rt; (void)s; (void)p;
+    return 0;
+}
+
+void pc_direct_conv_pool_backward(const pc_conv_shape *s, const pc_pool_shape *p, const float *x,
+                                  const float *dpooled, const int32_t *argmax,
+                                  const float *relu_pooled, int am_w, int n0, int count, int kc,
+                                  int accumulate, float *dw, float *db)
+{
+    (void)s; (void)p; (void)x; (void)dpooled; (void)argmax; (void)relu_pooled; (void)am_w;
+    (void)n0; (void)count; (void)kc; (void)accumulate; (void)dw; (void)db;
+}
 
 void pc_direct_conv_pool(const pc_conv_shape *s, const pc_pool_shape *p, const float *x,
                          const float *w, const float *b, int relu, int am_w, int n0, int count,

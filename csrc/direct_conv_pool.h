@@ -28,4 +28,19 @@ void pc_direct_conv_pool(const pc_conv_shape *s, const pc_pool_shape *p, const f
                          const float *w, const float *b, int relu, int am_w, int n0, int count,
                          float *pooled, int32_t *argmax);
 
+/* The weight and bias gradients of the same pair for 3x3 kernels, without dx (a first layer's
+ * input needs none): for images [n0, n0 + count) (one chunk of conv2d.c's backward), with the
+ * convolution's dy rebuilt in registers from the pooled gradient, argmax and, for a relu, the
+ * pooled output (relu_pooled, else NULL):
+ *     dw[t][o] = (accumulate ? dw[t][o] : 0) + sum over the chunk's pixels of x[tap t] dy[o]
+ *     db[o] += sum over the chunk's pixels of dy[o]
+ * summed as pc_gemm_serial and conv2d.c's column sums do (pixels in order, in k blocks of kc,
+ * each block's sum added to dw): bit-identical to that path. */
+int pc_direct_conv_pool_backward_applies(const pc_runtime *rt, const pc_conv_shape *s,
+                                         const pc_pool_shape *p);
+void pc_direct_conv_pool_backward(const pc_conv_shape *s, const pc_pool_shape *p, const float *x,
+                                  const float *dpooled, const int32_t *argmax,
+                                  const float *relu_pooled, int am_w, int n0, int count, int kc,
+                                  int accumulate, float *dw, float *db);
+
 #endif

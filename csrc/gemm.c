@@ -185,6 +185,11 @@ size_t pc_gemm_scratch_floats(const pc_runtime *rt, int m, int n, int k)
     return (size_t)kc * (size_t)round_up(n > 0 ? n : 1, uk->nr) + (size_t)kc * (size_t)mc;
 }
 
+int pc_gemm_k_block(const pc_runtime *rt, int k)
+{
+    return k_block(&rt->ukernel, k > 0 ? k : 1);
+}
+
 size_t pc_gemm_packed_b_floats(const pc_runtime *rt, int k, int n)
 {
     const pc_ukernel *uk = &rt->ukernel;

@@ -118,6 +118,9 @@ void pc_gemm_serial(const pc_runtime *rt, const pc_gemm_args *g, float *scratch)
  * chunk): pc_gemm_packed_b_floats(k, n) floats, then set b_packed. */
 size_t pc_gemm_packed_b_floats(const pc_runtime *rt, int k, int n);
 void pc_gemm_pack_b(const pc_runtime *rt, const pc_gemm_args *g, float *dst);
+/* The k block the GEMM sums k in (each block's terms in registers, then added to C): kernels
+ * that reproduce its results bit for bit sum in the same blocks. */
+int pc_gemm_k_block(const pc_runtime *rt, int k);
 
 /* ---- dense (dense.c) ------------------------------------------------------------------------
  * forward:  y[n][out] = act(x[n][in] * w[in][out] + b[out])   (act: LINEAR or RELU)

@@ -94,7 +94,15 @@ FUSED_CASES = {
                                    "valid"),
     "one_channel_4_pooled_columns": (2, 11, 11, 1, 32, (3, 3), (1, 1), "valid", (2, 2), (2, 2),
                                      "valid"),
+    # 10 chunks of 3 images over the 8 gradient lanes; each chunk's 420 pixels summed in two
+    # k blocks of 210, the second starting inside an image
+    "one_channel_64_filters_batch30": (30, 12, 16, 1, 64, (3, 3), (1, 1), "valid", (2, 2),
+                                       (2, 2), "valid"),
 }
+# cases whose pooling reads every convolution cell (nothing cropped): there the fused backward
+# sums dw over the same pixels in the same k blocks as the unfused pair, bit for bit
+UNCROPPED_CASES = ["lecture_block1", "lecture_block1_batch9", "batch1", "pointwise_conv",
+                   "one_channel_64_filters_batch30"]
 ACTIVATIONS = ("relu", "linear")
 
 
@@ -285,6 +293,25 @@ def assert_same_gradients(got, want, what):
         scale = np.abs(e[ok]).max() if ok.any() else 0.0
         np.testing.assert_allclose(a[ok], e[ok], rtol=1e-5, atol=1e-6 * scale + 1e-30,
                                    err_msg=f"{what}: dw fused vs unfused")
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("case_id", UNCROPPED_CASES)
+def test_backward_dw_bit_identical_when_every_cell_is_pooled(isa, keep_num_threads, case_id,
+                                                             activation):
+    """On the AVX-512 path the one-channel 3x3 cases run the direct kernel (dw, db rebuilt in
+    registers), elsewhere the GEMM: either way dw and db equal the unfused pair's bit for bit,
+    on 1 and 2 threads."""
+    g = fused_setup(case_id)
+    assert [2 * p for p in g.pooled_shape[1:3]] == list(g.conv_hw)
+    conv, y, am = unfused_forward(g, g.x, g.w, g.b, activation)
+    relu = activation == "relu"
+    want = unfused_backward(g, g.dy, am, conv if relu else None, False, True)
+    for threads in (1, 2):
+        _C.set_num_threads(threads)
+        got = fused_backward(g, g.dy, am, y if relu else None, False, True)
+        np.testing.assert_array_equal(got[1], want[1], err_msg=f"dw, {threads} threads")
+        np.testing.assert_array_equal(got[2], want[2], err_msg=f"db, {threads} threads")
 
 
 def test_backward_ignores_convolution_cells_no_window_reads(isa, keep_num_threads):
