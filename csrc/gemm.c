@@ -401,6 +401,113 @@ static int gemm_transposed(pc_runtime *rt, const pc_gemm_args *g, int parallel)
     return PC_OK;
 }
 
+/* ---- narrow C by the ISA's narrow kernels (runtime.h) -----------------------------------------
+ * n <= PC_NARROW_N columns. With A's rows contiguous (a forward pass x w), dot products of
+ * rows of A with rows of B^T (packed once, n x k); with A^T's rows contiguous (a weight
+ * gradient x^T dy), outer products of A^T's rows with broadcasts of B's. Neither packs A.
+ * Each element is computed once, by one task: the result does not depend on the thread
+ * count. The epilogue (accumulate, bias, relu) is applied to each block's sums. */
+#define NARROW_ROWS_TASK 16    /* rows of C per task, dot products */
+#define NARROW_COLS_BLOCK 32   /* rows of C per call of the outer-product kernel */
+#define NARROW_COLS_TASK 128   /* rows of C per task, outer products */
+
+static int narrow_by_rows(const pc_ukernel *uk, const pc_gemm_args *g)
+{
+    return uk->narrow_rows && !g->pack_a && !g->b_packed && g->n <= PC_NARROW_N &&
+           g->csa == 1;
+}
+
+static int narrow_by_cols(const pc_ukernel *uk, const pc_gemm_args *g)
+{
+    return uk->narrow_cols && !g->pack_a && !g->b_packed && g->n <= PC_NARROW_N &&
+           g->rsa == 1 && g->csb == 1;
+}
+
+typedef struct {
+    const pc_ukernel *uk;
+    const pc_gemm_args *g;
+    const float *bt;
+    ptrdiff_t ldbt;
+} narrow_job;
+
+/* C[i0 + r][j] = (accumulate ? C : 0) + s[r][j], + bias, relu */
+static void narrow_epilogue(const pc_gemm_args *g, int i0, int rows, const float *s,
+                            ptrdiff_t lds)
+{
+    for (int r = 0; r < rows; r++) {
+        float *c = g->c + (ptrdiff_t)(i0 + r) * g->ldc;
+        for (int j = 0; j < g->n; j++) {
+            float v = s[r * lds + j];
+            if (g->accumulate)
+                v = c[j] + v;
+            if (g->bias)
+                v += g->bias[j];
+            if (g->act == PC_ACT_RELU)
+                v = v > 0.0f ? v : 0.0f;
+            c[j] = v;
+        }
+    }
+}
+
+static void narrow_rows_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const narrow_job *j = ctx;
+    const pc_gemm_args *g = j->g;
+    const int i1 = min_i(g->m, (task + 1) * NARROW_ROWS_TASK);
+    float s[2 * PC_NARROW_N];
+    for (int i = task * NARROW_ROWS_TASK; i < i1; i += 2) {
+        const int rows = min_i(2, i1 - i);
+        j->uk->narrow_rows(g->k, rows, g->a + (ptrdiff_t)i * g->rsa, g->rsa, j->bt, j->ldbt,
+                           g->n, s, PC_NARROW_N);
+        narrow_epilogue(g, i, rows, s, PC_NARROW_N);
+    }
+}
+
+static void narrow_cols_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const narrow_job *j = ctx;
+    const pc_gemm_args *g = j->g;
+    const int i1 = min_i(g->m, (task + 1) * NARROW_COLS_TASK);
+    float s[NARROW_COLS_BLOCK * PC_NARROW_N];
+    for (int i = task * NARROW_COLS_TASK; i < i1; i += NARROW_COLS_BLOCK) {
+        const int rows = min_i(NARROW_COLS_BLOCK, i1 - i);
+        j->uk->narrow_cols(g->k, rows, g->a + i, g->csa, g->b, g->rsb, g->n, s, PC_NARROW_N);
+        narrow_epilogue(g, i, rows, s, PC_NARROW_N);
+    }
+}
+
+static int gemm_narrow(pc_runtime *rt, const pc_gemm_args *g, int parallel, int by_rows)
+{
+    narrow_job j = {.uk = &rt->ukernel, .g = g};
+    int ntasks;
+    if (by_rows) {
+        j.ldbt = round_up(g->k, 16);
+        float *bt = pc_shared_scratch(rt, PC_SHARED_SLOT_TRANSPOSED, (size_t)g->n * j.ldbt);
+        if (!bt)
+            return PC_ENOMEM;
+        for (int c = 0; c < g->n; c++) {
+            float *row = bt + c * j.ldbt;
+            for (int p = 0; p < g->k; p++)
+                row[p] = g->b[(ptrdiff_t)p * g->rsb + (ptrdiff_t)c * g->csb];
+            for (int p = g->k; p < j.ldbt; p++)
+                row[p] = 0.0f;
+        }
+        j.bt = bt;
+        ntasks = (g->m + NARROW_ROWS_TASK - 1) / NARROW_ROWS_TASK;
+    } else {
+        ntasks = (g->m + NARROW_COLS_TASK - 1) / NARROW_COLS_TASK;
+    }
+    pc_task_fn fn = by_rows ? narrow_rows_task : narrow_cols_task;
+    if (parallel)
+        pc_parallel(rt, ntasks, fn, &j);
+    else
+        for (int t = 0; t < ntasks; t++)
+            fn(&j, t, 0);
+    return PC_OK;
+}
+
 int pc_gemm(pc_runtime *rt, const pc_gemm_args *g, int parallel)
 {
     const pc_ukernel *uk = &rt->ukernel;
@@ -408,6 +515,10 @@ int pc_gemm(pc_runtime *rt, const pc_gemm_args *g, int parallel)
         return PC_OK;
     if (g->k <= 0)
         return gemm_k_zero(g);
+    if (narrow_by_rows(uk, g))
+        return gemm_narrow(rt, g, parallel, 1);
+    if (narrow_by_cols(uk, g))
+        return gemm_narrow(rt, g, parallel, 0);
     if (narrow_c(uk, g))
         return gemm_transposed(rt, g, parallel);
     const int nthreads = rt->nthreads;

@@ -31,12 +31,29 @@ typedef enum { PC_ISA_GENERIC = 0, PC_ISA_AVX2 = 1, PC_ISA_AVX512 = 2 } pc_isa;
 typedef void (*pc_ukernel_fn)(int k, const float *a, const float *b, float *c, ptrdiff_t ldc,
                               int accumulate, const float *bias, int relu);
 
+/* Products with few columns (n <= PC_NARROW_N: a 10-class layer), where a micro-tile of nr
+ * columns would be mostly empty. Both write plain sums (no accumulate, bias or relu) to s
+ * (row stride lds), each summing its k terms in a fixed order:
+ *   rows: s[i][j] = sum_p a[i*lda + p] * bt[j*ldbt + p]   for i < rows (1 or 2), j < n:
+ *         dot products of A's rows with B^T's rows (64-byte aligned, k padded with zeros to
+ *         a multiple of 16), vectorised along k;
+ *   cols: s[i][j] = sum_p a[p*lda + i] * b[p*ldb + j]    for i < m (<= 32), j < n:
+ *         A^T stored row-major (a weight gradient x^T dy), broadcasts of b's rows. */
+#define PC_NARROW_N 12
+typedef void (*pc_narrow_rows_fn)(int k, int rows, const float *a, ptrdiff_t lda,
+                                  const float *bt, ptrdiff_t ldbt, int n, float *s,
+                                  ptrdiff_t lds);
+typedef void (*pc_narrow_cols_fn)(int k, int m, const float *a, ptrdiff_t lda, const float *b,
+                                  ptrdiff_t ldb, int n, float *s, ptrdiff_t lds);
+
 typedef struct {
     pc_isa isa;
     const char *name;
     int mr, nr;            /* register tile */
     int kc, mc;            /* cache blocking: k block and m block (multiple of mr) */
     pc_ukernel_fn fn;
+    pc_narrow_rows_fn narrow_rows;   /* or NULL: the driver computes C^T instead */
+    pc_narrow_cols_fn narrow_cols;
 } pc_ukernel;
 
 typedef void (*pc_task_fn)(void *ctx, int task, int thread);

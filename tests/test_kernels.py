@@ -208,6 +208,10 @@ GEMM_SHAPES = [  # (M, N, K): edges of every blocking, not multiples of 8/16/32
     (1, 1, 1), (1, 7, 3), (5, 1, 9), (7, 5, 3), (3, 2, 300), (8, 16, 32), (17, 33, 65),
     (31, 47, 129), (64, 64, 64), (100, 10, 300), (129, 257, 77), (255, 129, 300),
     (300, 299, 301),
+    # few columns (<= 12, a class layer): the AVX-512 path's narrow kernels (runtime.h), by rows
+    # of A (NN, NT) or of A^T (TN): k a multiple of 16 or not, 2-row pairs and a last odd row,
+    # 32-row blocks and a partial one
+    (128, 10, 1152), (33, 12, 17), (70, 11, 16), (40, 3, 31), (65, 1, 200),
 ]
 
 
@@ -238,6 +242,27 @@ def test_gemm(isa, m, n, k, trans_a, trans_b, accumulate):
     ret = _C.gemm(a, b, c, trans_a=trans_a, trans_b=trans_b, accumulate=accumulate)
     assert ret is None or ret is c
     assert_close(c, expect, absref, what=f"gemm M,N,K={m},{n},{k} ta={trans_a} tb={trans_b} acc={accumulate}")
+
+
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True)],
+                         ids=["NN", "TN", "NT"])
+@pytest.mark.parametrize("m,n,k", [(33, 10, 17), (128, 10, 1152), (40, 3, 31), (5, 12, 300)],
+                         ids=lambda v: str(v))
+def test_gemm_reads_nothing_past_its_operands(isa, m, n, k, trans_a, trans_b):
+    """Each operand is the leading rows of a buffer whose next rows are NaN: a kernel reading
+    past the end of A or B (a vector tail, a row pair, a 32-row block) turns results NaN."""
+    r = rng(m + n + k)
+    a, b, opa, opb = _gemm_operands(r, m, n, k, trans_a, trans_b)
+
+    def nan_tailed(x):
+        buf = np.full((x.shape[0] + 2, x.shape[1]), np.nan, np.float32)
+        buf[:x.shape[0]] = x
+        view = buf[:x.shape[0]]
+        assert view.flags.c_contiguous
+        return view
+    c = nans((m, n))
+    _C.gemm(nan_tailed(a), nan_tailed(b), c, trans_a=trans_a, trans_b=trans_b)
+    assert_close(c, opa @ opb, np.abs(opa) @ np.abs(opb), what=f"gemm {m},{n},{k}")
 
 
 def test_gemm_positional_flags_and_defaults(isa):
@@ -483,11 +508,12 @@ def _by_threads(fn):
     return results
 
 
+@pytest.mark.parametrize("m,n,k", [(255, 129, 301), (300, 10, 1152)], ids=["wide", "narrow"])
 @pytest.mark.parametrize("trans_a,trans_b,accumulate", [(False, False, False), (True, False, True),
                                                         (False, True, False), (True, True, False)])
-def test_gemm_bit_identical_across_threads(isa, keep_num_threads, trans_a, trans_b, accumulate):
+def test_gemm_bit_identical_across_threads(isa, keep_num_threads, trans_a, trans_b, accumulate,
+                                           m, n, k):
     r = rng(21)
-    m, n, k = 255, 129, 301
     a, b, _, _ = _gemm_operands(r, m, n, k, trans_a, trans_b)
     c0 = randn(r, (m, n))
 
