@@ -12,14 +12,16 @@
 
 #define ROW_FMA(i)                                                                      \
     do {                                                                                \
-        const __m512 ai = _mm512_set1_ps(a[i]);                                         \
+        const __m512 ai = _mm512_set1_ps(a[(i) * ri]);                                  \
         acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);                                 \
         acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);                                 \
     } while (0)
 
-__attribute__((target("avx512f")))
-static void ukernel_avx512(int k, const float *a, const float *b, float *c, ptrdiff_t ldc,
-                           int accumulate, const float *bias, int relu)
+/* A(i, p) = a[i * ri + p * rp]: packed (ri = 1, rp = MR) or rows read in place (ri = lda,
+ * rp = 1); constants after inlining */
+__attribute__((target("avx512f"), always_inline)) static inline void
+ukernel_body(int k, const float *a, ptrdiff_t ri, ptrdiff_t rp, const float *b, float *c,
+             ptrdiff_t ldc, int accumulate, const float *bias, int relu)
 {
     __m512 acc[MR][2];
     for (int i = 0; i < MR; i++)
@@ -29,7 +31,7 @@ static void ukernel_avx512(int k, const float *a, const float *b, float *c, ptrd
         const __m512 b1 = _mm512_load_ps(b + 16);
         ROW_FMA(0); ROW_FMA(1); ROW_FMA(2); ROW_FMA(3); ROW_FMA(4); ROW_FMA(5);
         ROW_FMA(6); ROW_FMA(7); ROW_FMA(8); ROW_FMA(9); ROW_FMA(10); ROW_FMA(11);
-        a += MR;
+        a += rp;
         b += NR;
     }
     const __m512 zero = _mm512_setzero_ps();
@@ -51,6 +53,21 @@ static void ukernel_avx512(int k, const float *a, const float *b, float *c, ptrd
         _mm512_storeu_ps(ci, r0);
         _mm512_storeu_ps(ci + 16, r1);
     }
+}
+
+__attribute__((target("avx512f")))
+static void ukernel_avx512(int k, const float *a, const float *b, float *c, ptrdiff_t ldc,
+                           int accumulate, const float *bias, int relu)
+{
+    ukernel_body(k, a, 1, MR, b, c, ldc, accumulate, bias, relu);
+}
+
+/* A's MR rows read where they are (row i at a + i * lda): no packing of A */
+__attribute__((target("avx512f")))
+static void ukernel_rows_avx512(int k, const float *a, ptrdiff_t lda, const float *b, float *c,
+                                ptrdiff_t ldc, int accumulate, const float *bias, int relu)
+{
+    ukernel_body(k, a, lda, 1, b, c, ldc, accumulate, bias, relu);
 }
 
 /* ---- narrow products (runtime.h): n <= 12 columns, all accumulators in registers -------- */
@@ -155,5 +172,6 @@ static void narrow_cols_avx512(int k, int m, const float *a, ptrdiff_t lda, cons
 }
 
 const pc_ukernel pc_ukernel_avx512 = {PC_ISA_AVX512, "avx512", MR, NR, 256, 144,
-                                      ukernel_avx512, narrow_rows_avx512, narrow_cols_avx512};
+                                      ukernel_avx512, narrow_rows_avx512, narrow_cols_avx512,
+                                      ukernel_rows_avx512};
 #endif

@@ -6,11 +6,11 @@
  *         | 0 -1  1  0 |         | 1/2 -1/2  1/2|
  *         | 0  1  0 -1 |         | 0    0    1  |
  *
- * The tiles of a chunk are taken in groups of a few micro-panels. For a group:
- *   1. input transform: each tile's 4x4 patch (zeros outside x) -> V[xi][tile][c], written
- *      straight into the micro-kernel's packed A layout (slivers of mr tiles);
- *   2. 16 GEMMs M[xi] = V[xi] * U[xi] (tiles x C times C x O) by the micro-kernel, U packed once
- *      per call by pc_winograd_pack_kernel;
+ * The tiles of a chunk are taken in groups of one micro-panel (mr tiles). For a group:
+ *   1. input transform: each tile's 4x4 patch (zeros outside x) -> V[tile][xi][c];
+ *   2. 16 GEMMs M[xi] = V[xi] * U[xi] (tiles x C times C x O) by the micro-kernel, reading the
+ *      tiles' rows where they are when the SIMD path has such a kernel (AVX-512), else from
+ *      packed slivers; U packed once per call by pc_winograd_pack_kernel;
  *   3. output transform of each tile's M[.][tile][o] -> 2x2 outputs, + bias, relu, written where
  *      they fall inside the output.
  * Each output sums its terms in a fixed order: the result does not depend on the thread count.
@@ -116,89 +116,148 @@ size_t pc_winograd_scratch_floats(const pc_runtime *rt, const pc_conv_shape *s)
            + (size_t)4 * s->o;              /* a 2x2 output tile at the borders */
 }
 
+/* 16 floats as one value: GCC's generic vectors (one zmm, two ymm or four xmm, whatever the
+ * clone's ISA has); aligned(4): loads and stores through it need no alignment. The transforms
+ * below are written on them because GCC's own vectorisation of the channel loops (32 streams
+ * of runtime stride) fell back to scalar inserts. */
+typedef float pc_v16 __attribute__((vector_size(64), aligned(4)));
+typedef int pc_vi16 __attribute__((vector_size(64), aligned(4)));
+#define V16(p) (*(pc_v16 *)(p))
+#define CV16(p) (*(const pc_v16 *)(p))
+
 /* B^T d B for one tile, over the channels: row r of the 4x4 patch is 4 cells of C floats at
  * d0..d3; v[xi][c] */
 PC_MULTIVERSION
 static void input_transform(const float *restrict d0, const float *restrict d1,
                             const float *restrict d2, const float *restrict d3,
-                            float *v, int C)
+                            float *restrict v, int C)
 {
-    /* t = B^T d (rows), one column q at a time */
-#define PC_WINO_T(q)                                                                  \
-    const float t0##q = d0[q * C + c] - d2[q * C + c], t1##q = d1[q * C + c] + d2[q * C + c], \
-                t2##q = d2[q * C + c] - d1[q * C + c], t3##q = d1[q * C + c] - d3[q * C + c]
-    /* then V = t B (columns) for row r; v##i: the 16 rows of v as separate streams */
-#define PC_WINO_V(r, i0, i1, i2, i3)                                                  \
-    v##i0[c] = t##r##0 - t##r##2;                                                     \
-    v##i1[c] = t##r##1 + t##r##2;                                                     \
-    v##i2[c] = t##r##2 - t##r##1;                                                     \
-    v##i3[c] = t##r##1 - t##r##3
-    float *restrict v0 = v, *restrict v1 = v + C, *restrict v2 = v + 2 * C;
-    float *restrict v3 = v + 3 * C, *restrict v4 = v + 4 * C, *restrict v5 = v + 5 * C;
-    float *restrict v6 = v + 6 * C, *restrict v7 = v + 7 * C, *restrict v8 = v + 8 * C;
-    float *restrict v9 = v + 9 * C, *restrict v10 = v + 10 * C, *restrict v11 = v + 11 * C;
-    float *restrict v12 = v + 12 * C, *restrict v13 = v + 13 * C, *restrict v14 = v + 14 * C;
-    float *restrict v15 = v + 15 * C;
-#pragma GCC ivdep
-    for (int c = 0; c < C; c++) {
-        PC_WINO_T(0);
-        PC_WINO_T(1);
-        PC_WINO_T(2);
-        PC_WINO_T(3);
-        PC_WINO_V(0, 0, 1, 2, 3);
-        PC_WINO_V(1, 4, 5, 6, 7);
-        PC_WINO_V(2, 8, 9, 10, 11);
-        PC_WINO_V(3, 12, 13, 14, 15);
+    /* t = B^T d (rows): t0 = d0 - d2, t1 = d1 + d2, t2 = d2 - d1, t3 = d1 - d3 per column q;
+     * then V = t B (columns) for each row r of t: (t_r0 - t_r2, t_r1 + t_r2, t_r2 - t_r1,
+     * t_r1 - t_r3) */
+    int c = 0;
+    for (; c + 16 <= C; c += 16) {
+        pc_v16 t[4][4];
+        for (int q = 0; q < 4; q++) {
+            const pc_v16 a = CV16(d0 + q * C + c), b = CV16(d1 + q * C + c);
+            const pc_v16 e = CV16(d2 + q * C + c), f = CV16(d3 + q * C + c);
+            t[0][q] = a - e;
+            t[1][q] = b + e;
+            t[2][q] = e - b;
+            t[3][q] = b - f;
+        }
+        for (int r = 0; r < 4; r++) {
+            V16(v + (4 * r + 0) * C + c) = t[r][0] - t[r][2];
+            V16(v + (4 * r + 1) * C + c) = t[r][1] + t[r][2];
+            V16(v + (4 * r + 2) * C + c) = t[r][2] - t[r][1];
+            V16(v + (4 * r + 3) * C + c) = t[r][1] - t[r][3];
+        }
     }
-#undef PC_WINO_T
-#undef PC_WINO_V
+    for (; c < C; c++) {
+        float t[4][4];
+        for (int q = 0; q < 4; q++) {
+            const float a = d0[q * C + c], b = d1[q * C + c];
+            const float e = d2[q * C + c], f = d3[q * C + c];
+            t[0][q] = a - e;
+            t[1][q] = b + e;
+            t[2][q] = e - b;
+            t[3][q] = b - f;
+        }
+        for (int r = 0; r < 4; r++) {
+            v[(4 * r + 0) * C + c] = t[r][0] - t[r][2];
+            v[(4 * r + 1) * C + c] = t[r][1] + t[r][2];
+            v[(4 * r + 2) * C + c] = t[r][2] - t[r][1];
+            v[(4 * r + 3) * C + c] = t[r][1] - t[r][3];
+        }
+    }
 }
 
 /* A^T m A for one tile, over the filters: m[xi * stride + o] is M[xi][tile][o]; the 2x2
- * outputs go to y0 (first row: 2 cells of O floats) and y1 (second row) */
+ * outputs go to y0 (first row: 2 cells of O floats) and y1 (second row). For each row r of m:
+ * s_r0 = m_r0 + m_r1 + m_r2, s_r1 = m_r1 - m_r2 - m_r3 (m A), then A^T (rows) and the bias;
+ * relu keeps what is > 0 (0 for NaN, as everywhere). */
+#define PC_WINO_OUT(T, LD, o)                                                              \
+    const T s00 = LD(m + (o)) + LD(m + stride + (o)) + LD(m + 2 * stride + (o));            \
+    const T s01 = LD(m + stride + (o)) - LD(m + 2 * stride + (o)) - LD(m + 3 * stride + (o)); \
+    const T s10 = LD(m + 4 * stride + (o)) + LD(m + 5 * stride + (o)) +                     \
+                  LD(m + 6 * stride + (o));                                                 \
+    const T s11 = LD(m + 5 * stride + (o)) - LD(m + 6 * stride + (o)) -                     \
+                  LD(m + 7 * stride + (o));                                                 \
+    const T s20 = LD(m + 8 * stride + (o)) + LD(m + 9 * stride + (o)) +                     \
+                  LD(m + 10 * stride + (o));                                                \
+    const T s21 = LD(m + 9 * stride + (o)) - LD(m + 10 * stride + (o)) -                    \
+                  LD(m + 11 * stride + (o));                                                \
+    const T s30 = LD(m + 12 * stride + (o)) + LD(m + 13 * stride + (o)) +                   \
+                  LD(m + 14 * stride + (o));                                                \
+    const T s31 = LD(m + 13 * stride + (o)) - LD(m + 14 * stride + (o)) -                   \
+                  LD(m + 15 * stride + (o));                                                \
+    const T a0 = s00 + s10 + s20 + bo, a1 = s01 + s11 + s21 + bo;                         \
+    const T b0 = s10 - s20 - s30 + bo, b1 = s11 - s21 - s31 + bo
+#define PC_LD1(p) (*(p))
+
 PC_MULTIVERSION
 static void output_transform(const float *restrict m, ptrdiff_t stride,
                              const float *restrict bias, int relu, float *restrict y0,
                              float *restrict y1, int O)
 {
-    const float *restrict m0 = m, *restrict m1 = m + stride, *restrict m2 = m + 2 * stride;
-    const float *restrict m3 = m + 3 * stride, *restrict m4 = m + 4 * stride;
-    const float *restrict m5 = m + 5 * stride, *restrict m6 = m + 6 * stride;
-    const float *restrict m7 = m + 7 * stride, *restrict m8 = m + 8 * stride;
-    const float *restrict m9 = m + 9 * stride, *restrict m10 = m + 10 * stride;
-    const float *restrict m11 = m + 11 * stride, *restrict m12 = m + 12 * stride;
-    const float *restrict m13 = m + 13 * stride, *restrict m14 = m + 14 * stride;
-    const float *restrict m15 = m + 15 * stride;
-    /* m A (columns) for the four rows r: s_r0 = m_r0 + m_r1 + m_r2, s_r1 = m_r1 - m_r2 - m_r3,
-     * then A^T (rows) and the bias */
-#define PC_WINO_OUT                                                                    \
-    const float s00 = m0[o] + m1[o] + m2[o], s01 = m1[o] - m2[o] - m3[o];              \
-    const float s10 = m4[o] + m5[o] + m6[o], s11 = m5[o] - m6[o] - m7[o];              \
-    const float s20 = m8[o] + m9[o] + m10[o], s21 = m9[o] - m10[o] - m11[o];           \
-    const float s30 = m12[o] + m13[o] + m14[o], s31 = m13[o] - m14[o] - m15[o];        \
-    const float bo = bias ? bias[o] : 0.0f;                                            \
-    const float a0 = s00 + s10 + s20 + bo, a1 = s01 + s11 + s21 + bo;                  \
-    const float b0 = s10 - s20 - s30 + bo, b1 = s11 - s21 - s31 + bo
-    if (relu) {
-#pragma GCC ivdep
-        for (int o = 0; o < O; o++) {
-            PC_WINO_OUT;
-            y0[o] = a0 > 0.0f ? a0 : 0.0f;
-            y0[O + o] = a1 > 0.0f ? a1 : 0.0f;
-            y1[o] = b0 > 0.0f ? b0 : 0.0f;
-            y1[O + o] = b1 > 0.0f ? b1 : 0.0f;
-        }
-    } else {
-#pragma GCC ivdep
-        for (int o = 0; o < O; o++) {
-            PC_WINO_OUT;
-            y0[o] = a0;
-            y0[O + o] = a1;
-            y1[o] = b0;
-            y1[O + o] = b1;
+    int o = 0;
+    const pc_v16 zero = {0};
+    for (; o + 16 <= O; o += 16) {
+        const pc_v16 bo = bias ? CV16(bias + o) : zero;
+        PC_WINO_OUT(pc_v16, CV16, o);
+        if (relu) {
+            V16(y0 + o) = (pc_v16)((pc_vi16)a0 & (pc_vi16)(a0 > zero));
+            V16(y0 + O + o) = (pc_v16)((pc_vi16)a1 & (pc_vi16)(a1 > zero));
+            V16(y1 + o) = (pc_v16)((pc_vi16)b0 & (pc_vi16)(b0 > zero));
+            V16(y1 + O + o) = (pc_v16)((pc_vi16)b1 & (pc_vi16)(b1 > zero));
+        } else {
+            V16(y0 + o) = a0;
+            V16(y0 + O + o) = a1;
+            V16(y1 + o) = b0;
+            V16(y1 + O + o) = b1;
         }
     }
+    for (; o < O; o++) {
+        const float bo = bias ? bias[o] : 0.0f;
+        PC_WINO_OUT(float, PC_LD1, o);
+        y0[o] = !relu || a0 > 0.0f ? a0 : 0.0f;
+        y0[O + o] = !relu || a1 > 0.0f ? a1 : 0.0f;
+        y1[o] = !relu || b0 > 0.0f ? b0 : 0.0f;
+        y1[O + o] = !relu || b1 > 0.0f ? b1 : 0.0f;
+    }
+}
 #undef PC_WINO_OUT
+#undef PC_LD1
+
+/* The 16 GEMMs of a group from packed slivers: V[xi][sliver][c][i] written in order from
+ * tmp[t][xi][c] (the strided side is the reads), then M[xi][t][o] = V[xi] * U[xi]. */
+static void gemms_packed(const pc_ukernel *uk, const float *tmp, float *V, const float *u,
+                         float *M, int C, int G, int op, int gt)
+{
+    const int mr = uk->mr, nr = uk->nr, gp = round_up(gt, mr);
+    for (int ts = 0; ts < gp; ts += mr) {
+        const int me = gt - ts < mr ? gt - ts : mr;
+        for (int xi = 0; xi < XI; xi++) {
+            float *dst = V + (size_t)xi * G * C + (size_t)ts * C;
+            const float *src = tmp + (size_t)ts * XI * C + (size_t)xi * C;
+            if (me == 12 && mr == 12) {     /* the AVX-512 panel, unrolled */
+                pc_pack_12(dst, src, (ptrdiff_t)XI * C, C);
+                continue;
+            }
+            for (int c = 0; c < C; c++, dst += mr) {
+                for (int i = 0; i < me; i++)
+                    dst[i] = src[(size_t)i * XI * C + c];
+                for (int i = me; i < mr; i++)
+                    dst[i] = 0.0f;
+            }
+        }
+    }
+    for (int xi = 0; xi < XI; xi++)
+        for (int ts = 0; ts < gp; ts += mr)
+            for (int os = 0; os < op; os += nr)
+                uk->fn(C, V + (size_t)xi * G * C + (size_t)ts * C,
+                       u + (size_t)xi * C * op + (size_t)os * C,
+                       M + (size_t)xi * G * op + (size_t)ts * op + os, op, 0, NULL, 0);
 }
 
 void pc_winograd_forward(const pc_runtime *rt, const pc_conv_shape *s, const float *u,
@@ -216,7 +275,7 @@ void pc_winograd_forward(const pc_runtime *rt, const pc_conv_shape *s, const flo
     float *edge_tile = edge_rows + (size_t)XI * C;
     const size_t img_in = (size_t)s->h * s->w * C, img_out = (size_t)s->oh * s->ow * O;
     for (int t0 = 0; t0 < total; t0 += G) {
-        const int gt = total - t0 < G ? total - t0 : G, gp = round_up(gt, mr);
+        const int gt = total - t0 < G ? total - t0 : G;
         /* 1. input transform of each tile into tmp[t][xi][c], then packed slivers
          * V[xi][sliver][c][i] written in order (the strided side is the reads) */
         for (int t = 0; t < gt; t++) {
@@ -243,30 +302,19 @@ void pc_winograd_forward(const pc_runtime *rt, const pc_conv_shape *s, const flo
             }
             input_transform(row[0], row[1], row[2], row[3], tmp + (size_t)t * XI * C, C);
         }
-        for (int ts = 0; ts < gp; ts += mr) {
-            const int me = gt - ts < mr ? gt - ts : mr;
-            for (int xi = 0; xi < XI; xi++) {
-                float *dst = V + (size_t)xi * G * C + (size_t)ts * C;
-                const float *src = tmp + (size_t)ts * XI * C + (size_t)xi * C;
-                if (me == 12 && mr == 12) {     /* the AVX-512 panel, unrolled */
-                    pc_pack_12(dst, src, (ptrdiff_t)XI * C, C);
-                    continue;
-                }
-                for (int c = 0; c < C; c++, dst += mr) {
-                    for (int i = 0; i < me; i++)
-                        dst[i] = src[(size_t)i * XI * C + c];
-                    for (int i = me; i < mr; i++)
-                        dst[i] = 0.0f;
-                }
-            }
-        }
-        /* 2. the 16 GEMMs: M[xi][t][o] */
-        for (int xi = 0; xi < XI; xi++)
-            for (int ts = 0; ts < gp; ts += mr)
+        /* 2. the 16 GEMMs M[xi][t][o]: straight from tmp when the micro-kernel can read A's
+         * rows in place (tile t's row of xi at tmp + (t*XI + xi)*C; a group short of a panel
+         * is padded with zero tiles, whose results are not used), else from packed slivers */
+        if (uk->fn_rows && GROUP_PANELS == 1) {
+            memset(tmp + (size_t)gt * XI * C, 0, (size_t)(mr - gt) * XI * C * sizeof(float));
+            for (int xi = 0; xi < XI; xi++)
                 for (int os = 0; os < op; os += nr)
-                    uk->fn(C, V + (size_t)xi * G * C + (size_t)ts * C,
-                           u + (size_t)xi * C * op + (size_t)os * C,
-                           M + (size_t)xi * G * op + (size_t)ts * op + os, op, 0, NULL, 0);
+                    uk->fn_rows(C, tmp + (size_t)xi * C, (ptrdiff_t)XI * C,
+                                u + (size_t)xi * C * op + (size_t)os * C,
+                                M + (size_t)xi * G * op + os, op, 0, NULL, 0);
+        } else {
+            gemms_packed(uk, tmp, V, u, M, C, G, op, gt);
+        }
         /* 3. output transform */
         for (int t = 0; t < gt; t++) {
             const int tile = t0 + t, n = tile / per_img, q = tile % per_img;
