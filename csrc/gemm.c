@@ -135,29 +135,50 @@ static void epilogue(const pc_gemm_args *g, float *c, int i_count, int j0, int j
     }
 }
 
-/* C[ic:ic+mb, jc:jc+nb] (+)= packed A block * packed B slivers */
+/* Whether the micro-kernel reads A's full panels where they are: A stored column-major
+ * (rsa == 1: a weight gradient's x^T, a convolution's column buffer transposed), so each k step
+ * of a panel is mr consecutive floats: the packed layout with another stride. */
+static int direct_a(const pc_ukernel *uk, const pc_gemm_args *g)
+{
+    return uk->fn_cols && !g->pack_a && g->rsa == 1;
+}
+
+/* C[ic:ic+mb, jc:jc+nb] (+)= A block * packed B slivers. A is packed in ap, or with a_p0 >= 0
+ * read in place from column a_p0 on (direct_a), its last panel packed in ap when short. */
 static void macro_kernel(const pc_ukernel *uk, const pc_gemm_args *g, int ic, int mb, int jc,
-                         int nb, int kb, const float *ap, const float *bp, int accumulate,
-                         int last)
+                         int nb, int kb, float *ap, const float *bp, int accumulate,
+                         int last, int a_p0)
 {
     const int mr = uk->mr, nr = uk->nr;
     float tile[16 * 64] __attribute__((aligned(64)));   /* mr * nr <= 1024 for every kernel */
+    const int short_panel = mb / mr * mr;
+    if (a_p0 >= 0 && short_panel < mb)
+        pack_a(g, ic + short_panel, mb - short_panel, a_p0, kb, mr, ap);
     for (int jr = 0; jr < nb; jr += nr) {
         const int ne = min_i(nr, nb - jr);
         const float *bs = bp + (ptrdiff_t)jr * kb;
         for (int ir = 0; ir < mb; ir += mr) {
             const int me = min_i(mr, mb - ir);
-            const float *as = ap + (ptrdiff_t)ir * kb;
+            const int in_place = a_p0 >= 0 && me == mr;
+            const float *as = in_place ? g->a + (ptrdiff_t)(ic + ir) + (ptrdiff_t)a_p0 * g->csa
+                              : a_p0 >= 0 ? ap : ap + (ptrdiff_t)ir * kb;
             float *c = g->c + (ptrdiff_t)(ic + ir) * g->ldc + jc + jr;
             if (me == mr && ne == nr) {
-                uk->fn(kb, as, bs, c, g->ldc, accumulate, last ? bias_at(g, jc + jr) : NULL,
-                       last && g->act == PC_ACT_RELU);
+                const float *bias = last ? bias_at(g, jc + jr) : NULL;
+                const int relu = last && g->act == PC_ACT_RELU;
+                if (in_place)
+                    uk->fn_cols(kb, as, g->csa, bs, c, g->ldc, accumulate, bias, relu);
+                else
+                    uk->fn(kb, as, bs, c, g->ldc, accumulate, bias, relu);
                 continue;
             }
             if (accumulate)
                 for (int i = 0; i < me; i++)
                     pc_copy_floats(tile + i * nr, c + (ptrdiff_t)i * g->ldc, (size_t)ne);
-            uk->fn(kb, as, bs, tile, nr, accumulate, NULL, 0);
+            if (in_place)
+                uk->fn_cols(kb, as, g->csa, bs, tile, nr, accumulate, NULL, 0);
+            else
+                uk->fn(kb, as, bs, tile, nr, accumulate, NULL, 0);
             for (int i = 0; i < me; i++)
                 pc_copy_floats(c + (ptrdiff_t)i * g->ldc, tile + i * nr, (size_t)ne);
             if (last && (g->bias || g->act == PC_ACT_RELU))
@@ -232,10 +253,13 @@ void pc_gemm_serial(const pc_runtime *rt, const pc_gemm_args *g, float *scratch)
                           : packed ? g->b + (ptrdiff_t)pc * uk->nr : bp;
         if (!packed && !g->b_packed)
             pack_b(g, pc, kb, 0, g->n, uk->nr, bp);
+        const int in_place = direct_a(uk, g);
         for (int ic = 0; ic < g->m; ic += mc) {
             const int mb = min_i(mc, g->m - ic);
-            pack_a_any(g, ic, mb, pc, kb, uk->mr, ap);
-            macro_kernel(uk, g, ic, mb, 0, g->n, kb, ap, bs, accumulate, last);
+            if (!in_place)
+                pack_a_any(g, ic, mb, pc, kb, uk->mr, ap);
+            macro_kernel(uk, g, ic, mb, 0, g->n, kb, ap, bs, accumulate, last,
+                         in_place ? pc : -1);
         }
     }
 }
@@ -280,9 +304,11 @@ static void compute_task(void *ctx, int task, int thread)
         j->failed = 1;
         return;
     }
-    pack_a_any(j->g, ic, mb, j->pc, j->kb, uk->mr, ap);
+    const int in_place = direct_a(uk, j->g);
+    if (!in_place)
+        pack_a_any(j->g, ic, mb, j->pc, j->kb, uk->mr, ap);
     macro_kernel(uk, j->g, ic, mb, j0, nb, j->kb, ap, j->bp + (ptrdiff_t)j0 * j->kb,
-                 j->accumulate, j->last);
+                 j->accumulate, j->last, in_place ? j->pc : -1);
 }
 
 /* ---- the column-split driver, for short A (M within one mc block, as in dense layers) ------
@@ -320,8 +346,11 @@ static void cols_task(void *ctx, int task, int thread)
         pack_b(g, pc, kb, j0, nb, uk->nr, bp);
         for (int ic = 0; ic < g->m; ic += j->mc) {
             const int mb = min_i(j->mc, g->m - ic);
-            pack_a_any(g, ic, mb, pc, kb, uk->mr, ap);
-            macro_kernel(uk, g, ic, mb, j0, nb, kb, ap, bp, accumulate, last);
+            const int in_place = direct_a(uk, g);
+            if (!in_place)
+                pack_a_any(g, ic, mb, pc, kb, uk->mr, ap);
+            macro_kernel(uk, g, ic, mb, j0, nb, kb, ap, bp, accumulate, last,
+                         in_place ? pc : -1);
         }
     }
 }

@@ -57,5 +57,5 @@ static void ukernel_avx2(int k, const float *a, const float *b, float *c, ptrdif
 }
 
 const pc_ukernel pc_ukernel_avx2 = {PC_ISA_AVX2, "avx2", MR, NR, 256, 144, ukernel_avx2, NULL,
-                                    NULL, NULL};
+                                    NULL, NULL, NULL};
 #endif

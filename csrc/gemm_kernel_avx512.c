@@ -70,6 +70,14 @@ static void ukernel_rows_avx512(int k, const float *a, ptrdiff_t lda, const floa
     ukernel_body(k, a, lda, 1, b, c, ldc, accumulate, bias, relu);
 }
 
+/* A's columns read where they are (column p: MR consecutive floats at a + p * lda) */
+__attribute__((target("avx512f")))
+static void ukernel_cols_avx512(int k, const float *a, ptrdiff_t lda, const float *b, float *c,
+                                ptrdiff_t ldc, int accumulate, const float *bias, int relu)
+{
+    ukernel_body(k, a, 1, lda, b, c, ldc, accumulate, bias, relu);
+}
+
 /* ---- narrow products (runtime.h): n <= 12 columns, all accumulators in registers -------- */
 
 /* Two rows of A against N <= 12 rows of B^T: 2N zmm accumulators of 16 lanes (lane l sums the
@@ -173,5 +181,5 @@ static void narrow_cols_avx512(int k, int m, const float *a, ptrdiff_t lda, cons
 
 const pc_ukernel pc_ukernel_avx512 = {PC_ISA_AVX512, "avx512", MR, NR, 256, 144,
                                       ukernel_avx512, narrow_rows_avx512, narrow_cols_avx512,
-                                      ukernel_rows_avx512};
+                                      ukernel_rows_avx512, ukernel_cols_avx512};
 #endif

@@ -46,11 +46,12 @@ typedef void (*pc_narrow_rows_fn)(int k, int rows, const float *a, ptrdiff_t lda
 typedef void (*pc_narrow_cols_fn)(int k, int m, const float *a, ptrdiff_t lda, const float *b,
                                   ptrdiff_t ldb, int n, float *s, ptrdiff_t lds);
 
-/* The micro-kernel's product with A's mr rows read in place (row i: k floats at a + i*lda)
- * instead of from a packed panel; same sums, same epilogue. */
-typedef void (*pc_ukernel_rows_fn)(int k, const float *a, ptrdiff_t lda, const float *b,
-                                   float *c, ptrdiff_t ldc, int accumulate, const float *bias,
-                                   int relu);
+/* The micro-kernel's product with A read in place instead of from a packed panel, same sums
+ * and epilogue: by rows (row i: k floats at a + i*lda) or by columns (column p: mr floats at
+ * a + p*lda, the packed layout with another stride). */
+typedef void (*pc_ukernel_strided_fn)(int k, const float *a, ptrdiff_t lda, const float *b,
+                                      float *c, ptrdiff_t ldc, int accumulate, const float *bias,
+                                      int relu);
 
 typedef struct {
     pc_isa isa;
@@ -60,7 +61,8 @@ typedef struct {
     pc_ukernel_fn fn;
     pc_narrow_rows_fn narrow_rows;   /* or NULL: the driver computes C^T instead */
     pc_narrow_cols_fn narrow_cols;
-    pc_ukernel_rows_fn fn_rows;      /* or NULL: callers pack A */
+    pc_ukernel_strided_fn fn_rows;   /* or NULL: callers pack A */
+    pc_ukernel_strided_fn fn_cols;   /* or NULL: the GEMM packs A */
 } pc_ukernel;
 
 typedef void (*pc_task_fn)(void *ctx, int task, int thread);
