@@ -135,20 +135,34 @@ static void epilogue(const pc_gemm_args *g, float *c, int i_count, int j0, int j
     }
 }
 
-/* Whether the micro-kernel reads A's full panels where they are: A stored column-major
- * (rsa == 1: a weight gradient's x^T, a convolution's column buffer transposed), so each k step
- * of a panel is mr consecutive floats: the packed layout with another stride. */
+/* Whether the micro-kernel reads A's full panels where they are, and how: A stored
+ * column-major (rsa == 1: a weight gradient's x^T, a convolution's column buffer transposed),
+ * each k step of a panel mr consecutive floats (the packed layout with another stride); or
+ * row-major (csa == 1: a forward pass's x, a dy chunk), mr rows of k consecutive floats. */
+enum { A_PACKED = 0, A_COLUMNS = 1, A_ROWS = 2 };
+#define ROWS_MIN_K 128   /* shorter rows (a conv dx's k = 64 filters) measured faster packed */
+
 static int direct_a(const pc_ukernel *uk, const pc_gemm_args *g)
 {
-    return uk->fn_cols && !g->pack_a && g->rsa == 1;
+    if (g->pack_a)
+        return A_PACKED;
+    if (uk->fn_cols && g->rsa == 1)
+        return A_COLUMNS;
+    if (uk->fn_rows && g->csa == 1 && g->k >= ROWS_MIN_K)
+        return A_ROWS;
+    return A_PACKED;
 }
 
 /* C[ic:ic+mb, jc:jc+nb] (+)= A block * packed B slivers. A is packed in ap, or with a_p0 >= 0
- * read in place from column a_p0 on (direct_a), its last panel packed in ap when short. */
+ * read in place from column a_p0 on (as direct_a says), its last panel packed in ap when
+ * short. */
 static void macro_kernel(const pc_ukernel *uk, const pc_gemm_args *g, int ic, int mb, int jc,
                          int nb, int kb, float *ap, const float *bp, int accumulate,
                          int last, int a_p0)
 {
+    const int by_rows = a_p0 >= 0 && direct_a(uk, g) == A_ROWS;
+    const pc_ukernel_strided_fn fn_in_place = by_rows ? uk->fn_rows : uk->fn_cols;
+    const ptrdiff_t lda = by_rows ? g->rsa : g->csa;
     const int mr = uk->mr, nr = uk->nr;
     float tile[16 * 64] __attribute__((aligned(64)));   /* mr * nr <= 1024 for every kernel */
     const int short_panel = mb / mr * mr;
@@ -160,14 +174,15 @@ static void macro_kernel(const pc_ukernel *uk, const pc_gemm_args *g, int ic, in
         for (int ir = 0; ir < mb; ir += mr) {
             const int me = min_i(mr, mb - ir);
             const int in_place = a_p0 >= 0 && me == mr;
-            const float *as = in_place ? g->a + (ptrdiff_t)(ic + ir) + (ptrdiff_t)a_p0 * g->csa
+            const float *as = in_place ? g->a + (ptrdiff_t)(ic + ir) * g->rsa +
+                                             (ptrdiff_t)a_p0 * g->csa
                               : a_p0 >= 0 ? ap : ap + (ptrdiff_t)ir * kb;
             float *c = g->c + (ptrdiff_t)(ic + ir) * g->ldc + jc + jr;
             if (me == mr && ne == nr) {
                 const float *bias = last ? bias_at(g, jc + jr) : NULL;
                 const int relu = last && g->act == PC_ACT_RELU;
                 if (in_place)
-                    uk->fn_cols(kb, as, g->csa, bs, c, g->ldc, accumulate, bias, relu);
+                    fn_in_place(kb, as, lda, bs, c, g->ldc, accumulate, bias, relu);
                 else
                     uk->fn(kb, as, bs, c, g->ldc, accumulate, bias, relu);
                 continue;
@@ -176,7 +191,7 @@ static void macro_kernel(const pc_ukernel *uk, const pc_gemm_args *g, int ic, in
                 for (int i = 0; i < me; i++)
                     pc_copy_floats(tile + i * nr, c + (ptrdiff_t)i * g->ldc, (size_t)ne);
             if (in_place)
-                uk->fn_cols(kb, as, g->csa, bs, tile, nr, accumulate, NULL, 0);
+                fn_in_place(kb, as, lda, bs, tile, nr, accumulate, NULL, 0);
             else
                 uk->fn(kb, as, bs, tile, nr, accumulate, NULL, 0);
             for (int i = 0; i < me; i++)
