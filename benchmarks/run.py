@@ -679,7 +679,7 @@ def main():
     args.frameworks = [f for f in args.frameworks.split(",") if f]
     args.models = [m for m in args.models.split(",") if m]
     predict_repeats = 1 if args.quick else 3
-    layer_reps = 5 if args.quick else 20
+    layer_reps = 5 if args.quick else 60
     started = datetime.datetime.now()
     t_start = time.perf_counter()
 
@@ -758,18 +758,22 @@ def main():
 
         scaling = {}
         if not args.no_scaling and "convnet" in args.models and args.threads > 1:
-            for fw in ("pycnn", "torch"):
-                if fw not in R.pythons:
-                    continue
-                scaling[fw] = {}
-                for t in sorted({1, args.threads}):
-                    log(f"thread scaling {fw} convnet, {t} thread(s), 1 epoch on "
-                        f"{args.scaling_size} images ...")
-                    r = R.child("train", fw, R.pythons[fw], threads=t, model="convnet",
-                                epochs=1, train_n=args.scaling_size, evaluate=False,
-                                predict=False)
-                    scaling[fw][t] = r["epochs"][0]["seconds"] if r else None
-                    log(f"  {fmt(scaling[fw][t], '.3f')} s")
+            # the thread counts in turn, --repeats rounds: medians, like every other number
+            runs = {fw: {t: [] for t in sorted({1, args.threads})}
+                    for fw in ("pycnn", "torch") if fw in R.pythons}
+            for rep in range(args.repeats):
+                for fw, by_t in runs.items():
+                    for t in by_t:
+                        log(f"thread scaling {fw} convnet, {t} thread(s), 1 epoch on "
+                            f"{args.scaling_size} images (run {rep + 1}/{args.repeats}) ...")
+                        r = R.child("train", fw, R.pythons[fw], threads=t, model="convnet",
+                                    epochs=1, train_n=args.scaling_size, evaluate=False,
+                                    predict=False)
+                        if r:
+                            by_t[t].append(r["epochs"][0]["seconds"])
+                            log(f"  {fmt(by_t[t][-1], '.3f')} s")
+            scaling = {fw: {t: statistics.median(v) if v else None for t, v in by_t.items()}
+                       for fw, by_t in runs.items()}
 
     elapsed = time.perf_counter() - t_start
     info = {
@@ -1024,7 +1028,8 @@ def report(info, results, layer_res, scaling, args):
 
     # scaling
     if scaling:
-        L.append(f"## Thread scaling (convnet, 1 epoch on {args.scaling_size} images)")
+        L.append(f"## Thread scaling (convnet, 1 epoch on {args.scaling_size} images, median of "
+                 f"{info['repeats']} run(s) per thread count, run in turn)")
         L.append("")
         rows = []
         t = info["threads"]
