@@ -115,20 +115,10 @@ static int sliver_12(const im2col_view *v, pixel_cursor *cur, float *restrict ds
     const size_t row = (size_t)s->w * C;
     for (int kh = 0; kh < s->kh; kh++) {
         const size_t at = kh * row;
-        for (int q = 0; q < KWC; q++, dst += 12) {
-            dst[0] = o[0][at + q];
-            dst[1] = o[1][at + q];
-            dst[2] = o[2][at + q];
-            dst[3] = o[3][at + q];
-            dst[4] = o[4][at + q];
-            dst[5] = o[5][at + q];
-            dst[6] = o[6][at + q];
-            dst[7] = o[7][at + q];
-            dst[8] = o[8][at + q];
-            dst[9] = o[9][at + q];
-            dst[10] = o[10][at + q];
-            dst[11] = o[11][at + q];
-        }
+        for (int q = 0; q < KWC; q++, dst += 12)
+#pragma GCC unroll 12
+            for (int i = 0; i < 12; i++)
+                dst[i] = o[i][at + q];
     }
     return 1;
 }
@@ -443,18 +433,17 @@ static int run_forward(conv_job *j)
     chunking(j);
     if (j->nchunks == 0)
         return PC_EINVAL;
+    /* the direct kernel reads w as it is; the other two paths pack it once per call */
     j->direct = j->pool && pc_direct_conv_pool_applies(j->rt, j->s, j->pool, j->act);
     j->winograd = !j->direct && pc_winograd_applies(j->rt, j->s);
-    if (j->direct) {
-        /* reads w as it is */
-    } else if (j->winograd) {
+    if (j->winograd) {
         float *u = pc_shared_scratch(j->rt, PC_SHARED_SLOT_PACK_B,
                                      pc_winograd_kernel_floats(j->rt, j->s));
         if (!u)
             return PC_ENOMEM;
         pc_winograd_pack_kernel(j->rt, j->s, j->w, u);
         j->w_packed = u;
-    } else if (pack_kernel(j, 0)) {
+    } else if (!j->direct && pack_kernel(j, 0)) {
         return PC_ENOMEM;
     }
     pc_parallel(j->rt, j->nchunks, forward_task, j);

@@ -153,30 +153,29 @@ static int direct_a(const pc_ukernel *uk, const pc_gemm_args *g)
     return A_PACKED;
 }
 
-/* C[ic:ic+mb, jc:jc+nb] (+)= A block * packed B slivers. A is packed in ap, or with a_p0 >= 0
- * read in place from column a_p0 on (as direct_a says), its last panel packed in ap when
- * short. */
+/* C[ic:ic+mb, jc:jc+nb] (+)= A[ic:ic+mb, p0:p0+kb] * packed B slivers. With a_mode A_PACKED
+ * the block of A is packed in ap; otherwise (direct_a) its full panels are read in place and a
+ * short last panel is packed in ap. */
 static void macro_kernel(const pc_ukernel *uk, const pc_gemm_args *g, int ic, int mb, int jc,
-                         int nb, int kb, float *ap, const float *bp, int accumulate,
-                         int last, int a_p0)
+                         int nb, int p0, int kb, float *ap, const float *bp, int accumulate,
+                         int last, int a_mode)
 {
-    const int by_rows = a_p0 >= 0 && direct_a(uk, g) == A_ROWS;
-    const pc_ukernel_strided_fn fn_in_place = by_rows ? uk->fn_rows : uk->fn_cols;
-    const ptrdiff_t lda = by_rows ? g->rsa : g->csa;
+    const pc_ukernel_strided_fn fn_in_place = a_mode == A_ROWS ? uk->fn_rows : uk->fn_cols;
+    const ptrdiff_t lda = a_mode == A_ROWS ? g->rsa : g->csa;
     const int mr = uk->mr, nr = uk->nr;
     float tile[16 * 64] __attribute__((aligned(64)));   /* mr * nr <= 1024 for every kernel */
     const int short_panel = mb / mr * mr;
-    if (a_p0 >= 0 && short_panel < mb)
-        pack_a(g, ic + short_panel, mb - short_panel, a_p0, kb, mr, ap);
+    if (a_mode != A_PACKED && short_panel < mb)
+        pack_a(g, ic + short_panel, mb - short_panel, p0, kb, mr, ap);
     for (int jr = 0; jr < nb; jr += nr) {
         const int ne = min_i(nr, nb - jr);
         const float *bs = bp + (ptrdiff_t)jr * kb;
         for (int ir = 0; ir < mb; ir += mr) {
             const int me = min_i(mr, mb - ir);
-            const int in_place = a_p0 >= 0 && me == mr;
+            const int in_place = a_mode != A_PACKED && me == mr;
             const float *as = in_place ? g->a + (ptrdiff_t)(ic + ir) * g->rsa +
-                                             (ptrdiff_t)a_p0 * g->csa
-                              : a_p0 >= 0 ? ap : ap + (ptrdiff_t)ir * kb;
+                                             (ptrdiff_t)p0 * g->csa
+                              : a_mode != A_PACKED ? ap : ap + (ptrdiff_t)ir * kb;
             float *c = g->c + (ptrdiff_t)(ic + ir) * g->ldc + jc + jr;
             if (me == mr && ne == nr) {
                 const float *bias = last ? bias_at(g, jc + jr) : NULL;
@@ -200,6 +199,22 @@ static void macro_kernel(const pc_ukernel *uk, const pc_gemm_args *g, int ic, in
                 epilogue(g, c, me, jc + jr, ne);
         }
     }
+}
+
+/* C[i0:i0+rows][0:n] = (accumulate ? C : 0) + S, S(r, j) = s[r*rs + j*cs]; then the epilogue:
+ * how the products computed outside the micro-kernel's tiles (transposed, narrow) land in C */
+static void store_sums(const pc_gemm_args *g, int i0, int rows, const float *s, ptrdiff_t rs,
+                       ptrdiff_t cs)
+{
+    float *c0 = g->c + (ptrdiff_t)i0 * g->ldc;
+    for (int r = 0; r < rows; r++) {
+        float *c = c0 + (ptrdiff_t)r * g->ldc;
+        for (int j = 0; j < g->n; j++) {
+            const float v = s[r * rs + j * cs];
+            c[j] = g->accumulate ? v + c[j] : v;
+        }
+    }
+    epilogue(g, c0, rows, 0, g->n);
 }
 
 static int gemm_k_zero(const pc_gemm_args *g)
@@ -260,6 +275,7 @@ void pc_gemm_serial(const pc_runtime *rt, const pc_gemm_args *g, float *scratch)
      * aligned): the micro-kernel reads it in place (a dy chunk of a 32-filter convolution) */
     const int packed = g->n == uk->nr && g->csb == 1 && g->rsb == uk->nr &&
                        ((uintptr_t)g->b & 63) == 0;
+    const int a_mode = direct_a(uk, g);
     for (int pc = 0; pc < g->k; pc += kc) {
         const int kb = min_i(kc, g->k - pc);
         const int accumulate = pc > 0 || g->accumulate;
@@ -268,13 +284,11 @@ void pc_gemm_serial(const pc_runtime *rt, const pc_gemm_args *g, float *scratch)
                           : packed ? g->b + (ptrdiff_t)pc * uk->nr : bp;
         if (!packed && !g->b_packed)
             pack_b(g, pc, kb, 0, g->n, uk->nr, bp);
-        const int in_place = direct_a(uk, g);
         for (int ic = 0; ic < g->m; ic += mc) {
             const int mb = min_i(mc, g->m - ic);
-            if (!in_place)
+            if (a_mode == A_PACKED)
                 pack_a_any(g, ic, mb, pc, kb, uk->mr, ap);
-            macro_kernel(uk, g, ic, mb, 0, g->n, kb, ap, bs, accumulate, last,
-                         in_place ? pc : -1);
+            macro_kernel(uk, g, ic, mb, 0, g->n, pc, kb, ap, bs, accumulate, last, a_mode);
         }
     }
 }
@@ -319,11 +333,11 @@ static void compute_task(void *ctx, int task, int thread)
         j->failed = 1;
         return;
     }
-    const int in_place = direct_a(uk, j->g);
-    if (!in_place)
+    const int a_mode = direct_a(uk, j->g);
+    if (a_mode == A_PACKED)
         pack_a_any(j->g, ic, mb, j->pc, j->kb, uk->mr, ap);
-    macro_kernel(uk, j->g, ic, mb, j0, nb, j->kb, ap, j->bp + (ptrdiff_t)j0 * j->kb,
-                 j->accumulate, j->last, in_place ? j->pc : -1);
+    macro_kernel(uk, j->g, ic, mb, j0, nb, j->pc, j->kb, ap, j->bp + (ptrdiff_t)j0 * j->kb,
+                 j->accumulate, j->last, a_mode);
 }
 
 /* ---- the column-split driver, for short A (M within one mc block, as in dense layers) ------
@@ -354,6 +368,7 @@ static void cols_task(void *ctx, int task, int thread)
         return;
     }
     float *ap = bp + (ptrdiff_t)j->kc * (ptrdiff_t)nbp;
+    const int a_mode = direct_a(uk, g);
     for (int pc = 0; pc < g->k; pc += j->kc) {
         const int kb = min_i(j->kc, g->k - pc);
         const int accumulate = pc > 0 || g->accumulate;
@@ -361,11 +376,9 @@ static void cols_task(void *ctx, int task, int thread)
         pack_b(g, pc, kb, j0, nb, uk->nr, bp);
         for (int ic = 0; ic < g->m; ic += j->mc) {
             const int mb = min_i(j->mc, g->m - ic);
-            const int in_place = direct_a(uk, g);
-            if (!in_place)
+            if (a_mode == A_PACKED)
                 pack_a_any(g, ic, mb, pc, kb, uk->mr, ap);
-            macro_kernel(uk, g, ic, mb, j0, nb, kb, ap, bp, accumulate, last,
-                         in_place ? pc : -1);
+            macro_kernel(uk, g, ic, mb, j0, nb, pc, kb, ap, bp, accumulate, last, a_mode);
         }
     }
 }
@@ -436,12 +449,7 @@ static int gemm_transposed(pc_runtime *rt, const pc_gemm_args *g, int parallel)
     const int rc = pc_gemm(rt, &gt, parallel);
     if (rc)
         return rc;
-    for (int i = 0; i < g->m; i++) {
-        float *ci = g->c + (ptrdiff_t)i * g->ldc;
-        for (int j = 0; j < g->n; j++)
-            ci[j] = g->accumulate ? t[(ptrdiff_t)j * g->m + i] + ci[j] : t[(ptrdiff_t)j * g->m + i];
-    }
-    epilogue(g, g->c, g->m, 0, g->n);
+    store_sums(g, 0, g->m, t, 1, g->m);
     return PC_OK;
 }
 
@@ -450,7 +458,7 @@ static int gemm_transposed(pc_runtime *rt, const pc_gemm_args *g, int parallel)
  * rows of A with rows of B^T (packed once, n x k); with A^T's rows contiguous (a weight
  * gradient x^T dy), outer products of A^T's rows with broadcasts of B's. Neither packs A.
  * Each element is computed once, by one task: the result does not depend on the thread
- * count. The epilogue (accumulate, bias, relu) is applied to each block's sums. */
+ * count. Each block's sums land in C by store_sums. */
 #define NARROW_ROWS_TASK 16    /* rows of C per task, dot products */
 #define NARROW_COLS_BLOCK 32   /* rows of C per call of the outer-product kernel */
 #define NARROW_COLS_TASK 128   /* rows of C per task, outer products */
@@ -474,25 +482,6 @@ typedef struct {
     ptrdiff_t ldbt;
 } narrow_job;
 
-/* C[i0 + r][j] = (accumulate ? C : 0) + s[r][j], + bias, relu */
-static void narrow_epilogue(const pc_gemm_args *g, int i0, int rows, const float *s,
-                            ptrdiff_t lds)
-{
-    for (int r = 0; r < rows; r++) {
-        float *c = g->c + (ptrdiff_t)(i0 + r) * g->ldc;
-        for (int j = 0; j < g->n; j++) {
-            float v = s[r * lds + j];
-            if (g->accumulate)
-                v = c[j] + v;
-            if (g->bias)
-                v += g->bias[j];
-            if (g->act == PC_ACT_RELU)
-                v = v > 0.0f ? v : 0.0f;
-            c[j] = v;
-        }
-    }
-}
-
 static void narrow_rows_task(void *ctx, int task, int thread)
 {
     (void)thread;
@@ -504,7 +493,7 @@ static void narrow_rows_task(void *ctx, int task, int thread)
         const int rows = min_i(2, i1 - i);
         j->uk->narrow_rows(g->k, rows, g->a + (ptrdiff_t)i * g->rsa, g->rsa, j->bt, j->ldbt,
                            g->n, s, PC_NARROW_N);
-        narrow_epilogue(g, i, rows, s, PC_NARROW_N);
+        store_sums(g, i, rows, s, PC_NARROW_N, 1);
     }
 }
 
@@ -518,7 +507,7 @@ static void narrow_cols_task(void *ctx, int task, int thread)
     for (int i = task * NARROW_COLS_TASK; i < i1; i += NARROW_COLS_BLOCK) {
         const int rows = min_i(NARROW_COLS_BLOCK, i1 - i);
         j->uk->narrow_cols(g->k, rows, g->a + i, g->csa, g->b, g->rsb, g->n, s, PC_NARROW_N);
-        narrow_epilogue(g, i, rows, s, PC_NARROW_N);
+        store_sums(g, i, rows, s, PC_NARROW_N, 1);
     }
 }
 
