@@ -142,6 +142,12 @@ static void epilogue(const pc_gemm_args *g, float *c, int i_count, int j0, int j
 enum { A_PACKED = 0, A_COLUMNS = 1, A_ROWS = 2 };
 #define ROWS_MIN_K 128   /* shorter rows (a conv dx's k = 64 filters) measured faster packed */
 
+/* Whether B's rows are read where they are (B row-major, whole slivers) instead of packed. */
+static int direct_b(const pc_ukernel *uk, const pc_gemm_args *g)
+{
+    return uk->fn_cols && !g->b_packed && g->csb == 1 && g->n % uk->nr == 0;
+}
+
 static int direct_a(const pc_ukernel *uk, const pc_gemm_args *g)
 {
     if (g->pack_a)
@@ -158,18 +164,20 @@ static int direct_a(const pc_ukernel *uk, const pc_gemm_args *g)
  * short last panel is packed in ap. */
 static void macro_kernel(const pc_ukernel *uk, const pc_gemm_args *g, int ic, int mb, int jc,
                          int nb, int p0, int kb, float *ap, const float *bp, int accumulate,
-                         int last, int a_mode)
+                         int last, int a_mode, int b_in_place)
 {
     const pc_ukernel_strided_fn fn_in_place = a_mode == A_ROWS ? uk->fn_rows : uk->fn_cols;
     const ptrdiff_t lda = a_mode == A_ROWS ? g->rsa : g->csa;
     const int mr = uk->mr, nr = uk->nr;
+    const ptrdiff_t ldb = b_in_place ? g->rsb : nr;
     float tile[16 * 64] __attribute__((aligned(64)));   /* mr * nr <= 1024 for every kernel */
     const int short_panel = mb / mr * mr;
     if (a_mode != A_PACKED && short_panel < mb)
         pack_a(g, ic + short_panel, mb - short_panel, p0, kb, mr, ap);
     for (int jr = 0; jr < nb; jr += nr) {
         const int ne = min_i(nr, nb - jr);
-        const float *bs = bp + (ptrdiff_t)jr * kb;
+        const float *bs = b_in_place ? g->b + (ptrdiff_t)p0 * g->rsb + jc + jr
+                                     : bp + (ptrdiff_t)jr * kb;
         for (int ir = 0; ir < mb; ir += mr) {
             const int me = min_i(mr, mb - ir);
             const int in_place = a_mode != A_PACKED && me == mr;
@@ -177,22 +185,22 @@ static void macro_kernel(const pc_ukernel *uk, const pc_gemm_args *g, int ic, in
                                              (ptrdiff_t)p0 * g->csa
                               : a_mode != A_PACKED ? ap : ap + (ptrdiff_t)ir * kb;
             float *c = g->c + (ptrdiff_t)(ic + ir) * g->ldc + jc + jr;
-            if (me == mr && ne == nr) {
-                const float *bias = last ? bias_at(g, jc + jr) : NULL;
-                const int relu = last && g->act == PC_ACT_RELU;
-                if (in_place)
-                    fn_in_place(kb, as, lda, bs, c, g->ldc, accumulate, bias, relu);
-                else
-                    uk->fn(kb, as, bs, c, g->ldc, accumulate, bias, relu);
-                continue;
-            }
-            if (accumulate)
+            float *out = me == mr && ne == nr ? c : tile;
+            const ptrdiff_t ldo = out == c ? g->ldc : nr;
+            const int fused = out == c && last;
+            const float *bias = fused ? bias_at(g, jc + jr) : NULL;
+            const int relu = fused && g->act == PC_ACT_RELU;
+            if (out == tile && accumulate)
                 for (int i = 0; i < me; i++)
                     pc_copy_floats(tile + i * nr, c + (ptrdiff_t)i * g->ldc, (size_t)ne);
             if (in_place)
-                fn_in_place(kb, as, lda, bs, tile, nr, accumulate, NULL, 0);
+                fn_in_place(kb, as, lda, bs, ldb, out, ldo, accumulate, bias, relu);
+            else if (b_in_place)       /* a packed panel is A by columns with stride mr */
+                uk->fn_cols(kb, as, mr, bs, ldb, out, ldo, accumulate, bias, relu);
             else
-                uk->fn(kb, as, bs, tile, nr, accumulate, NULL, 0);
+                uk->fn(kb, as, bs, out, ldo, accumulate, bias, relu);
+            if (out == c)
+                continue;
             for (int i = 0; i < me; i++)
                 pc_copy_floats(c + (ptrdiff_t)i * g->ldc, tile + i * nr, (size_t)ne);
             if (last && (g->bias || g->act == PC_ACT_RELU))
@@ -288,7 +296,7 @@ void pc_gemm_serial(const pc_runtime *rt, const pc_gemm_args *g, float *scratch)
             const int mb = min_i(mc, g->m - ic);
             if (a_mode == A_PACKED)
                 pack_a_any(g, ic, mb, pc, kb, uk->mr, ap);
-            macro_kernel(uk, g, ic, mb, 0, g->n, pc, kb, ap, bs, accumulate, last, a_mode);
+            macro_kernel(uk, g, ic, mb, 0, g->n, pc, kb, ap, bs, accumulate, last, a_mode, 0);
         }
     }
 }
@@ -302,6 +310,7 @@ typedef struct {
     int mc, mblocks;
     int nsplit, slivers_per_split;
     int slivers_per_pack;  /* B is packed by all threads, whatever the compute split */
+    int b_in_place;        /* or read where it is (direct_b): no packing */
     float *bp;
     int failed;
 } gemm_job;
@@ -337,7 +346,7 @@ static void compute_task(void *ctx, int task, int thread)
     if (a_mode == A_PACKED)
         pack_a_any(j->g, ic, mb, j->pc, j->kb, uk->mr, ap);
     macro_kernel(uk, j->g, ic, mb, j0, nb, j->pc, j->kb, ap, j->bp + (ptrdiff_t)j0 * j->kb,
-                 j->accumulate, j->last, a_mode);
+                 j->accumulate, j->last, a_mode, j->b_in_place);
 }
 
 /* ---- the column-split driver, for short A (M within one mc block, as in dense layers) ------
@@ -373,12 +382,15 @@ static void cols_task(void *ctx, int task, int thread)
         const int kb = min_i(j->kc, g->k - pc);
         const int accumulate = pc > 0 || g->accumulate;
         const int last = pc + kb >= g->k;
-        pack_b(g, pc, kb, j0, nb, uk->nr, bp);
+        const int b_in_place = direct_b(uk, g);
+        if (!b_in_place)
+            pack_b(g, pc, kb, j0, nb, uk->nr, bp);
         for (int ic = 0; ic < g->m; ic += j->mc) {
             const int mb = min_i(j->mc, g->m - ic);
             if (a_mode == A_PACKED)
                 pack_a_any(g, ic, mb, pc, kb, uk->mr, ap);
-            macro_kernel(uk, g, ic, mb, j0, nb, pc, kb, ap, bp, accumulate, last, a_mode);
+            macro_kernel(uk, g, ic, mb, j0, nb, pc, kb, ap, bp, accumulate, last, a_mode,
+                         b_in_place);
         }
     }
 }
@@ -511,6 +523,33 @@ static void narrow_cols_task(void *ctx, int task, int thread)
     }
 }
 
+/* B^T into bt (n rows of ldbt floats, zero-padded past k). B is read in blocks of
+ * TRANSPOSE_RUN rows, each row's n floats at once (contiguous when csb == 1), and each block
+ * written as n runs: both sides stream, where walking one column of B at a time read a float per
+ * cache line (a 1152 x 10 kernel took ~10 us on the calling thread, a third of the layer). */
+PC_MULTIVERSION
+static void transpose_narrow(const pc_gemm_args *g, float *bt, ptrdiff_t ldbt)
+{
+    const int n = g->n;
+    float blk[TRANSPOSE_RUN][PC_NARROW_N];
+    for (int p0 = 0; p0 < g->k; p0 += TRANSPOSE_RUN) {
+        const int run = min_i(TRANSPOSE_RUN, g->k - p0);
+        for (int q = 0; q < run; q++) {
+            const float *src = g->b + (ptrdiff_t)(p0 + q) * g->rsb;
+            for (int c = 0; c < n; c++)
+                blk[q][c] = src[(ptrdiff_t)c * g->csb];
+        }
+        for (int c = 0; c < n; c++) {
+            float *dst = bt + (ptrdiff_t)c * ldbt + p0;
+            for (int q = 0; q < run; q++)
+                dst[q] = blk[q][c];
+        }
+    }
+    for (int c = 0; c < n; c++)
+        for (ptrdiff_t p = g->k; p < ldbt; p++)
+            bt[(ptrdiff_t)c * ldbt + p] = 0.0f;
+}
+
 static int gemm_narrow(pc_runtime *rt, const pc_gemm_args *g, int parallel, int by_rows)
 {
     narrow_job j = {.uk = &rt->ukernel, .g = g};
@@ -520,13 +559,7 @@ static int gemm_narrow(pc_runtime *rt, const pc_gemm_args *g, int parallel, int 
         float *bt = pc_shared_scratch(rt, PC_SHARED_SLOT_TRANSPOSED, (size_t)g->n * j.ldbt);
         if (!bt)
             return PC_ENOMEM;
-        for (int c = 0; c < g->n; c++) {
-            float *row = bt + c * j.ldbt;
-            for (int p = 0; p < g->k; p++)
-                row[p] = g->b[(ptrdiff_t)p * g->rsb + (ptrdiff_t)c * g->csb];
-            for (int p = g->k; p < j.ldbt; p++)
-                row[p] = 0.0f;
-        }
+        transpose_narrow(g, bt, j.ldbt);
         j.bt = bt;
         ntasks = (g->m + NARROW_ROWS_TASK - 1) / NARROW_ROWS_TASK;
     } else {
@@ -588,7 +621,9 @@ int pc_gemm(pc_runtime *rt, const pc_gemm_args *g, int parallel)
     j.slivers_per_split = (slivers + j.nsplit - 1) / j.nsplit;
     j.slivers_per_pack = (slivers + nthreads - 1) / nthreads;
     const int pack_tasks = (slivers + j.slivers_per_pack - 1) / j.slivers_per_pack;
-    j.bp = pc_shared_scratch(rt, PC_SHARED_SLOT_PACK_B, (size_t)kc * slivers * uk->nr);
+    j.b_in_place = direct_b(uk, g);
+    j.bp = pc_shared_scratch(rt, PC_SHARED_SLOT_PACK_B,
+                             j.b_in_place ? 1 : (size_t)kc * slivers * uk->nr);
     if (!j.bp)
         return PC_ENOMEM;
     for (int pc = 0; pc < g->k; pc += kc) {
@@ -596,7 +631,8 @@ int pc_gemm(pc_runtime *rt, const pc_gemm_args *g, int parallel)
         j.kb = min_i(kc, g->k - pc);
         j.accumulate = pc > 0 || g->accumulate;
         j.last = pc + j.kb >= g->k;
-        pc_parallel(rt, pack_tasks, pack_b_task, &j);
+        if (!j.b_in_place)
+            pc_parallel(rt, pack_tasks, pack_b_task, &j);
         pc_parallel(rt, j.mblocks * j.nsplit, compute_task, &j);
         if (j.failed)
             return PC_ENOMEM;

@@ -20,19 +20,19 @@
 /* A(i, p) = a[i * ri + p * rp]: packed (ri = 1, rp = MR) or rows read in place (ri = lda,
  * rp = 1); constants after inlining */
 __attribute__((target("avx512f"), always_inline)) static inline void
-ukernel_body(int k, const float *a, ptrdiff_t ri, ptrdiff_t rp, const float *b, float *c,
-             ptrdiff_t ldc, int accumulate, const float *bias, int relu)
+ukernel_body(int k, const float *a, ptrdiff_t ri, ptrdiff_t rp, const float *b, ptrdiff_t rb,
+             float *c, ptrdiff_t ldc, int accumulate, const float *bias, int relu)
 {
     __m512 acc[MR][2];
     for (int i = 0; i < MR; i++)
         acc[i][0] = acc[i][1] = _mm512_setzero_ps();
     for (int p = 0; p < k; p++) {
-        const __m512 b0 = _mm512_load_ps(b);
-        const __m512 b1 = _mm512_load_ps(b + 16);
+        const __m512 b0 = _mm512_loadu_ps(b);
+        const __m512 b1 = _mm512_loadu_ps(b + 16);
         ROW_FMA(0); ROW_FMA(1); ROW_FMA(2); ROW_FMA(3); ROW_FMA(4); ROW_FMA(5);
         ROW_FMA(6); ROW_FMA(7); ROW_FMA(8); ROW_FMA(9); ROW_FMA(10); ROW_FMA(11);
         a += rp;
-        b += NR;
+        b += rb;
     }
     const __m512 zero = _mm512_setzero_ps();
     const __m512 bias0 = bias ? _mm512_loadu_ps(bias) : zero;
@@ -59,23 +59,25 @@ __attribute__((target("avx512f")))
 static void ukernel_avx512(int k, const float *a, const float *b, float *c, ptrdiff_t ldc,
                            int accumulate, const float *bias, int relu)
 {
-    ukernel_body(k, a, 1, MR, b, c, ldc, accumulate, bias, relu);
+    ukernel_body(k, a, 1, MR, b, NR, c, ldc, accumulate, bias, relu);
 }
 
 /* A's MR rows read where they are (row i at a + i * lda): no packing of A */
 __attribute__((target("avx512f")))
-static void ukernel_rows_avx512(int k, const float *a, ptrdiff_t lda, const float *b, float *c,
-                                ptrdiff_t ldc, int accumulate, const float *bias, int relu)
+static void ukernel_rows_avx512(int k, const float *a, ptrdiff_t lda, const float *b,
+                                ptrdiff_t ldb, float *c, ptrdiff_t ldc, int accumulate,
+                                const float *bias, int relu)
 {
-    ukernel_body(k, a, lda, 1, b, c, ldc, accumulate, bias, relu);
+    ukernel_body(k, a, lda, 1, b, ldb, c, ldc, accumulate, bias, relu);
 }
 
 /* A's columns read where they are (column p: MR consecutive floats at a + p * lda) */
 __attribute__((target("avx512f")))
-static void ukernel_cols_avx512(int k, const float *a, ptrdiff_t lda, const float *b, float *c,
-                                ptrdiff_t ldc, int accumulate, const float *bias, int relu)
+static void ukernel_cols_avx512(int k, const float *a, ptrdiff_t lda, const float *b,
+                                ptrdiff_t ldb, float *c, ptrdiff_t ldc, int accumulate,
+                                const float *bias, int relu)
 {
-    ukernel_body(k, a, 1, lda, b, c, ldc, accumulate, bias, relu);
+    ukernel_body(k, a, 1, lda, b, ldb, c, ldc, accumulate, bias, relu);
 }
 
 /* ---- narrow products (runtime.h): n <= 12 columns, all accumulators in registers -------- */

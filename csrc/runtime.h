@@ -50,8 +50,8 @@ typedef void (*pc_narrow_cols_fn)(int k, int m, const float *a, ptrdiff_t lda, c
  * and epilogue: by rows (row i: k floats at a + i*lda) or by columns (column p: mr floats at
  * a + p*lda, the packed layout with another stride). */
 typedef void (*pc_ukernel_strided_fn)(int k, const float *a, ptrdiff_t lda, const float *b,
-                                      float *c, ptrdiff_t ldc, int accumulate, const float *bias,
-                                      int relu);
+                                      ptrdiff_t ldb, float *c, ptrdiff_t ldc, int accumulate,
+                                      const float *bias, int relu);
 
 typedef struct {
     pc_isa isa;

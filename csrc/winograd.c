@@ -310,7 +310,7 @@ void pc_winograd_forward(const pc_runtime *rt, const pc_conv_shape *s, const flo
             for (int xi = 0; xi < XI; xi++)
                 for (int os = 0; os < op; os += nr)
                     uk->fn_rows(C, tmp + (size_t)xi * C, (ptrdiff_t)XI * C,
-                                u + (size_t)xi * C * op + (size_t)os * C,
+                                u + (size_t)xi * C * op + (size_t)os * C, nr,
                                 M + (size_t)xi * G * op + os, op, 0, NULL, 0);
         } else {
             gemms_packed(uk, tmp, V, u, M, C, G, op, gt);

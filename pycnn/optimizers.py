@@ -6,7 +6,7 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
-from . import _C
+from . import _C, backend
 from .layers.base import Variable
 
 LearningRate = Union[float, Callable[[int], float]]
@@ -43,7 +43,7 @@ class Optimizer:
     def _slot(self, var: Variable, key: str) -> np.ndarray:
         slots = self._slots.setdefault(id(var), {})
         if key not in slots:
-            slots[key] = np.zeros_like(var.value)
+            slots[key] = backend.zeros(var.value.shape)
         return slots[key]
 
     def apply(self, variables: list[Variable]) -> int:

@@ -21,10 +21,12 @@ class Variable:
     (``.grad``) and whether the optimizer trains it."""
 
     def __init__(self, value: np.ndarray, name: str, trainable: bool = True):
-        self.value = np.ascontiguousarray(value, dtype=np.float32)
+        value = np.asarray(value)
+        self.value = backend.empty(value.shape)
+        self.value[...] = value
         self.name = name
         self.trainable = trainable
-        self.grad = np.zeros_like(self.value)
+        self.grad = backend.zeros(value.shape)
 
     @property
     def shape(self) -> tuple:
@@ -266,7 +268,7 @@ class Layer:
     def _buffer(self, key: str, shape: tuple, dtype=np.float32) -> np.ndarray:
         buf = self._buffers.get(key)
         if buf is None or buf.shape != shape or buf.dtype != dtype:
-            buf = np.empty(shape, dtype=dtype)
+            buf = backend.empty(shape, dtype)
             self._buffers[key] = buf
         return buf
 
