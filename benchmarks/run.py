@@ -291,8 +291,13 @@ def child_train_torch(spec):
     return res
 
 
+def _layer_input_shape(model):
+    return (BATCH, 28, 28, 1) if model == "convnet" else (BATCH, 784)
+
+
 def child_layers_pycnn(spec):
-    """Forward/backward time of each step of the convnet on a random batch of 128, run as
+    """Forward/backward time of each step of a lecture model (spec["model"]) on a random batch
+    of 128, run as
     fit() runs it: a Conv2D feeding a MaxPooling2D is one fused call (forward_pooled /
     backward_pooled), timed as one row; other layers through forward(x, training=True) /
     backward(dy)."""
@@ -300,10 +305,10 @@ def child_layers_pycnn(spec):
     import pycnn
     pycnn.set_num_threads(spec["threads"])
     pycnn.utils.set_random_seed(spec["seed"])
-    model = _pycnn_build("convnet")
+    model = _pycnn_build(spec["model"])
     layers = [l for l in model.layers if type(l).__name__ != "InputLayer"]
     rng = np.random.default_rng(spec["seed"])
-    x = rng.random((BATCH, 28, 28, 1), dtype=np.float32)
+    x = rng.random(_layer_input_shape(spec["model"]), dtype=np.float32)
     model.predict(x[:2], verbose=0)                  # builds the graph and its fusion plan
     fused = {id(conv): pool for conv, pool in model._graph.fused_pairs}
     # steps: (name, arch indices, forward(x), backward(dy, need_dx), mode)
@@ -361,8 +366,8 @@ def child_layers_torch(spec):
     torch.set_num_threads(spec["threads"])
     torch.manual_seed(spec["seed"])
     import torch_models as tm
-    model = tm.build("convnet")
-    x = torch.rand(BATCH, 1, 28, 28)
+    model = tm.build(spec["model"])
+    x = torch.rand(BATCH, 1, 28, 28) if spec["model"] == "convnet" else torch.rand(BATCH, 784)
     return {"layers": tm.layer_times(model, x, spec["reps"])}
 
 
@@ -659,7 +664,10 @@ def main():
         info["peak"] = {int(k): v for k, v in info["peak"].items()}
         args.models = info["models"]
         args.scaling_size = info["scaling_size"]
-        md = report(info, raw["results"], raw["layers"],
+        layers = raw["layers"]
+        if layers and not set(layers) <= set(ARCH):       # before per-model breakdowns
+            layers = {"convnet": layers}
+        md = report(info, raw["results"], layers,
                     {fw: {int(k): v for k, v in s.items()} for fw, s in raw["scaling"].items()},
                     args)
         print(md)
@@ -749,12 +757,14 @@ def main():
                             f"{r['peak_rss_mb']:.0f} MB")
                     results[fw][m].append(r)
 
-        layer_res = {}
-        if not args.no_layers and "convnet" in args.models:
-            for fw in ("pycnn", "torch"):
-                if fw in R.pythons:
-                    log(f"per-layer breakdown {fw} convnet ...")
-                    layer_res[fw] = R.child("layers", fw, R.pythons[fw], reps=layer_reps)
+        layer_res = {}              # model -> framework -> per-layer times
+        if not args.no_layers:
+            for m in args.models:
+                for fw in ("pycnn", "torch"):
+                    if fw in R.pythons:
+                        log(f"per-layer breakdown {fw} {m} ...")
+                        layer_res.setdefault(m, {})[fw] = R.child(
+                            "layers", fw, R.pythons[fw], model=m, reps=layer_reps)
 
         scaling = {}
         if not args.no_scaling and "convnet" in args.models and args.threads > 1:
@@ -968,11 +978,12 @@ def report(info, results, layer_res, scaling, args):
     L.append("")
 
     # per layer
-    if layer_res:
-        L.append(f"## Convnet per layer (one batch of {BATCH}, {info['threads']} thread(s), "
-                 f"% of the {fmt(peak, '.0f')} GFLOP/s peak)")
+    for model, by_fw in layer_res.items():
+        arch = ARCH[model]
+        L.append(f"## {model.capitalize()} per layer (one batch of {BATCH}, "
+                 f"{info['threads']} thread(s), % of the {fmt(peak, '.0f')} GFLOP/s peak)")
         L.append("")
-        for fw, lr in layer_res.items():
+        for fw, lr in by_fw.items():
             if not lr:
                 L.append(f"{fw}: failed (see errors)")
                 L.append("")
@@ -983,8 +994,7 @@ def report(info, results, layer_res, scaling, args):
             for i, l in enumerate(lr["layers"]):
                 f = b = 0
                 for a in l.get("arch", [i]):        # a fused row covers several layers
-                    kind, _, out, kernel = (CONVNET_LAYERS[a] if a < len(CONVNET_LAYERS)
-                                            else ("?", None, None, None))
+                    kind, _, out, kernel = arch[a] if a < len(arch) else ("?", None, None, None)
                     fa, ba = layer_flops(kind, out, kernel, BATCH, first)
                     f, b = f + fa, b + ba
                     if kernel is not None:
@@ -1002,22 +1012,25 @@ def report(info, results, layer_res, scaling, args):
                 gb, pb = g(b, l["bwd"])
                 rows.append([l["name"], "x".join(str(s) for s in l["out_shape"][1:]),
                              f"{l['fwd'] * 1e3:.3f}", gf, pf, f"{l['bwd'] * 1e3:.3f}", gb, pb])
-            fwd1, train1 = model_flops("convnet", BATCH)
+            fwd1, train1 = model_flops(model, BATCH)
             rows.append(["**total**", "", f"{tf * 1e3:.3f}",
                          f"{fwd1 / tf / 1e9:.1f}" if tf else "-", "",
                          f"{tb * 1e3:.3f}",
                          f"{(train1 - fwd1) / tb / 1e9:.1f}" if tb else "-", ""])
+            pycnn_note = (" (as fit runs them: a convolution and the max pooling it feeds are "
+                          "one fused call; the second convolution's forward runs Winograd "
+                          "F(2x2, 3x3), and its GFLOP/s count the direct method's FLOPs, an "
+                          "effective rate)" if model == "convnet" else
+                          " (as fit runs them: relu fused into the first layer, the output "
+                          "layer's softmax into the loss, so its backward starts from the "
+                          "logits)")
             L.append(f"**{fw}**" + (" (NCHW; ReLU timed with its layer)" if fw == "torch"
-                                     else " (as fit runs them: a convolution and the max "
-                                     "pooling it feeds are one fused call; the second "
-                                     "convolution's forward runs Winograd F(2x2, 3x3), and its "
-                                     "GFLOP/s count the direct method's FLOPs, an effective "
-                                     "rate)"))
+                                     else pycnn_note))
             L.append("")
             L.append(md_table(["layer", "output", "fwd ms", "fwd GFLOP/s", "fwd % peak",
                                "bwd ms", "bwd GFLOP/s", "bwd % peak"], rows))
             L.append("")
-            a = A.get(fw, {}).get("convnet")
+            a = A.get(fw, {}).get(model)
             if a and a["epoch"]:
                 steps = -(-info["train_size"] // BATCH)
                 L.append(f"Layers' forward + backward: {(tf + tb) * 1e3:.2f} ms; one training "
