@@ -212,6 +212,9 @@ GEMM_SHAPES = [  # (M, N, K): edges of every blocking, not multiples of 8/16/32
     # of A (NN, NT) or of A^T (TN): k a multiple of 16 or not, 2-row pairs and a last odd row,
     # 32-row blocks and a partial one
     (128, 10, 1152), (33, 12, 17), (70, 11, 16), (40, 3, 31), (65, 1, 200),
+    # whole 32-column slivers: a row-major B read in place (AVX-512), by the column split
+    # (M within one row block), the row split (M larger), with one and several k blocks
+    (12, 64, 1), (128, 96, 130), (200, 64, 77), (150, 32, 513), (145, 512, 128),
 ]
 
 
@@ -263,6 +266,27 @@ def test_gemm_reads_nothing_past_its_operands(isa, m, n, k, trans_a, trans_b):
     c = nans((m, n))
     _C.gemm(nan_tailed(a), nan_tailed(b), c, trans_a=trans_a, trans_b=trans_b)
     assert_close(c, opa @ opb, np.abs(opa) @ np.abs(opb), what=f"gemm {m},{n},{k}")
+
+
+@pytest.mark.parametrize("offset", [0, 1, 4, 15], ids=lambda o: f"offset{o}")
+@pytest.mark.parametrize("m,n,k,trans_a", [(128, 64, 784, False), (300, 96, 128, True)],
+                         ids=["column_split", "row_split"])
+def test_gemm_reads_b_in_place_at_any_alignment(isa, m, n, k, trans_a, offset):
+    """B's rows are read where they are (no packing) when it is row-major with whole slivers:
+    unaligned rows must give the same sums as aligned ones."""
+    r = rng(offset + m)
+    a, b, opa, opb = _gemm_operands(r, m, n, k, trans_a, False)
+    buf = np.full(b.size + 32, np.nan, np.float32)     # NaN around: no read outside B
+    start = (-buf.ctypes.data % 64) // 4 + offset
+    b_view = buf[start:start + b.size].reshape(b.shape)
+    b_view[...] = b
+    c, c_aligned = nans((m, n)), nans((m, n))
+    _C.gemm(a, b_view, c, trans_a=trans_a)
+    b_aligned = buf[start - offset:start - offset + b.size].reshape(b.shape)
+    b_aligned[...] = b
+    _C.gemm(a, b_aligned, c_aligned, trans_a=trans_a)
+    assert_close(c, opa @ opb, np.abs(opa) @ np.abs(opb), what=f"gemm B at +{offset} floats")
+    np.testing.assert_array_equal(c, c_aligned)
 
 
 def test_gemm_positional_flags_and_defaults(isa):
@@ -508,7 +532,8 @@ def _by_threads(fn):
     return results
 
 
-@pytest.mark.parametrize("m,n,k", [(255, 129, 301), (300, 10, 1152)], ids=["wide", "narrow"])
+@pytest.mark.parametrize("m,n,k", [(255, 129, 301), (300, 10, 1152), (255, 64, 301)],
+                         ids=["wide", "narrow", "whole_slivers"])
 @pytest.mark.parametrize("trans_a,trans_b,accumulate", [(False, False, False), (True, False, True),
                                                         (False, True, False), (True, True, False)])
 def test_gemm_bit_identical_across_threads(isa, keep_num_threads, trans_a, trans_b, accumulate,

@@ -796,3 +796,38 @@ def test_automatic_names_and_clear_session():
     assert keras.Input(shape=(3,)).node.layer.name == "input_1"
     assert keras.Sequential().name == "sequential"
     assert layers.Dense(2, name="my_dense").name == "my_dense"
+
+
+def _line_aligned(a: np.ndarray) -> bool:
+    return a.ctypes.data % pycnn.backend.ALIGNMENT == 0
+
+
+@pytest.mark.parametrize("shape, dtype", [((784, 512), np.float32), ((3,), np.float32),
+                                          ((), np.float32), ((0, 4), np.float32),
+                                          ((5, 7), np.int64)])
+def test_backend_empty_is_contiguous_and_starts_on_a_cache_line(shape, dtype):
+    for _ in range(4):                    # NumPy's own arrays start 16-byte aligned at random
+        a = pycnn.backend.empty(shape, dtype)
+        assert a.shape == shape and a.dtype == dtype and a.flags.c_contiguous
+        assert a.flags.writeable and (a.size == 0 or _line_aligned(a))   # empty: no data
+    z = pycnn.backend.zeros(shape, dtype)
+    assert (z.size == 0 or _line_aligned(z)) and not np.any(z)
+
+
+def test_weights_gradients_slots_and_buffers_start_on_a_cache_line(seed):
+    """The kernels read weight and gradient rows in place, a whole line per vector."""
+    model = keras.Sequential([layers.Dense(33, activation="relu"), layers.Dense(10)])
+    model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 17), dtype=np.float32)
+    y = rng.integers(0, 10, 40)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    for w in model.weights:
+        assert _line_aligned(w.value) and _line_aligned(w.grad), w.name
+        for slot in model.optimizer._slots[id(w)].values():
+            assert _line_aligned(slot), w.name
+    for layer in model.layers:
+        for key, buf in layer._buffers.items():
+            assert _line_aligned(buf), (layer.name, key)
+    model.set_weights([np.ones(w.shape, np.float32) for w in model.weights])
+    assert all(_line_aligned(w.value) for w in model.weights)
