@@ -377,8 +377,8 @@ static void forward_task(void *ctx, int chunk, int thread)
     int n0, count, rows;
     chunk_range(j, chunk, &n0, &count, &rows);
     if (j->direct) {
-        pc_direct_conv_pool(s, j->pool, j->x, j->w, j->b, j->act == PC_ACT_RELU, j->am_w, n0,
-                            count, j->out, j->argmax);
+        pc_direct_conv_pool(j->rt, s, j->pool, j->x, j->w, j->b, j->act == PC_ACT_RELU,
+                            j->am_w, n0, count, j->out, j->argmax);
         return;
     }
     float *out = j->pool ? pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_WORK,
@@ -560,9 +560,9 @@ static void backward_task(void *ctx, int lane, int thread)
         int n0, count, rows;
         chunk_range(j, chunk, &n0, &count, &rows);
         if (j->direct) {
-            pc_direct_conv_pool_backward(s, j->pool, j->x, j->dy, j->argmax_in, j->y, j->am_w,
-                                         n0, count, pc_gemm_k_block(j->rt, rows), !first, dw,
-                                         db);
+            pc_direct_conv_pool_backward(j->rt, s, j->pool, j->x, j->dy, j->argmax_in, j->y,
+                                         j->am_w, n0, count, pc_gemm_k_block(j->rt, rows),
+                                         !first, dw, db);
             first = 0;
             continue;
         }

@@ -4,9 +4,11 @@
  *
  * With one channel the im2col GEMM has k = KH*KW (9) and spends as long packing each 12-pixel
  * panel and storing and re-reading the convolution's output for the pooling as multiplying.
- * Here a tile of 2 convolution rows x 6 columns x 32 filters (24 accumulators) takes its taps
- * straight from x (each a broadcast load) and the kernel straight from w, and the epilogue adds
- * the bias, applies relu and pools the tile's three 2x2 windows before anything is stored.
+ * Here a tile of 2 convolution rows x 6 columns x a block of filters (AVX-512: 32 filters in 24
+ * zmm accumulators, direct_conv_pool_avx512.c; AVX2: 8 filters in 12 ymm,
+ * direct_conv_pool_avx2.c) takes its taps straight from x (each a broadcast load) and the
+ * kernel straight from w, and the epilogue adds the bias, applies relu and pools the tile's
+ * three 2x2 windows before anything is stored.
  * Every output is the same float32 computation as the GEMM path's (taps summed in order from 0
  * by fused multiply-adds, + bias, relu, the first maximum of each window in row-major order):
  * results are bit-identical to it.
@@ -18,15 +20,15 @@
 
 /* Whether this kernel serves the fused pair: one input channel, stride 1, windows inside x,
  * filters a multiple of 32, non-overlapping 2x2 pooling without padding, linear or relu, and
- * the AVX-512 path selected (the other paths keep the GEMM). s and p are the cropped shapes:
- * 2*p->oh x 2*p->ow convolution cells. */
+ * the AVX-512 or AVX2 path selected (the portable path keeps the GEMM). s and p are the cropped
+ * shapes: 2*p->oh x 2*p->ow convolution cells. */
 int pc_direct_conv_pool_applies(const pc_runtime *rt, const pc_conv_shape *s,
                                 const pc_pool_shape *p, pc_act act);
 
 /* Images [n0, n0 + count): pooled[n][ph][pw][o] and argmax (cells numbered h * am_w + w). */
-void pc_direct_conv_pool(const pc_conv_shape *s, const pc_pool_shape *p, const float *x,
-                         const float *w, const float *b, int relu, int am_w, int n0, int count,
-                         float *pooled, int32_t *argmax);
+void pc_direct_conv_pool(const pc_runtime *rt, const pc_conv_shape *s, const pc_pool_shape *p,
+                         const float *x, const float *w, const float *b, int relu, int am_w,
+                         int n0, int count, float *pooled, int32_t *argmax);
 
 /* The weight and bias gradients of the same pair for 3x3 kernels, without dx (a first layer's
  * input needs none): for images [n0, n0 + count) (one chunk of conv2d.c's backward), with the
@@ -38,9 +40,30 @@ void pc_direct_conv_pool(const pc_conv_shape *s, const pc_pool_shape *p, const f
  * each block's sum added to dw): bit-identical to that path. */
 int pc_direct_conv_pool_backward_applies(const pc_runtime *rt, const pc_conv_shape *s,
                                          const pc_pool_shape *p);
-void pc_direct_conv_pool_backward(const pc_conv_shape *s, const pc_pool_shape *p, const float *x,
-                                  const float *dpooled, const int32_t *argmax,
-                                  const float *relu_pooled, int am_w, int n0, int count, int kc,
-                                  int accumulate, float *dw, float *db);
+void pc_direct_conv_pool_backward(const pc_runtime *rt, const pc_conv_shape *s,
+                                  const pc_pool_shape *p, const float *x, const float *dpooled,
+                                  const int32_t *argmax, const float *relu_pooled, int am_w,
+                                  int n0, int count, int kc, int accumulate, float *dw,
+                                  float *db);
+
+/* ---- the per-ISA implementations, same contracts (x86-64 with GCC or Clang only) ---------- */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define PC_DIRECT_X86 1
+#define PC_DIRECT_DECLARE(isa)                                                                 \
+    void pc_direct_conv_pool_##isa(const pc_conv_shape *s, const pc_pool_shape *p,              \
+                                   const float *x, const float *w, const float *b, int relu,   \
+                                   int am_w, int n0, int count, float *pooled,                 \
+                                   int32_t *argmax);                                           \
+    void pc_direct_conv_pool_backward_##isa(const pc_conv_shape *s, const pc_pool_shape *p,     \
+                                            const float *x, const float *dpooled,               \
+                                            const int32_t *argmax, const float *relu_pooled,    \
+                                            int am_w, int n0, int count, int kc,                \
+                                            int accumulate, float *dw, float *db);
+PC_DIRECT_DECLARE(avx512)
+PC_DIRECT_DECLARE(avx2)
+#undef PC_DIRECT_DECLARE
+#else
+#define PC_DIRECT_X86 0
+#endif
 
 #endif
