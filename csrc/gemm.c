@@ -6,6 +6,10 @@
  *     for ic in M by mc (one task):    pack A[ic:ic+mc, pc:pc+kc] into mr-tall slivers (per thread)
  *       for jr in N by nr, ir by mr:   micro-kernel on a mr x nr tile of C
  *
+ * Where the SIMD path has strided micro-kernels (runtime.h), an operand already laid out like
+ * a packed sliver with another stride is read where it is instead: A by rows (k >= 128) or by
+ * columns (direct_a), a row-major B of whole nr-column slivers (direct_b).
+ *
  * Every element of C sums its k terms in increasing order whatever the split into tasks, so the
  * result does not depend on the thread count. The epilogue (bias, relu) runs on each tile right
  * after its last k block, while the tile is still in cache.
@@ -16,7 +20,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#define TRANSPOSE_RUN 16    /* floats of one column read in a row when packing a transposed B */
+#define TRANSPOSE_RUN 16    /* rows of k read in a run when transposing: packing a B stored as
+                               B^T, and building the narrow products' B^T */
 
 static inline int min_i(int a, int b) { return a < b ? a : b; }
 static inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
@@ -159,9 +164,10 @@ static int direct_a(const pc_ukernel *uk, const pc_gemm_args *g)
     return A_PACKED;
 }
 
-/* C[ic:ic+mb, jc:jc+nb] (+)= A[ic:ic+mb, p0:p0+kb] * packed B slivers. With a_mode A_PACKED
- * the block of A is packed in ap; otherwise (direct_a) its full panels are read in place and a
- * short last panel is packed in ap. */
+/* C[ic:ic+mb, jc:jc+nb] (+)= A[ic:ic+mb, p0:p0+kb] * B[p0:p0+kb, jc:jc+nb]. With a_mode
+ * A_PACKED the block of A is packed in ap; otherwise (direct_a) its full panels are read in
+ * place and a short last panel is packed in ap. B is the packed slivers at bp, or with
+ * b_in_place (direct_b) B's rows where they are (bp unused). */
 static void macro_kernel(const pc_ukernel *uk, const pc_gemm_args *g, int ic, int mb, int jc,
                          int nb, int p0, int kb, float *ap, const float *bp, int accumulate,
                          int last, int a_mode, int b_in_place)
@@ -279,24 +285,28 @@ void pc_gemm_serial(const pc_runtime *rt, const pc_gemm_args *g, float *scratch)
     const int mc = min_i(uk->mc, round_up(g->m, uk->mr));
     float *bp = scratch;
     float *ap = scratch + (ptrdiff_t)kc * round_up(g->n, uk->nr);
-    /* B of exactly one sliver, stored as the packed sliver would be (rows of nr floats, 64-byte
-     * aligned): the micro-kernel reads it in place (a dy chunk of a 32-filter convolution) */
-    const int packed = g->n == uk->nr && g->csb == 1 && g->rsb == uk->nr &&
+    /* B read where it is: row-major whole slivers on a path with strided kernels (a conv's dy
+     * chunk for its weight gradient), or, on any path, exactly one sliver stored as the packed
+     * sliver would be (rows of nr floats, 64-byte aligned: a dy chunk of 32 filters) */
+    const int b_in_place = direct_b(uk, g);
+    const int packed = !b_in_place && g->n == uk->nr && g->csb == 1 && g->rsb == uk->nr &&
                        ((uintptr_t)g->b & 63) == 0;
     const int a_mode = direct_a(uk, g);
     for (int pc = 0; pc < g->k; pc += kc) {
         const int kb = min_i(kc, g->k - pc);
         const int accumulate = pc > 0 || g->accumulate;
         const int last = pc + kb >= g->k;
-        const float *bs = g->b_packed ? g->b_packed + (ptrdiff_t)pc * round_up(g->n, uk->nr)
+        const float *bs = b_in_place ? NULL
+                          : g->b_packed ? g->b_packed + (ptrdiff_t)pc * round_up(g->n, uk->nr)
                           : packed ? g->b + (ptrdiff_t)pc * uk->nr : bp;
-        if (!packed && !g->b_packed)
+        if (!b_in_place && !packed && !g->b_packed)
             pack_b(g, pc, kb, 0, g->n, uk->nr, bp);
         for (int ic = 0; ic < g->m; ic += mc) {
             const int mb = min_i(mc, g->m - ic);
             if (a_mode == A_PACKED)
                 pack_a_any(g, ic, mb, pc, kb, uk->mr, ap);
-            macro_kernel(uk, g, ic, mb, 0, g->n, pc, kb, ap, bs, accumulate, last, a_mode, 0);
+            macro_kernel(uk, g, ic, mb, 0, g->n, pc, kb, ap, bs, accumulate, last, a_mode,
+                         b_in_place);
         }
     }
 }
@@ -345,13 +355,14 @@ static void compute_task(void *ctx, int task, int thread)
     const int a_mode = direct_a(uk, j->g);
     if (a_mode == A_PACKED)
         pack_a_any(j->g, ic, mb, j->pc, j->kb, uk->mr, ap);
-    macro_kernel(uk, j->g, ic, mb, j0, nb, j->pc, j->kb, ap, j->bp + (ptrdiff_t)j0 * j->kb,
-                 j->accumulate, j->last, a_mode, j->b_in_place);
+    const float *bs = j->b_in_place ? NULL : j->bp + (ptrdiff_t)j0 * j->kb;
+    macro_kernel(uk, j->g, ic, mb, j0, nb, j->pc, j->kb, ap, bs, j->accumulate, j->last, a_mode,
+                 j->b_in_place);
 }
 
 /* ---- the column-split driver, for short A (M within one mc block, as in dense layers) ------
- * Each task owns a range of B's nr-slivers for the whole k loop: it packs its own B columns and
- * (all of) A into its thread scratch, so one parallel call does the whole product with no
+ * Each task owns a range of B's nr-slivers for the whole k loop: it packs its own B columns
+ * (unless direct_b reads them in place) and (all of) A into its thread scratch, so one parallel call does the whole product with no
  * barrier between k blocks, and the threads get equal column counts whatever M is. */
 typedef struct {
     pc_runtime *rt;
@@ -369,7 +380,8 @@ static void cols_task(void *ctx, int task, int thread)
     const int nb = min_i(j->slivers_per_task * uk->nr, g->n - j0);
     if (nb <= 0)
         return;
-    const size_t nbp = (size_t)round_up(nb, uk->nr);
+    const int b_in_place = direct_b(uk, g);
+    const size_t nbp = b_in_place ? 0 : (size_t)round_up(nb, uk->nr);
     float *bp = pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_PACK,
                                   (size_t)j->kc * (nbp + (size_t)j->mc));
     if (!bp) {
@@ -382,7 +394,6 @@ static void cols_task(void *ctx, int task, int thread)
         const int kb = min_i(j->kc, g->k - pc);
         const int accumulate = pc > 0 || g->accumulate;
         const int last = pc + kb >= g->k;
-        const int b_in_place = direct_b(uk, g);
         if (!b_in_place)
             pack_b(g, pc, kb, j0, nb, uk->nr, bp);
         for (int ic = 0; ic < g->m; ic += j->mc) {

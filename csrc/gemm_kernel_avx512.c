@@ -1,7 +1,8 @@
 /* gemm_kernel_avx512.c - the AVX-512 micro-kernel: a 12 x 32 tile in 24 zmm accumulators,
- * B loaded as two zmm per k step, each A value broadcast from memory into the FMA.
- * Only this function is built for AVX-512 (target attribute); it runs only when the CPU reports
- * AVX-512F. Contract: gemm_kernels.h. */
+ * B loaded as two zmm per k step, each A value broadcast from memory into the FMA, with
+ * variants reading A or B where they are stored, and the narrow products (runtime.h).
+ * Only these functions are built for AVX-512 (target attributes); they run only when the CPU
+ * reports AVX-512F. Contract: gemm_kernels.h. */
 #include "gemm_kernels.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -17,8 +18,9 @@
         acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);                                 \
     } while (0)
 
-/* A(i, p) = a[i * ri + p * rp]: packed (ri = 1, rp = MR) or rows read in place (ri = lda,
- * rp = 1); constants after inlining */
+/* A(i, p) = a[i * ri + p * rp], B(p, j) = b[p * rb + j]: packed panels (ri = 1, rp = MR,
+ * rb = NR), A's rows in place (ri = lda, rp = 1) or its columns (rp = lda), B's rows in place
+ * (rb = ldb); constants after inlining */
 __attribute__((target("avx512f"), always_inline)) static inline void
 ukernel_body(int k, const float *a, ptrdiff_t ri, ptrdiff_t rp, const float *b, ptrdiff_t rb,
              float *c, ptrdiff_t ldc, int accumulate, const float *bias, int relu)

@@ -48,7 +48,8 @@ typedef void (*pc_narrow_cols_fn)(int k, int m, const float *a, ptrdiff_t lda, c
 
 /* The micro-kernel's product with A read in place instead of from a packed panel, same sums
  * and epilogue: by rows (row i: k floats at a + i*lda) or by columns (column p: mr floats at
- * a + p*lda, the packed layout with another stride). */
+ * a + p*lda, the packed layout with another stride). B's row p is nr floats at b + p*ldb
+ * (ldb = nr: a packed sliver; else B's rows in place), any alignment. */
 typedef void (*pc_ukernel_strided_fn)(int k, const float *a, ptrdiff_t lda, const float *b,
                                       ptrdiff_t ldb, float *c, ptrdiff_t ldc, int accumulate,
                                       const float *bias, int relu);
@@ -62,7 +63,7 @@ typedef struct {
     pc_narrow_rows_fn narrow_rows;   /* or NULL: the driver computes C^T instead */
     pc_narrow_cols_fn narrow_cols;
     pc_ukernel_strided_fn fn_rows;   /* or NULL: callers pack A */
-    pc_ukernel_strided_fn fn_cols;   /* or NULL: the GEMM packs A */
+    pc_ukernel_strided_fn fn_cols;   /* or NULL: the GEMM packs A, and B */
 } pc_ukernel;
 
 typedef void (*pc_task_fn)(void *ctx, int task, int thread);

@@ -9,7 +9,7 @@
  * The tiles of a chunk are taken in groups of one micro-panel (mr tiles). For a group:
  *   1. input transform: each tile's 4x4 patch (zeros outside x) -> V[tile][xi][c];
  *   2. 16 GEMMs M[xi] = V[xi] * U[xi] (tiles x C times C x O) by the micro-kernel, reading the
- *      tiles' rows where they are when the SIMD path has such a kernel (AVX-512), else from
+ *      tiles' rows where they are when the SIMD path has such a kernel (AVX-512, AVX2), else from
  *      packed slivers; U packed once per call by pc_winograd_pack_kernel;
  *   3. output transform of each tile's M[.][tile][o] -> 2x2 outputs, + bias, relu, written where
  *      they fall inside the output.

@@ -4,6 +4,7 @@ counters that give layers and models their automatic names (``conv2d``, ``conv2d
 """
 from __future__ import annotations
 
+import operator
 import os
 import re
 from collections import defaultdict
@@ -97,12 +98,16 @@ ALIGNMENT = 64  # bytes: a cache line, and one AVX-512 register
 def empty(shape, dtype=np.float32) -> np.ndarray:
     """An uninitialised C-contiguous array whose data starts on a cache line. Weights,
     gradients and layer buffers are allocated this way: the C kernels read their rows in place,
-    and a row that straddles cache lines costs two loads per vector (NumPy aligns to 16 bytes)."""
+    and a row that straddles cache lines costs two loads per vector (NumPy aligns to 16
+    bytes)."""
     dtype = np.dtype(dtype)
-    shape = tuple(int(d) for d in np.atleast_1d(shape)) if np.ndim(shape) else (int(shape),)
+    shape = (tuple(operator.index(d) for d in shape) if isinstance(shape, (tuple, list))
+             else (operator.index(shape),))
+    if any(d < 0 for d in shape):
+        raise ValueError(f"negative dimensions are not allowed: {shape}")
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     buf = np.empty(nbytes + ALIGNMENT, np.uint8)
-    start = -buf.ctypes.data % ALIGNMENT
+    start = -buf.__array_interface__["data"][0] % ALIGNMENT   # (.ctypes caches objects)
     return buf[start:start + nbytes].view(dtype).reshape(shape)
 
 

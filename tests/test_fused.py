@@ -88,7 +88,7 @@ FUSED_CASES = {
     "lecture_block1_batch9": (9, 28, 28, 1, 32, (3, 3), (1, 1), "valid", (2, 2), (2, 2), "valid"),
     "batch10_odd_pool": (10, 25, 25, 1, 4, (3, 3), (1, 1), "valid", (2, 2), (2, 2), "valid"),
     # one input channel, filters a multiple of 32: the direct kernel (direct_conv_pool.h) on the
-    # AVX-512 path; its tiles pool 3, 2 or 1 cells of a row: 8 pooled columns (3 + 3 + 2),
+    # AVX-512 and AVX2 paths; its tiles pool 3, 2 or 1 cells of a row: 8 pooled columns (3 + 3 + 2),
     # 4 (3 + 1), a 5x5 kernel, 64 filters, cropped odd convolution outputs
     "one_channel_64_filters_5x5": (3, 16, 21, 1, 64, (5, 5), (1, 1), "valid", (2, 2), (2, 2),
                                    "valid"),
@@ -299,9 +299,9 @@ def assert_same_gradients(got, want, what):
 @pytest.mark.parametrize("case_id", UNCROPPED_CASES)
 def test_backward_dw_bit_identical_when_every_cell_is_pooled(isa, keep_num_threads, case_id,
                                                              activation):
-    """On the AVX-512 path the one-channel 3x3 cases run the direct kernel (dw, db rebuilt in
-    registers), elsewhere the GEMM: either way dw and db equal the unfused pair's bit for bit,
-    on 1 and 2 threads."""
+    """On the AVX-512 and AVX2 paths the one-channel 3x3 cases run the direct kernel (dw, db
+    rebuilt in registers), elsewhere the GEMM: either way dw and db equal the unfused pair's bit
+    for bit, on 1 and 2 threads."""
     g = fused_setup(case_id)
     assert [2 * p for p in g.pooled_shape[1:3]] == list(g.conv_hw)
     conv, y, am = unfused_forward(g, g.x, g.w, g.b, activation)

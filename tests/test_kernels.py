@@ -212,7 +212,8 @@ GEMM_SHAPES = [  # (M, N, K): edges of every blocking, not multiples of 8/16/32
     # of A (NN, NT) or of A^T (TN): k a multiple of 16 or not, 2-row pairs and a last odd row,
     # 32-row blocks and a partial one
     (128, 10, 1152), (33, 12, 17), (70, 11, 16), (40, 3, 31), (65, 1, 200),
-    # whole 32-column slivers: a row-major B read in place (AVX-512), by the column split
+    # whole 32-column slivers: a row-major B read in place (AVX-512; AVX2's slivers are 16), by
+    # the column split
     # (M within one row block), the row split (M larger), with one and several k blocks
     (12, 64, 1), (128, 96, 130), (200, 64, 77), (150, 32, 513), (145, 512, 128),
 ]

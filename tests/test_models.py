@@ -814,6 +814,13 @@ def test_backend_empty_is_contiguous_and_starts_on_a_cache_line(shape, dtype):
     assert (z.size == 0 or _line_aligned(z)) and not np.any(z)
 
 
+def test_backend_empty_refuses_what_numpy_refuses():
+    with pytest.raises(TypeError):
+        pycnn.backend.empty((2.5, 3))
+    with pytest.raises(ValueError, match="negative"):
+        pycnn.backend.empty((-1, 3))
+
+
 def test_weights_gradients_slots_and_buffers_start_on_a_cache_line(seed):
     """The kernels read weight and gradient rows in place, a whole line per vector."""
     model = keras.Sequential([layers.Dense(33, activation="relu"), layers.Dense(10)])
