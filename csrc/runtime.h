@@ -11,7 +11,8 @@
  *   - the SIMD path: the GEMM micro-kernel picked at run time from what the CPU reports.
  * The binding creates exactly one runtime per process (module state). pc_runtime_enter/leave
  * bracket every kernel call: they serialise callers from different Python threads, which then
- * never share scratch.
+ * never share scratch, and run the kernel with subnormal floats flushed to zero (as on the
+ * pool's threads; the caller's floating-point mode is restored at leave).
  */
 #ifndef PYCNN_RUNTIME_H
 #define PYCNN_RUNTIME_H
@@ -80,6 +81,7 @@ typedef struct {
 
 typedef struct pc_runtime {
     pthread_mutex_t call_lock;   /* held from enter to leave: one kernel call at a time */
+    unsigned long caller_fp_mode;   /* the caller's FP mode, restored at leave (runtime.c) */
     /* thread pool */
     pthread_mutex_t mutex;
     pthread_cond_t start_cv, done_cv;

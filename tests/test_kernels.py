@@ -1284,3 +1284,51 @@ def test_maxpool2d_backward_argmax_out_of_range_is_safe(bad):
     expect[:, 0, :] = 4.0
     expect[1, 0, 2] = 3.0                      # the out-of-range entry was dropped
     np.testing.assert_array_equal(dx.reshape(2, 16, 3), expect)
+
+
+# ---------------------------------------------------------------------------------------------
+# Subnormal floats: flushed to zero inside the kernels (as TensorFlow's CPU kernels do)
+# ---------------------------------------------------------------------------------------------
+
+SUBNORMAL = np.float32(1e-40)
+
+
+def test_kernels_read_subnormals_as_zero(isa):
+    """A subnormal input counts as 0 (DAZ): x * 1e30 would be 1e-10 in IEEE arithmetic."""
+    a = f32(np.full((3, 5), SUBNORMAL))
+    b = f32(np.full((5, 4), 1e30))
+    c = nans((3, 4))
+    _C.gemm(a, b, c)
+    np.testing.assert_array_equal(c, np.zeros((3, 4), np.float32))
+
+
+def test_kernels_flush_subnormal_results_to_zero(isa):
+    """A result below the smallest normal float is 0 (FTZ), not a subnormal: an RMSprop
+    velocity decaying with a zero gradient ends at 0 without passing through the subnormals
+    (which take a slow path on x86)."""
+    v = f32(np.full(40000, 1.2e-38))           # normal; 0.9 x that is subnormal
+    w = f32(np.ones(40000))
+    _C.rmsprop_update(w, f32(np.zeros(40000)), v, 0.001, 0.9, 1e-7)
+    np.testing.assert_array_equal(v, np.zeros(40000, np.float32))
+    np.testing.assert_array_equal(w, np.ones(40000, np.float32))
+
+
+def test_flushing_subnormals_is_the_same_on_every_thread(isa, keep_num_threads):
+    """The pool's threads flush like the calling thread: a product whose inputs are partly
+    subnormal is bit-identical on 1, 2 and 3 threads (a worker keeping IEEE subnormals would
+    compute some tiles differently)."""
+    r = rng(77)
+    a = randn(r, (300, 200))
+    a[::3] *= np.float32(1e-39)                 # every third row subnormal
+    b = randn(r, (200, 130)) * np.float32(1e-3)
+    res = _by_threads(lambda: (lambda c: (_C.gemm(a, b, c), c)[1])(nans((300, 130))))
+    for nt, c in zip((2, 3), res[1:]):
+        np.testing.assert_array_equal(c, res[0], err_msg=f"{nt} threads != 1 thread")
+    assert not np.any((res[0] != 0) & (np.abs(res[0]) < np.finfo(np.float32).tiny))
+
+
+def test_python_keeps_ieee_subnormals_after_a_kernel_call():
+    """Only the kernels flush: the caller's floating-point mode is restored on return."""
+    c = nans((4, 4))
+    _C.gemm(f32(np.ones((4, 4))), f32(np.ones((4, 4))), c)
+    assert np.float32(1e-38) * np.float32(0.01) != 0
