@@ -178,31 +178,38 @@ void pc_direct_conv_pool_backward_avx512(const pc_conv_shape *s, const pc_pool_s
             for (int r = 0; r < s->oh; r++) {
                 const float *x0 = xn + (size_t)r * W, *x1 = x0 + W, *x2 = x1 + W;
                 const size_t prow = (size_t)n * img_out + (size_t)(r / 2) * p->ow * O + ob;
-                for (int c = 0; c < s->ow; c++) {
-                    const size_t q = prow + (size_t)(c / 2) * O;
-                    __m512 g0 = _mm512_loadu_ps(dpooled + q);
-                    __m512 g1 = _mm512_loadu_ps(dpooled + q + 16);
+                /* the two cells of a pooling window's row share its gradient, relu mask and
+                 * argmax: loaded and masked once, then each cell in order */
+                for (int c0 = 0; c0 < s->ow; c0 += 2) {
+                    const size_t q = prow + (size_t)(c0 / 2) * O;
+                    __m512 gq0 = _mm512_loadu_ps(dpooled + q);
+                    __m512 gq1 = _mm512_loadu_ps(dpooled + q + 16);
                     if (relu_pooled) {
-                        g0 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_loadu_ps(
-                                 relu_pooled + q), zero, _CMP_GT_OQ), g0);
-                        g1 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_loadu_ps(
-                                 relu_pooled + q + 16), zero, _CMP_GT_OQ), g1);
+                        gq0 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_loadu_ps(
+                                  relu_pooled + q), zero, _CMP_GT_OQ), gq0);
+                        gq1 = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_loadu_ps(
+                                  relu_pooled + q + 16), zero, _CMP_GT_OQ), gq1);
                     }
-                    const __m512i cell = _mm512_set1_epi32(r * am_w + c);
-                    g0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(
-                             _mm512_loadu_si512((const void *)(argmax + q)), cell), g0);
-                    g1 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(
-                             _mm512_loadu_si512((const void *)(argmax + q + 16)), cell), g1);
-                    TAP(0, x0 + c, 0); TAP(1, x0 + c, 1); TAP(2, x0 + c, 2);
-                    TAP(3, x1 + c, 0); TAP(4, x1 + c, 1); TAP(5, x1 + c, 2);
-                    TAP(6, x2 + c, 0); TAP(7, x2 + c, 1); TAP(8, x2 + c, 2);
-                    db0 = _mm512_add_ps(db0, g0);
-                    db1 = _mm512_add_ps(db1, g1);
-                    if (++in_block == kc) {
-                        FLUSH(0); FLUSH(1); FLUSH(2); FLUSH(3); FLUSH(4);
-                        FLUSH(5); FLUSH(6); FLUSH(7); FLUSH(8);
-                        acc_mode = 1;
-                        in_block = 0;
+                    const __m512i am0 = _mm512_loadu_si512((const void *)(argmax + q));
+                    const __m512i am1 = _mm512_loadu_si512((const void *)(argmax + q + 16));
+#pragma GCC unroll 2
+                    for (int c = c0; c < c0 + 2; c++) {
+                        const __m512i cell = _mm512_set1_epi32(r * am_w + c);
+                        const __m512 g0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(am0, cell),
+                                                              gq0);
+                        const __m512 g1 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(am1, cell),
+                                                              gq1);
+                        TAP(0, x0 + c, 0); TAP(1, x0 + c, 1); TAP(2, x0 + c, 2);
+                        TAP(3, x1 + c, 0); TAP(4, x1 + c, 1); TAP(5, x1 + c, 2);
+                        TAP(6, x2 + c, 0); TAP(7, x2 + c, 1); TAP(8, x2 + c, 2);
+                        db0 = _mm512_add_ps(db0, g0);
+                        db1 = _mm512_add_ps(db1, g1);
+                        if (++in_block == kc) {
+                            FLUSH(0); FLUSH(1); FLUSH(2); FLUSH(3); FLUSH(4);
+                            FLUSH(5); FLUSH(6); FLUSH(7); FLUSH(8);
+                            acc_mode = 1;
+                            in_block = 0;
+                        }
                     }
                 }
             }
