@@ -6,8 +6,10 @@
  * depends only on the shapes). Each chunk is one task. Its im2col matrix
  *     col[r][(kh*KW + kw)*C + c] = x[n][oh*sh+kh-pt][ow*sw+kw-pl][c]   (r = output pixel)
  * is not stored for the forward pass: the GEMM's packing routine reads it straight from x
- * (pack_rows). The weight gradient needs col^T, built per chunk in the thread's scratch (im2col)
- * while it is hot in cache:
+ * (pack_rows), except for rows of k >= 128 on a path whose micro-kernel reads A's rows in place
+ * (copying them into scratch as runs of KW*C floats costs less than packing). The weight
+ * gradient needs col^T, built per chunk in the thread's scratch (im2col) while it is hot in
+ * cache:
  *     forward  y_chunk   = col * W + b          (W viewed as a (KH*KW*C) x O matrix)
  *     dw, db   summed over chunks in LANES fixed lanes (chunk i goes to lane i % LANES, in order),
  *              then the lanes are added in order: deterministic for any thread count;
@@ -358,10 +360,20 @@ static int forward_chunk(conv_job *j, int thread, int n0, int count, int rows, f
     if (!scratch)
         return PC_ENOMEM;
     const im2col_view view = {.s = s, .x = j->x, .n0 = n0};
+    const int pointwise = is_pointwise(s);
+    /* long im2col rows (k >= 128) that the micro-kernel reads in place: copied as rows into
+     * scratch (runs of KW*C floats), cheaper than transposing them into packed panels */
+    float *col = NULL;
+    if (!pointwise && j->rt->ukernel.fn_rows && j->kdim >= 128) {
+        col = pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_GRAD, (size_t)rows * j->kdim);
+        if (!col)
+            return PC_ENOMEM;
+        im2col(s, j->x, n0, count, col);
+    }
     const pc_gemm_args g = {
         .m = rows, .n = s->o, .k = j->kdim,
-        .a = j->x + (size_t)n0 * s->h * s->w * s->c, .rsa = j->kdim, .csa = 1,
-        .pack_a = is_pointwise(s) ? NULL : pack_rows, .pack_ctx = &view,
+        .a = col ? col : j->x + (size_t)n0 * s->h * s->w * s->c, .rsa = j->kdim, .csa = 1,
+        .pack_a = pointwise || col ? NULL : pack_rows, .pack_ctx = &view,
         .b = j->w, .rsb = s->o, .csb = 1, .b_packed = j->w_packed,
         .c = out, .ldc = s->o,
         .accumulate = 0, .bias = j->b, .act = j->act,
