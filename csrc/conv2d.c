@@ -6,8 +6,8 @@
  * depends only on the shapes). Each chunk is one task. Its im2col matrix
  *     col[r][(kh*KW + kw)*C + c] = x[n][oh*sh+kh-pt][ow*sw+kw-pl][c]   (r = output pixel)
  * is not stored for the forward pass: the GEMM's packing routine reads it straight from x
- * (pack_rows), except for rows of k >= 128 on a path whose micro-kernel reads A's rows in place
- * (copying them into scratch as runs of KW*C floats costs less than packing). The weight
+ * (pack_rows), except for rows the GEMM reads in place (pc_gemm_reads_rows_in_place: k >= 128
+ * on AVX-512 and AVX2), which are copied into scratch as runs of KW*C floats (less than packing). The weight
  * gradient needs col^T, built per chunk in the thread's scratch (im2col) while it is hot in
  * cache:
  *     forward  y_chunk   = col * W + b          (W viewed as a (KH*KW*C) x O matrix)
@@ -361,10 +361,10 @@ static int forward_chunk(conv_job *j, int thread, int n0, int count, int rows, f
         return PC_ENOMEM;
     const im2col_view view = {.s = s, .x = j->x, .n0 = n0};
     const int pointwise = is_pointwise(s);
-    /* long im2col rows (k >= 128) that the micro-kernel reads in place: copied as rows into
-     * scratch (runs of KW*C floats), cheaper than transposing them into packed panels */
+    /* im2col rows the GEMM reads in place (long ones): copied as rows into scratch (runs of
+     * KW*C floats), cheaper than transposing them into packed panels */
     float *col = NULL;
-    if (!pointwise && j->rt->ukernel.fn_rows && j->kdim >= 128) {
+    if (!pointwise && pc_gemm_reads_rows_in_place(j->rt, j->kdim)) {
         col = pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_GRAD, (size_t)rows * j->kdim);
         if (!col)
             return PC_ENOMEM;

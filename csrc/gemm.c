@@ -17,7 +17,6 @@
 #include "pycnn.h"
 #include "gemm_kernels.h"
 
-#include <stdint.h>
 #include <string.h>
 
 #define TRANSPOSE_RUN 16    /* rows of k read in a run when transposing: packing a B stored as
@@ -153,13 +152,23 @@ static int direct_b(const pc_ukernel *uk, const pc_gemm_args *g)
     return uk->fn_cols && !g->b_packed && g->csb == 1 && g->n % uk->nr == 0;
 }
 
+static int rows_in_place(const pc_ukernel *uk, int k)
+{
+    return uk->fn_rows && k >= ROWS_MIN_K;
+}
+
+int pc_gemm_reads_rows_in_place(const pc_runtime *rt, int k)
+{
+    return rows_in_place(&rt->ukernel, k);
+}
+
 static int direct_a(const pc_ukernel *uk, const pc_gemm_args *g)
 {
     if (g->pack_a)
         return A_PACKED;
     if (uk->fn_cols && g->rsa == 1)
         return A_COLUMNS;
-    if (uk->fn_rows && g->csa == 1 && g->k >= ROWS_MIN_K)
+    if (g->csa == 1 && rows_in_place(uk, g->k))
         return A_ROWS;
     return A_PACKED;
 }
@@ -285,12 +294,7 @@ void pc_gemm_serial(const pc_runtime *rt, const pc_gemm_args *g, float *scratch)
     const int mc = min_i(uk->mc, round_up(g->m, uk->mr));
     float *bp = scratch;
     float *ap = scratch + (ptrdiff_t)kc * round_up(g->n, uk->nr);
-    /* B read where it is: row-major whole slivers on a path with strided kernels (a conv's dy
-     * chunk for its weight gradient), or, on any path, exactly one sliver stored as the packed
-     * sliver would be (rows of nr floats, 64-byte aligned: a dy chunk of 32 filters) */
-    const int b_in_place = direct_b(uk, g);
-    const int packed = !b_in_place && g->n == uk->nr && g->csb == 1 && g->rsb == uk->nr &&
-                       ((uintptr_t)g->b & 63) == 0;
+    const int b_in_place = direct_b(uk, g);   /* a conv's dy chunk for its weight gradient */
     const int a_mode = direct_a(uk, g);
     for (int pc = 0; pc < g->k; pc += kc) {
         const int kb = min_i(kc, g->k - pc);
@@ -298,8 +302,8 @@ void pc_gemm_serial(const pc_runtime *rt, const pc_gemm_args *g, float *scratch)
         const int last = pc + kb >= g->k;
         const float *bs = b_in_place ? NULL
                           : g->b_packed ? g->b_packed + (ptrdiff_t)pc * round_up(g->n, uk->nr)
-                          : packed ? g->b + (ptrdiff_t)pc * uk->nr : bp;
-        if (!b_in_place && !packed && !g->b_packed)
+                          : bp;
+        if (!b_in_place && !g->b_packed)
             pack_b(g, pc, kb, 0, g->n, uk->nr, bp);
         for (int ic = 0; ic < g->m; ic += mc) {
             const int mb = min_i(mc, g->m - ic);
@@ -362,8 +366,9 @@ static void compute_task(void *ctx, int task, int thread)
 
 /* ---- the column-split driver, for short A (M within one mc block, as in dense layers) ------
  * Each task owns a range of B's nr-slivers for the whole k loop: it packs its own B columns
- * (unless direct_b reads them in place) and (all of) A into its thread scratch, so one parallel call does the whole product with no
- * barrier between k blocks, and the threads get equal column counts whatever M is. */
+ * (unless direct_b reads them in place) and (all of) A into its thread scratch, so one
+ * parallel call does the whole product with no barrier between k blocks, and the threads get
+ * equal column counts whatever M is. */
 typedef struct {
     pc_runtime *rt;
     const pc_gemm_args *g;
@@ -633,10 +638,11 @@ int pc_gemm(pc_runtime *rt, const pc_gemm_args *g, int parallel)
     j.slivers_per_pack = (slivers + nthreads - 1) / nthreads;
     const int pack_tasks = (slivers + j.slivers_per_pack - 1) / j.slivers_per_pack;
     j.b_in_place = direct_b(uk, g);
-    j.bp = pc_shared_scratch(rt, PC_SHARED_SLOT_PACK_B,
-                             j.b_in_place ? 1 : (size_t)kc * slivers * uk->nr);
-    if (!j.bp)
-        return PC_ENOMEM;
+    if (!j.b_in_place) {
+        j.bp = pc_shared_scratch(rt, PC_SHARED_SLOT_PACK_B, (size_t)kc * slivers * uk->nr);
+        if (!j.bp)
+            return PC_ENOMEM;
+    }
     for (int pc = 0; pc < g->k; pc += kc) {
         j.pc = pc;
         j.kb = min_i(kc, g->k - pc);

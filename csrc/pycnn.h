@@ -121,6 +121,9 @@ void pc_gemm_pack_b(const pc_runtime *rt, const pc_gemm_args *g, float *dst);
 /* The k block the GEMM sums k in (each block's terms in registers, then added to C): kernels
  * that reproduce its results bit for bit sum in the same blocks. */
 int pc_gemm_k_block(const pc_runtime *rt, int k);
+/* Whether the GEMM reads a row-major A of k columns where it is (no packing), so that a caller
+ * building A (a convolution's im2col rows) can store it row-major rather than pack it. */
+int pc_gemm_reads_rows_in_place(const pc_runtime *rt, int k);
 
 /* ---- dense (dense.c) ------------------------------------------------------------------------
  * forward:  y[n][out] = act(x[n][in] * w[in][out] + b[out])   (act: LINEAR or RELU)
