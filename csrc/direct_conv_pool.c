@@ -23,15 +23,33 @@ int pc_direct_conv_pool_backward_applies(const pc_runtime *rt, const pc_conv_sha
     return s->kh == 3 && s->kw == 3 && pc_direct_conv_pool_applies(rt, s, p, PC_ACT_LINEAR);
 }
 
+/* Each image, filter block and pooled row in tiles of 3 pooled cells (then 2 or 1). */
 void pc_direct_conv_pool(const pc_runtime *rt, const pc_conv_shape *s, const pc_pool_shape *p,
                          const float *x, const float *w, const float *b, int relu, int am_w,
                          int n0, int count, float *pooled, int32_t *argmax)
 {
 #if PC_DIRECT_X86
-    if (rt->ukernel.isa == PC_ISA_AVX512)
-        pc_direct_conv_pool_avx512(s, p, x, w, b, relu, am_w, n0, count, pooled, argmax);
-    else
-        pc_direct_conv_pool_avx2(s, p, x, w, b, relu, am_w, n0, count, pooled, argmax);
+    const pc_direct_tiles *t = rt->ukernel.isa == PC_ISA_AVX512 ? &pc_direct_tiles_avx512
+                                                                : &pc_direct_tiles_avx2;
+    const int O = s->o;
+    const size_t img_in = (size_t)s->h * s->w, img_out = (size_t)p->oh * p->ow * O;
+    for (int n = n0; n < n0 + count; n++) {
+        const float *xn = x + (size_t)n * img_in;
+        for (int ob = 0; ob < O; ob += t->filters) {
+            for (int ph = 0; ph < p->oh; ph++) {
+                const float *row = xn + (size_t)(2 * ph) * s->w;
+                const size_t out_row = (size_t)n * img_out + (size_t)ph * p->ow * O + ob;
+                for (int pw = 0; pw < p->ow; pw += 3) {
+                    const int cells = p->ow - pw < 3 ? p->ow - pw : 3;
+                    t->tile[cells - 1](row + 2 * pw, s->w, s->kh, s->kw, w + ob, O,
+                                       b ? b + ob : NULL, relu,
+                                       pooled + out_row + (size_t)pw * O,
+                                       argmax + out_row + (size_t)pw * O,
+                                       2 * ph * am_w + 2 * pw, am_w);
+                }
+            }
+        }
+    }
 #else
     (void)rt; (void)s; (void)p; (void)x; (void)w; (void)b; (void)relu; (void)am_w; (void)n0;
     (void)count; (void)pooled; (void)argmax;

@@ -46,14 +46,23 @@ void pc_direct_conv_pool_backward(const pc_runtime *rt, const pc_conv_shape *s,
                                   int n0, int count, int kc, int accumulate, float *dw,
                                   float *db);
 
-/* ---- the per-ISA implementations, same contracts (x86-64 with GCC or Clang only) ---------- */
+/* ---- the per-ISA parts (x86-64 with GCC or Clang only) ------------------------------------
+ * Forward: tiles, walked by pc_direct_conv_pool. tile[NC - 1] computes conv rows 0-1 x columns
+ * 0 .. 2*NC-1 from x0 (the top-left window's corner; rows W floats apart) for `filters`
+ * filters at wk[tap * O], + bias (NULL: none), relu, and writes NC pooled cells at y and am
+ * (cell stride O; argmax cells numbered cell0 + h * am_w + w). Backward: the whole contract. */
+typedef void (*pc_direct_tile_fn)(const float *x0, ptrdiff_t W, int kh_n, int kw_n,
+                                  const float *wk, int O, const float *bias, int relu, float *y,
+                                  int32_t *am, int32_t cell0, int am_w);
+typedef struct {
+    int filters;                   /* per tile: divides 32 */
+    pc_direct_tile_fn tile[3];     /* 1, 2 and 3 pooled cells */
+} pc_direct_tiles;
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #define PC_DIRECT_X86 1
 #define PC_DIRECT_DECLARE(isa)                                                                 \
-    void pc_direct_conv_pool_##isa(const pc_conv_shape *s, const pc_pool_shape *p,              \
-                                   const float *x, const float *w, const float *b, int relu,   \
-                                   int am_w, int n0, int count, float *pooled,                 \
-                                   int32_t *argmax);                                           \
+    extern const pc_direct_tiles pc_direct_tiles_##isa;                                        \
     void pc_direct_conv_pool_backward_##isa(const pc_conv_shape *s, const pc_pool_shape *p,     \
                                             const float *x, const float *dpooled,               \
                                             const int32_t *argmax, const float *relu_pooled,    \

@@ -34,8 +34,9 @@ pool_window(__m256 a, __m256 b, __m256 c, __m256 d, __m256i cell, __m256i cell_r
  * filters wk[tap * O + 0..7]; NC pooled cells written at y and am (cell stride O). */
 __attribute__((target("avx2,fma"), always_inline)) static inline void
 tile(const int NC, const float *x0, ptrdiff_t W, int kh_n, int kw_n, const float *wk, int O,
-     __m256 bias, int relu, float *y, int32_t *am, int32_t cell0, int am_w)
+     const float *b, int relu, float *y, int32_t *am, int32_t cell0, int am_w)
 {
+    const __m256 bias = b ? _mm256_loadu_ps(b) : _mm256_setzero_ps();
     __m256 acc[2][TILE_COLS];
 #pragma GCC unroll 2
     for (int r = 0; r < 2; r++)
@@ -75,7 +76,7 @@ tile(const int NC, const float *x0, ptrdiff_t W, int kh_n, int kw_n, const float
 #define TILE_FN(NC)                                                                         \
     __attribute__((target("avx2,fma"))) static void tile##NC(                                \
         const float *x0, ptrdiff_t W, int kh_n, int kw_n, const float *wk, int O,           \
-        __m256 bias, int relu, float *y, int32_t *am, int32_t cell0, int am_w)              \
+        const float *bias, int relu, float *y, int32_t *am, int32_t cell0, int am_w)        \
     {                                                                                       \
         tile(NC, x0, W, kh_n, kw_n, wk, O, bias, relu, y, am, cell0, am_w);                 \
     }
@@ -84,38 +85,7 @@ TILE_FN(2)
 TILE_FN(3)
 #undef TILE_FN
 
-__attribute__((target("avx2,fma")))
-void pc_direct_conv_pool_avx2(const pc_conv_shape *s, const pc_pool_shape *p, const float *x,
-                              const float *w, const float *b, int relu, int am_w, int n0,
-                              int count, float *pooled, int32_t *argmax)
-{
-    const int O = s->o;
-    const ptrdiff_t W = s->w;
-    const size_t img_in = (size_t)s->h * s->w, img_out = (size_t)p->oh * p->ow * O;
-    for (int n = n0; n < n0 + count; n++) {
-        const float *xn = x + (size_t)n * img_in;
-        for (int ob = 0; ob < O; ob += FILTERS) {
-            const __m256 bias = b ? _mm256_loadu_ps(b + ob) : _mm256_setzero_ps();
-            for (int ph = 0; ph < p->oh; ph++) {
-                const float *row = xn + (size_t)(2 * ph) * s->w;
-                const size_t out_row = (size_t)n * img_out + (size_t)ph * p->ow * O + ob;
-                for (int pw = 0; pw < p->ow; pw += 3) {
-                    const float *x0 = row + 2 * pw;
-                    float *y = pooled + out_row + (size_t)pw * O;
-                    int32_t *am = argmax + out_row + (size_t)pw * O;
-                    const int32_t cell0 = 2 * ph * am_w + 2 * pw;
-                    const int left = p->ow - pw;
-                    if (left >= 3)
-                        tile3(x0, W, s->kh, s->kw, w + ob, O, bias, relu, y, am, cell0, am_w);
-                    else if (left == 2)
-                        tile2(x0, W, s->kh, s->kw, w + ob, O, bias, relu, y, am, cell0, am_w);
-                    else
-                        tile1(x0, W, s->kh, s->kw, w + ob, O, bias, relu, y, am, cell0, am_w);
-                }
-            }
-        }
-    }
-}
+const pc_direct_tiles pc_direct_tiles_avx2 = {FILTERS, {tile1, tile2, tile3}};
 
 /* The 9 tap accumulators of one filter block: dw block (+)= acc, + 0 as the GEMM's epilogue */
 #define FLUSH(t)                                                                            \

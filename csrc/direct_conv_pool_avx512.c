@@ -31,8 +31,10 @@
  * filters wk[tap * O + 0..31]; NC pooled cells written at y and am (cell stride O). */
 __attribute__((target("avx512f"), always_inline)) static inline void
 tile(const int NC, const float *x0, ptrdiff_t W, int kh_n, int kw_n, const float *wk, int O,
-     __m512 bias0, __m512 bias1, int relu, float *y, int32_t *am, int32_t cell0, int am_w)
+     const float *bias, int relu, float *y, int32_t *am, int32_t cell0, int am_w)
 {
+    const __m512 bias0 = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
+    const __m512 bias1 = bias ? _mm512_loadu_ps(bias + 16) : _mm512_setzero_ps();
     __m512 acc[2][TILE_COLS][2];
 #pragma GCC unroll 2
     for (int r = 0; r < 2; r++)
@@ -79,60 +81,19 @@ tile(const int NC, const float *x0, ptrdiff_t W, int kh_n, int kw_n, const float
     }
 }
 
-__attribute__((target("avx512f"))) static void tile3(const float *x0, ptrdiff_t W, int kh_n,
-    int kw_n, const float *wk, int O, __m512 b0, __m512 b1, int relu, float *y, int32_t *am,
-    int32_t cell0, int am_w)
-{
-    tile(3, x0, W, kh_n, kw_n, wk, O, b0, b1, relu, y, am, cell0, am_w);
-}
-
-__attribute__((target("avx512f"))) static void tile2(const float *x0, ptrdiff_t W, int kh_n,
-    int kw_n, const float *wk, int O, __m512 b0, __m512 b1, int relu, float *y, int32_t *am,
-    int32_t cell0, int am_w)
-{
-    tile(2, x0, W, kh_n, kw_n, wk, O, b0, b1, relu, y, am, cell0, am_w);
-}
-
-__attribute__((target("avx512f"))) static void tile1(const float *x0, ptrdiff_t W, int kh_n,
-    int kw_n, const float *wk, int O, __m512 b0, __m512 b1, int relu, float *y, int32_t *am,
-    int32_t cell0, int am_w)
-{
-    tile(1, x0, W, kh_n, kw_n, wk, O, b0, b1, relu, y, am, cell0, am_w);
-}
-
-__attribute__((target("avx512f")))
-void pc_direct_conv_pool_avx512(const pc_conv_shape *s, const pc_pool_shape *p, const float *x,
-                                const float *w, const float *b, int relu, int am_w, int n0,
-                                int count, float *pooled, int32_t *argmax)
-{
-    const int O = s->o;
-    const ptrdiff_t W = s->w;
-    const size_t img_in = (size_t)s->h * s->w, img_out = (size_t)p->oh * p->ow * O;
-    for (int n = n0; n < n0 + count; n++) {
-        const float *xn = x + (size_t)n * img_in;
-        for (int ob = 0; ob < O; ob += FILTERS) {
-            const __m512 b0 = b ? _mm512_loadu_ps(b + ob) : _mm512_setzero_ps();
-            const __m512 b1 = b ? _mm512_loadu_ps(b + ob + 16) : _mm512_setzero_ps();
-            for (int ph = 0; ph < p->oh; ph++) {
-                const float *row = xn + (size_t)(2 * ph) * s->w;
-                const size_t out_row = (size_t)n * img_out + (size_t)ph * p->ow * O + ob;
-                for (int pw = 0; pw < p->ow; pw += 3) {
-                    const float *x0 = row + 2 * pw;
-                    float *y = pooled + out_row + (size_t)pw * O;
-                    int32_t *am = argmax + out_row + (size_t)pw * O;
-                    const int32_t cell0 = 2 * ph * am_w + 2 * pw;
-                    const int left = p->ow - pw;
-                    if (left >= 3)
-                        tile3(x0, W, s->kh, s->kw, w + ob, O, b0, b1, relu, y, am, cell0, am_w);
-                    else if (left == 2)
-                        tile2(x0, W, s->kh, s->kw, w + ob, O, b0, b1, relu, y, am, cell0, am_w);
-                    else
-                        tile1(x0, W, s->kh, s->kw, w + ob, O, b0, b1, relu, y, am, cell0, am_w);
-                }
-            }
-        }
+#define TILE_FN(NC)                                                                         \
+    __attribute__((target("avx512f"))) static void tile##NC(                                 \
+        const float *x0, ptrdiff_t W, int kh_n, int kw_n, const float *wk, int O,           \
+        const float *bias, int relu, float *y, int32_t *am, int32_t cell0, int am_w)        \
+    {                                                                                       \
+        tile(NC, x0, W, kh_n, kw_n, wk, O, bias, relu, y, am, cell0, am_w);                 \
     }
-}
+TILE_FN(1)
+TILE_FN(2)
+TILE_FN(3)
+#undef TILE_FN
+
+const pc_direct_tiles pc_direct_tiles_avx512 = {FILTERS, {tile1, tile2, tile3}};
 
 /* The 9 tap accumulators (2 zmm each) of one filter block: dw block += acc (+ 0) */
 #define FLUSH(t)                                                                            \
