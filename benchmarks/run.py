@@ -325,16 +325,19 @@ def child_layers_pycnn(spec):
                           f"backward_pooled(need_dx={need_dx})"))
             i += 2
             continue
-        # the last layer's softmax is fused into the crossentropy (backward_from_logits)
+        # the last layer's softmax is fused into the crossentropy: fit's forward stops at the
+        # logits (forward_logits) and the backward starts from them (backward_from_logits)
         last = i == len(layers) - 1
         f, mode = l.backward, "backward"
+        fwd = l.forward
         if last and getattr(l, "output_activation", None) == "softmax" and \
                 hasattr(l, "backward_from_logits"):
             f, mode = l.backward_from_logits, "backward_from_logits"
+            fwd = l.forward_logits
         if "need_dx" in inspect.signature(f).parameters:
             f = (lambda d, f=f, n=need_dx: f(d, need_dx=n))
             mode += f"(need_dx={need_dx})"
-        steps.append((l.name, [i], lambda a, l=l: l.forward(a, training=True), f, mode))
+        steps.append((l.name, [i], lambda a, fwd=fwd: fwd(a, training=True), f, mode))
         i += 1
     fwd = [[] for _ in steps]
     bwd = [[] for _ in steps]
@@ -1020,10 +1023,10 @@ def report(info, results, layer_res, scaling, args):
             pycnn_note = (" (as fit runs them: a convolution and the max pooling it feeds are "
                           "one fused call; the second convolution's forward runs Winograd "
                           "F(2x2, 3x3), and its GFLOP/s count the direct method's FLOPs, an "
-                          "effective rate)" if model == "convnet" else
+                          "effective rate; the output layer's softmax runs in the loss)" if model == "convnet" else
                           " (as fit runs them: relu fused into the first layer, the output "
-                          "layer's softmax into the loss, so its backward starts from the "
-                          "logits)")
+                          "layer's softmax into the loss, so its forward stops at the logits "
+                          "and its backward starts from them)")
             L.append(f"**{fw}**" + (" (NCHW; ReLU timed with its layer)" if fw == "torch"
                                      else pycnn_note))
             L.append("")

@@ -14,21 +14,26 @@ typedef struct {
     int backward;
 } act_job;
 
+double pc_softmax_row(const float *z, float *p, size_t n)
+{
+    float mx = z[0];
+    for (size_t c = 1; c < n; c++)
+        mx = z[c] > mx ? z[c] : mx;
+    double sum = 0.0;
+    for (size_t c = 0; c < n; c++) {
+        p[c] = expf(z[c] - mx);
+        sum += p[c];
+    }
+    const float inv = (float)(1.0 / sum);
+    for (size_t c = 0; c < n; c++)
+        p[c] *= inv;
+    return (double)mx + log(sum);
+}
+
 static void softmax_rows(const float *x, float *y, size_t rows, size_t cols)
 {
-    for (size_t r = 0; r < rows; r++, x += cols, y += cols) {
-        float mx = x[0];
-        for (size_t c = 1; c < cols; c++)
-            mx = x[c] > mx ? x[c] : mx;
-        double sum = 0.0;
-        for (size_t c = 0; c < cols; c++) {
-            y[c] = expf(x[c] - mx);
-            sum += y[c];
-        }
-        const float inv = (float)(1.0 / sum);
-        for (size_t c = 0; c < cols; c++)
-            y[c] *= inv;
-    }
+    for (size_t r = 0; r < rows; r++, x += cols, y += cols)
+        pc_softmax_row(x, y, cols);
 }
 
 /* dx = y * (dy - sum(dy * y)) per row */

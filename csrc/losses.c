@@ -8,21 +8,6 @@
 
 static float clipf(float v) { return v < EPS ? EPS : (v > 1.0f - EPS ? 1.0f - EPS : v); }
 
-/* writes probs = softmax(z) for one row and returns log(sum(exp(z - max))) + max */
-static double log_softmax_row(const float *z, float *p, int classes)
-{
-    float mx = z[0];
-    for (int c = 1; c < classes; c++)
-        mx = z[c] > mx ? z[c] : mx;
-    double sum = 0.0;
-    for (int c = 0; c < classes; c++)
-        sum += exp((double)z[c] - mx);
-    const double lse = mx + log(sum);
-    for (int c = 0; c < classes; c++)
-        p[c] = (float)exp((double)z[c] - lse);
-    return lse;
-}
-
 int pc_softmax_xent_sparse(const float *logits, const int64_t *labels, int n, int classes,
                            float *probs, float *dlogits, double *loss)
 {
@@ -34,8 +19,8 @@ int pc_softmax_xent_sparse(const float *logits, const int64_t *labels, int n, in
         const int64_t y = labels[r];
         if (y < 0 || y >= classes)
             return PC_EINVAL;
-        const double lse = log_softmax_row(z, p, classes);
-        total += lse - z[y];
+        const double lse = pc_softmax_row(z, p, (size_t)classes);
+        total += lse - (double)z[y];
         if (dlogits) {
             float *d = dlogits + (size_t)r * classes;
             for (int c = 0; c < classes; c++)
@@ -79,7 +64,7 @@ int pc_softmax_xent(const float *logits, const float *targets, int n, int classe
         const float *z = logits + (size_t)r * classes;
         const float *t = targets + (size_t)r * classes;
         float *p = probs + (size_t)r * classes;
-        const double lse = log_softmax_row(z, p, classes);
+        const double lse = pc_softmax_row(z, p, (size_t)classes);
         double tsum = 0.0;
         for (int c = 0; c < classes; c++) {
             total += (double)t[c] * (lse - z[c]);

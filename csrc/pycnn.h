@@ -208,6 +208,9 @@ int pc_activation_forward(pc_runtime *rt, pc_act act, const float *x, float *y, 
                           size_t cols);
 int pc_activation_backward(pc_runtime *rt, pc_act act, const float *y, const float *dy,
                            float *dx, size_t size, size_t cols);
+/* One row: p = softmax(z) (p may equal z); returns the row's log-sum-exp, log(sum(exp(z))),
+ * computed stably (max subtracted; exponentials summed in double). The crossentropies use it. */
+double pc_softmax_row(const float *z, float *p, size_t n);
 
 /* ---- losses (losses.c) ------------------------------------------------------------------------
  * Each returns the MEAN loss over the n rows in *loss and, unless the gradient pointer is NULL,

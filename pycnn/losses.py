@@ -32,8 +32,11 @@ class Loss:
         raise NotImplementedError
 
     def compute(self, y_pred: np.ndarray, y_true: np.ndarray, logits: bool,
-                grad: bool = True) -> Tuple[float, Optional[np.ndarray]]:
-        """(mean loss, d loss / d y_pred) where y_pred are logits when ``logits``."""
+                grad: bool = True, probs_out: Optional[np.ndarray] = None
+                ) -> Tuple[float, Optional[np.ndarray]]:
+        """(mean loss, d loss / d y_pred) where y_pred are logits when ``logits``; then the
+        softmax of the logits lands in ``probs_out`` when given (a float32 array of y_pred's
+        size), as the output the model's metrics see."""
         raise NotImplementedError
 
     def __call__(self, y_true, y_pred) -> float:
@@ -53,6 +56,10 @@ def _rows(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a.reshape(a.shape[0], -1), dtype=np.float32)
 
 
+def _probs_buffer(rows: np.ndarray, probs_out: Optional[np.ndarray]) -> np.ndarray:
+    return np.empty_like(rows) if probs_out is None else probs_out.reshape(rows.shape)
+
+
 class SparseCategoricalCrossentropy(Loss):
     """Crossentropy between integer labels ``(N,)`` and predicted class probabilities (or logits
     with ``from_logits=True``)."""
@@ -70,11 +77,11 @@ class SparseCategoricalCrossentropy(Loss):
                 "layer before the last Dense).")
         return data_mod.sparse_labels(y, int(out_shape[-1]), where)
 
-    def compute(self, y_pred, y_true, logits, grad=True):
+    def compute(self, y_pred, y_true, logits, grad=True, probs_out=None):
         p = _rows(y_pred)
         g = np.empty_like(p) if grad else None
         if logits:
-            loss = _C.softmax_xent_sparse(p, y_true, np.empty_like(p), g)
+            loss = _C.softmax_xent_sparse(p, y_true, _probs_buffer(p, probs_out), g)
         else:
             loss = _C.xent_sparse(p, y_true, g)
         return loss, (g.reshape(y_pred.shape) if grad else None)
@@ -89,11 +96,11 @@ class CategoricalCrossentropy(Loss):
     def prepare_targets(self, y, out_shape, where):
         return data_mod.dense_targets(y, out_shape, where)
 
-    def compute(self, y_pred, y_true, logits, grad=True):
+    def compute(self, y_pred, y_true, logits, grad=True, probs_out=None):
         p, t = _rows(y_pred), _rows(y_true)
         g = np.empty_like(p) if grad else None
         if logits:
-            loss = _C.softmax_xent(p, t, np.empty_like(p), g)
+            loss = _C.softmax_xent(p, t, _probs_buffer(p, probs_out), g)
         else:
             loss = _C.xent(p, t, g)
         return loss, (g.reshape(y_pred.shape) if grad else None)
@@ -107,7 +114,7 @@ class MeanSquaredError(Loss):
     def prepare_targets(self, y, out_shape, where):
         return data_mod.dense_targets(y, out_shape, where)
 
-    def compute(self, y_pred, y_true, logits, grad=True):
+    def compute(self, y_pred, y_true, logits, grad=True, probs_out=None):
         diff = y_pred.astype(np.float64) - y_true
         loss = float(np.mean(diff ** 2))
         g = (2.0 * diff / diff.size).astype(np.float32) if grad else None

@@ -578,6 +578,57 @@ def test_sparse_crossentropy_from_logits_matches_softmax_output(seed):
         np.testing.assert_allclose(wa, wb, rtol=1e-4, atol=1e-6)
 
 
+class _RecordingMetric(keras.metrics.Metric):
+    """Keeps every y_pred that fit hands to the metrics."""
+
+    default_name = "recorded"
+
+    def reset_state(self):
+        super().reset_state()
+        self.seen = getattr(self, "seen", [])
+
+    def batch_values(self, y_true, y_pred):
+        self.seen.append(np.array(y_pred))
+        return np.zeros(len(y_true), np.float32)
+
+
+@pytest.mark.parametrize("output", ["dense_softmax", "softmax_layer"])
+def test_fit_metrics_see_the_softmax_output_when_the_loss_fuses_it(output):
+    """With the softmax fused into the crossentropy, fit's forward pass stops at the logits;
+    the metrics must still get the model's output, the probabilities (as predict gives)."""
+    x, y = make_data(64)
+    inp = keras.Input(shape=(12,))
+    h = layers.Dense(16, activation="relu")(inp)
+    if output == "dense_softmax":
+        out = layers.Dense(4, activation="softmax")(h)
+    else:
+        out = layers.Softmax()(layers.Dense(4)(h))
+    model = keras.Model(inputs=inp, outputs=out)
+    metric = _RecordingMetric()
+    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=0.0),
+                  loss="sparse_categorical_crossentropy", metrics=[metric])
+    assert model._fused_softmax()
+    expect = model.predict(x, batch_size=64, verbose=0)
+    model.fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0)
+    assert len(metric.seen) == 1
+    np.testing.assert_allclose(metric.seen[0], expect, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(metric.seen[0].sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_forward_logits_is_the_output_before_the_final_softmax():
+    x, _ = make_data(20)
+    model = dense_model()
+    layer = model.layers[-1]
+    h = model.layers[-2].forward(x, training=True)
+    z = layer.forward_logits(h, training=True).copy()
+    probs = layer.forward(h, training=True)
+    np.testing.assert_allclose(z, layer.preactivation(), rtol=0, atol=0)
+    e = np.exp(z.astype(np.float64) - z.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(probs, e / e.sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-7)
+    with pytest.raises(NotImplementedError, match="Flatten has no fused activation"):
+        layers.Flatten().forward_logits(x)
+
+
 def test_loss_objects_callable_like_keras():
     y_true = np.array([1, 2])
     y_pred = np.array([[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]], np.float32)

@@ -247,6 +247,11 @@ class Layer:
         softmax into the crossentropy)."""
         return "linear"
 
+    def forward_logits(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """Like ``forward`` but stops before the final activation: a model training with a
+        crossentropy that fuses this layer's softmax needs only the logits."""
+        raise NotImplementedError(f"{type(self).__name__} has no fused activation")
+
     def backward_from_logits(self, dz: np.ndarray, need_dx: bool = True) -> Optional[np.ndarray]:
         """Like ``backward`` but given the gradient before the final activation."""
         raise NotImplementedError(f"{type(self).__name__} has no fused activation")

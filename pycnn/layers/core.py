@@ -15,8 +15,17 @@ class _Activated(Layer):
     """A layer whose output passes through an activation. ``linear`` and ``relu`` are fused
     into the C kernel; the others run as a second kernel over the pre-activation ``z``."""
 
+    _logits_only = False    # set by forward_logits: stop before the final activation
+
     def _init_activation(self, activation) -> None:
         self.activation = activations_mod.get(activation)
+
+    def forward_logits(self, x, training=False):
+        self._logits_only = True
+        try:
+            return self.forward(x, training)
+        finally:
+            self._logits_only = False
 
     @property
     def output_activation(self) -> str:
@@ -30,6 +39,9 @@ class _Activated(Layer):
         """z is the kernel's output (activation already applied if fused)."""
         if self.activation in ("linear", "relu"):
             self._z = self._y = z
+            return z
+        if self._logits_only:
+            self._z, self._y = z, None
             return z
         y = self._buffer("y", z.shape)
         _C.activation_forward(self.activation, z, y)
@@ -116,6 +128,9 @@ class Activation(_Activated):
     def forward(self, x, training=False):
         if self.activation == "linear":
             self._z = self._y = x
+            return x
+        if self._logits_only:
+            self._z, self._y = x, None
             return x
         self._z = x
         y = self._buffer("y", x.shape)

@@ -100,7 +100,9 @@ class Graph:
     def output_shape(self) -> tuple:
         return self.outputs[0].shape
 
-    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+    def forward(self, x: np.ndarray, training: bool, logits: bool = False) -> np.ndarray:
+        """The output for input x; with ``logits``, the output layer's values before its final
+        activation (``Layer.forward_logits``)."""
         values = {self.inputs[0].id: x}
         for node in self.nodes:
             if isinstance(node.layer, InputLayer) or id(node) in self._fused_pools:
@@ -110,7 +112,9 @@ class Graph:
                 values[pool.outputs[0].id] = node.layer.forward_pooled(
                     values[node.inputs[0].id], pool.layer, training)
                 continue
-            values[node.outputs[0].id] = node.layer.forward(values[node.inputs[0].id], training)
+            fwd = node.layer.forward_logits if logits and node is self.output_node else \
+                node.layer.forward
+            values[node.outputs[0].id] = fwd(values[node.inputs[0].id], training)
         return values[self.outputs[0].id]
 
     def release_inputs(self) -> None:

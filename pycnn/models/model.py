@@ -384,9 +384,11 @@ class Model:
                         xb = xbuf[:hi - lo]
                         _C.take_rows(x, idx, xb)
                         yb = y[idx]
-                    out = self._graph.forward(xb, training=True)
-                    if fused:
-                        loss, grad = self.loss.compute(out_layer.preactivation(), yb, True)
+                    out = self._graph.forward(xb, training=True, logits=fused)
+                    if fused:       # the softmax runs in the loss, and its output is the model's
+                        probs = out_layer._buffer("probs", out.shape)
+                        loss, grad = self.loss.compute(out, yb, True, probs_out=probs)
+                        out = probs
                     else:
                         loss, grad = self.loss.compute(out, yb, self.loss.from_logits)
                     if math.isfinite(loss):
