@@ -19,8 +19,7 @@
 
 #include <string.h>
 
-#define TRANSPOSE_RUN 16    /* rows of k read in a run when transposing: packing a B stored as
-                               B^T, and building the narrow products' B^T */
+#define TRANSPOSE_RUN 16    /* rows of k read in a run when packing a B stored as B^T */
 
 static inline int min_i(int a, int b) { return a < b ? a : b; }
 static inline int round_up(int x, int m) { return (x + m - 1) / m * m; }
@@ -238,6 +237,12 @@ static void store_sums(const pc_gemm_args *g, int i0, int rows, const float *s, 
         }
     }
     epilogue(g, c0, rows, 0, g->n);
+}
+
+/* Whether C takes the sums as they are: no accumulation, bias or activation. */
+static int plain_sums(const pc_gemm_args *g)
+{
+    return !g->accumulate && !g->bias && g->act == PC_ACT_LINEAR;
 }
 
 static int gemm_k_zero(const pc_gemm_args *g)
@@ -483,18 +488,19 @@ static int gemm_transposed(pc_runtime *rt, const pc_gemm_args *g, int parallel)
 
 /* ---- narrow C by the ISA's narrow kernels (runtime.h) -----------------------------------------
  * n <= PC_NARROW_N columns. With A's rows contiguous (a forward pass x w), dot products of
- * rows of A with rows of B^T (packed once, n x k); with A^T's rows contiguous (a weight
- * gradient x^T dy), outer products of A^T's rows with broadcasts of B's. Neither packs A.
- * Each element is computed once, by one task: the result does not depend on the thread
- * count. Each block's sums land in C by store_sums. */
-#define NARROW_ROWS_TASK 16    /* rows of C per task, dot products */
+ * rows of A with rows of B^T; with A^T's rows contiguous (a weight gradient x^T dy), outer
+ * products of A^T's rows with broadcasts of B's. Neither packs A. For the dot products each
+ * task builds B^T itself, in its thread's scratch (n x k, L1- or L2-sized): the tasks split
+ * the rows, one per thread, and no thread waits for a shared copy or reads one across cores.
+ * Each element is computed once, in the same order, whichever task computes it: the result
+ * does not depend on the thread count. Each block's sums land in C by store_sums. */
 #define NARROW_COLS_BLOCK 32   /* rows of C per call of the outer-product kernel */
 #define NARROW_COLS_TASK 128   /* rows of C per task, outer products */
 
 static int narrow_by_rows(const pc_ukernel *uk, const pc_gemm_args *g)
 {
-    return uk->narrow_rows && !g->pack_a && !g->b_packed && g->n <= PC_NARROW_N &&
-           g->csa == 1;
+    return uk->narrow_rows && uk->narrow_pack && !g->pack_a && !g->b_packed &&
+           g->n <= PC_NARROW_N && g->csa == 1;
 }
 
 static int narrow_by_cols(const pc_ukernel *uk, const pc_gemm_args *g)
@@ -504,23 +510,30 @@ static int narrow_by_cols(const pc_ukernel *uk, const pc_gemm_args *g)
 }
 
 typedef struct {
-    const pc_ukernel *uk;
+    pc_runtime *rt;
     const pc_gemm_args *g;
-    const float *bt;
     ptrdiff_t ldbt;
+    int rows_per_task;
+    int failed;
 } narrow_job;
 
 static void narrow_rows_task(void *ctx, int task, int thread)
 {
-    (void)thread;
-    const narrow_job *j = ctx;
+    narrow_job *j = ctx;
     const pc_gemm_args *g = j->g;
-    const int i1 = min_i(g->m, (task + 1) * NARROW_ROWS_TASK);
+    const pc_ukernel *uk = &j->rt->ukernel;
+    float *bt = pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_PACK, (size_t)g->n * j->ldbt);
+    if (!bt) {
+        j->failed = 1;
+        return;
+    }
+    uk->narrow_pack(g->k, g->n, g->b, g->rsb, g->csb, bt, j->ldbt);
+    const int i1 = min_i(g->m, (task + 1) * j->rows_per_task);
     float s[2 * PC_NARROW_N];
-    for (int i = task * NARROW_ROWS_TASK; i < i1; i += 2) {
+    for (int i = task * j->rows_per_task; i < i1; i += 2) {
         const int rows = min_i(2, i1 - i);
-        j->uk->narrow_rows(g->k, rows, g->a + (ptrdiff_t)i * g->rsa, g->rsa, j->bt, j->ldbt,
-                           g->n, s, PC_NARROW_N);
+        uk->narrow_rows(g->k, rows, g->a + (ptrdiff_t)i * g->rsa, g->rsa, bt, j->ldbt, g->n, s,
+                        PC_NARROW_N);
         store_sums(g, i, rows, s, PC_NARROW_N, 1);
     }
 }
@@ -530,54 +543,88 @@ static void narrow_cols_task(void *ctx, int task, int thread)
     (void)thread;
     const narrow_job *j = ctx;
     const pc_gemm_args *g = j->g;
+    const pc_ukernel *uk = &j->rt->ukernel;
     const int i1 = min_i(g->m, (task + 1) * NARROW_COLS_TASK);
     float s[NARROW_COLS_BLOCK * PC_NARROW_N];
     for (int i = task * NARROW_COLS_TASK; i < i1; i += NARROW_COLS_BLOCK) {
         const int rows = min_i(NARROW_COLS_BLOCK, i1 - i);
-        j->uk->narrow_cols(g->k, rows, g->a + i, g->csa, g->b, g->rsb, g->n, s, PC_NARROW_N);
+        if (plain_sums(g)) {        /* straight into C */
+            uk->narrow_cols(g->k, rows, g->a + i, g->csa, g->b, g->rsb, g->n,
+                            g->c + (ptrdiff_t)i * g->ldc, g->ldc);
+            continue;
+        }
+        uk->narrow_cols(g->k, rows, g->a + i, g->csa, g->b, g->rsb, g->n, s, PC_NARROW_N);
         store_sums(g, i, rows, s, PC_NARROW_N, 1);
     }
 }
 
-/* B^T into bt (n rows of ldbt floats, zero-padded past k). B is read in blocks of
- * TRANSPOSE_RUN rows, each row's n floats at once (contiguous when csb == 1), and each block
- * written as n runs: both sides stream, where walking one column of B at a time read a float per
- * cache line (a 1152 x 10 kernel took ~10 us on the calling thread, a third of the layer). */
-PC_MULTIVERSION
-static void transpose_narrow(const pc_gemm_args *g, float *bt, ptrdiff_t ldbt)
+/* ---- few k (<= PC_NARROW_N): C = A B by the ISA's narrow_k kernel ------------------------------
+ * The input gradient of a class layer (dy w^T, k = 10 classes): a micro-tile would run 10 k
+ * steps per load and store of C. Tasks split C's columns, one per thread; each lays out its
+ * columns of B (k rows) with narrow_pack, then runs through C's rows 4 at a time. Each element's
+ * k terms are summed in order by one task: thread-count independent. */
+#define NARROW_K_ROWS 4
+
+static int narrow_k(const pc_ukernel *uk, const pc_gemm_args *g)
 {
-    const int n = g->n;
-    float blk[TRANSPOSE_RUN][PC_NARROW_N];
-    for (int p0 = 0; p0 < g->k; p0 += TRANSPOSE_RUN) {
-        const int run = min_i(TRANSPOSE_RUN, g->k - p0);
-        for (int q = 0; q < run; q++) {
-            const float *src = g->b + (ptrdiff_t)(p0 + q) * g->rsb;
-            for (int c = 0; c < n; c++)
-                blk[q][c] = src[(ptrdiff_t)c * g->csb];
-        }
-        for (int c = 0; c < n; c++) {
-            float *dst = bt + (ptrdiff_t)c * ldbt + p0;
-            for (int q = 0; q < run; q++)
-                dst[q] = blk[q][c];
-        }
+    return uk->narrow_k && uk->narrow_pack && !g->pack_a && !g->b_packed &&
+           g->k <= PC_NARROW_N && g->n > PC_NARROW_N;
+}
+
+typedef struct {
+    pc_runtime *rt;
+    const pc_gemm_args *g;
+    int cols_per_task;
+    int failed;
+} narrow_k_job;
+
+static void narrow_k_task(void *ctx, int task, int thread)
+{
+    narrow_k_job *j = ctx;
+    const pc_gemm_args *g = j->g;
+    const pc_ukernel *uk = &j->rt->ukernel;
+    const int j0 = task * j->cols_per_task, cols = min_i(j->cols_per_task, g->n - j0);
+    const ptrdiff_t ldb = round_up(cols, 16);
+    float *b = pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_PACK, (size_t)g->k * ldb);
+    if (!b) {
+        j->failed = 1;
+        return;
     }
-    for (int c = 0; c < n; c++)
-        for (ptrdiff_t p = g->k; p < ldbt; p++)
-            bt[(ptrdiff_t)c * ldbt + p] = 0.0f;
+    /* B's k rows of these columns, contiguous: the transpose of B^T's layout */
+    uk->narrow_pack(cols, g->k, g->b + (ptrdiff_t)j0 * g->csb, g->csb, g->rsb, b, ldb);
+    for (int i = 0; i < g->m; i += NARROW_K_ROWS) {
+        const int rows = min_i(NARROW_K_ROWS, g->m - i);
+        float *c = g->c + (ptrdiff_t)i * g->ldc + j0;
+        uk->narrow_k(g->k, rows, cols, g->a + (ptrdiff_t)i * g->rsa, g->rsa, g->csa, b, ldb, c,
+                     g->ldc, g->accumulate);
+        epilogue(g, c, rows, j0, cols);
+    }
+}
+
+static int gemm_narrow_k(pc_runtime *rt, const pc_gemm_args *g, int parallel)
+{
+    const int threads = parallel ? rt->nthreads : 1;
+    narrow_k_job j = {.rt = rt, .g = g,
+                      .cols_per_task = round_up((g->n + 4 * threads - 1) / (4 * threads), 64)};
+    const int ntasks = (g->n + j.cols_per_task - 1) / j.cols_per_task;
+    if (parallel)
+        pc_parallel(rt, ntasks, narrow_k_task, &j);
+    else
+        for (int t = 0; t < ntasks; t++)
+            narrow_k_task(&j, t, 0);
+    return j.failed ? PC_ENOMEM : PC_OK;
 }
 
 static int gemm_narrow(pc_runtime *rt, const pc_gemm_args *g, int parallel, int by_rows)
 {
-    narrow_job j = {.uk = &rt->ukernel, .g = g};
+    narrow_job j = {.rt = rt, .g = g};
     int ntasks;
     if (by_rows) {
+        /* one task per thread, an even number of rows each (the kernel takes row pairs) */
+        const int threads = parallel ? rt->nthreads : 1;
         j.ldbt = round_up(g->k, 16);
-        float *bt = pc_shared_scratch(rt, PC_SHARED_SLOT_TRANSPOSED, (size_t)g->n * j.ldbt);
-        if (!bt)
-            return PC_ENOMEM;
-        transpose_narrow(g, bt, j.ldbt);
-        j.bt = bt;
-        ntasks = (g->m + NARROW_ROWS_TASK - 1) / NARROW_ROWS_TASK;
+        j.rows_per_task = round_up((g->m + threads - 1) / threads, 2);
+        ntasks = (g->m + j.rows_per_task - 1) / j.rows_per_task;
     } else {
         ntasks = (g->m + NARROW_COLS_TASK - 1) / NARROW_COLS_TASK;
     }
@@ -587,7 +634,7 @@ static int gemm_narrow(pc_runtime *rt, const pc_gemm_args *g, int parallel, int 
     else
         for (int t = 0; t < ntasks; t++)
             fn(&j, t, 0);
-    return PC_OK;
+    return j.failed ? PC_ENOMEM : PC_OK;
 }
 
 int pc_gemm(pc_runtime *rt, const pc_gemm_args *g, int parallel)
@@ -601,6 +648,8 @@ int pc_gemm(pc_runtime *rt, const pc_gemm_args *g, int parallel)
         return gemm_narrow(rt, g, parallel, 1);
     if (narrow_by_cols(uk, g))
         return gemm_narrow(rt, g, parallel, 0);
+    if (narrow_k(uk, g))
+        return gemm_narrow_k(rt, g, parallel);
     if (narrow_c(uk, g))
         return gemm_transposed(rt, g, parallel);
     const int nthreads = rt->nthreads;

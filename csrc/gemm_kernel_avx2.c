@@ -82,6 +82,7 @@ static void ukernel_cols_avx2(int k, const float *a, ptrdiff_t lda, const float 
     ukernel_body(k, a, 1, lda, b, ldb, c, ldc, accumulate, bias, relu);
 }
 
-const pc_ukernel pc_ukernel_avx2 = {PC_ISA_AVX2, "avx2", MR, NR, 256, 144, ukernel_avx2, NULL,
-                                    NULL, ukernel_rows_avx2, ukernel_cols_avx2};
+const pc_ukernel pc_ukernel_avx2 = {
+    .isa = PC_ISA_AVX2, .name = "avx2", .mr = MR, .nr = NR, .kc = 256, .mc = 144,
+    .fn = ukernel_avx2, .fn_rows = ukernel_rows_avx2, .fn_cols = ukernel_cols_avx2};
 #endif

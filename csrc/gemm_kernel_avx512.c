@@ -11,6 +11,8 @@
 #define MR 12
 #define NR 32
 
+static ptrdiff_t round_up16(int k) { return ((ptrdiff_t)k + 15) / 16 * 16; }
+
 #define ROW_FMA(i)                                                                      \
     do {                                                                                \
         const __m512 ai = _mm512_set1_ps(a[(i) * ri]);                                  \
@@ -82,6 +84,33 @@ static void ukernel_cols_avx512(int k, const float *a, ptrdiff_t lda, const floa
     ukernel_body(k, a, 1, lda, b, ldb, c, ldc, accumulate, bias, relu);
 }
 
+/* 16 rows of 16 floats transposed in registers (four rounds of 16 shuffles): on return r[j]
+ * holds what was column j. */
+__attribute__((target("avx512f"), always_inline)) static inline void transpose16(__m512 r[16])
+{
+    __m512 t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {       /* pairs of rows interleaved in each 128-bit block */
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int g = 0; g < 4; g++) {           /* u[4g + c], block L: rows 4g..4g+3 of column 4L+c */
+        u[4 * g + 0] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+        u[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+        u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+        u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+    }
+    for (int c = 0; c < 4; c++) {           /* column 4L+c: block L of u[c], u[4+c], ... */
+        const __m512 x0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44);
+        const __m512 x1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE);
+        const __m512 y0 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x44);
+        const __m512 y1 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xEE);
+        r[c] = _mm512_shuffle_f32x4(x0, y0, 0x88);
+        r[4 + c] = _mm512_shuffle_f32x4(x0, y0, 0xDD);
+        r[8 + c] = _mm512_shuffle_f32x4(x1, y1, 0x88);
+        r[12 + c] = _mm512_shuffle_f32x4(x1, y1, 0xDD);
+    }
+}
+
 /* ---- narrow products (runtime.h): n <= 12 columns, all accumulators in registers -------- */
 
 /* Two rows of A against N <= 12 rows of B^T: 2N zmm accumulators of 16 lanes (lane l sums the
@@ -140,15 +169,17 @@ cols_n(const int N, int k, int m, const float *a, ptrdiff_t lda, const float *b,
             acc1[j] = _mm512_fmadd_ps(x1, bj, acc1[j]);
         }
     }
-    float t[PC_NARROW_N][32] __attribute__((aligned(64)));
-#pragma GCC unroll 12
-    for (int j = 0; j < N; j++) {
-        _mm512_store_ps(t[j], acc0[j]);
-        _mm512_store_ps(t[j] + 16, acc1[j]);
+    /* each half: column j's 16 rows in acc[j], transposed into rows of N floats */
+    const __mmask16 row = (__mmask16)((1u << N) - 1);
+    for (int h = 0; h < 2; h++) {
+        __m512 r[16];
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++)
+            r[j] = j < N ? (h ? acc1[j] : acc0[j]) : _mm512_setzero_ps();
+        transpose16(r);
+        for (int i = 0; i < 16 && 16 * h + i < m; i++)
+            _mm512_mask_storeu_ps(s + (16 * h + i) * lds, row, r[i]);
     }
-    for (int i = 0; i < m; i++)
-        for (int j = 0; j < N; j++)
-            s[i * lds + j] = t[j][i];
 }
 
 #define NARROW_CASES(CALL)                                                                  \
@@ -183,7 +214,93 @@ static void narrow_cols_avx512(int k, int m, const float *a, ptrdiff_t lda, cons
 #undef COLS
 }
 
-const pc_ukernel pc_ukernel_avx512 = {PC_ISA_AVX512, "avx512", MR, NR, 256, 144,
-                                      ukernel_avx512, narrow_rows_avx512, narrow_cols_avx512,
-                                      ukernel_rows_avx512, ukernel_cols_avx512};
+/* B^T: from B's rows (csb == 1) 16 at a time, each masked to its n floats and transposed in
+ * registers; B^T's rows copied when they are B's columns (rsb == 1); element by element
+ * otherwise. Lanes past k are zero. */
+__attribute__((target("avx512f")))
+static void narrow_pack_avx512(int k, int n, const float *b, ptrdiff_t rsb, ptrdiff_t csb,
+                               float *bt, ptrdiff_t ldbt)
+{
+    if (csb == 1) {
+        const __mmask16 cols = (__mmask16)((1u << n) - 1);
+        for (int p = 0; p < k; p += 16) {
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = p + i < k ? _mm512_maskz_loadu_ps(cols, b + (ptrdiff_t)(p + i) * rsb)
+                                 : _mm512_setzero_ps();
+            transpose16(r);
+            for (int j = 0; j < n; j++)
+                _mm512_store_ps(bt + j * ldbt + p, r[j]);
+        }
+    } else {
+        for (int j = 0; j < n; j++)
+            for (int p = 0; p < k; p++)
+                bt[j * ldbt + p] = b[(ptrdiff_t)p * rsb + j * csb];
+        for (int j = 0; j < n; j++)
+            for (int p = k; p < round_up16(k); p++)
+                bt[j * ldbt + p] = 0.0f;
+    }
+    for (int j = 0; j < n; j++)
+        for (ptrdiff_t p = round_up16(k); p < ldbt; p++)
+            bt[j * ldbt + p] = 0.0f;
+}
+
+/* Up to 4 rows of C, 64 columns (4 vectors, masked at the end) at a time: 16 zmm
+ * accumulators, each k step 4 loads of B's row and 4 broadcasts of A. R is a constant in
+ * each instance. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+narrow_k_n(const int R, int k, int n, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
+           const float *bt, ptrdiff_t ldbt, float *c, ptrdiff_t ldc, int accumulate)
+{
+    for (int p = 0; p < n; p += 64) {
+        __mmask16 m[4];
+        for (int v = 0; v < 4; v++) {
+            const int left = n - p - 16 * v;
+            m[v] = left >= 16 ? (__mmask16)0xFFFF
+                              : left > 0 ? (__mmask16)((1u << left) - 1) : (__mmask16)0;
+        }
+        __m512 acc[4][4];
+        for (int r = 0; r < R; r++)
+            for (int v = 0; v < 4; v++)
+                acc[r][v] = _mm512_setzero_ps();
+        for (int j = 0; j < k; j++) {
+            const float *bj = bt + j * ldbt + p;
+            __m512 b[4];
+            for (int v = 0; v < 4; v++)
+                b[v] = _mm512_maskz_load_ps(m[v], bj + 16 * v);
+            for (int r = 0; r < R; r++) {
+                const __m512 ar = _mm512_set1_ps(a[r * rsa + j * csa]);
+                for (int v = 0; v < 4; v++)
+                    acc[r][v] = _mm512_fmadd_ps(ar, b[v], acc[r][v]);
+            }
+        }
+        for (int r = 0; r < R; r++)
+            for (int v = 0; v < 4; v++) {
+                float *cp = c + r * ldc + p + 16 * v;
+                const __m512 sum = accumulate
+                    ? _mm512_add_ps(_mm512_maskz_loadu_ps(m[v], cp), acc[r][v]) : acc[r][v];
+                _mm512_mask_storeu_ps(cp, m[v], sum);
+            }
+    }
+}
+
+__attribute__((target("avx512f")))
+static void narrow_k_avx512(int k, int rows, int n, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
+                            const float *bt, ptrdiff_t ldbt, float *c, ptrdiff_t ldc,
+                            int accumulate)
+{
+    switch (rows) {
+    case 1: narrow_k_n(1, k, n, a, rsa, csa, bt, ldbt, c, ldc, accumulate); break;
+    case 2: narrow_k_n(2, k, n, a, rsa, csa, bt, ldbt, c, ldc, accumulate); break;
+    case 3: narrow_k_n(3, k, n, a, rsa, csa, bt, ldbt, c, ldc, accumulate); break;
+    case 4: narrow_k_n(4, k, n, a, rsa, csa, bt, ldbt, c, ldc, accumulate); break;
+    default: break;
+    }
+}
+
+const pc_ukernel pc_ukernel_avx512 = {
+    .isa = PC_ISA_AVX512, .name = "avx512", .mr = MR, .nr = NR, .kc = 256, .mc = 144,
+    .fn = ukernel_avx512, .narrow_rows = narrow_rows_avx512, .narrow_cols = narrow_cols_avx512,
+    .narrow_pack = narrow_pack_avx512, .narrow_k = narrow_k_avx512, .fn_rows = ukernel_rows_avx512,
+    .fn_cols = ukernel_cols_avx512};
 #endif

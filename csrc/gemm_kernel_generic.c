@@ -35,9 +35,9 @@ static void ukernel_generic(int k, const float *a, const float *b, float *c, ptr
     }
 }
 
-const pc_ukernel pc_ukernel_generic = {PC_ISA_GENERIC, "generic", MR, NR, 256, 128,
-                                       ukernel_generic, NULL, NULL, NULL,
-                                       NULL};
+const pc_ukernel pc_ukernel_generic = {
+    .isa = PC_ISA_GENERIC, .name = "generic", .mr = MR, .nr = NR, .kc = 256, .mc = 128,
+    .fn = ukernel_generic};
 
 const pc_ukernel *pc_ukernel_for(pc_isa isa)
 {

@@ -46,6 +46,17 @@ typedef void (*pc_narrow_rows_fn)(int k, int rows, const float *a, ptrdiff_t lda
                                   ptrdiff_t lds);
 typedef void (*pc_narrow_cols_fn)(int k, int m, const float *a, ptrdiff_t lda, const float *b,
                                   ptrdiff_t ldb, int n, float *s, ptrdiff_t lds);
+/* Products with few k (k <= PC_NARROW_N: the input gradient dy w^T of a class layer), C's
+ * rows computed whole from B's rows laid out as narrow_pack lays out B^T: for i < rows (<= 4), p < n,
+ *   c[i*ldc + p] (+)= sum_j a[i*rsa + j*csa] * bt[j*ldbt + p],  j = 0..k-1 in order,
+ * bt as narrow_pack writes it (zeros past n up to a multiple of 16); accumulate = 0 overwrites. */
+typedef void (*pc_narrow_k_fn)(int k, int rows, int n, const float *a, ptrdiff_t rsa,
+                               ptrdiff_t csa, const float *bt, ptrdiff_t ldbt, float *c,
+                               ptrdiff_t ldc, int accumulate);
+/* B^T for the rows kernel: bt[j*ldbt + p] = b[p*rsb + j*csb] for j < n, p < k, and zeros for
+ * k <= p < ldbt (ldbt a multiple of 16, bt 64-byte aligned). */
+typedef void (*pc_narrow_pack_fn)(int k, int n, const float *b, ptrdiff_t rsb, ptrdiff_t csb,
+                                  float *bt, ptrdiff_t ldbt);
 
 /* The micro-kernel's product with A read in place instead of from a packed panel, same sums
  * and epilogue: by rows (row i: k floats at a + i*lda) or by columns (column p: mr floats at
@@ -63,6 +74,8 @@ typedef struct {
     pc_ukernel_fn fn;
     pc_narrow_rows_fn narrow_rows;   /* or NULL: the driver computes C^T instead */
     pc_narrow_cols_fn narrow_cols;
+    pc_narrow_pack_fn narrow_pack;   /* B^T for narrow_rows (and B for narrow_k) */
+    pc_narrow_k_fn narrow_k;         /* or NULL: the micro-kernel with k <= 12 */
     pc_ukernel_strided_fn fn_rows;   /* or NULL: callers pack A */
     pc_ukernel_strided_fn fn_cols;   /* or NULL: the GEMM packs A, and B */
 } pc_ukernel;

@@ -212,6 +212,9 @@ GEMM_SHAPES = [  # (M, N, K): edges of every blocking, not multiples of 8/16/32
     # of A (NN, NT) or of A^T (TN): k a multiple of 16 or not, 2-row pairs and a last odd row,
     # 32-row blocks and a partial one
     (128, 10, 1152), (33, 12, 17), (70, 11, 16), (40, 3, 31), (65, 1, 200),
+    # few k (<= 12, a class layer's dy w^T): the narrow_k kernel, 4 rows at a time and a
+    # partial block, columns in 64-wide tiles with a masked end, column tasks of any width
+    (130, 100, 10), (5, 700, 12), (3, 17, 7), (128, 512, 10),
     # whole 32-column slivers: a row-major B read in place (AVX-512; AVX2's slivers are 16), by
     # the column split
     # (M within one row block), the row split (M larger), with one and several k blocks
@@ -533,8 +536,9 @@ def _by_threads(fn):
     return results
 
 
-@pytest.mark.parametrize("m,n,k", [(255, 129, 301), (300, 10, 1152), (255, 64, 301)],
-                         ids=["wide", "narrow", "whole_slivers"])
+@pytest.mark.parametrize("m,n,k", [(255, 129, 301), (300, 10, 1152), (255, 64, 301),
+                                   (301, 700, 10)],
+                         ids=["wide", "narrow", "whole_slivers", "few_k"])
 @pytest.mark.parametrize("trans_a,trans_b,accumulate", [(False, False, False), (True, False, True),
                                                         (False, True, False), (True, True, False)])
 def test_gemm_bit_identical_across_threads(isa, keep_num_threads, trans_a, trans_b, accumulate,
