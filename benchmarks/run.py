@@ -1013,13 +1013,17 @@ def report(info, results, layer_res, scaling, args):
 
                 gf, pf = g(f, l["fwd"])
                 gb, pb = g(b, l["bwd"])
+                _, pt = g(f + b, l["fwd"] + l["bwd"])     # the "forward + backward together"
                 rows.append([l["name"], "x".join(str(s) for s in l["out_shape"][1:]),
-                             f"{l['fwd'] * 1e3:.3f}", gf, pf, f"{l['bwd'] * 1e3:.3f}", gb, pb])
+                             f"{l['fwd'] * 1e3:.3f}", gf, pf, f"{l['bwd'] * 1e3:.3f}", gb, pb,
+                             pt])
             fwd1, train1 = model_flops(model, BATCH)
             rows.append(["**total**", "", f"{tf * 1e3:.3f}",
                          f"{fwd1 / tf / 1e9:.1f}" if tf else "-", "",
                          f"{tb * 1e3:.3f}",
-                         f"{(train1 - fwd1) / tb / 1e9:.1f}" if tb else "-", ""])
+                         f"{(train1 - fwd1) / tb / 1e9:.1f}" if tb else "-", "",
+                         f"{100 * train1 / (tf + tb) / 1e9 / peak:.1f}" if tf + tb and peak
+                         else "-"])
             pycnn_note = (" (as fit runs them: a convolution and the max pooling it feeds are "
                           "one fused call; the second convolution's forward runs Winograd "
                           "F(2x2, 3x3), and its GFLOP/s count the direct method's FLOPs, an "
@@ -1031,7 +1035,7 @@ def report(info, results, layer_res, scaling, args):
                                      else pycnn_note))
             L.append("")
             L.append(md_table(["layer", "output", "fwd ms", "fwd GFLOP/s", "fwd % peak",
-                               "bwd ms", "bwd GFLOP/s", "bwd % peak"], rows))
+                               "bwd ms", "bwd GFLOP/s", "bwd % peak", "fwd+bwd % peak"], rows))
             L.append("")
             a = A.get(fw, {}).get(model)
             if a and a["epoch"]:
