@@ -25,6 +25,7 @@
 #include "direct_conv_pool.h"
 #include "winograd.h"
 
+#include <math.h>
 #include <string.h>
 
 #define ROWS_PER_CHUNK 512
@@ -49,6 +50,12 @@ typedef struct {
                                     or the Winograd-transformed kernel */
     int winograd;                /* forward by F(2x2, 3x3) (winograd.h) */
     int direct;                  /* fused forward by the direct kernel (direct_conv_pool.h) */
+    const float *w_rows;         /* backward with pool and a finite W: W^T row-major (o rows
+                                    of w_ld floats) for dx's products, which skip dy's zeros
+                                    (every cell a window does not pick); else NULL */
+    int w_ld;
+    int sparse_dw;               /* backward with pool: dw from dy's nonzeros (pc_gemm_sparse_tn),
+                                    the lanes' partial dw then held transposed, [o][kdim] */
     float *partial;        /* LANES x (K*O + O) for dw and db */
     pc_act act;
     int kdim;              /* KH*KW*C */
@@ -591,15 +598,23 @@ static void backward_task(void *ctx, int lane, int thread)
             j->failed = 1;
             return;
         }
-        pc_gemm_args gw = {
-            .m = j->kdim, .n = s->o, .k = rows,
-            .a = col, .rsa = 1, .csa = j->kdim,
-            .pack_a = gather ? pack_taps : NULL, .pack_ctx = &view,
-            .b = dyc, .rsb = s->o, .csb = 1,
-            .c = dw, .ldc = s->o,
-            .accumulate = !first, .bias = NULL, .act = PC_ACT_LINEAR,
-        };
-        pc_gemm_serial(j->rt, &gw, scratch);
+        if (j->sparse_dw) {        /* the GEMM's k blocks, from dy's nonzeros */
+            const int kc = pc_gemm_k_block(j->rt, rows);
+            for (int p0 = 0; p0 < rows; p0 += kc)
+                pc_gemm_sparse_tn(j->rt, min_i(kc, rows - p0), s->o, j->kdim,
+                                  dyc + (size_t)p0 * s->o, s->o, col + (size_t)p0 * j->kdim,
+                                  j->kdim, dw, j->kdim, !first || p0 > 0);
+        } else {
+            pc_gemm_args gw = {
+                .m = j->kdim, .n = s->o, .k = rows,
+                .a = col, .rsa = 1, .csa = j->kdim,
+                .pack_a = gather ? pack_taps : NULL, .pack_ctx = &view,
+                .b = dyc, .rsb = s->o, .csb = 1,
+                .c = dw, .ldc = s->o,
+                .accumulate = !first, .bias = NULL, .act = PC_ACT_LINEAR,
+            };
+            pc_gemm_serial(j->rt, &gw, scratch);
+        }
         first = 0;
         column_sums(dyc, rows, s->o, db);
         if (!j->dx)
@@ -618,7 +633,13 @@ static void backward_task(void *ctx, int lane, int thread)
             .c = dcol, .ldc = j->kdim,
             .accumulate = 0, .bias = NULL, .act = PC_ACT_LINEAR,
         };
-        pc_gemm_serial(j->rt, &gx, scratch);
+        pc_gemm_args gs = gx;
+        gs.b = j->w_rows;
+        gs.rsb = j->w_ld;
+        gs.csb = 1;
+        gs.b_packed = NULL;
+        if (!j->w_rows || pc_gemm_sparse_a(j->rt, &gs) != 0)
+            pc_gemm_serial(j->rt, &gx, scratch);
         if (!pointwise)
             col2im(s, dcol, n0, count, j->dx);
     }
@@ -642,14 +663,26 @@ static void reduce_task(void *ctx, int task, int thread)
     const size_t hi = lo + REDUCE_BLOCK < r->total ? lo + REDUCE_BLOCK : r->total;
     const int used = min_i(LANES, j->nchunks);
     for (size_t e = lo; e < hi; e++) {
-        float acc = j->partial[e];
+        /* dw[q][c] is partial[c][q] when the lanes summed it transposed */
+        const size_t at = j->sparse_dw && e < wsize
+                              ? (e % (size_t)j->s->o) * (size_t)j->kdim + e / (size_t)j->s->o : e;
+        float acc = j->partial[at];
         for (int l = 1; l < used; l++)
-            acc += j->partial[(size_t)l * r->total + e];
+            acc += j->partial[(size_t)l * r->total + at];
         if (e < wsize)
             r->dw[e] = acc;
         else if (r->db)
             r->db[e - wsize] = acc;
     }
+}
+
+PC_MULTIVERSION
+static int all_finite(const float *restrict v, size_t n)
+{
+    int ok = 1;
+    for (size_t i = 0; i < n; i++)
+        ok &= fabsf(v[i]) <= 3.40282347e38f;
+    return ok;
 }
 
 static int run_backward(conv_job *j, float *dw, float *db)
@@ -659,9 +692,28 @@ static int run_backward(conv_job *j, float *dw, float *db)
         return PC_EINVAL;
     const size_t total = (size_t)j->kdim * j->s->o + j->s->o;
     j->direct = j->pool && !j->dx && pc_direct_conv_pool_backward_applies(j->rt, j->s, j->pool);
+    /* with a fused pooling most of dy is zero (below); dw's terms with a zero dy are left out.
+     * Those would add 0 unless x holds inf or NaN, when the GEMM's 0 x inf makes NaN: then the
+     * loss is NaN already and fit stops before any backward pass. */
+    j->sparse_dw = j->pool && !j->direct && j->kdim > GATHER_TAPS && !is_pointwise(j->s) &&
+                   pc_gemm_has_sparse_tn(j->rt);
     j->partial = pc_shared_scratch(j->rt, PC_SHARED_SLOT_PARTIAL, (size_t)LANES * total);
     if (!j->partial || (j->dx && pack_kernel(j, 1)))
         return PC_ENOMEM;
+    /* with a fused pooling at most one cell per window has a gradient (a quarter for 2x2), and
+     * relu zeroes more: the products of dx skip them, same sums, where the GEMM would multiply
+     * W's columns by zeros (so W must be finite: 0 x inf would have been NaN) */
+    if (j->pool && j->dx && all_finite(j->w, (size_t)j->kdim * j->s->o)) {
+        const int o = j->s->o;
+        j->w_ld = (j->kdim + 15) / 16 * 16;
+        float *wr = pc_shared_scratch(j->rt, PC_SHARED_SLOT_TRANSPOSED, (size_t)o * j->w_ld);
+        if (!wr)
+            return PC_ENOMEM;
+        for (int q = 0; q < j->kdim; q++)          /* w[q][c] -> wr[c][q] */
+            for (int c = 0; c < o; c++)
+                wr[(size_t)c * j->w_ld + q] = j->w[(size_t)q * o + c];
+        j->w_rows = wr;
+    }
     pc_parallel(j->rt, min_i(LANES, j->nchunks), backward_task, j);
     if (j->failed)
         return PC_ENOMEM;

@@ -17,6 +17,7 @@
 #include "pycnn.h"
 #include "gemm_kernels.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #define TRANSPOSE_RUN 16    /* rows of k read in a run when packing a B stored as B^T */
@@ -284,6 +285,35 @@ void pc_gemm_pack_b(const pc_runtime *rt, const pc_gemm_args *g, float *dst)
     const ptrdiff_t npad = round_up(g->n, uk->nr);
     for (int pc = 0; pc < g->k; pc += kc)
         pack_b(g, pc, min_i(kc, g->k - pc), 0, g->n, uk->nr, dst + (ptrdiff_t)pc * npad);
+}
+
+int pc_gemm_sparse_a(const pc_runtime *rt, const pc_gemm_args *g)
+{
+    const pc_ukernel *uk = &rt->ukernel;
+    if (!uk->sparse_rows || g->b_packed || g->pack_a || !plain_sums(g) || g->csa != 1 ||
+        g->csb != 1 || g->rsb % 16 != 0 || g->rsb < round_up(g->n, 16) ||
+        (uintptr_t)g->b % 64 != 0 || g->k <= 0 || g->k > PC_SPARSE_MAX_K ||
+        g->k > k_block(uk, g->k) || g->m <= 0 || g->n <= 0)
+        return -1;
+    uk->sparse_rows(g->m, g->n, g->k, g->a, g->rsa, g->b, g->rsb, g->c, g->ldc);
+    return 0;
+}
+
+int pc_gemm_sparse_tn(const pc_runtime *rt, int k, int nc, int nq, const float *a,
+                      ptrdiff_t lda, const float *b, ptrdiff_t ldb, float *out, ptrdiff_t ldo,
+                      int accumulate)
+{
+    const pc_ukernel *uk = &rt->ukernel;
+    if (!uk->sparse_tn || k > PC_SPARSE_MAX_K)
+        return -1;
+    if (k > 0 && nc > 0 && nq > 0)
+        uk->sparse_tn(k, nc, nq, a, lda, b, ldb, out, ldo, accumulate);
+    return 0;
+}
+
+int pc_gemm_has_sparse_tn(const pc_runtime *rt)
+{
+    return rt->ukernel.sparse_tn != NULL && rt->ukernel.kc + rt->ukernel.kc / 4 <= PC_SPARSE_MAX_K;
 }
 
 void pc_gemm_serial(const pc_runtime *rt, const pc_gemm_args *g, float *scratch)

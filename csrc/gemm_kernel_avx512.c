@@ -7,6 +7,7 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#include <stdint.h>
 
 #define MR 12
 #define NR 32
@@ -298,9 +299,157 @@ static void narrow_k_avx512(int k, int rows, int n, const float *a, ptrdiff_t rs
     }
 }
 
+/* One row of C, NV vectors from column q0: the row's nonzeros listed first (16 compares of A
+ * at a time), then NV accumulators, one broadcast and NV FMAs per nonzero, the micro-kernel's
+ * fmadd(a, b, acc) in the same order; the last vector masked to n. NV is a constant in each
+ * instance. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+sparse_row_block(const int NV, int nnz, const int *idx, const float *val, const float *b,
+                 ptrdiff_t ldb, int q0, int n, float *c)
+{
+    __m512 acc[18];
+#pragma GCC unroll 18
+    for (int v = 0; v < NV; v++)
+        acc[v] = _mm512_setzero_ps();
+    for (int t = 0; t < nnz; t++) {
+        const __m512 ap = _mm512_set1_ps(val[t]);
+        const float *bp = b + idx[t] * ldb + q0;
+#pragma GCC unroll 18
+        for (int v = 0; v < NV; v++)
+            acc[v] = _mm512_fmadd_ps(ap, _mm512_load_ps(bp + 16 * v), acc[v]);
+    }
+#pragma GCC unroll 18
+    for (int v = 0; v < NV; v++) {
+        const int left = n - q0 - 16 * v;
+        const __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        _mm512_mask_storeu_ps(c + q0 + 16 * v, m, acc[v]);
+    }
+}
+
+#define SPARSE_COLS 288    /* columns per block: 18 accumulators */
+
+__attribute__((target("avx512f")))
+static void sparse_rows_avx512(int m, int n, int k, const float *a, ptrdiff_t lda,
+                               const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc)
+{
+    int idx[PC_SPARSE_MAX_K];
+    float val[PC_SPARSE_MAX_K];
+    for (int i = 0; i < m; i++) {
+        const float *ai = a + (ptrdiff_t)i * lda;
+        float *ci = c + (ptrdiff_t)i * ldc;
+        int nnz = 0;
+        for (int p0 = 0; p0 < k; p0 += 16) {
+            const __mmask16 in = k - p0 >= 16 ? (__mmask16)0xFFFF
+                                              : (__mmask16)((1u << (k - p0)) - 1);
+            unsigned nz = _mm512_mask_cmp_ps_mask(in, _mm512_maskz_loadu_ps(in, ai + p0),
+                                                  _mm512_setzero_ps(), _CMP_NEQ_UQ);
+            while (nz) {
+                const int p = p0 + __builtin_ctz(nz);
+                nz &= nz - 1;
+                idx[nnz] = p;
+                val[nnz++] = ai[p];
+            }
+        }
+        for (int q0 = 0; q0 < n; q0 += SPARSE_COLS) {
+            const int cols = n - q0 < SPARSE_COLS ? n - q0 : SPARSE_COLS;
+            switch ((cols + 15) / 16) {
+#define SPARSE_CASE(NV) case NV: sparse_row_block(NV, nnz, idx, val, b, ldb, q0, n, ci); break;
+            SPARSE_CASE(1) SPARSE_CASE(2) SPARSE_CASE(3) SPARSE_CASE(4) SPARSE_CASE(5)
+            SPARSE_CASE(6) SPARSE_CASE(7) SPARSE_CASE(8) SPARSE_CASE(9) SPARSE_CASE(10)
+            SPARSE_CASE(11) SPARSE_CASE(12) SPARSE_CASE(13) SPARSE_CASE(14) SPARSE_CASE(15)
+            SPARSE_CASE(16) SPARSE_CASE(17) SPARSE_CASE(18)
+#undef SPARSE_CASE
+            default: break;
+            }
+        }
+    }
+}
+
+/* One row of out (one column c of A), NV vectors from column q0: NV accumulators, for each
+ * listed p one broadcast of A and NV FMAs with B's row p (masked loads at the end of the row),
+ * then added to out or stored. NV is a constant in each instance. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+sparse_tn_block(const int NV, int cnt, const uint16_t *list, const float *a, ptrdiff_t lda,
+                const float *b, ptrdiff_t ldb, int q0, int nq, float *out, int accumulate)
+{
+    __m512 acc[18];
+    __mmask16 m[18];
+#pragma GCC unroll 18
+    for (int v = 0; v < NV; v++) {
+        const int left = nq - q0 - 16 * v;
+        m[v] = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        acc[v] = _mm512_setzero_ps();
+    }
+    for (int t = 0; t < cnt; t++) {
+        const int p = list[t];
+        const __m512 ap = _mm512_set1_ps(a[p * lda]);
+        const float *bp = b + p * ldb + q0;
+#pragma GCC unroll 18
+        for (int v = 0; v < NV; v++)
+            acc[v] = _mm512_fmadd_ps(ap, _mm512_maskz_loadu_ps(m[v], bp + 16 * v), acc[v]);
+    }
+#pragma GCC unroll 18
+    for (int v = 0; v < NV; v++) {
+        float *o = out + q0 + 16 * v;
+        const __m512 r = accumulate ? _mm512_add_ps(acc[v], _mm512_maskz_loadu_ps(m[v], o))
+                                    : acc[v];
+        _mm512_mask_storeu_ps(o, m[v], r);
+    }
+}
+
+/* For 64 columns of A at a time: lists of the rows p where each is nonzero (found 16 columns at a
+ * time by a compare, rows in order), then each column's row of out. */
+__attribute__((target("avx512f")))
+static void sparse_tn_avx512(int k, int nc, int nq, const float *a, ptrdiff_t lda,
+                             const float *b, ptrdiff_t ldb, float *out, ptrdiff_t ldo,
+                             int accumulate)
+{
+    uint16_t list[64][PC_SPARSE_MAX_K];
+    int cnt[64];
+    for (int c0 = 0; c0 < nc; c0 += 64) {
+        const int cn = nc - c0 < 64 ? nc - c0 : 64;
+        for (int c = 0; c < cn; c++)
+            cnt[c] = 0;
+        for (int p = 0; p < k; p++) {
+            const float *ap = a + (ptrdiff_t)p * lda + c0;
+            for (int v = 0; v < cn; v += 16) {
+                const __mmask16 in = cn - v >= 16 ? (__mmask16)0xFFFF
+                                                  : (__mmask16)((1u << (cn - v)) - 1);
+                unsigned nz = _mm512_mask_cmp_ps_mask(in, _mm512_maskz_loadu_ps(in, ap + v),
+                                                      _mm512_setzero_ps(), _CMP_NEQ_UQ);
+                while (nz) {
+                    const int c = v + __builtin_ctz(nz);
+                    nz &= nz - 1;
+                    list[c][cnt[c]++] = (uint16_t)p;
+                }
+            }
+        }
+        for (int c = 0; c < cn; c++) {
+            float *oc = out + (ptrdiff_t)(c0 + c) * ldo;
+            for (int q0 = 0; q0 < nq; q0 += SPARSE_COLS) {
+                const int cols = nq - q0 < SPARSE_COLS ? nq - q0 : SPARSE_COLS;
+                switch ((cols + 15) / 16) {
+#define SPARSE_CASE(NV)                                                                    \
+    case NV:                                                                              \
+        sparse_tn_block(NV, cnt[c], list[c], a + c0 + c, lda, b, ldb, q0, nq, oc, accumulate); \
+        break;
+                SPARSE_CASE(1) SPARSE_CASE(2) SPARSE_CASE(3) SPARSE_CASE(4) SPARSE_CASE(5)
+                SPARSE_CASE(6) SPARSE_CASE(7) SPARSE_CASE(8) SPARSE_CASE(9) SPARSE_CASE(10)
+                SPARSE_CASE(11) SPARSE_CASE(12) SPARSE_CASE(13) SPARSE_CASE(14) SPARSE_CASE(15)
+                SPARSE_CASE(16) SPARSE_CASE(17) SPARSE_CASE(18)
+#undef SPARSE_CASE
+                default: break;
+                }
+            }
+        }
+    }
+}
+
 const pc_ukernel pc_ukernel_avx512 = {
     .isa = PC_ISA_AVX512, .name = "avx512", .mr = MR, .nr = NR, .kc = 256, .mc = 144,
     .fn = ukernel_avx512, .narrow_rows = narrow_rows_avx512, .narrow_cols = narrow_cols_avx512,
-    .narrow_pack = narrow_pack_avx512, .narrow_k = narrow_k_avx512, .fn_rows = ukernel_rows_avx512,
+    .narrow_pack = narrow_pack_avx512, .narrow_k = narrow_k_avx512,
+    .sparse_rows = sparse_rows_avx512, .sparse_tn = sparse_tn_avx512,
+    .fn_rows = ukernel_rows_avx512,
     .fn_cols = ukernel_cols_avx512};
 #endif

@@ -53,6 +53,24 @@ typedef void (*pc_narrow_cols_fn)(int k, int m, const float *a, ptrdiff_t lda, c
 typedef void (*pc_narrow_k_fn)(int k, int rows, int n, const float *a, ptrdiff_t rsa,
                                ptrdiff_t csa, const float *bt, ptrdiff_t ldbt, float *c,
                                ptrdiff_t ldc, int accumulate);
+/* Rows of C = A B from A's nonzeros only (A sparse: a convolution's output gradient rebuilt
+ * from a max pooling's): for i < m, q < n, c[i*ldc + q] = the sum over p < k in order of
+ * a[i*lda + p] * b[p*ldb + q], with the terms whose A value is 0 left out, one FMA per term as
+ * the micro-kernel does them; k <= PC_SPARSE_MAX_K. B is row-major, 64-byte aligned, ldb a
+ * multiple of 16 and at least n rounded up to 16. For a finite B each term left out would have
+ * added 0: the result equals the GEMM's (one k block) bit for bit. */
+#define PC_SPARSE_MAX_K 320   /* the GEMM's largest k block (k_block: kc + kc / 4) */
+typedef void (*pc_sparse_rows_fn)(int m, int n, int k, const float *a, ptrdiff_t lda,
+                                  const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc);
+/* A^T B from A's nonzeros only (A a convolution's sparse output gradient, B its im2col rows: a
+ * weight gradient, transposed): for c < nc, q < nq,
+ *   out[c*ldo + q] = (accumulate ? out[c*ldo + q] : 0) + the sum over p < k in order, with
+ *   a[p*lda + c] != 0, of a[p*lda + c] * b[p*ldb + q],
+ * the sum as the micro-kernel forms it (one FMA per term from 0, then added to C): for a finite
+ * B, bit for bit the GEMM's k block of the weight gradient. k <= PC_SPARSE_MAX_K. */
+typedef void (*pc_sparse_tn_fn)(int k, int nc, int nq, const float *a, ptrdiff_t lda,
+                                const float *b, ptrdiff_t ldb, float *out, ptrdiff_t ldo,
+                                int accumulate);
 /* B^T for the rows kernel: bt[j*ldbt + p] = b[p*rsb + j*csb] for j < n, p < k, and zeros for
  * k <= p < ldbt (ldbt a multiple of 16, bt 64-byte aligned). */
 typedef void (*pc_narrow_pack_fn)(int k, int n, const float *b, ptrdiff_t rsb, ptrdiff_t csb,
@@ -76,6 +94,8 @@ typedef struct {
     pc_narrow_cols_fn narrow_cols;
     pc_narrow_pack_fn narrow_pack;   /* B^T for narrow_rows (and B for narrow_k) */
     pc_narrow_k_fn narrow_k;         /* or NULL: the micro-kernel with k <= 12 */
+    pc_sparse_rows_fn sparse_rows;   /* or NULL: the GEMM, zeros and all */
+    pc_sparse_tn_fn sparse_tn;       /* or NULL: likewise */
     pc_ukernel_strided_fn fn_rows;   /* or NULL: callers pack A */
     pc_ukernel_strided_fn fn_cols;   /* or NULL: the GEMM packs A, and B */
 } pc_ukernel;

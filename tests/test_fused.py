@@ -98,11 +98,18 @@ FUSED_CASES = {
     # k blocks of 210, the second starting inside an image
     "one_channel_64_filters_batch30": (30, 12, 16, 1, 64, (3, 3), (1, 1), "valid", (2, 2),
                                        (2, 2), "valid"),
+    # more than 32 taps and more chunks than lanes (4-5 images a chunk, each chunk's pixels in two
+    # k blocks): the AVX-512 path's products from dy's nonzeros (pc_gemm_sparse_a, _tn), whose dw
+    # is summed per lane over several chunks; the second with nothing cropped, so bit for bit
+    "lecture_block2_batch40": (40, 13, 13, 32, 64, (3, 3), (1, 1), "valid", (2, 2), (2, 2),
+                               "valid"),
+    "uncropped_36_taps_batch45": (45, 12, 12, 4, 16, (3, 3), (1, 1), "valid", (2, 2), (2, 2),
+                                  "valid"),
 }
 # cases whose pooling reads every convolution cell (nothing cropped): there the fused backward
 # sums dw over the same pixels in the same k blocks as the unfused pair, bit for bit
 UNCROPPED_CASES = ["lecture_block1", "lecture_block1_batch9", "batch1", "pointwise_conv",
-                   "one_channel_64_filters_batch30"]
+                   "one_channel_64_filters_batch30", "uncropped_36_taps_batch45"]
 ACTIVATIONS = ("relu", "linear")
 
 
