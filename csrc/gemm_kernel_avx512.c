@@ -128,9 +128,10 @@ rows_n(const int N, int k, int rows, const float *a, ptrdiff_t lda, const float 
     for (int j = 0; j < N; j++)
         acc0[j] = acc1[j] = _mm512_setzero_ps();
     for (int p = 0; p < k; p += 16) {
+        /* whole vectors by plain loads (masked ones measured slower), the last one masked */
         const __mmask16 m = k - p >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (k - p)) - 1);
-        const __m512 x0 = _mm512_maskz_loadu_ps(m, a0 + p);
-        const __m512 x1 = _mm512_maskz_loadu_ps(m, a1 + p);
+        const __m512 x0 = k - p >= 16 ? _mm512_loadu_ps(a0 + p) : _mm512_maskz_loadu_ps(m, a0 + p);
+        const __m512 x1 = k - p >= 16 ? _mm512_loadu_ps(a1 + p) : _mm512_maskz_loadu_ps(m, a1 + p);
 #pragma GCC unroll 12
         for (int j = 0; j < N; j++) {
             const __m512 b = _mm512_load_ps(bt + j * ldbt + p);
