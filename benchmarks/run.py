@@ -329,15 +329,15 @@ def child_layers_pycnn(spec):
         # logits (forward_logits) and the backward starts from them (backward_from_logits)
         last = i == len(layers) - 1
         f, mode = l.backward, "backward"
-        fwd = l.forward
+        forward_fn = l.forward
         if last and getattr(l, "output_activation", None) == "softmax" and \
                 hasattr(l, "backward_from_logits"):
             f, mode = l.backward_from_logits, "backward_from_logits"
-            fwd = l.forward_logits
+            forward_fn = l.forward_logits
         if "need_dx" in inspect.signature(f).parameters:
             f = (lambda d, f=f, n=need_dx: f(d, need_dx=n))
             mode += f"(need_dx={need_dx})"
-        steps.append((l.name, [i], lambda a, fwd=fwd: fwd(a, training=True), f, mode))
+        steps.append((l.name, [i], lambda a, ff=forward_fn: ff(a, training=True), f, mode))
         i += 1
     fwd = [[] for _ in steps]
     bwd = [[] for _ in steps]

@@ -50,9 +50,10 @@ typedef struct {
                                     or the Winograd-transformed kernel */
     int winograd;                /* forward by F(2x2, 3x3) (winograd.h) */
     int direct;                  /* fused forward by the direct kernel (direct_conv_pool.h) */
-    const float *w_rows;         /* backward with pool and a finite W: W^T row-major (o rows
-                                    of w_ld floats) for dx's products, which skip dy's zeros
-                                    (every cell a window does not pick); else NULL */
+    const float *w_rows;         /* backward with pool and a finite W on an ISA with sparse
+                                    products: W^T row-major (o rows of w_ld floats) for dx's
+                                    products, which skip dy's zeros (every cell a window does
+                                    not pick); else NULL, and W^T is packed for the GEMM */
     int w_ld;
     int sparse_dw;               /* backward with pool: dw from dy's nonzeros (pc_gemm_sparse_tn),
                                     the lanes' partial dw then held transposed, [o][kdim] */
@@ -563,6 +564,30 @@ static const float *chunk_output_grad(conv_job *j, int thread, int n0, int count
     return g;
 }
 
+PC_MULTIVERSION
+static int all_finite(const float *restrict v, size_t n)
+{
+    int ok = 1;
+    for (size_t i = 0; i < n; i++)
+        ok &= fabsf(v[i]) <= 3.40282347e38f;
+    return ok;
+}
+
+/* The sparse weight gradient left out the terms col x 0; the GEMM's would be NaN where col is
+ * inf or NaN: those sums (held transposed, dwt[c][q]) made NaN, as the GEMM leaves them. Only
+ * for a chunk whose x is not all finite. */
+static void nan_where_gemm_would(const conv_job *j, const float *col, const float *dyc, int rows,
+                                 float *dwt)
+{
+    const int o = j->s->o, kdim = j->kdim;
+    for (int p = 0; p < rows; p++)
+        for (int q = 0; q < kdim; q++)
+            if (!(fabsf(col[(size_t)p * kdim + q]) <= 3.40282347e38f))
+                for (int c = 0; c < o; c++)
+                    if (dyc[(size_t)p * o + c] == 0.0f)
+                        dwt[(size_t)c * kdim + q] = NAN;
+}
+
 /* One lane: its chunks in order, each giving dw and db terms (summed into the lane's partial
  * sums) and, when wanted, the chunk's dx. */
 static void backward_task(void *ctx, int lane, int thread)
@@ -601,9 +626,15 @@ static void backward_task(void *ctx, int lane, int thread)
         if (j->sparse_dw) {        /* the GEMM's k blocks, from dy's nonzeros */
             const int kc = pc_gemm_k_block(j->rt, rows);
             for (int p0 = 0; p0 < rows; p0 += kc)
-                pc_gemm_sparse_tn(j->rt, min_i(kc, rows - p0), s->o, j->kdim,
-                                  dyc + (size_t)p0 * s->o, s->o, col + (size_t)p0 * j->kdim,
-                                  j->kdim, dw, j->kdim, !first || p0 > 0);
+                if (pc_gemm_sparse_tn(j->rt, min_i(kc, rows - p0), s->o, j->kdim,
+                                      dyc + (size_t)p0 * s->o, s->o, col + (size_t)p0 * j->kdim,
+                                      j->kdim, dw, j->kdim, !first || p0 > 0)) {
+                    j->failed = 1;       /* not reached: run_backward checked the ISA */
+                    return;
+                }
+            const size_t ximg = (size_t)s->h * s->w * s->c;
+            if (!all_finite(j->x + (size_t)n0 * ximg, (size_t)count * ximg))
+                nan_where_gemm_would(j, col, dyc, rows, dw);
         } else {
             pc_gemm_args gw = {
                 .m = j->kdim, .n = s->o, .k = rows,
@@ -633,13 +664,18 @@ static void backward_task(void *ctx, int lane, int thread)
             .c = dcol, .ldc = j->kdim,
             .accumulate = 0, .bias = NULL, .act = PC_ACT_LINEAR,
         };
-        pc_gemm_args gs = gx;
-        gs.b = j->w_rows;
-        gs.rsb = j->w_ld;
-        gs.csb = 1;
-        gs.b_packed = NULL;
-        if (!j->w_rows || pc_gemm_sparse_a(j->rt, &gs) != 0)
+        if (j->w_rows) {           /* from dy's nonzeros, W^T's rows */
+            gx.b = j->w_rows;
+            gx.rsb = j->w_ld;
+            gx.csb = 1;
+            gx.b_packed = NULL;
+            if (pc_gemm_sparse_a(j->rt, &gx)) {
+                j->failed = 1;           /* not reached: run_backward checked the ISA */
+                return;
+            }
+        } else {
             pc_gemm_serial(j->rt, &gx, scratch);
+        }
         if (!pointwise)
             col2im(s, dcol, n0, count, j->dx);
     }
@@ -676,15 +712,6 @@ static void reduce_task(void *ctx, int task, int thread)
     }
 }
 
-PC_MULTIVERSION
-static int all_finite(const float *restrict v, size_t n)
-{
-    int ok = 1;
-    for (size_t i = 0; i < n; i++)
-        ok &= fabsf(v[i]) <= 3.40282347e38f;
-    return ok;
-}
-
 static int run_backward(conv_job *j, float *dw, float *db)
 {
     chunking(j);
@@ -692,18 +719,17 @@ static int run_backward(conv_job *j, float *dw, float *db)
         return PC_EINVAL;
     const size_t total = (size_t)j->kdim * j->s->o + j->s->o;
     j->direct = j->pool && !j->dx && pc_direct_conv_pool_backward_applies(j->rt, j->s, j->pool);
-    /* with a fused pooling most of dy is zero (below); dw's terms with a zero dy are left out.
-     * Those would add 0 unless x holds inf or NaN, when the GEMM's 0 x inf makes NaN: then the
-     * loss is NaN already and fit stops before any backward pass. */
-    j->sparse_dw = j->pool && !j->direct && j->kdim > GATHER_TAPS && !is_pointwise(j->s) &&
-                   pc_gemm_has_sparse_tn(j->rt);
+    /* With a fused pooling at most one cell per window has a gradient (a quarter for 2x2), and
+     * relu zeroes more: the products skip them, same FMAs in the same order otherwise. A term
+     * left out is 0 x (a value of W or x); the GEMM makes NaN of it when that value is inf or
+     * NaN. So dx's products skip zeros only for a finite W, and dw's chunks whose x is not all
+     * finite get the GEMM's NaN where it would have made them (nan_where_gemm_would). */
+    const int sparse = j->pool && !j->direct && pc_gemm_has_sparse(j->rt, j->s->o);
+    j->sparse_dw = sparse && j->kdim > GATHER_TAPS && !is_pointwise(j->s);
     j->partial = pc_shared_scratch(j->rt, PC_SHARED_SLOT_PARTIAL, (size_t)LANES * total);
-    if (!j->partial || (j->dx && pack_kernel(j, 1)))
+    if (!j->partial)
         return PC_ENOMEM;
-    /* with a fused pooling at most one cell per window has a gradient (a quarter for 2x2), and
-     * relu zeroes more: the products of dx skip them, same sums, where the GEMM would multiply
-     * W's columns by zeros (so W must be finite: 0 x inf would have been NaN) */
-    if (j->pool && j->dx && all_finite(j->w, (size_t)j->kdim * j->s->o)) {
+    if (sparse && j->dx && all_finite(j->w, (size_t)j->kdim * j->s->o)) {
         const int o = j->s->o;
         j->w_ld = (j->kdim + 15) / 16 * 16;
         float *wr = pc_shared_scratch(j->rt, PC_SHARED_SLOT_TRANSPOSED, (size_t)o * j->w_ld);
@@ -714,6 +740,8 @@ static int run_backward(conv_job *j, float *dw, float *db)
                 wr[(size_t)c * j->w_ld + q] = j->w[(size_t)q * o + c];
         j->w_rows = wr;
     }
+    if (j->dx && !j->w_rows && pack_kernel(j, 1))
+        return PC_ENOMEM;
     pc_parallel(j->rt, min_i(LANES, j->nchunks), backward_task, j);
     if (j->failed)
         return PC_ENOMEM;

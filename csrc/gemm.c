@@ -311,9 +311,11 @@ int pc_gemm_sparse_tn(const pc_runtime *rt, int k, int nc, int nq, const float *
     return 0;
 }
 
-int pc_gemm_has_sparse_tn(const pc_runtime *rt)
+int pc_gemm_has_sparse(const pc_runtime *rt, int k)
 {
-    return rt->ukernel.sparse_tn != NULL && rt->ukernel.kc + rt->ukernel.kc / 4 <= PC_SPARSE_MAX_K;
+    const pc_ukernel *uk = &rt->ukernel;
+    return uk->sparse_rows && uk->sparse_tn && uk->kc + uk->kc / 4 <= PC_SPARSE_MAX_K &&
+           k <= PC_SPARSE_MAX_K;
 }
 
 void pc_gemm_serial(const pc_runtime *rt, const pc_gemm_args *g, float *scratch)
@@ -523,7 +525,8 @@ static int gemm_transposed(pc_runtime *rt, const pc_gemm_args *g, int parallel)
  * task builds B^T itself, in its thread's scratch (n x k, L1- or L2-sized): the tasks split
  * the rows, one per thread, and no thread waits for a shared copy or reads one across cores.
  * Each element is computed once, in the same order, whichever task computes it: the result
- * does not depend on the thread count. Each block's sums land in C by store_sums. */
+ * does not depend on the thread count. Each block's sums land in C by store_sums (or straight
+ * from the outer-product kernel when there is nothing to add: plain_sums). */
 #define NARROW_COLS_BLOCK 32   /* rows of C per call of the outer-product kernel */
 #define NARROW_COLS_TASK 128   /* rows of C per task, outer products */
 

@@ -216,9 +216,8 @@ static void narrow_cols_avx512(int k, int m, const float *a, ptrdiff_t lda, cons
 #undef COLS
 }
 
-/* B^T: from B's rows (csb == 1) 16 at a time, each masked to its n floats and transposed in
- * registers; B^T's rows copied when they are B's columns (rsb == 1); element by element
- * otherwise. Lanes past k are zero. */
+/* B^T: from B's rows (csb == 1) 16 at a time, each masked to its n <= 16 floats and transposed
+ * in registers; element by element otherwise. Lanes past k are zero. */
 __attribute__((target("avx512f")))
 static void narrow_pack_avx512(int k, int n, const float *b, ptrdiff_t rsb, ptrdiff_t csb,
                                float *bt, ptrdiff_t ldbt)
@@ -382,8 +381,9 @@ static void sparse_rows_avx512(int m, int n, int k, const float *a, ptrdiff_t ld
                     }
                 float *ci = c + (ptrdiff_t)(i0 + r) * ldc + q0;
 #pragma GCC unroll 6
-                for (int v = 0; v < SPARSE_QV; v++)
-                    _mm512_mask_storeu_ps(ci + 16 * v, m16[v], acc[v]);
+                for (int v = 0; v < SPARSE_QV; v++)      /* + 0 as the micro-kernel: no -0 */
+                    _mm512_mask_storeu_ps(ci + 16 * v, m16[v],
+                                          _mm512_add_ps(acc[v], _mm512_setzero_ps()));
             }
         }
     }
@@ -444,8 +444,9 @@ static void sparse_tn_avx512(int k, int nc, int nq, const float *a, ptrdiff_t ld
 #pragma GCC unroll 6
                 for (int v = 0; v < SPARSE_QV; v++) {
                     const __m512 t = _mm512_load_ps(tmp[c] + 16 * v);
-                    const __m512 r = accumulate
-                        ? _mm512_add_ps(t, _mm512_maskz_loadu_ps(m16[v], o + 16 * v)) : t;
+                    const __m512 r = _mm512_add_ps(t, accumulate   /* + 0: no -0, as the GEMM */
+                                                          ? _mm512_maskz_loadu_ps(m16[v], o + 16 * v)
+                                                          : _mm512_setzero_ps());
                     _mm512_mask_storeu_ps(o + 16 * v, m16[v], r);
                 }
             }

@@ -116,17 +116,20 @@ size_t pc_gemm_scratch_floats(const pc_runtime *rt, int m, int n, int k);
 void pc_gemm_serial(const pc_runtime *rt, const pc_gemm_args *g, float *scratch);
 /* C = A B on the calling thread from A's nonzeros only, when the ISA has a kernel for it:
  * B row-major (csb == 1) 64-byte aligned with rsb a multiple of 16 (>= n rounded up), A's rows
- * contiguous, k <= 256, no accumulation, bias or activation. Bit-identical to pc_gemm_serial
- * for a finite B. Returns 0 when done, -1 when the caller must run pc_gemm_serial instead. */
+ * contiguous, k within one k block (pc_gemm_k_block(k) == k) and <= 320, no accumulation, bias
+ * or activation. Bit-identical to pc_gemm_serial for a finite B. Returns 0 when done, -1 when
+ * the caller must run pc_gemm_serial instead. */
 int pc_gemm_sparse_a(const pc_runtime *rt, const pc_gemm_args *g);
 /* One k block of a weight gradient A^T B (A: k rows of nc, sparse; B: k rows of nq) from A's
  * nonzeros, written TRANSPOSED: out[c*ldo + q] (+)= sum_p a[p][c] b[p][q], as the GEMM sums a k
  * block of k <= its k_block (pc_gemm_k_block), bit for bit for a finite B. Returns -1 when the
- * ISA has no kernel for it (pc_gemm_has_sparse_tn says so up front). */
+ * ISA has no kernel for it. */
 int pc_gemm_sparse_tn(const pc_runtime *rt, int k, int nc, int nq, const float *a,
                       ptrdiff_t lda, const float *b, ptrdiff_t ldb, float *out, ptrdiff_t ldo,
                       int accumulate);
-int pc_gemm_has_sparse_tn(const pc_runtime *rt);
+/* Whether both sparse products run on this ISA, for an A of k columns (sparse_a: its k; the
+ * weight gradient's k blocks always fit). */
+int pc_gemm_has_sparse(const pc_runtime *rt, int k);
 /* B packed once for many serial GEMMs that share it (a convolution's kernel, used by every
  * chunk): pc_gemm_packed_b_floats(k, n) floats, then set b_packed. */
 size_t pc_gemm_packed_b_floats(const pc_runtime *rt, int k, int n);

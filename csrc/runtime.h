@@ -71,8 +71,8 @@ typedef void (*pc_sparse_rows_fn)(int m, int n, int k, const float *a, ptrdiff_t
 typedef void (*pc_sparse_tn_fn)(int k, int nc, int nq, const float *a, ptrdiff_t lda,
                                 const float *b, ptrdiff_t ldb, float *out, ptrdiff_t ldo,
                                 int accumulate);
-/* B^T for the rows kernel: bt[j*ldbt + p] = b[p*rsb + j*csb] for j < n, p < k, and zeros for
- * k <= p < ldbt (ldbt a multiple of 16, bt 64-byte aligned). */
+/* B^T for the rows kernel: bt[j*ldbt + p] = b[p*rsb + j*csb] for j < n (<= 16), p < k, and
+ * zeros for k <= p < ldbt (ldbt a multiple of 16, bt 64-byte aligned). */
 typedef void (*pc_narrow_pack_fn)(int k, int n, const float *b, ptrdiff_t rsb, ptrdiff_t csb,
                                   float *bt, ptrdiff_t ldbt);
 

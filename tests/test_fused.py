@@ -960,3 +960,30 @@ def test_conv_hw_beyond_the_input_is_refused(direction):
         bad = ((1, 1), (1, 1), (7, 9), (2, 2), (2, 2), (0, 0))
         with pytest.raises(ValueError, match="conv_hw"):
             _C.conv2d_maxpool_backward(x, w, y, am, dx, dw, None, *bad)
+
+
+@pytest.mark.parametrize("where", ["x_inf", "x_nan", "w_inf"])
+def test_backward_keeps_the_gemms_nan_where_it_skips_zero_gradients(isa, where):
+    """On AVX-512 the fused backward leaves out the products whose pooled gradient is 0; where
+    the factor they multiply is inf or NaN, the GEMM makes NaN of them (0 x inf). The fused dx
+    and dw have NaN exactly where the portable path's GEMM leaves them, and match elsewhere."""
+    g = fused_setup("lecture_block2_batch40")
+    r = rng(5)
+    if where == "w_inf":
+        g.w.reshape(-1)[r.integers(0, g.w.size, 3)] = np.inf
+    else:
+        g.x.reshape(-1)[r.integers(0, g.x.size, 3)] = np.inf if where == "x_inf" else np.nan
+    y, am = fused_forward(g, g.x, g.w, g.b, "linear")
+    got = fused_backward(g, g.dy, am, None)
+    _C.set_isa("generic")
+    try:
+        want = fused_backward(g, g.dy, am, None)
+    finally:
+        _C.set_isa(isa)
+    for name, a, e in zip(("dx", "dw", "db"), got, want):
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(e), err_msg=f"{where}: NaN in {name}")
+        if name == ("dx" if where == "w_inf" else "dw"):
+            assert np.isnan(e).any(), f"{where}: the case should make NaN in {name}"
+        ok = np.isfinite(e)
+        np.testing.assert_allclose(a[ok], e[ok], rtol=1e-4, atol=1e-5 * np.abs(e[ok]).max(),
+                                   err_msg=f"{where}: {name}")

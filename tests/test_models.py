@@ -615,6 +615,33 @@ def test_fit_metrics_see_the_softmax_output_when_the_loss_fuses_it(output):
     np.testing.assert_allclose(metric.seen[0].sum(axis=1), 1.0, rtol=1e-5)
 
 
+def test_to_categorical_keeps_the_shape_of_its_input_as_keras():
+    to_cat = keras.utils.to_categorical
+    assert to_cat([1, 0, 2]).shape == (3, 3)
+    assert to_cat(np.array([[1], [0]]), 4).shape == (2, 4)
+    grid = np.array([[0, 2, 1], [1, 1, 0]])
+    onehot = to_cat(grid, 3)
+    assert onehot.shape == (2, 3, 3) and onehot.dtype == np.float32
+    np.testing.assert_array_equal(onehot.argmax(axis=-1), grid)
+    np.testing.assert_array_equal(onehot.sum(axis=-1), 1)
+
+
+def test_softmax_over_the_last_axis_of_a_3d_output_is_not_fused_into_the_loss():
+    """A Dense(softmax) on sequences outputs (batch, steps, classes): the loss's rows are whole
+    samples, not one step's classes, so fit must not take the softmax into the crossentropy;
+    then what fit reports (learning rate 0) equals evaluate on the same data."""
+    r = np.random.default_rng(4)
+    x = r.normal(size=(32, 3, 4)).astype(np.float32)
+    y = keras.utils.to_categorical(r.integers(0, 5, size=(32, 3)), 5)
+    inp = keras.Input(shape=(3, 4))
+    model = keras.Model(inputs=inp, outputs=layers.Dense(5, activation="softmax")(inp))
+    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=0.0),
+                  loss="categorical_crossentropy")
+    assert not model._fused_softmax()
+    history = model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0)
+    assert history.history["loss"][0] == pytest.approx(model.evaluate(x, y, verbose=0), rel=1e-5)
+
+
 def test_forward_logits_is_the_output_before_the_final_softmax():
     x, _ = make_data(20)
     model = dense_model()

@@ -248,8 +248,9 @@ class Layer:
         return "linear"
 
     def forward_logits(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """Like ``forward`` but stops before the final activation: a model training with a
-        crossentropy that fuses this layer's softmax needs only the logits."""
+        """Like ``forward`` but stops before a final softmax (or sigmoid, tanh): a model training
+        with a crossentropy that fuses this layer's softmax needs only the logits. (A relu
+        fused into the layer's kernel is still applied.)"""
         raise NotImplementedError(f"{type(self).__name__} has no fused activation")
 
     def backward_from_logits(self, dz: np.ndarray, need_dx: bool = True) -> Optional[np.ndarray]:

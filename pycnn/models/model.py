@@ -292,9 +292,12 @@ class Model:
                            for m in self._metric_ids]
 
     def _fused_softmax(self) -> bool:
+        """Whether fit computes the output layer's softmax in the crossentropy: a softmax over
+        the classes of a (batch, classes) output (over the last axis of a larger output it would
+        not be the one the loss's rows take)."""
         layer = self._graph.output_node.layer
         return self.loss.fuses_softmax and not self.loss.from_logits and \
-            layer.output_activation == "softmax"
+            layer.output_activation == "softmax" and len(self._graph.output_shape) == 2
 
     # ---- data ----------------------------------------------------------------------------------------
     def _prepare_x(self, x, where: str) -> np.ndarray:

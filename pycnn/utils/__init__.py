@@ -23,10 +23,10 @@ def set_random_seed(seed: int) -> None:
 
 
 def to_categorical(y, num_classes: int | None = None, dtype: str = "float32") -> np.ndarray:
-    """Class indices ``(N,)`` (or ``(N, 1)``) to one-hot rows ``(N, num_classes)``."""
+    """Class indices to one-hot vectors, as Keras: shape ``y.shape + (num_classes,)``, a last
+    axis of size 1 dropped first (``(N,)`` or ``(N, 1)`` -> ``(N, num_classes)``)."""
     y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
+    shape = y.shape[:-1] if y.ndim > 1 and y.shape[-1] == 1 else y.shape
     if y.dtype.kind not in "iub" and not (y.dtype.kind == "f" and np.all(np.mod(y, 1) == 0)):
         raise ValueError(f"to_categorical expects integer class indices, got dtype {y.dtype}")
     y = y.astype(np.int64).ravel()
@@ -37,4 +37,4 @@ def to_categorical(y, num_classes: int | None = None, dtype: str = "float32") ->
         raise ValueError(f"to_categorical: class index {y.max()} >= num_classes={n}")
     out = np.zeros((y.shape[0], n), dtype=dtype)
     out[np.arange(y.shape[0]), y] = 1
-    return out
+    return out.reshape(tuple(shape) + (n,))
