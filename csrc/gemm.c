@@ -542,55 +542,6 @@ static int narrow_by_cols(const pc_ukernel *uk, const pc_gemm_args *g)
            g->rsa == 1 && g->csb == 1;
 }
 
-typedef struct {
-    pc_runtime *rt;
-    const pc_gemm_args *g;
-    ptrdiff_t ldbt;
-    int rows_per_task;
-    int failed;
-} narrow_job;
-
-static void narrow_rows_task(void *ctx, int task, int thread)
-{
-    narrow_job *j = ctx;
-    const pc_gemm_args *g = j->g;
-    const pc_ukernel *uk = &j->rt->ukernel;
-    float *bt = pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_PACK, (size_t)g->n * j->ldbt);
-    if (!bt) {
-        j->failed = 1;
-        return;
-    }
-    uk->narrow_pack(g->k, g->n, g->b, g->rsb, g->csb, bt, j->ldbt);
-    const int i1 = min_i(g->m, (task + 1) * j->rows_per_task);
-    float s[2 * PC_NARROW_N];
-    for (int i = task * j->rows_per_task; i < i1; i += 2) {
-        const int rows = min_i(2, i1 - i);
-        uk->narrow_rows(g->k, rows, g->a + (ptrdiff_t)i * g->rsa, g->rsa, bt, j->ldbt, g->n, s,
-                        PC_NARROW_N);
-        store_sums(g, i, rows, s, PC_NARROW_N, 1);
-    }
-}
-
-static void narrow_cols_task(void *ctx, int task, int thread)
-{
-    (void)thread;
-    const narrow_job *j = ctx;
-    const pc_gemm_args *g = j->g;
-    const pc_ukernel *uk = &j->rt->ukernel;
-    const int i1 = min_i(g->m, (task + 1) * NARROW_COLS_TASK);
-    float s[NARROW_COLS_BLOCK * PC_NARROW_N];
-    for (int i = task * NARROW_COLS_TASK; i < i1; i += NARROW_COLS_BLOCK) {
-        const int rows = min_i(NARROW_COLS_BLOCK, i1 - i);
-        if (plain_sums(g)) {        /* straight into C */
-            uk->narrow_cols(g->k, rows, g->a + i, g->csa, g->b, g->rsb, g->n,
-                            g->c + (ptrdiff_t)i * g->ldc, g->ldc);
-            continue;
-        }
-        uk->narrow_cols(g->k, rows, g->a + i, g->csa, g->b, g->rsb, g->n, s, PC_NARROW_N);
-        store_sums(g, i, rows, s, PC_NARROW_N, 1);
-    }
-}
-
 /* ---- few k (<= PC_NARROW_N): C = A B by the ISA's narrow_k kernel ------------------------------
  * The input gradient of a class layer (dy w^T, k = 10 classes): a micro-tile would run 10 k
  * steps per load and store of C. One task per thread, each over a block of C's rows: it lays
@@ -606,69 +557,102 @@ static int narrow_k(const pc_ukernel *uk, const pc_gemm_args *g)
            g->k <= PC_NARROW_N && g->n > PC_NARROW_N;
 }
 
+enum { NARROW_ROWS, NARROW_COLS, NARROW_K };
+
 typedef struct {
     pc_runtime *rt;
     const pc_gemm_args *g;
     int rows_per_task;
     int failed;
-} narrow_k_job;
+} narrow_job;
+
+/* rows x cols of b (strides rs, cs) transposed by narrow_pack into the thread's scratch, rows of
+ * round_up(rows, 16) floats (*ld); NULL (and the job failed) when out of memory */
+static float *pack_for_thread(narrow_job *j, int thread, int rows, int cols, const float *b,
+                              ptrdiff_t rs, ptrdiff_t cs, ptrdiff_t *ld)
+{
+    *ld = round_up(rows, 16);
+    float *t = pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_PACK, (size_t)cols * *ld);
+    if (!t) {
+        j->failed = 1;
+        return NULL;
+    }
+    j->rt->ukernel.narrow_pack(rows, cols, b, rs, cs, t, *ld);
+    return t;
+}
+
+static void narrow_rows_task(void *ctx, int task, int thread)
+{
+    narrow_job *j = ctx;
+    const pc_gemm_args *g = j->g;
+    ptrdiff_t ldbt;
+    const float *bt = pack_for_thread(j, thread, g->k, g->n, g->b, g->rsb, g->csb, &ldbt);
+    if (!bt)
+        return;
+    const int i1 = min_i(g->m, (task + 1) * j->rows_per_task);
+    float s[2 * PC_NARROW_N];
+    for (int i = task * j->rows_per_task; i < i1; i += 2) {
+        const int rows = min_i(2, i1 - i);
+        j->rt->ukernel.narrow_rows(g->k, rows, g->a + (ptrdiff_t)i * g->rsa, g->rsa, bt, ldbt,
+                                   g->n, s, PC_NARROW_N);
+        store_sums(g, i, rows, s, PC_NARROW_N, 1);
+    }
+}
+
+static void narrow_cols_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const narrow_job *j = ctx;
+    const pc_gemm_args *g = j->g;
+    const pc_ukernel *uk = &j->rt->ukernel;
+    const int i1 = min_i(g->m, (task + 1) * j->rows_per_task);
+    float s[NARROW_COLS_BLOCK * PC_NARROW_N];
+    for (int i = task * j->rows_per_task; i < i1; i += NARROW_COLS_BLOCK) {
+        const int rows = min_i(NARROW_COLS_BLOCK, i1 - i);
+        if (plain_sums(g)) {        /* straight into C */
+            uk->narrow_cols(g->k, rows, g->a + i, g->csa, g->b, g->rsb, g->n,
+                            g->c + (ptrdiff_t)i * g->ldc, g->ldc);
+            continue;
+        }
+        uk->narrow_cols(g->k, rows, g->a + i, g->csa, g->b, g->rsb, g->n, s, PC_NARROW_N);
+        store_sums(g, i, rows, s, PC_NARROW_N, 1);
+    }
+}
 
 static void narrow_k_task(void *ctx, int task, int thread)
 {
-    narrow_k_job *j = ctx;
+    narrow_job *j = ctx;
     const pc_gemm_args *g = j->g;
-    const pc_ukernel *uk = &j->rt->ukernel;
-    const ptrdiff_t ldb = round_up(g->n, 16);
-    float *b = pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_PACK, (size_t)g->k * ldb);
-    if (!b) {
-        j->failed = 1;
+    ptrdiff_t ldb;       /* B's k rows, contiguous: B^T's layout transposed */
+    const float *b = pack_for_thread(j, thread, g->n, g->k, g->b, g->csb, g->rsb, &ldb);
+    if (!b)
         return;
-    }
-    /* B's k rows, contiguous: the transpose of B^T's layout */
-    uk->narrow_pack(g->n, g->k, g->b, g->csb, g->rsb, b, ldb);
     const int i1 = min_i(g->m, (task + 1) * j->rows_per_task);
     for (int i = task * j->rows_per_task; i < i1; i += NARROW_K_ROWS) {
         const int rows = min_i(NARROW_K_ROWS, i1 - i);
         float *c = g->c + (ptrdiff_t)i * g->ldc;
-        uk->narrow_k(g->k, rows, g->n, g->a + (ptrdiff_t)i * g->rsa, g->rsa, g->csa, b, ldb, c,
-                     g->ldc, g->accumulate);
+        j->rt->ukernel.narrow_k(g->k, rows, g->n, g->a + (ptrdiff_t)i * g->rsa, g->rsa, g->csa,
+                                b, ldb, c, g->ldc, g->accumulate);
         epilogue(g, c, rows, 0, g->n);
     }
 }
 
-static int gemm_narrow_k(pc_runtime *rt, const pc_gemm_args *g, int parallel)
+/* The three kinds' tasks over C's rows: for ROWS and K one per thread (rows in whole row pairs /
+ * blocks of 4), for COLS blocks of NARROW_COLS_TASK. */
+static int gemm_narrow(pc_runtime *rt, const pc_gemm_args *g, int parallel, int kind)
 {
+    static const pc_task_fn fns[] = {narrow_rows_task, narrow_cols_task, narrow_k_task};
     const int threads = parallel ? rt->nthreads : 1;
-    narrow_k_job j = {.rt = rt, .g = g,
-                      .rows_per_task = round_up((g->m + threads - 1) / threads, NARROW_K_ROWS)};
+    narrow_job j = {.rt = rt, .g = g};
+    j.rows_per_task = kind == NARROW_COLS ? NARROW_COLS_TASK
+                      : round_up((g->m + threads - 1) / threads,
+                                 kind == NARROW_ROWS ? 2 : NARROW_K_ROWS);
     const int ntasks = (g->m + j.rows_per_task - 1) / j.rows_per_task;
     if (parallel)
-        pc_parallel(rt, ntasks, narrow_k_task, &j);
+        pc_parallel(rt, ntasks, fns[kind], &j);
     else
         for (int t = 0; t < ntasks; t++)
-            narrow_k_task(&j, t, 0);
-    return j.failed ? PC_ENOMEM : PC_OK;
-}
-
-static int gemm_narrow(pc_runtime *rt, const pc_gemm_args *g, int parallel, int by_rows)
-{
-    narrow_job j = {.rt = rt, .g = g};
-    int ntasks;
-    if (by_rows) {
-        /* one task per thread, an even number of rows each (the kernel takes row pairs) */
-        const int threads = parallel ? rt->nthreads : 1;
-        j.ldbt = round_up(g->k, 16);
-        j.rows_per_task = round_up((g->m + threads - 1) / threads, 2);
-        ntasks = (g->m + j.rows_per_task - 1) / j.rows_per_task;
-    } else {
-        ntasks = (g->m + NARROW_COLS_TASK - 1) / NARROW_COLS_TASK;
-    }
-    pc_task_fn fn = by_rows ? narrow_rows_task : narrow_cols_task;
-    if (parallel)
-        pc_parallel(rt, ntasks, fn, &j);
-    else
-        for (int t = 0; t < ntasks; t++)
-            fn(&j, t, 0);
+            fns[kind](&j, t, 0);
     return j.failed ? PC_ENOMEM : PC_OK;
 }
 
@@ -680,11 +664,11 @@ int pc_gemm(pc_runtime *rt, const pc_gemm_args *g, int parallel)
     if (g->k <= 0)
         return gemm_k_zero(g);
     if (narrow_by_rows(uk, g))
-        return gemm_narrow(rt, g, parallel, 1);
+        return gemm_narrow(rt, g, parallel, NARROW_ROWS);
     if (narrow_by_cols(uk, g))
-        return gemm_narrow(rt, g, parallel, 0);
+        return gemm_narrow(rt, g, parallel, NARROW_COLS);
     if (narrow_k(uk, g))
-        return gemm_narrow_k(rt, g, parallel);
+        return gemm_narrow(rt, g, parallel, NARROW_K);
     if (narrow_c(uk, g))
         return gemm_transposed(rt, g, parallel);
     const int nthreads = rt->nthreads;
