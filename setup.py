@@ -38,7 +38,7 @@ setup(
             "pycnn._C",
             sources=sources,
             include_dirs=[numpy.get_include(), "csrc"],
-            depends=glob(os.path.join("csrc", "*.h")),
+            depends=glob(os.path.join("csrc", "*.h")) + glob(os.path.join("csrc", "*.inc")),
             extra_compile_args=compile_args,
             extra_link_args=link_args,
             libraries=["m"],

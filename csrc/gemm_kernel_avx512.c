@@ -299,160 +299,32 @@ static void narrow_k_avx512(int k, int rows, int n, const float *a, ptrdiff_t rs
     }
 }
 
-/* ---- products from a sparse A (runtime.h: sparse_rows, sparse_tn) ---------------------------
- * Both walk B (or the output) in column blocks of SPARSE_QB floats, so that the block of the
- * operand every nonzero touches stays in L1 (64 rows x 96 floats = 24 KB); A's nonzeros are
- * listed once and reused by every block. Each term is one FMA, fmadd(a, b, acc), in order of
- * p, as in the micro-kernel. */
-#define SPARSE_QB 96                 /* 6 vectors */
-#define SPARSE_QV (SPARSE_QB / 16)
-#define SPARSE_ROWS 16               /* rows of C listed at a time (sparse_rows) */
-
-/* masks of the vectors of a column block starting at q0, for n columns */
-__attribute__((target("avx512f"), always_inline)) static inline void
-block_masks(int q0, int n, __mmask16 m[SPARSE_QV])
+/* ---- products from a sparse A (runtime.h): sparse_products.inc on zmm ------------------------ */
+#define SP_TARGET __attribute__((target("avx512f")))
+#define SP_INLINE __attribute__((target("avx512f"), always_inline)) static inline
+#define SP_NAME(f) f##_avx512
+#define SP_W 16
+typedef __m512 sp_v;
+typedef __mmask16 sp_m;
+SP_INLINE sp_v sp_zero(void) { return _mm512_setzero_ps(); }
+SP_INLINE sp_v sp_set1(float x) { return _mm512_set1_ps(x); }
+SP_INLINE sp_v sp_load(const float *p) { return _mm512_load_ps(p); }
+SP_INLINE sp_v sp_maskload(const float *p, sp_m m) { return _mm512_maskz_loadu_ps(m, p); }
+SP_INLINE void sp_store(float *p, sp_v v) { _mm512_store_ps(p, v); }
+SP_INLINE void sp_maskstore(float *p, sp_m m, sp_v v) { _mm512_mask_storeu_ps(p, m, v); }
+SP_INLINE sp_v sp_add(sp_v a, sp_v b) { return _mm512_add_ps(a, b); }
+SP_INLINE sp_v sp_fmadd(sp_v a, sp_v b, sp_v c) { return _mm512_fmadd_ps(a, b, c); }
+SP_INLINE sp_m sp_mask(int left)
 {
-    for (int v = 0; v < SPARSE_QV; v++) {
-        const int left = n - q0 - 16 * v;
-        m[v] = left >= 16 ? (__mmask16)0xFFFF
-                          : left > 0 ? (__mmask16)((1u << left) - 1) : (__mmask16)0;
-    }
+    return left >= 16 ? (sp_m)0xFFFF : left > 0 ? (sp_m)((1u << left) - 1) : (sp_m)0;
 }
-
-/* the nonzeros of k floats at a: their positions and values, in order; returns the count */
-__attribute__((target("avx512f"), always_inline)) static inline int
-list_nonzeros(int k, const float *a, uint16_t *idx, float *val)
+SP_INLINE unsigned sp_nonzero_bits(const float *p, int count)
 {
-    int nnz = 0;
-    for (int p0 = 0; p0 < k; p0 += 16) {
-        const __mmask16 in = k - p0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (k - p0)) - 1);
-        unsigned nz = _mm512_mask_cmp_ps_mask(in, _mm512_maskz_loadu_ps(in, a + p0),
-                                              _mm512_setzero_ps(), _CMP_NEQ_UQ);
-        while (nz) {
-            const int p = p0 + __builtin_ctz(nz);
-            nz &= nz - 1;
-            idx[nnz] = (uint16_t)p;
-            val[nnz++] = a[p];
-        }
-    }
-    return nnz;
+    const sp_m in = sp_mask(count);
+    return _mm512_mask_cmp_ps_mask(in, _mm512_maskz_loadu_ps(in, p), _mm512_setzero_ps(),
+                                   _CMP_NEQ_UQ);
 }
-
-/* Rows of C = A B: SPARSE_ROWS rows' nonzeros listed, then per column block each row's 6
- * accumulators summed over its list (B's block rows from L1) and stored. */
-__attribute__((target("avx512f")))
-static void sparse_rows_avx512(int m, int n, int k, const float *a, ptrdiff_t lda,
-                               const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc)
-{
-    uint16_t idx[SPARSE_ROWS * PC_SPARSE_MAX_K];
-    float val[SPARSE_ROWS * PC_SPARSE_MAX_K];
-    int start[SPARSE_ROWS + 1];
-    for (int i0 = 0; i0 < m; i0 += SPARSE_ROWS) {
-        const int rows = m - i0 < SPARSE_ROWS ? m - i0 : SPARSE_ROWS;
-        start[0] = 0;
-        for (int r = 0; r < rows; r++)
-            start[r + 1] = start[r] + list_nonzeros(k, a + (ptrdiff_t)(i0 + r) * lda,
-                                                    idx + start[r], val + start[r]);
-        for (int q0 = 0; q0 < n; q0 += SPARSE_QB) {
-            __mmask16 m16[SPARSE_QV];
-            block_masks(q0, n, m16);
-            const int full = q0 + SPARSE_QB <= n;
-            for (int r = 0; r < rows; r++) {
-                __m512 acc[SPARSE_QV];
-#pragma GCC unroll 6
-                for (int v = 0; v < SPARSE_QV; v++)
-                    acc[v] = _mm512_setzero_ps();
-                if (full)
-                    for (int t = start[r]; t < start[r + 1]; t++) {
-                        const __m512 ap = _mm512_set1_ps(val[t]);
-                        const float *bp = b + idx[t] * ldb + q0;
-#pragma GCC unroll 6
-                        for (int v = 0; v < SPARSE_QV; v++)
-                            acc[v] = _mm512_fmadd_ps(ap, _mm512_load_ps(bp + 16 * v), acc[v]);
-                    }
-                else
-                    for (int t = start[r]; t < start[r + 1]; t++) {
-                        const __m512 ap = _mm512_set1_ps(val[t]);
-                        const float *bp = b + idx[t] * ldb + q0;
-#pragma GCC unroll 6
-                        for (int v = 0; v < SPARSE_QV; v++)   /* ldb >= n rounded up to 16 */
-                            acc[v] = _mm512_fmadd_ps(ap, _mm512_maskz_load_ps(m16[v], bp + 16 * v),
-                                                     acc[v]);
-                    }
-                float *ci = c + (ptrdiff_t)(i0 + r) * ldc + q0;
-#pragma GCC unroll 6
-                for (int v = 0; v < SPARSE_QV; v++)      /* + 0 as the micro-kernel: no -0 */
-                    _mm512_mask_storeu_ps(ci + 16 * v, m16[v],
-                                          _mm512_add_ps(acc[v], _mm512_setzero_ps()));
-            }
-        }
-    }
-}
-
-/* out = A^T B per column block: a block of out's rows (one per column c of A, 64 at a time) summed
- * in an L1 buffer from 0, row p of B's block loaded once and added into the rows c where
- * a[p][c] != 0 (in order of p for each c), then the buffer added to (or stored as) out. */
-__attribute__((target("avx512f")))
-static void sparse_tn_avx512(int k, int nc, int nq, const float *a, ptrdiff_t lda,
-                             const float *b, ptrdiff_t ldb, float *out, ptrdiff_t ldo,
-                             int accumulate)
-{
-    uint64_t nzrow[PC_SPARSE_MAX_K];                 /* row p's nonzero columns, 64 at a time */
-    float tmp[64][SPARSE_QB] __attribute__((aligned(64)));
-    for (int c0 = 0; c0 < nc; c0 += 64) {
-        const int cn = nc - c0 < 64 ? nc - c0 : 64;
-        for (int p = 0; p < k; p++) {
-            const float *ap = a + (ptrdiff_t)p * lda + c0;
-            uint64_t bits = 0;
-            for (int v = 0; v < cn; v += 16) {
-                const __mmask16 in = cn - v >= 16 ? (__mmask16)0xFFFF
-                                                  : (__mmask16)((1u << (cn - v)) - 1);
-                bits |= (uint64_t)_mm512_mask_cmp_ps_mask(in, _mm512_maskz_loadu_ps(in, ap + v),
-                                                          _mm512_setzero_ps(), _CMP_NEQ_UQ) << v;
-            }
-            nzrow[p] = bits;
-        }
-        for (int q0 = 0; q0 < nq; q0 += SPARSE_QB) {
-            __mmask16 m16[SPARSE_QV];
-            block_masks(q0, nq, m16);
-            for (int c = 0; c < cn; c++)
-#pragma GCC unroll 6
-                for (int v = 0; v < SPARSE_QV; v++)
-                    _mm512_store_ps(tmp[c] + 16 * v, _mm512_setzero_ps());
-            for (int p = 0; p < k; p++) {
-                uint64_t bits = nzrow[p];
-                if (!bits)
-                    continue;
-                const float *bp = b + (ptrdiff_t)p * ldb + q0;
-                __m512 row[SPARSE_QV];
-#pragma GCC unroll 6
-                for (int v = 0; v < SPARSE_QV; v++)
-                    row[v] = _mm512_maskz_loadu_ps(m16[v], bp + 16 * v);
-                const float *ap = a + (ptrdiff_t)p * lda + c0;
-                while (bits) {
-                    const int cc = __builtin_ctzll(bits);
-                    bits &= bits - 1;
-                    const __m512 d = _mm512_set1_ps(ap[cc]);
-#pragma GCC unroll 6
-                    for (int v = 0; v < SPARSE_QV; v++)
-                        _mm512_store_ps(tmp[cc] + 16 * v,
-                                        _mm512_fmadd_ps(d, row[v], _mm512_load_ps(tmp[cc] + 16 * v)));
-                }
-            }
-            for (int c = 0; c < cn; c++) {
-                float *o = out + (ptrdiff_t)(c0 + c) * ldo + q0;
-#pragma GCC unroll 6
-                for (int v = 0; v < SPARSE_QV; v++) {
-                    const __m512 t = _mm512_load_ps(tmp[c] + 16 * v);
-                    const __m512 r = _mm512_add_ps(t, accumulate   /* + 0: no -0, as the GEMM */
-                                                          ? _mm512_maskz_loadu_ps(m16[v], o + 16 * v)
-                                                          : _mm512_setzero_ps());
-                    _mm512_mask_storeu_ps(o + 16 * v, m16[v], r);
-                }
-            }
-        }
-    }
-}
+#include "sparse_products.inc"
 
 const pc_ukernel pc_ukernel_avx512 = {
     .isa = PC_ISA_AVX512, .name = "avx512", .mr = MR, .nr = NR, .kc = 256, .mc = 144,
