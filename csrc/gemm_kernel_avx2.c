@@ -11,79 +11,7 @@
 #define MR 6
 #define NR 16
 
-#define ROW_FMA(i)                                                                      \
-    do {                                                                                \
-        const __m256 ai = _mm256_broadcast_ss(a + (i) * ri);                            \
-        acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);                                 \
-        acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);                                 \
-    } while (0)
-
-/* A(i, p) = a[i * ri + p * rp], B(p, j) = b[p * rb + j]: packed panels (ri = 1, rp = MR,
- * rb = NR), A's rows in place (ri = lda, rp = 1) or its columns (rp = lda), B's rows in place
- * (rb = ldb); constants after inlining */
-__attribute__((target("avx2,fma"), always_inline)) static inline void
-ukernel_body(int k, const float *a, ptrdiff_t ri, ptrdiff_t rp, const float *b, ptrdiff_t rb,
-             float *c, ptrdiff_t ldc, int accumulate, const float *bias, int relu)
-{
-    __m256 acc[MR][2];
-#pragma GCC unroll 6
-    for (int i = 0; i < MR; i++)
-        acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-    for (int p = 0; p < k; p++) {
-        const __m256 b0 = _mm256_loadu_ps(b);
-        const __m256 b1 = _mm256_loadu_ps(b + 8);
-        ROW_FMA(0); ROW_FMA(1); ROW_FMA(2); ROW_FMA(3); ROW_FMA(4); ROW_FMA(5);
-        a += rp;
-        b += rb;
-    }
-    const __m256 zero = _mm256_setzero_ps();
-    const __m256 bias0 = bias ? _mm256_loadu_ps(bias) : zero;
-    const __m256 bias1 = bias ? _mm256_loadu_ps(bias + 8) : zero;
-#pragma GCC unroll 6
-    for (int i = 0; i < MR; i++) {
-        float *ci = c + i * ldc;
-        __m256 r0 = acc[i][0], r1 = acc[i][1];
-        if (accumulate) {
-            r0 = _mm256_add_ps(r0, _mm256_loadu_ps(ci));
-            r1 = _mm256_add_ps(r1, _mm256_loadu_ps(ci + 8));
-        }
-        r0 = _mm256_add_ps(r0, bias0);   /* + 0 when there is no bias: exact */
-        r1 = _mm256_add_ps(r1, bias1);
-        if (relu) {
-            r0 = _mm256_max_ps(r0, zero);
-            r1 = _mm256_max_ps(r1, zero);
-        }
-        _mm256_storeu_ps(ci, r0);
-        _mm256_storeu_ps(ci + 8, r1);
-    }
-}
-
-__attribute__((target("avx2,fma")))
-static void ukernel_avx2(int k, const float *a, const float *b, float *c, ptrdiff_t ldc,
-                         int accumulate, const float *bias, int relu)
-{
-    ukernel_body(k, a, 1, MR, b, NR, c, ldc, accumulate, bias, relu);
-}
-
-/* A's MR rows read where they are (row i at a + i * lda); B's rows at stride ldb */
-__attribute__((target("avx2,fma")))
-static void ukernel_rows_avx2(int k, const float *a, ptrdiff_t lda, const float *b,
-                              ptrdiff_t ldb, float *c, ptrdiff_t ldc, int accumulate,
-                              const float *bias, int relu)
-{
-    ukernel_body(k, a, lda, 1, b, ldb, c, ldc, accumulate, bias, relu);
-}
-
-/* A's columns read where they are (column p: MR consecutive floats at a + p * lda) */
-__attribute__((target("avx2,fma")))
-static void ukernel_cols_avx2(int k, const float *a, ptrdiff_t lda, const float *b,
-                              ptrdiff_t ldb, float *c, ptrdiff_t ldc, int accumulate,
-                              const float *bias, int relu)
-{
-    ukernel_body(k, a, 1, lda, b, ldb, c, ldc, accumulate, bias, relu);
-}
-
-/* ---- products from a sparse A (runtime.h): sparse_products.inc on ymm ------------------------ */
+/* ---- the SIMD adapter of ukernel_body.inc and sparse_products.inc: ymm ---------------------- */
 #define SP_TARGET __attribute__((target("avx2,fma")))
 #define SP_INLINE __attribute__((target("avx2,fma"), always_inline)) static inline
 #define SP_NAME(f) f##_avx2
@@ -93,10 +21,13 @@ typedef __m256i sp_m;
 SP_INLINE sp_v sp_zero(void) { return _mm256_setzero_ps(); }
 SP_INLINE sp_v sp_set1(float x) { return _mm256_set1_ps(x); }
 SP_INLINE sp_v sp_load(const float *p) { return _mm256_load_ps(p); }
+SP_INLINE sp_v sp_loadu(const float *p) { return _mm256_loadu_ps(p); }
 SP_INLINE sp_v sp_maskload(const float *p, sp_m m) { return _mm256_maskload_ps(p, m); }
 SP_INLINE void sp_store(float *p, sp_v v) { _mm256_store_ps(p, v); }
+SP_INLINE void sp_storeu(float *p, sp_v v) { _mm256_storeu_ps(p, v); }
 SP_INLINE void sp_maskstore(float *p, sp_m m, sp_v v) { _mm256_maskstore_ps(p, m, v); }
 SP_INLINE sp_v sp_add(sp_v a, sp_v b) { return _mm256_add_ps(a, b); }
+SP_INLINE sp_v sp_max(sp_v a, sp_v b) { return _mm256_max_ps(a, b); }
 SP_INLINE sp_v sp_fmadd(sp_v a, sp_v b, sp_v c) { return _mm256_fmadd_ps(a, b, c); }
 SP_INLINE sp_m sp_mask(int left)
 {
@@ -109,6 +40,10 @@ SP_INLINE unsigned sp_nonzero_bits(const float *p, int count)
     return (unsigned)_mm256_movemask_ps(_mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_NEQ_UQ)) &
            ((1u << count) - 1);
 }
+
+#include "ukernel_body.inc"
+
+/* ---- products from a sparse A (runtime.h) ---------------------------------------------------- */
 #include "sparse_products.inc"
 
 const pc_ukernel pc_ukernel_avx2 = {

@@ -14,76 +14,36 @@
 
 static ptrdiff_t round_up16(int k) { return ((ptrdiff_t)k + 15) / 16 * 16; }
 
-#define ROW_FMA(i)                                                                      \
-    do {                                                                                \
-        const __m512 ai = _mm512_set1_ps(a[(i) * ri]);                                  \
-        acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);                                 \
-        acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);                                 \
-    } while (0)
-
-/* A(i, p) = a[i * ri + p * rp], B(p, j) = b[p * rb + j]: packed panels (ri = 1, rp = MR,
- * rb = NR), A's rows in place (ri = lda, rp = 1) or its columns (rp = lda), B's rows in place
- * (rb = ldb); constants after inlining */
-__attribute__((target("avx512f"), always_inline)) static inline void
-ukernel_body(int k, const float *a, ptrdiff_t ri, ptrdiff_t rp, const float *b, ptrdiff_t rb,
-             float *c, ptrdiff_t ldc, int accumulate, const float *bias, int relu)
+/* ---- the SIMD adapter of ukernel_body.inc and sparse_products.inc: zmm ---------------------- */
+#define SP_TARGET __attribute__((target("avx512f")))
+#define SP_INLINE __attribute__((target("avx512f"), always_inline)) static inline
+#define SP_NAME(f) f##_avx512
+#define SP_W 16
+typedef __m512 sp_v;
+typedef __mmask16 sp_m;
+SP_INLINE sp_v sp_zero(void) { return _mm512_setzero_ps(); }
+SP_INLINE sp_v sp_set1(float x) { return _mm512_set1_ps(x); }
+SP_INLINE sp_v sp_load(const float *p) { return _mm512_load_ps(p); }
+SP_INLINE sp_v sp_loadu(const float *p) { return _mm512_loadu_ps(p); }
+SP_INLINE sp_v sp_maskload(const float *p, sp_m m) { return _mm512_maskz_loadu_ps(m, p); }
+SP_INLINE void sp_store(float *p, sp_v v) { _mm512_store_ps(p, v); }
+SP_INLINE void sp_storeu(float *p, sp_v v) { _mm512_storeu_ps(p, v); }
+SP_INLINE void sp_maskstore(float *p, sp_m m, sp_v v) { _mm512_mask_storeu_ps(p, m, v); }
+SP_INLINE sp_v sp_add(sp_v a, sp_v b) { return _mm512_add_ps(a, b); }
+SP_INLINE sp_v sp_max(sp_v a, sp_v b) { return _mm512_max_ps(a, b); }
+SP_INLINE sp_v sp_fmadd(sp_v a, sp_v b, sp_v c) { return _mm512_fmadd_ps(a, b, c); }
+SP_INLINE sp_m sp_mask(int left)
 {
-    __m512 acc[MR][2];
-    for (int i = 0; i < MR; i++)
-        acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-    for (int p = 0; p < k; p++) {
-        const __m512 b0 = _mm512_loadu_ps(b);
-        const __m512 b1 = _mm512_loadu_ps(b + 16);
-        ROW_FMA(0); ROW_FMA(1); ROW_FMA(2); ROW_FMA(3); ROW_FMA(4); ROW_FMA(5);
-        ROW_FMA(6); ROW_FMA(7); ROW_FMA(8); ROW_FMA(9); ROW_FMA(10); ROW_FMA(11);
-        a += rp;
-        b += rb;
-    }
-    const __m512 zero = _mm512_setzero_ps();
-    const __m512 bias0 = bias ? _mm512_loadu_ps(bias) : zero;
-    const __m512 bias1 = bias ? _mm512_loadu_ps(bias + 16) : zero;
-    for (int i = 0; i < MR; i++) {
-        float *ci = c + i * ldc;
-        __m512 r0 = acc[i][0], r1 = acc[i][1];
-        if (accumulate) {
-            r0 = _mm512_add_ps(r0, _mm512_loadu_ps(ci));
-            r1 = _mm512_add_ps(r1, _mm512_loadu_ps(ci + 16));
-        }
-        r0 = _mm512_add_ps(r0, bias0);   /* + 0 when there is no bias: exact */
-        r1 = _mm512_add_ps(r1, bias1);
-        if (relu) {
-            r0 = _mm512_max_ps(r0, zero);
-            r1 = _mm512_max_ps(r1, zero);
-        }
-        _mm512_storeu_ps(ci, r0);
-        _mm512_storeu_ps(ci + 16, r1);
-    }
+    return left >= 16 ? (sp_m)0xFFFF : left > 0 ? (sp_m)((1u << left) - 1) : (sp_m)0;
+}
+SP_INLINE unsigned sp_nonzero_bits(const float *p, int count)
+{
+    const sp_m in = sp_mask(count);
+    return _mm512_mask_cmp_ps_mask(in, _mm512_maskz_loadu_ps(in, p), _mm512_setzero_ps(),
+                                   _CMP_NEQ_UQ);
 }
 
-__attribute__((target("avx512f")))
-static void ukernel_avx512(int k, const float *a, const float *b, float *c, ptrdiff_t ldc,
-                           int accumulate, const float *bias, int relu)
-{
-    ukernel_body(k, a, 1, MR, b, NR, c, ldc, accumulate, bias, relu);
-}
-
-/* A's MR rows read where they are (row i at a + i * lda): no packing of A */
-__attribute__((target("avx512f")))
-static void ukernel_rows_avx512(int k, const float *a, ptrdiff_t lda, const float *b,
-                                ptrdiff_t ldb, float *c, ptrdiff_t ldc, int accumulate,
-                                const float *bias, int relu)
-{
-    ukernel_body(k, a, lda, 1, b, ldb, c, ldc, accumulate, bias, relu);
-}
-
-/* A's columns read where they are (column p: MR consecutive floats at a + p * lda) */
-__attribute__((target("avx512f")))
-static void ukernel_cols_avx512(int k, const float *a, ptrdiff_t lda, const float *b,
-                                ptrdiff_t ldb, float *c, ptrdiff_t ldc, int accumulate,
-                                const float *bias, int relu)
-{
-    ukernel_body(k, a, 1, lda, b, ldb, c, ldc, accumulate, bias, relu);
-}
+#include "ukernel_body.inc"
 
 /* 16 rows of 16 floats transposed in registers (four rounds of 16 shuffles): on return r[j]
  * holds what was column j. */
@@ -299,31 +259,7 @@ static void narrow_k_avx512(int k, int rows, int n, const float *a, ptrdiff_t rs
     }
 }
 
-/* ---- products from a sparse A (runtime.h): sparse_products.inc on zmm ------------------------ */
-#define SP_TARGET __attribute__((target("avx512f")))
-#define SP_INLINE __attribute__((target("avx512f"), always_inline)) static inline
-#define SP_NAME(f) f##_avx512
-#define SP_W 16
-typedef __m512 sp_v;
-typedef __mmask16 sp_m;
-SP_INLINE sp_v sp_zero(void) { return _mm512_setzero_ps(); }
-SP_INLINE sp_v sp_set1(float x) { return _mm512_set1_ps(x); }
-SP_INLINE sp_v sp_load(const float *p) { return _mm512_load_ps(p); }
-SP_INLINE sp_v sp_maskload(const float *p, sp_m m) { return _mm512_maskz_loadu_ps(m, p); }
-SP_INLINE void sp_store(float *p, sp_v v) { _mm512_store_ps(p, v); }
-SP_INLINE void sp_maskstore(float *p, sp_m m, sp_v v) { _mm512_mask_storeu_ps(p, m, v); }
-SP_INLINE sp_v sp_add(sp_v a, sp_v b) { return _mm512_add_ps(a, b); }
-SP_INLINE sp_v sp_fmadd(sp_v a, sp_v b, sp_v c) { return _mm512_fmadd_ps(a, b, c); }
-SP_INLINE sp_m sp_mask(int left)
-{
-    return left >= 16 ? (sp_m)0xFFFF : left > 0 ? (sp_m)((1u << left) - 1) : (sp_m)0;
-}
-SP_INLINE unsigned sp_nonzero_bits(const float *p, int count)
-{
-    const sp_m in = sp_mask(count);
-    return _mm512_mask_cmp_ps_mask(in, _mm512_maskz_loadu_ps(in, p), _mm512_setzero_ps(),
-                                   _CMP_NEQ_UQ);
-}
+/* ---- products from a sparse A (runtime.h) ---------------------------------------------------- */
 #include "sparse_products.inc"
 
 const pc_ukernel pc_ukernel_avx512 = {
