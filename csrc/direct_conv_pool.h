@@ -71,6 +71,21 @@ typedef struct {
 PC_DIRECT_DECLARE(avx512)
 PC_DIRECT_DECLARE(avx2)
 #undef PC_DIRECT_DECLARE
+
+/* In an ISA's file, after its always-inline tile(NC, ...): the three tile functions, compiled
+ * for that ISA, and its table pc_direct_tiles_<isa>. */
+#define PC_DIRECT_TILE_FN(TARGET, NC)                                                          \
+    TARGET static void tile##NC(const float *x0, ptrdiff_t W, int kh_n, int kw_n,              \
+                                const float *wk, int O, const float *bias, int relu, float *y, \
+                                int32_t *am, int32_t cell0, int am_w)                          \
+    {                                                                                          \
+        tile(NC, x0, W, kh_n, kw_n, wk, O, bias, relu, y, am, cell0, am_w);                    \
+    }
+#define PC_DIRECT_TILES(isa, TARGET, filters)                                                  \
+    PC_DIRECT_TILE_FN(TARGET, 1)                                                               \
+    PC_DIRECT_TILE_FN(TARGET, 2)                                                               \
+    PC_DIRECT_TILE_FN(TARGET, 3)                                                               \
+    const pc_direct_tiles pc_direct_tiles_##isa = {filters, {tile1, tile2, tile3}};
 #else
 #define PC_DIRECT_X86 0
 #endif

@@ -81,19 +81,7 @@ tile(const int NC, const float *x0, ptrdiff_t W, int kh_n, int kw_n, const float
     }
 }
 
-#define TILE_FN(NC)                                                                         \
-    __attribute__((target("avx512f"))) static void tile##NC(                                 \
-        const float *x0, ptrdiff_t W, int kh_n, int kw_n, const float *wk, int O,           \
-        const float *bias, int relu, float *y, int32_t *am, int32_t cell0, int am_w)        \
-    {                                                                                       \
-        tile(NC, x0, W, kh_n, kw_n, wk, O, bias, relu, y, am, cell0, am_w);                 \
-    }
-TILE_FN(1)
-TILE_FN(2)
-TILE_FN(3)
-#undef TILE_FN
-
-const pc_direct_tiles pc_direct_tiles_avx512 = {FILTERS, {tile1, tile2, tile3}};
+PC_DIRECT_TILES(avx512, __attribute__((target("avx512f"))), FILTERS)
 
 /* The 9 tap accumulators (2 zmm each) of one filter block: dw block += acc (+ 0) */
 #define FLUSH(t)                                                                            \
