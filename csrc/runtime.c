@@ -224,9 +224,7 @@ static void *worker_main(void *p)
 
 static void stop_workers(pc_runtime *rt)
 {
-    if (rt->nworkers == 0)
-        return;
-    if (rt->owner_pid == getpid()) {
+    if (rt->nworkers > 0 && rt->owner_pid == getpid()) {
         pthread_mutex_lock(&rt->mutex);
         atomic_store(&rt->stop, 1);
         pthread_cond_broadcast(&rt->start_cv);
@@ -234,7 +232,8 @@ static void stop_workers(pc_runtime *rt)
         for (int i = 0; i < rt->nworkers; i++)
             pthread_join(rt->workers[i], NULL);
     }
-    /* after fork() the workers do not exist in this process: just forget them */
+    /* after fork() the workers do not exist in this process: just forget them; the array is
+     * freed even when no worker started (start_workers failed at the first) */
     free(rt->workers);
     rt->workers = NULL;
     rt->nworkers = 0;
