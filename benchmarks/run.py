@@ -300,7 +300,9 @@ def child_layers_pycnn(spec):
     of 128, run as
     fit() runs it: a Conv2D feeding a MaxPooling2D is one fused call (forward_pooled /
     backward_pooled), timed as one row; other layers through forward(x, training=True) /
-    backward(dy)."""
+    backward(dy). Timed twice: in step (the whole forward pass, then the whole backward pass,
+    repeated: each call finds the caches as the layers before it left them) and alone (each
+    step's forward then its backward, repeated: how PyTorch's modules are timed)."""
     import numpy as np
     import pycnn
     pycnn.set_num_threads(spec["threads"])
@@ -355,11 +357,26 @@ def child_layers_pycnn(spec):
             t0 = time.perf_counter()
             dy = steps[k][3](dy)
             bwd[k].append(time.perf_counter() - t0)
+    alone_fwd = [[] for _ in steps]
+    alone_bwd = [[] for _ in steps]
+    for k, st in enumerate(steps):
+        g = rng.standard_normal(shapes[k + 1]).astype(np.float32)
+        for rep in range(spec["reps"] + 1):
+            t0 = time.perf_counter()
+            st[2](acts[k])
+            t1 = time.perf_counter()
+            st[3](g)
+            t2 = time.perf_counter()
+            if rep:
+                alone_fwd[k].append(t1 - t0)
+                alone_bwd[k].append(t2 - t1)
     out = []
     for k, st in enumerate(steps):
         out.append({"name": st[0], "arch": st[1], "backward": st[4],
                     "in_shape": shapes[k], "out_shape": shapes[k + 1],
-                    "fwd": float(np.median(fwd[k][1:])), "bwd": float(np.median(bwd[k][1:]))})
+                    "fwd": float(np.median(fwd[k][1:])), "bwd": float(np.median(bwd[k][1:])),
+                    "alone_fwd": float(np.median(alone_fwd[k])),
+                    "alone_bwd": float(np.median(alone_bwd[k]))})
     return {"layers": out}
 
 
@@ -993,6 +1010,7 @@ def report(info, results, layer_res, scaling, args):
                 continue
             rows = []
             tf = tb = 0.0
+            ta = 0.0          # alone, summed (None when a layer has no alone time)
             first = True
             for i, l in enumerate(lr["layers"]):
                 f = b = 0
@@ -1014,16 +1032,22 @@ def report(info, results, layer_res, scaling, args):
                 gf, pf = g(f, l["fwd"])
                 gb, pb = g(b, l["bwd"])
                 _, pt = g(f + b, l["fwd"] + l["bwd"])     # the issue's "forward + backward together"
+                # alone: PyTorch's rows are timed that way only
+                alone = (l["fwd"] + l["bwd"]) if fw == "torch" else \
+                    (l["alone_fwd"] + l["alone_bwd"]) if "alone_fwd" in l else None
+                _, pa = g(f + b, alone)
+                ta = ta + alone if ta is not None and alone else None
                 rows.append([l["name"], "x".join(str(s) for s in l["out_shape"][1:]),
                              f"{l['fwd'] * 1e3:.3f}", gf, pf, f"{l['bwd'] * 1e3:.3f}", gb, pb,
-                             pt])
+                             pt, fmt(alone * 1e3 if alone else None, ".3f"), pa])
             fwd1, train1 = model_flops(model, BATCH)
             rows.append(["**total**", "", f"{tf * 1e3:.3f}",
                          f"{fwd1 / tf / 1e9:.1f}" if tf else "-", "",
                          f"{tb * 1e3:.3f}",
                          f"{(train1 - fwd1) / tb / 1e9:.1f}" if tb else "-", "",
                          f"{100 * train1 / (tf + tb) / 1e9 / peak:.1f}" if tf + tb and peak
-                         else "-"])
+                         else "-", fmt(ta * 1e3 if ta else None, ".3f"),
+                         f"{100 * train1 / ta / 1e9 / peak:.1f}" if ta and peak else "-"])
             pycnn_note = (" (as fit runs them: a convolution and the max pooling it feeds are "
                           "one fused call; the second convolution's forward runs Winograd "
                           "F(2x2, 3x3), and its GFLOP/s count the direct method's FLOPs, an "
@@ -1035,7 +1059,8 @@ def report(info, results, layer_res, scaling, args):
                                      else pycnn_note))
             L.append("")
             L.append(md_table(["layer", "output", "fwd ms", "fwd GFLOP/s", "fwd % peak",
-                               "bwd ms", "bwd GFLOP/s", "bwd % peak", "fwd+bwd % peak"], rows))
+                               "bwd ms", "bwd GFLOP/s", "bwd % peak", "fwd+bwd % peak",
+                               "alone fwd+bwd ms", "alone % peak"], rows))
             L.append("")
             a = A.get(fw, {}).get(model)
             if a and a["epoch"]:
