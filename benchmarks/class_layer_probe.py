@@ -1,0 +1,134 @@
+"""Where the time of a 10-class output layer goes in a training step (see benchmarks/NOTES.md).
+
+For each lecture model the layers before the output layer run one forward pass as fit runs them
+(a convolution and the pooling it feeds as one fused call); then the output layer's forward
+(to its logits) and backward (from them) are timed as the first call after those layers, as in
+a step, and once more right after, warm. The backward is also timed without the input gradient,
+and a tiny two-thread call (a 128x64x10 layer: almost no work) first and warm gives the fixed
+cost of a call. Medians over --reps rounds.
+
+    python benchmarks/class_layer_probe.py [--reps 200] [--threads 2] [--peak GFLOPS]
+
+The budget column is what 60 % of the peak allows for the layer's forward + backward FLOPs
+(forward, weight gradient, input gradient: 3 x 2 x 128 x K x 10). The peak is measured with
+peak.c, as run.py does, unless --peak is given.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BATCH = 128
+
+
+def _output_layer_and_prefix(model):
+    """The output layer, and a function running the layers before it as fit runs them."""
+    layers = [l for l in model.layers if type(l).__name__ != "InputLayer"]
+    fused = {id(conv): pool for conv, pool in model._graph.fused_pairs}
+
+    def prefix(x):
+        i = 0
+        while i < len(layers) - 1:
+            layer = layers[i]
+            if id(layer) in fused:
+                x = layer.forward_pooled(x, fused[id(layer)], True)
+                i += 2
+            else:
+                x = layer.forward(x, training=True)
+                i += 1
+        return x
+
+    return layers[-1], prefix
+
+
+def probe(pycnn, lecture_models, name: str, reps: int, seed: int) -> dict:
+    model = lecture_models.build(pycnn, name)
+    rng = np.random.default_rng(seed)
+    shape = (BATCH, 28, 28, 1) if name == "convnet" else (BATCH, 784)
+    x = rng.random(shape, dtype=np.float32)
+    model.predict(x[:2], verbose=0)              # builds the graph and its fusion plan
+    out, prefix = _output_layer_and_prefix(model)
+    tiny = pycnn.layers.Dense(10)
+    tiny.build((None, 64))
+    tiny_x = rng.random((BATCH, 64), dtype=np.float32)
+    dz = rng.standard_normal((BATCH, 10)).astype(np.float32)
+    clock = time.perf_counter
+    times: dict[str, list[float]] = {}
+
+    def timed(key, fn):
+        t0 = clock()
+        fn()
+        times.setdefault(key, []).append(clock() - t0)
+
+    fwd = lambda: out.forward_logits(a, training=True)
+    bwd = lambda: out.backward_from_logits(dz, need_dx=True)
+    bwd_no_dx = lambda: out.backward_from_logits(dz, need_dx=False)
+    tiny_call = lambda: tiny.forward(tiny_x, training=True)
+    for rep in range(reps + 1):                  # round 0 is a warm-up
+        a = prefix(x)
+        timed("fwd first", fwd)
+        timed("fwd warm", fwd)
+        a = prefix(x)
+        fwd()
+        timed("bwd first", bwd)
+        timed("bwd warm", bwd)
+        a = prefix(x)
+        fwd()
+        timed("bwd without dx first", bwd_no_dx)
+        timed("bwd without dx warm", bwd_no_dx)
+        a = prefix(x)
+        timed("tiny call first", tiny_call)
+        timed("tiny call warm", tiny_call)
+    res = {k: float(np.median(v[1:])) for k, v in times.items()}
+    res["k"] = int(out.kernel.shape[0])
+    return res
+
+
+def measured_peak(threads: int) -> float:
+    sys.path.insert(0, HERE)
+    import run
+    with tempfile.TemporaryDirectory() as tmp:
+        rows, err = run.run_peak([threads], tmp)
+    if err:
+        raise SystemExit(f"peak.c: {err} (pass --peak GFLOPS)")
+    return max(r["gflops"] for r in rows)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--reps", type=int, default=200)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--peak", type=float, default=None, help="GFLOP/s (default: measure)")
+    args = ap.parse_args(argv)
+    peak = args.peak or measured_peak(args.threads)
+    sys.path.insert(0, HERE)
+    import pycnn
+    import lecture_models
+    pycnn.set_num_threads(args.threads)
+    print(f"peak {peak:.1f} GFLOP/s on {args.threads} thread(s); medians of {args.reps} rounds, us")
+    cols = ["fwd first", "fwd warm", "bwd first", "bwd warm", "bwd without dx first",
+            "bwd without dx warm", "tiny call first", "tiny call warm"]
+    print("| model | K | 60 % budget | " + " | ".join(cols) + " | % of peak first | % warm |")
+    print("|---" * (len(cols) + 5) + "|")
+    for name in ("dense", "convnet"):
+        r = probe(pycnn, lecture_models, name, args.reps, args.seed)
+        flops = 3 * 2 * BATCH * r["k"] * 10
+        budget = flops / (0.6 * peak * 1e9)
+        first = r["fwd first"] + r["bwd first"]
+        warm = r["fwd warm"] + r["bwd warm"]
+        pct = lambda s: f"{100 * flops / s / 1e9 / peak:.0f}"
+        print(f"| {name} | {r['k']} | {budget * 1e6:.1f} | "
+              + " | ".join(f"{r[c] * 1e6:.1f}" for c in cols)
+              + f" | {pct(first)} | {pct(warm)} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
