@@ -4,8 +4,8 @@ For each lecture model the layers before the output layer run one forward pass a
 (a convolution and the pooling it feeds as one fused call); then the output layer's forward
 (to its logits) and backward (from them) are timed as the first call after those layers, as in
 a step, and once more right after, warm. The backward is also timed without the input gradient,
-and a tiny two-thread call (a 128x64x10 layer: almost no work) first and warm gives the fixed
-cost of a call. Medians over --reps rounds.
+and a tiny call (a 4x16x10 layer: two tasks on the thread pool, almost no work) first and warm
+gives the fixed cost of a call. Medians over --reps rounds.
 
     python benchmarks/class_layer_probe.py [--reps 200] [--threads 2] [--peak GFLOPS]
 
@@ -55,8 +55,8 @@ def probe(pycnn, lecture_models, name: str, reps: int, seed: int) -> dict:
     model.predict(x[:2], verbose=0)              # builds the graph and its fusion plan
     out, prefix = _output_layer_and_prefix(model)
     tiny = pycnn.layers.Dense(10)
-    tiny.build((None, 64))
-    tiny_x = rng.random((BATCH, 64), dtype=np.float32)
+    tiny.build((None, 16))
+    tiny_x = rng.random((4, 16), dtype=np.float32)
     dz = rng.standard_normal((BATCH, 10)).astype(np.float32)
     clock = time.perf_counter
     times: dict[str, list[float]] = {}
