@@ -621,6 +621,23 @@ def med(xs):
     return statistics.median(xs) if xs else None
 
 
+def merge_layer_runs(runs):
+    """One per-layer result from several runs of the same breakdown: per layer, the median over
+    the runs of each timing (each run's own median over its repetitions); None if none ran."""
+    ok = [r for r in runs if r and r.get("layers")]
+    if not ok:
+        return None
+    merged = []
+    for k, layer in enumerate(ok[0]["layers"]):
+        row = dict(layer)
+        for key in ("fwd", "bwd", "alone_fwd", "alone_bwd"):
+            vals = [r["layers"][k][key] for r in ok if key in r["layers"][k]]
+            if vals:
+                row[key] = float(med(vals))
+        merged.append(row)
+    return {"layers": merged, "runs": len(ok)}
+
+
 def epoch_stats(r):
     """(median epoch seconds, first epoch seconds): the median is over the epochs after the
     first when there are at least two (steady state), else the only epoch."""
@@ -779,12 +796,17 @@ def main():
 
         layer_res = {}              # model -> framework -> per-layer times
         if not args.no_layers:
-            for m in args.models:
-                for fw in ("pycnn", "torch"):
-                    if fw in R.pythons:
-                        log(f"per-layer breakdown {fw} {m} ...")
-                        layer_res.setdefault(m, {})[fw] = R.child(
-                            "layers", fw, R.pythons[fw], model=m, reps=layer_reps)
+            # --repeats rounds, each framework x model in its own process: medians over rounds
+            runs = {}
+            for rep in range(args.repeats):
+                for m in args.models:
+                    for fw in ("pycnn", "torch"):
+                        if fw in R.pythons:
+                            log(f"per-layer breakdown {fw} {m} (run {rep + 1}/{args.repeats}) ...")
+                            runs.setdefault(m, {}).setdefault(fw, []).append(R.child(
+                                "layers", fw, R.pythons[fw], model=m, reps=layer_reps))
+            layer_res = {m: {fw: merge_layer_runs(rs) for fw, rs in by_fw.items()}
+                         for m, by_fw in runs.items()}
 
         scaling = {}
         if not args.no_scaling and "convnet" in args.models and args.threads > 1:
@@ -1055,8 +1077,9 @@ def report(info, results, layer_res, scaling, args):
                           " (as fit runs them: relu fused into the first layer, the output "
                           "layer's softmax into the loss, so its forward stops at the logits "
                           "and its backward starts from them)")
+            runs_note = f" Medians of {lr['runs']} run(s)." if lr.get("runs") else ""
             L.append(f"**{fw}**" + (" (NCHW; ReLU timed with its layer)" if fw == "torch"
-                                     else pycnn_note))
+                                     else pycnn_note) + runs_note)
             L.append("")
             L.append(md_table(["layer", "output", "fwd ms", "fwd GFLOP/s", "fwd % peak",
                                "bwd ms", "bwd GFLOP/s", "bwd % peak", "fwd+bwd % peak",
