@@ -27,33 +27,19 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BATCH = 128
 
 
-def _output_layer_and_prefix(model):
-    """The output layer, and a function running the layers before it as fit runs them."""
-    layers = [l for l in model.layers if type(l).__name__ != "InputLayer"]
-    fused = {id(conv): pool for conv, pool in model._graph.fused_pairs}
-
-    def prefix(x):
-        i = 0
-        while i < len(layers) - 1:
-            layer = layers[i]
-            if id(layer) in fused:
-                x = layer.forward_pooled(x, fused[id(layer)], True)
-                i += 2
-            else:
-                x = layer.forward(x, training=True)
-                i += 1
-        return x
-
-    return layers[-1], prefix
-
-
-def probe(pycnn, lecture_models, name: str, reps: int, seed: int) -> dict:
+def probe(pycnn, lecture_models, run, name: str, reps: int, seed: int) -> dict:
     model = lecture_models.build(pycnn, name)
     rng = np.random.default_rng(seed)
-    shape = (BATCH, 28, 28, 1) if name == "convnet" else (BATCH, 784)
-    x = rng.random(shape, dtype=np.float32)
+    x = rng.random(run._layer_input_shape(name), dtype=np.float32)
     model.predict(x[:2], verbose=0)              # builds the graph and its fusion plan
-    out, prefix = _output_layer_and_prefix(model)
+    steps = run.pycnn_steps(model)
+    out = [l for l in model.layers if type(l).__name__ != "InputLayer"][-1]
+
+    def prefix(a):                               # the layers before the output layer
+        for step in steps[:-1]:
+            a = step[2](a)
+        return a
+
     tiny = pycnn.layers.Dense(10)
     tiny.build((None, 16))
     tiny_x = rng.random((4, 16), dtype=np.float32)
@@ -90,9 +76,7 @@ def probe(pycnn, lecture_models, name: str, reps: int, seed: int) -> dict:
     return res
 
 
-def measured_peak(threads: int) -> float:
-    sys.path.insert(0, HERE)
-    import run
+def measured_peak(run, threads: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         rows, err = run.run_peak([threads], tmp)
     if err:
@@ -107,8 +91,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--peak", type=float, default=None, help="GFLOP/s (default: measure)")
     args = ap.parse_args(argv)
-    peak = args.peak or measured_peak(args.threads)
     sys.path.insert(0, HERE)
+    import run
+    peak = args.peak or measured_peak(run, args.threads)
     import pycnn
     import lecture_models
     pycnn.set_num_threads(args.threads)
@@ -118,7 +103,7 @@ def main(argv=None) -> int:
     print("| model | K | 60 % budget | " + " | ".join(cols) + " | % of peak first | % warm |")
     print("|---" * (len(cols) + 5) + "|")
     for name in ("dense", "convnet"):
-        r = probe(pycnn, lecture_models, name, args.reps, args.seed)
+        r = probe(pycnn, lecture_models, run, name, args.reps, args.seed)
         flops = 3 * 2 * BATCH * r["k"] * 10
         budget = flops / (0.6 * peak * 1e9)
         first = r["fwd first"] + r["bwd first"]

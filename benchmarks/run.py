@@ -295,25 +295,13 @@ def _layer_input_shape(model):
     return (BATCH, 28, 28, 1) if model == "convnet" else (BATCH, 784)
 
 
-def child_layers_pycnn(spec):
-    """Forward/backward time of each step of a lecture model (spec["model"]) on a random batch
-    of 128, run as
-    fit() runs it: a Conv2D feeding a MaxPooling2D is one fused call (forward_pooled /
-    backward_pooled), timed as one row; other layers through forward(x, training=True) /
-    backward(dy). Timed twice: in step (the whole forward pass, then the whole backward pass,
-    repeated: each call finds the caches as the layers before it left them) and alone (each
-    step's forward then its backward, repeated: how PyTorch's modules are timed)."""
-    import numpy as np
-    import pycnn
-    pycnn.set_num_threads(spec["threads"])
-    pycnn.utils.set_random_seed(spec["seed"])
-    model = _pycnn_build(spec["model"])
+def pycnn_steps(model):
+    """The calls of a built pycnn model's training step, as fit() makes them: a Conv2D feeding a
+    MaxPooling2D is one fused call (forward_pooled / backward_pooled); the last layer's softmax
+    is fused into the crossentropy (forward_logits / backward_from_logits); the first layer
+    computes no input gradient. A list of (name, arch indices, forward(x), backward(dy), mode)."""
     layers = [l for l in model.layers if type(l).__name__ != "InputLayer"]
-    rng = np.random.default_rng(spec["seed"])
-    x = rng.random(_layer_input_shape(spec["model"]), dtype=np.float32)
-    model.predict(x[:2], verbose=0)                  # builds the graph and its fusion plan
     fused = {id(conv): pool for conv, pool in model._graph.fused_pairs}
-    # steps: (name, arch indices, forward(x), backward(dy, need_dx), mode)
     steps = []
     i = 0
     while i < len(layers):
@@ -341,6 +329,26 @@ def child_layers_pycnn(spec):
             mode += f"(need_dx={need_dx})"
         steps.append((l.name, [i], lambda a, ff=forward_fn: ff(a, training=True), f, mode))
         i += 1
+    return steps
+
+
+def child_layers_pycnn(spec):
+    """Forward/backward time of each step of a lecture model (spec["model"]) on a random batch
+    of 128, run as
+    fit() runs it: a Conv2D feeding a MaxPooling2D is one fused call (forward_pooled /
+    backward_pooled), timed as one row; other layers through forward(x, training=True) /
+    backward(dy). Timed twice: in step (the whole forward pass, then the whole backward pass,
+    repeated: each call finds the caches as the layers before it left them) and alone (each
+    step's forward then its backward, repeated: how PyTorch's modules are timed)."""
+    import numpy as np
+    import pycnn
+    pycnn.set_num_threads(spec["threads"])
+    pycnn.utils.set_random_seed(spec["seed"])
+    model = _pycnn_build(spec["model"])
+    rng = np.random.default_rng(spec["seed"])
+    x = rng.random(_layer_input_shape(spec["model"]), dtype=np.float32)
+    model.predict(x[:2], verbose=0)                  # builds the graph and its fusion plan
+    steps = pycnn_steps(model)
     fwd = [[] for _ in steps]
     bwd = [[] for _ in steps]
     shapes = None
