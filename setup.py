@@ -18,7 +18,7 @@ sources = sorted(glob(os.path.join("csrc", "*.c")))
 # -fno-tree-loop-distribute-patterns: keep the short copy loops of im2col and packing inline
 # (GCC would turn them into libc memcpy calls, which cost more than 3 or 12 floats);
 # -fno-math-errno: sqrtf becomes one instruction (pycnn never reads errno), so loops vectorise
-compile_args = ["-std=c11", "-O3", "-Wall", "-Wextra", "-fno-strict-aliasing", "-pthread",
+compile_args = ["-std=c11", "-O3", "-Wall", "-Wextra", "-fvisibility=hidden", "-fno-strict-aliasing", "-pthread",
                 "-fno-tree-loop-distribute-patterns", "-fno-math-errno"]
 link_args = ["-pthread"]
 if os.environ.get("PYCNN_DEBUG"):

@@ -1,0 +1,96 @@
+/*
+ * binding.h - what every file of the binding shares: the argument converters, the runtime of
+ * the module, and the macro that runs a kernel without the GIL.
+ *
+ * The binding (`pycnn._C`) is split by kernel family: bind_<family>.c defines the entry points
+ * of one family and its method table pc_methods_<family>; pycnn_module.c defines the module and
+ * adds every family's table. Each entry point converts its arguments once with get_array()
+ * (which names the function, the argument and what was expected in every error), checks that
+ * the shapes fit together, releases the GIL, runs one kernel inside pc_runtime_enter/leave, and
+ * turns the kernel's error code into a Python exception. Nothing here allocates array memory:
+ * outputs are created by the caller and overwritten. The contract is docs/kernels.md.
+ */
+#ifndef PYCNN_BINDING_H
+#define PYCNN_BINDING_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#define PY_ARRAY_UNIQUE_SYMBOL pycnn_ARRAY_API
+#ifndef PYCNN_BINDING_IMPORTS_NUMPY
+#define NO_IMPORT_ARRAY
+#endif
+#include <numpy/arrayobject.h>
+
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pycnn.h"
+
+typedef struct {
+    pc_runtime *rt;
+} module_state;
+
+/* Array modes of get_array(). */
+enum { IN = 0, OUT = 1 };
+
+#define FLOAT(a) ((float *)PyArray_DATA(a))
+#define OPT_FLOAT(a) ((a) ? (float *)PyArray_DATA(a) : NULL)
+
+/* result = call, without the GIL, with the runtime entered */
+#define RUN_KERNEL_INTO(rt, result, call)                                               \
+    do {                                                                                \
+        Py_BEGIN_ALLOW_THREADS                                                          \
+        pc_runtime_enter(rt);                                                           \
+        result = (call);                                                                \
+        pc_runtime_leave(rt);                                                           \
+        Py_END_ALLOW_THREADS                                                            \
+    } while (0)
+#define RUN_KERNEL(rt, call) RUN_KERNEL_INTO(rt, rc, call)
+
+/* An entry point taking positional and keyword arguments: {"name", py_name, ..., doc}. */
+#define KW(name, doc) {#name, (PyCFunction)(void (*)(void))py_##name, METH_VARARGS | METH_KEYWORDS, doc}
+
+/* The runtime of the module the entry point belongs to. */
+pc_runtime *runtime_of(PyObject *module);
+
+/* obj must be an aligned, native-byte-order, C-contiguous, non-empty ndarray of `typenum` with
+ * `ndim` dimensions (ndim < 0: any rank); OUT arrays must be writeable. None is accepted when
+ * `optional`, giving *out = NULL. Returns 0, or -1 with an exception set. */
+int get_array(PyObject *obj, const char *func, const char *name, int typenum, int ndim, int mode, int optional, PyArrayObject **out);
+/* Axis d's size (every size fits an int: get_array checked). */
+int dim(PyArrayObject *a, int d);
+/* Whether two arrays share memory (NULL shares nothing). */
+int overlaps(PyArrayObject *a, PyArrayObject *b);
+/* Outputs (from first_out on) must not share memory with inputs or with each other. */
+int check_disjoint(const char *func, PyArrayObject **arrs, const char **names, int n, int first_out);
+/* a's first ndim axes must be want[] (-1: any). */
+int expect_shape(const char *func, const char *name, PyArrayObject *a, int ndim, const int *want);
+/* After a failed argument parse: a number out of range is a ValueError, like any bad value. */
+PyObject *parse_error(const char *func);
+/* A kernel's pc_status as None or a Python exception. */
+PyObject *kernel_result(int rc, const char *func);
+/* An activation name as pc_act (fused_only: only those a kernel's epilogue applies). */
+int parse_act(const char *func, const char *s, pc_act *act, int fused_only);
+/* The kernels index rows as o*s + k - p in int: that must not overflow for any output o. */
+int window_fits(int out, int stride, int window, int pad);
+/* A pair of ints (a tuple or list of two), named in the error. */
+int parse_pair(PyObject *obj, const char *func, const char *name, int *a, int *b);
+/* Both values of a window, stride or pad pair must be >= min. */
+int check_window(const char *func, const char *what, int a, int b, int min);
+/* A str argument 'kind' as UTF-8. */
+const char *kind_string(const char *F, PyObject *obj);
+/* a and b must have the same shape. */
+int same_shape(const char *F, PyArrayObject *a, const char *an, PyArrayObject *b, const char *bn);
+
+/* The method tables of the kernel families, each ended by a {NULL} entry. */
+extern PyMethodDef pc_methods_dense[];   /* gemm and dense layers */
+extern PyMethodDef pc_methods_conv[];   /* convolution, pooling, and the two fused */
+extern PyMethodDef pc_methods_activations[];   /* activations */
+extern PyMethodDef pc_methods_losses[];   /* losses */
+extern PyMethodDef pc_methods_optimizers[];   /* optimizer updates */
+extern PyMethodDef pc_methods_data[];   /* batches */
+
+#endif
