@@ -6,12 +6,14 @@ into C each), ``compute_output_shape`` is a pure function. Input checks are decl
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 
 from .. import backend
 from .. import initializers as initializers_mod
+from .context import Context
 
 Shape = tuple  # a shape with None for unknown (batch) sizes
 
@@ -27,6 +29,13 @@ class Variable:
         self.name = name
         self.trainable = trainable
         self.grad = backend.zeros(value.shape)
+        self.regularizer = None     # a callable of the value giving a penalty (regularizers.py)
+        self.constraint = None      # a callable projecting the value after each update
+
+    @property
+    def path(self) -> str:
+        """``"<layer>/<weight>"``, as Keras 3 names a variable's place."""
+        return self.name
 
     @property
     def shape(self) -> tuple:
@@ -127,50 +136,109 @@ class Layer:
     """Base class of all layers.
 
     Subclasses set ``self.input_spec`` and implement ``build``, ``compute_output_shape``,
-    ``forward(x, training)`` and ``backward(dy, need_dx)``. ``forward`` may return arrays it
-    owns and reuses on the next call (no allocation per batch); ``__call__`` on arrays returns
-    a fresh copy, so users never see that reuse.
+    ``forward(ctx, x, training)`` and ``backward(ctx, dy, need_dx)``. The per-call state lives
+    in ``ctx`` (a :class:`~pycnn.layers.context.Context`): what the backward pass needs and the
+    arrays ``forward`` writes, reused from batch to batch. Layers with ``multi_input = True``
+    (merge layers) take a list of arrays and return a list of input gradients. Calling a layer
+    on arrays returns fresh arrays; calling it on symbolic tensors (``pycnn.Input``) records a
+    node of the functional graph.
     """
+
+    #: Whether ``forward`` takes a list of inputs (and ``backward`` returns a list).
+    multi_input = False
+    #: Whether ``forward`` honours ``ctx.logits_only`` (a layer with a final activation that a
+    #: loss can take the logits of).
+    supports_logits = False
 
     def __init__(self, name: Optional[str] = None, trainable: bool = True, dtype: Any = None,
                  input_shape: Optional[Sequence] = None, batch_input_shape=None,
-                 input_dim: Optional[int] = None, **kwargs):
+                 input_dim: Optional[int] = None, batch_size: Optional[int] = None, **kwargs):
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments passed to {type(self).__name__}: "
                             f"{kwargs}")
+        if isinstance(dtype, dict):     # a Keras 3 DTypePolicy config
+            dtype = dtype.get("config", {}).get("name", dtype)
         if dtype not in (None, "float32", np.float32):
             raise ValueError(f"pycnn computes in float32 only. Received: dtype={dtype!r}")
-        if name is not None and (not isinstance(name, str) or not name):
+        if name is not None and (not isinstance(name, str) or not name or "\0" in name):
             raise ValueError(f"Layer name must be a non-empty string. Received: name={name!r}")
         self.name = name or backend.unique_name(backend.snake_case(type(self).__name__))
-        self.trainable = trainable
-        self.built = False
+        self._trainable = bool(trainable)
+        self._built = False
         self.input_spec: Optional[InputSpec] = None
         self._variables: list[Variable] = []
-        self._buffers: dict[str, np.ndarray] = {}
         self._inbound_nodes: list = []
-        self._build_input_shape: Optional[tuple] = None
+        self._lock = threading.RLock()
         if input_dim is not None and input_shape is None:
             input_shape = (input_dim,)
         if batch_input_shape is not None:
             self._batch_input_shape = tuple(batch_input_shape)
         elif input_shape is not None:
-            self._batch_input_shape = (None,) + tuple(input_shape)
+            self._batch_input_shape = (batch_size,) + tuple(input_shape)
         else:
             self._batch_input_shape = None
 
+    @property
+    def built(self) -> bool:
+        return self._built
+
+    @built.setter
+    def built(self, value: bool) -> None:
+        self._built = bool(value)
+
+    @property
+    def trainable(self) -> bool:
+        """Whether the optimizer updates this layer's weights (``False`` freezes them)."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = bool(value)
+
     # ---- weights ------------------------------------------------------------------------------
-    def add_weight(self, name: str, shape: Sequence[int], initializer="glorot_uniform",
-                   trainable: bool = True) -> Variable:
+    def add_weight(self, *args, shape: Optional[Sequence[int]] = None, initializer=None,
+                   dtype: Any = None, trainable: bool = True, regularizer=None,
+                   constraint=None, name: Optional[str] = None, **kwargs) -> Variable:
+        """Create a weight of this layer: ``add_weight(shape=(784, 10),
+        initializer="glorot_uniform", name="kernel")`` (Keras 3; ``add_weight("kernel",
+        shape)`` as tf.keras 2 wrote it works too). ``regularizer`` adds its penalty to the
+        training loss; ``constraint`` projects the weight after each optimizer step."""
+        for key in ("autocast", "aggregation", "synchronization", "use_resource",
+                    "experimental_autocast", "caching_device"):
+            kwargs.pop(key, None)
+        if kwargs:
+            raise TypeError(f"add_weight() got unexpected arguments {sorted(kwargs)}")
+        positional = list(args)
+        if positional and isinstance(positional[0], str):       # tf.keras 2: name first
+            name = positional.pop(0) if name is None else name
+        if positional:
+            shape = positional.pop(0) if shape is None else shape
+        if positional:
+            initializer = positional.pop(0) if initializer is None else initializer
+        if positional:
+            raise TypeError("add_weight() takes shape, initializer and keyword arguments")
+        if dtype not in (None, "float32", np.float32):
+            raise ValueError(f"pycnn weights are float32. Received: dtype={dtype!r}")
+        shape = () if shape is None else tuple(int(d) for d in shape)
+        if name is None:
+            name = f"variable_{len(self._variables)}" if self._variables else "variable"
+        if initializer is None:
+            initializer = "glorot_uniform" if len(shape) >= 2 else "zeros"
         init = initializers_mod.get(initializer)
-        if math.prod(shape) > MAX_SIZE or any(d > MAX_SIZE for d in shape):
-            raise ValueError(f'Layer "{self.name}": the weight {name!r} of shape {tuple(shape)} '
-                             f"is too large (more than {MAX_SIZE} values)")
-        value = np.asarray(init(tuple(shape)), dtype=np.float32)
-        if value.shape != tuple(shape):
+        if math.prod(shape) > MAX_SIZE or any(d > MAX_SIZE or d < 0 for d in shape):
+            raise ValueError(f'Layer "{self.name}": the weight {name!r} of shape {shape} '
+                             f"is invalid or too large (more than {MAX_SIZE} values)")
+        value = np.asarray(init(shape), dtype=np.float32)
+        if value.shape != shape:
             raise ValueError(f"initializer of {self.name}/{name} returned shape {value.shape}, "
-                             f"expected {tuple(shape)}")
+                             f"expected {shape}")
         var = Variable(value, f"{self.name}/{name}", trainable)
+        if regularizer is not None:
+            from .. import regularizers
+            var.regularizer = regularizers.get(regularizer)
+        if constraint is not None:
+            from .. import constraints
+            var.constraint = constraints.get(constraint)
         self._variables.append(var)
         return var
 
@@ -221,87 +289,102 @@ class Layer:
         return tuple(input_shape)
 
     def _check_input(self, shape: Sequence) -> None:
-        if self.input_spec is not None:
+        if self.input_spec is not None and not self.multi_input:
             self.input_spec.check(self.name, tuple(shape))
 
-    def _maybe_build(self, input_shape: Shape) -> None:
+    def _maybe_build(self, input_shape) -> None:
         self._check_input(input_shape)
         if not self.built:
-            self._build_input_shape = tuple(input_shape)
-            self.build(tuple(input_shape))
+            self.build(input_shape if self.multi_input else tuple(input_shape))
             self.built = True
             self._check_input(input_shape)
 
     # ---- arithmetic -------------------------------------------------------------------------
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        raise NotImplementedError
+    def forward(self, ctx: Context, x, training: bool = False):
+        """The output for ``x`` (a list of arrays for ``multi_input`` layers), keeping in
+        ``ctx`` what ``backward`` needs. May return an array from ``ctx.buffer``."""
+        raise NotImplementedError(f"{type(self).__name__} has no forward pass")
 
-    def backward(self, dy: np.ndarray, need_dx: bool = True) -> Optional[np.ndarray]:
-        """Given dL/d(output), store dL/d(weight) in each ``Variable.grad`` and return
-        dL/d(input) (or None when ``need_dx`` is False)."""
-        raise NotImplementedError
+    def backward(self, ctx: Context, dy, need_dx=True):
+        """Given dL/d(output) of the call ``ctx`` holds, store dL/d(weight) in each
+        ``Variable.grad`` and return dL/d(input) (None when ``need_dx`` is False; for
+        ``multi_input`` layers a list, ``need_dx`` a list of flags)."""
+        raise NotImplementedError(f"{type(self).__name__} has no backward pass")
+
+    # ---- the functional graph ---------------------------------------------------------------
+    def _node_attr(self, attr: str, what: str):
+        if not self._inbound_nodes:
+            raise AttributeError(f'Layer "{self.name}" has never been called and thus has no '
+                                 f"defined {what}.")
+        return getattr(self._inbound_nodes[0], attr)
 
     @property
-    def output_activation(self) -> str:
-        """The activation applied last by this layer (``"softmax"`` lets the model fuse the
-        softmax into the crossentropy)."""
-        return "linear"
+    def input(self):
+        """The symbolic input of the layer's first call (a list for several inputs)."""
+        return self._node_attr("input_structure", "input")
 
-    def forward_logits(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """Like ``forward`` but stops before a final softmax (or sigmoid, tanh): a model training
-        with a crossentropy that fuses this layer's softmax needs only the logits. (A relu
-        fused into the layer's kernel is still applied.)"""
-        raise NotImplementedError(f"{type(self).__name__} has no fused activation")
+    @property
+    def output(self):
+        """The symbolic output of the layer's first call."""
+        return self._node_attr("output_structure", "output")
 
-    def backward_from_logits(self, dz: np.ndarray, need_dx: bool = True) -> Optional[np.ndarray]:
-        """Like ``backward`` but given the gradient before the final activation."""
-        raise NotImplementedError(f"{type(self).__name__} has no fused activation")
+    @property
+    def input_shape(self):
+        inp = self.input
+        return [t.shape for t in inp] if isinstance(inp, list) else inp.shape
 
-    def preactivation(self) -> np.ndarray:
-        """The last forward pass's values before the final activation."""
-        raise NotImplementedError(f"{type(self).__name__} has no fused activation")
-
-    #: Attributes that may hold (a view of) the last forward input, for the backward pass.
-    _input_refs: tuple = ()
-
-    def release_inputs(self) -> None:
-        """Drop the references to the last input, so that a model never keeps the caller's
-        arrays alive after fit/evaluate/predict returns."""
-        for attr in self._input_refs:
-            if hasattr(self, attr):
-                setattr(self, attr, None)
-
-    def _buffer(self, key: str, shape: tuple, dtype=np.float32) -> np.ndarray:
-        buf = self._buffers.get(key)
-        if buf is None or buf.shape != shape or buf.dtype != dtype:
-            buf = backend.empty(shape, dtype)
-            self._buffers[key] = buf
-        return buf
-
-    def release_buffers(self) -> None:
-        """Free the arrays kept for reuse between batches."""
-        self._buffers.clear()
+    @property
+    def output_shape(self):
+        out = self.output
+        return [t.shape for t in out] if isinstance(out, list) else out.shape
 
     # ---- calling ------------------------------------------------------------------------------
-    def __call__(self, inputs, training: Optional[bool] = None, **kwargs):
-        from .symbolic import KerasTensor, Node
+    def __call__(self, inputs, *args, training: Optional[bool] = None, mask=None, **kwargs):
+        from .symbolic import KerasTensor, Node, flatten
 
-        if kwargs:
-            raise TypeError(f"{type(self).__name__}.__call__ got unexpected arguments {kwargs}")
-        if isinstance(inputs, (list, tuple)) and len(inputs) == 1:
+        if args or kwargs:
+            raise TypeError(f"{type(self).__name__}.__call__ got unexpected arguments "
+                            f"{args or ''}{kwargs or ''}")
+        if training is not None and not isinstance(training, (bool, np.bool_)):
+            raise ValueError(f"`training` must be a bool or None. Received: training={training!r}")
+        if isinstance(inputs, (list, tuple)) and len(inputs) == 1 and not self.multi_input:
             inputs = inputs[0]
-        if isinstance(inputs, KerasTensor):
-            self._maybe_build(inputs.shape)
-            out = KerasTensor(self.compute_output_shape(inputs.shape))
-            Node(self, [inputs], [out])
-            return out
+        flat = flatten(inputs)
+        if any(isinstance(t, KerasTensor) for t in flat):
+            if not all(isinstance(t, KerasTensor) for t in flat):
+                raise ValueError(f'Layer "{self.name}" was called on a mix of symbolic tensors '
+                                 "and arrays; all inputs of a functional call must be symbolic")
+            return Node.record(self, inputs, training)
+        return self._call_eager(inputs, training)
+
+    def _call_eager(self, inputs, training):
         from ..models.data import as_float_input
-        x = as_float_input(inputs, f'layer "{self.name}"')
-        self._maybe_build((None,) + x.shape[1:])
-        return self.forward(x, training=bool(training)).copy()
+        from .symbolic import flatten
+
+        if self.multi_input:
+            if not isinstance(inputs, (list, tuple)):
+                raise ValueError(f'Layer "{self.name}" expects a list of inputs')
+            xs = [as_float_input(t, f'layer "{self.name}" input {i}')
+                  for i, t in enumerate(flatten(inputs))]
+            self._maybe_build([(None,) + x.shape[1:] for x in xs])
+            out = self.forward(Context(), xs, training=bool(training))
+        else:
+            x = as_float_input(inputs, f'layer "{self.name}"')
+            self._maybe_build((None,) + x.shape[1:])
+            out = self.forward(Context(), x, training=bool(training))
+        return np.array(out, dtype=np.float32, copy=True)
 
     def get_config(self) -> dict:
-        return {"name": self.name, "trainable": self.trainable}
+        """The constructor arguments, as Keras' ``get_config`` gives them."""
+        config = {"name": self.name, "trainable": self.trainable, "dtype": "float32"}
+        if self._batch_input_shape is not None:
+            config["batch_input_shape"] = list(self._batch_input_shape)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict):
+        """A new layer from ``get_config()``'s dictionary."""
+        return cls(**config)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"

@@ -17,12 +17,12 @@ class Conv2D(_Activated):
     ``padding="same"``: zero padding so that the output is ``ceil(input / strides)``.
     """
 
-    _input_refs = ("_x",)
-
     def __init__(self, filters: int, kernel_size, strides=(1, 1), padding: str = "valid",
                  data_format=None, dilation_rate=(1, 1), groups: int = 1, activation=None,
                  use_bias: bool = True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kwargs):
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.filters = positive_int(filters, "filters")
         self.kernel_size = int_pair(kernel_size, "kernel_size")
@@ -40,6 +40,9 @@ class Conv2D(_Activated):
         self._init_activation(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
+        self.kernel_regularizer, self.bias_regularizer = kernel_regularizer, bias_regularizer
+        self.kernel_constraint, self.bias_constraint = kernel_constraint, bias_constraint
+        self.activity_regularizer = activity_regularizer
         self.input_spec = InputSpec(min_ndim=4)
 
     def build(self, input_shape):
@@ -48,9 +51,12 @@ class Conv2D(_Activated):
         self.compute_output_shape(input_shape)      # the kernel fits, before any allocation
         channels = input_shape[-1]
         self.kernel = self.add_weight("kernel", self.kernel_size + (channels, self.filters),
-                                      self.kernel_initializer)
-        self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer) \
-            if self.use_bias else None
+                                      self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint)
+        self.bias = self.add_weight("bias", (self.filters,), self.bias_initializer,
+                                    regularizer=self.bias_regularizer,
+                                    constraint=self.bias_constraint) if self.use_bias else None
         self.input_spec = InputSpec(ndim=4, axes={-1: channels})
         self.built = True
 
@@ -67,67 +73,41 @@ class Conv2D(_Activated):
         pl = conv_utils.pads(w, self.kernel_size[1], self.strides[1], self.padding)[0]
         return (n, oh, ow, self.filters), (pt, pl)
 
-    def forward(self, x, training=False):
-        out_shape, self._pads = self._geometry(x.shape)
-        z = self._buffer("z", out_shape)
+    def forward(self, ctx, x, training=False):
+        out_shape, pads = self._geometry(x.shape)
+        z = ctx.buffer("z", out_shape)
         _C.conv2d_forward(x, self.kernel.value, self.bias.value if self.bias else None, z,
-                          self.strides, self._pads, activation=self._fused)
-        self._x = x
-        return self._activate(z)
+                          self.strides, pads, activation=self._fused)
+        ctx.x, ctx.pads = x, pads
+        return self._activate(ctx, z)
 
-    def backward(self, dy, need_dx=True):
-        dy = np.ascontiguousarray(dy, dtype=np.float32).reshape(self._z.shape)
-        if self.activation == "relu":      # the kernel masks dy by y > 0 as it goes
-            return self._backward(dy, need_dx, relu_output=self._y)
-        return self._backward(self._activation_grad(dy), need_dx)
-
-    def backward_from_logits(self, dz, need_dx=True):
-        return self._backward(np.ascontiguousarray(dz, dtype=np.float32), need_dx)
-
-    def _backward(self, dz, need_dx, relu_output=None):
-        dx = self._buffer("dx", self._x.shape) if need_dx else None
-        _C.conv2d_backward(self._x, self.kernel.value, dz, dx, self.kernel.grad,
-                           self.bias.grad if self.bias else None, self.strides, self._pads,
+    def backward(self, ctx, dy, need_dx=True):
+        dy = np.ascontiguousarray(dy, dtype=np.float32).reshape(ctx.y.shape)
+        relu_output = None
+        if self.activation == "relu" and not ctx.logits_only:
+            relu_output = ctx.y             # the kernel masks dy by y > 0 as it goes
+        else:
+            dy = self._activation_grad(ctx, dy)
+        dx = ctx.buffer("dx", ctx.x.shape) if need_dx else None
+        _C.conv2d_backward(ctx.x, self.kernel.value, dy, dx, self.kernel.grad,
+                           self.bias.grad if self.bias else None, self.strides, ctx.pads,
                            y=relu_output)
         return dx
 
-    # ---- fused with the max pooling that follows (used by models, see models/graph.py) -------
-    def can_fuse_pool(self, pool) -> bool:
-        """Whether this layer and ``pool`` can run as one C call: a relu or linear
-        convolution followed by max pooling."""
-        from .pooling import MaxPooling2D
-        return type(self) is Conv2D and type(pool) is MaxPooling2D and \
-            self.activation in ("linear", "relu")
-
-    def forward_pooled(self, x, pool, training=False):
-        """``pool.forward(self.forward(x))`` without storing this layer's output: the C kernel
-        pools each chunk of the convolution's output while it is in cache. Same numbers."""
-        conv_shape, self._pads = self._geometry(x.shape)
-        pooled_shape, pool_pads = pool._geometry(conv_shape)
-        y = pool._buffer("y", pooled_shape)
-        argmax = pool._buffer("argmax", pooled_shape, np.int32)
-        self._pool_args = (conv_shape[1:3], pool.pool_size, pool.strides, pool_pads)
-        _C.conv2d_maxpool_forward(x, self.kernel.value, self.bias.value if self.bias else None,
-                                  y, argmax, self.strides, self._pads, *self._pool_args,
-                                  activation=self._fused)
-        self._x, self._pooled, self._argmax = x, y, argmax
-        return y
-
-    def backward_pooled(self, dy, need_dx=True):
-        """The gradient through :meth:`forward_pooled`: ``dy`` is d loss / d pooled output."""
-        dy = np.ascontiguousarray(dy, dtype=np.float32).reshape(self._pooled.shape)
-        dx = self._buffer("dx", self._x.shape) if need_dx else None
-        _C.conv2d_maxpool_backward(
-            self._x, self.kernel.value, dy, self._argmax, dx, self.kernel.grad,
-            self.bias.grad if self.bias else None, self.strides, self._pads, *self._pool_args,
-            y=self._pooled if self.activation == "relu" else None)
-        return dx
-
     def get_config(self):
+        from .. import serialization
         return {**super().get_config(), "filters": self.filters,
-                "kernel_size": self.kernel_size, "strides": self.strides,
-                "padding": self.padding, "activation": self.activation,
-                "use_bias": self.use_bias}
+                "kernel_size": list(self.kernel_size), "strides": list(self.strides),
+                "padding": self.padding, "data_format": "channels_last",
+                "dilation_rate": [1, 1], "groups": 1, "activation": self.activation,
+                "use_bias": self.use_bias,
+                "kernel_initializer": serialization.serialize(self.kernel_initializer),
+                "bias_initializer": serialization.serialize(self.bias_initializer),
+                "kernel_regularizer": serialization.serialize(self.kernel_regularizer),
+                "bias_regularizer": serialization.serialize(self.bias_regularizer),
+                "activity_regularizer": serialization.serialize(self.activity_regularizer),
+                "kernel_constraint": serialization.serialize(self.kernel_constraint),
+                "bias_constraint": serialization.serialize(self.bias_constraint)}
 
 
 Convolution2D = Conv2D

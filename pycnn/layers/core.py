@@ -13,67 +13,57 @@ from .base import InputSpec, Layer, positive_int
 
 class _Activated(Layer):
     """A layer whose output passes through an activation. ``linear`` and ``relu`` are fused
-    into the C kernel; the others run as a second kernel over the pre-activation ``z``."""
+    into the C kernel; the others run as a second kernel over the pre-activation ``z``. With
+    ``ctx.logits_only`` (set by the plan when the loss takes the logits) ``forward`` stops at
+    ``z`` and ``backward`` receives dL/dz."""
 
-    _logits_only = False    # set by forward_logits: stop before the final activation
+    supports_logits = True
 
     def _init_activation(self, activation) -> None:
         self.activation = activations_mod.get(activation)
-
-    def forward_logits(self, x, training=False):
-        self._logits_only = True
-        try:
-            return self.forward(x, training)
-        finally:
-            self._logits_only = False
-
-    @property
-    def output_activation(self) -> str:
-        return self.activation
 
     @property
     def _fused(self) -> str:
         return self.activation if self.activation in ("linear", "relu") else "linear"
 
-    def _activate(self, z: np.ndarray) -> np.ndarray:
+    def _activate(self, ctx, z: np.ndarray) -> np.ndarray:
         """z is the kernel's output (activation already applied if fused)."""
-        if self.activation in ("linear", "relu"):
-            self._z = self._y = z
+        if self.activation in ("linear", "relu") or ctx.logits_only:
+            ctx.y = z
             return z
-        if self._logits_only:
-            self._z, self._y = z, None
-            return z
-        y = self._buffer("y", z.shape)
+        y = ctx.buffer("y", z.shape)
         _C.activation_forward(self.activation, z, y)
-        self._z, self._y = z, y
+        ctx.y = y
         return y
 
-    def _activation_grad(self, dy: np.ndarray) -> np.ndarray:
-        if self.activation == "linear":
+    def _activation_grad(self, ctx, dy: np.ndarray) -> np.ndarray:
+        """dL/dz from dL/dy (identity for linear, and for logits)."""
+        if self.activation == "linear" or ctx.logits_only:
             return dy
-        dz = self._buffer("dz", dy.shape)
-        _C.activation_backward(self.activation, self._y,
+        dz = ctx.buffer("dz", dy.shape)
+        _C.activation_backward(self.activation, ctx.y,
                                np.ascontiguousarray(dy, dtype=np.float32), dz)
         return dz
-
-    def preactivation(self) -> np.ndarray:
-        """The values before a non-fused activation (softmax, sigmoid, tanh)."""
-        return self._z
 
 
 class Dense(_Activated):
     """Densely connected layer: ``output = activation(dot(input, kernel) + bias)``, kernel of
     shape ``(input_dim, units)``. On inputs of rank > 2 it acts on the last axis."""
 
-    _input_refs = ("_x2",)
-
     def __init__(self, units: int, activation=None, use_bias: bool = True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, lora_rank=None, **kwargs):
         super().__init__(**kwargs)
         self.units = positive_int(units, "units")
         self._init_activation(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
+        self.kernel_regularizer, self.bias_regularizer = kernel_regularizer, bias_regularizer
+        self.kernel_constraint, self.bias_constraint = kernel_constraint, bias_constraint
+        self.activity_regularizer = activity_regularizer
+        if lora_rank:
+            raise ValueError("pycnn's Dense does not support LoRA (lora_rank)")
         self.input_spec = InputSpec(min_ndim=2)
 
     def build(self, input_shape):
@@ -81,70 +71,72 @@ class Dense(_Activated):
         if in_dim is None:
             raise ValueError(f'Layer "{self.name}": the last axis of the input must be known. '
                              f"Received input shape {input_shape}")
-        self.kernel = self.add_weight("kernel", (in_dim, self.units), self.kernel_initializer)
-        self.bias = self.add_weight("bias", (self.units,), self.bias_initializer) \
-            if self.use_bias else None
+        self.kernel = self.add_weight("kernel", (in_dim, self.units), self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint)
+        self.bias = self.add_weight("bias", (self.units,), self.bias_initializer,
+                                    regularizer=self.bias_regularizer,
+                                    constraint=self.bias_constraint) if self.use_bias else None
         self.input_spec = InputSpec(min_ndim=2, axes={-1: in_dim})
         self.built = True
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
 
-    def forward(self, x, training=False):
+    def forward(self, ctx, x, training=False):
         in_dim = self.kernel.shape[0]
         x2 = x.reshape(-1, in_dim)
-        z = self._buffer("z", (x2.shape[0], self.units))
+        z = ctx.buffer("z", (x2.shape[0], self.units))
         _C.dense_forward(x2, self.kernel.value, self.bias.value if self.bias else None, z,
                          activation=self._fused)
-        self._x2 = x2
-        self._in_shape = x.shape
-        return self._activate(z).reshape(x.shape[:-1] + (self.units,))
+        ctx.x2, ctx.in_shape = x2, x.shape
+        return self._activate(ctx, z).reshape(x.shape[:-1] + (self.units,))
 
-    def backward(self, dy, need_dx=True):
-        return self.backward_from_logits(self._activation_grad(
-            np.ascontiguousarray(dy).reshape(self._z.shape)), need_dx)
-
-    def backward_from_logits(self, dz, need_dx=True):
-        dz = np.ascontiguousarray(dz, dtype=np.float32).reshape(self._z.shape)
-        dx = self._buffer("dx", self._x2.shape) if need_dx else None
-        _C.dense_backward(self._x2, self.kernel.value, dz, dx, self.kernel.grad,
+    def backward(self, ctx, dy, need_dx=True):
+        dz = np.ascontiguousarray(dy, dtype=np.float32).reshape(ctx.x2.shape[0], self.units)
+        dz = self._activation_grad(ctx, dz)
+        dx = ctx.buffer("dx", ctx.x2.shape) if need_dx else None
+        _C.dense_backward(ctx.x2, self.kernel.value, dz, dx, self.kernel.grad,
                           self.bias.grad if self.bias else None)
-        return dx.reshape(self._in_shape) if need_dx else None
+        return dx.reshape(ctx.in_shape) if need_dx else None
 
     def get_config(self):
+        from .. import serialization
         return {**super().get_config(), "units": self.units, "activation": self.activation,
-                "use_bias": self.use_bias}
+                "use_bias": self.use_bias,
+                "kernel_initializer": serialization.serialize(self.kernel_initializer),
+                "bias_initializer": serialization.serialize(self.bias_initializer),
+                "kernel_regularizer": serialization.serialize(self.kernel_regularizer),
+                "bias_regularizer": serialization.serialize(self.bias_regularizer),
+                "activity_regularizer": serialization.serialize(self.activity_regularizer),
+                "kernel_constraint": serialization.serialize(self.kernel_constraint),
+                "bias_constraint": serialization.serialize(self.bias_constraint)}
 
 
 class Activation(_Activated):
     """Applies an activation function: ``Activation("relu")``."""
 
-    _input_refs = ("_z", "_y")
-
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self._init_activation(activation)
 
-    def forward(self, x, training=False):
-        if self.activation == "linear":
-            self._z = self._y = x
+    def forward(self, ctx, x, training=False):
+        if self.activation == "linear" or ctx.logits_only:
             return x
-        if self._logits_only:
-            self._z, self._y = x, None
-            return x
-        self._z = x
-        y = self._buffer("y", x.shape)
+        y = ctx.buffer("y", x.shape)
         _C.activation_forward(self.activation, np.ascontiguousarray(x), y)
-        self._y = y
+        ctx.y = y
         return y
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, ctx, dy, need_dx=True):
         if not need_dx:
             return None
-        return self._activation_grad(np.ascontiguousarray(dy).reshape(self._y.shape))
-
-    def backward_from_logits(self, dz, need_dx=True):
-        return dz if need_dx else None
+        if self.activation == "linear" or ctx.logits_only:
+            return dy
+        dy = np.ascontiguousarray(dy, dtype=np.float32).reshape(ctx.y.shape)
+        dx = ctx.buffer("dx", dy.shape)
+        _C.activation_backward(self.activation, ctx.y, dy, dx)
+        return dx
 
     def get_config(self):
         return {**super().get_config(), "activation": self.activation}
@@ -154,8 +146,6 @@ class ReLU(Layer):
     """Rectified linear unit: ``max(x, 0)``; with Keras' options ``max_value`` (cap),
     ``negative_slope`` (leaky) and ``threshold``. The default form runs in C; the variants are
     NumPy expressions."""
-
-    _input_refs = ("_x",)
 
     def __init__(self, max_value: Optional[float] = None, negative_slope: float = 0.0,
                  threshold: float = 0.0, **kwargs):
@@ -169,13 +159,14 @@ class ReLU(Layer):
         if threshold is None or threshold < 0:
             raise ValueError(f"threshold of a ReLU layer cannot be a negative value. "
                              f"Received: threshold={threshold}")
-        self.max_value, self.negative_slope, self.threshold = max_value, negative_slope, threshold
+        self.max_value = None if max_value is None else float(max_value)
+        self.negative_slope, self.threshold = float(negative_slope), float(threshold)
         self._plain = max_value is None and negative_slope == 0 and threshold == 0
 
-    def forward(self, x, training=False):
-        self._x = x
+    def forward(self, ctx, x, training=False):
+        ctx.x = x
         if self._plain:
-            y = self._buffer("y", x.shape)
+            y = ctx.buffer("y", x.shape)
             _C.activation_forward("relu", np.ascontiguousarray(x), y)
         else:
             # Keras: x where x > threshold (strictly), negative_slope * (x - threshold) below
@@ -183,18 +174,18 @@ class ReLU(Layer):
                          self.negative_slope * (x - self.threshold)).astype(np.float32)
             if self.max_value is not None:
                 y = np.minimum(y, np.float32(self.max_value))
-        self._y = y
+        ctx.y = y
         return y
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, ctx, dy, need_dx=True):
         if not need_dx:
             return None
-        dy = np.ascontiguousarray(dy, dtype=np.float32).reshape(self._y.shape)
+        dy = np.ascontiguousarray(dy, dtype=np.float32).reshape(ctx.y.shape)
         if self._plain:
-            dx = self._buffer("dx", dy.shape)
-            _C.activation_backward("relu", self._y, dy, dx)
+            dx = ctx.buffer("dx", dy.shape)
+            _C.activation_backward("relu", ctx.y, dy, dx)
             return dx
-        x = self._x
+        x = ctx.x
         slope = np.where(x > self.threshold, 1.0, self.negative_slope).astype(np.float32)
         if self.max_value is not None:
             slope[x >= self.max_value] = 0.0
@@ -226,7 +217,8 @@ class Dropout(Layer):
 
     def __init__(self, rate: float, noise_shape=None, seed: Optional[int] = None, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+        if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)) \
+                or not 0 <= rate < 1:
             raise ValueError(f"Invalid value received for argument `rate`. Expected a float "
                              f"value between 0 and 1. Received: rate={rate!r}")
         if noise_shape is not None:
@@ -238,19 +230,19 @@ class Dropout(Layer):
         self.rate, self.seed = float(rate), seed
         self._rng = np.random.default_rng(seed) if seed is not None else None
 
-    def forward(self, x, training=False):
+    def forward(self, ctx, x, training=False):
         if not training or self.rate == 0:
-            self._mask = None
+            ctx.mask = None
             return x
         rng = self._rng or backend.rng()
         keep = rng.random(x.shape, dtype=np.float32) >= self.rate
-        self._mask = keep.astype(np.float32) * np.float32(1.0 / (1.0 - self.rate))
-        return x * self._mask
+        ctx.mask = keep.astype(np.float32) * np.float32(1.0 / (1.0 - self.rate))
+        return x * ctx.mask
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, ctx, dy, need_dx=True):
         if not need_dx:
             return None
-        return dy if self._mask is None else dy * self._mask
+        return dy if ctx.mask is None else dy * ctx.mask
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
@@ -258,6 +250,12 @@ class Dropout(Layer):
 
 class Flatten(Layer):
     """Flattens every axis but the batch axis, row-major: (H, W, C) -> H*W*C."""
+
+    def __init__(self, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"pycnn supports data_format='channels_last' only. "
+                             f"Received: data_format={data_format!r}")
 
     def compute_output_shape(self, input_shape):
         rest = input_shape[1:]
@@ -268,12 +266,12 @@ class Flatten(Layer):
         self.input_spec = InputSpec(min_ndim=1)
         self.built = True
 
-    def forward(self, x, training=False):
-        self._in_shape = x.shape
+    def forward(self, ctx, x, training=False):
+        ctx.in_shape = x.shape
         return x.reshape(x.shape[0], -1)
 
-    def backward(self, dy, need_dx=True):
-        return dy.reshape(self._in_shape) if need_dx else None
+    def backward(self, ctx, dy, need_dx=True):
+        return dy.reshape(ctx.in_shape) if need_dx else None
 
 
 class Reshape(Layer):
@@ -310,13 +308,13 @@ class Reshape(Layer):
         self.compute_output_shape(input_shape)
         self.built = True
 
-    def forward(self, x, training=False):
-        self._in_shape = x.shape
+    def forward(self, ctx, x, training=False):
+        ctx.in_shape = x.shape
         out = self.compute_output_shape((None,) + x.shape[1:])
         return x.reshape((x.shape[0],) + out[1:])
 
-    def backward(self, dy, need_dx=True):
-        return dy.reshape(self._in_shape) if need_dx else None
+    def backward(self, ctx, dy, need_dx=True):
+        return dy.reshape(ctx.in_shape) if need_dx else None
 
     def get_config(self):
-        return {**super().get_config(), "target_shape": self.target_shape}
+        return {**super().get_config(), "target_shape": list(self.target_shape)}

@@ -36,46 +36,47 @@ class _Pooling2D(Layer):
         return (n, oh, ow, c), (pt, pl)
 
     def get_config(self):
-        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides,
-                "padding": self.padding}
+        return {**super().get_config(), "pool_size": list(self.pool_size),
+                "strides": list(self.strides), "padding": self.padding,
+                "data_format": "channels_last"}
 
 
 class MaxPooling2D(_Pooling2D):
     """Max pooling: the maximum of each ``pool_size`` window. Its gradient goes to the window's
     first maximum (row-by-row scan), as in TensorFlow's and PyTorch's CPU kernels."""
 
-    def forward(self, x, training=False):
-        out_shape, self._pads = self._geometry(x.shape)
-        y = self._buffer("y", out_shape)
-        self._argmax = self._buffer("argmax", out_shape, np.int32)
-        _C.maxpool2d_forward(x, y, self._argmax, self.pool_size, self.strides, self._pads)
-        self._x_shape = x.shape
+    def forward(self, ctx, x, training=False):
+        out_shape, pads = self._geometry(x.shape)
+        y = ctx.buffer("y", out_shape)
+        ctx.argmax = ctx.buffer("argmax", out_shape, np.int32)
+        _C.maxpool2d_forward(x, y, ctx.argmax, self.pool_size, self.strides, pads)
+        ctx.x_shape = x.shape
         return y
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, ctx, dy, need_dx=True):
         if not need_dx:
             return None
-        dx = self._buffer("dx", self._x_shape)
-        _C.maxpool2d_backward(np.ascontiguousarray(dy, dtype=np.float32), self._argmax, dx)
+        dx = ctx.buffer("dx", ctx.x_shape)
+        _C.maxpool2d_backward(np.ascontiguousarray(dy, dtype=np.float32), ctx.argmax, dx)
         return dx
 
 
 class AveragePooling2D(_Pooling2D):
     """Average pooling: the mean of each ``pool_size`` window."""
 
-    def forward(self, x, training=False):
-        out_shape, self._pads = self._geometry(x.shape)
-        y = self._buffer("y", out_shape)
-        _C.avgpool2d_forward(x, y, self.pool_size, self.strides, self._pads)
-        self._x_shape = x.shape
+    def forward(self, ctx, x, training=False):
+        out_shape, ctx.pads = self._geometry(x.shape)
+        y = ctx.buffer("y", out_shape)
+        _C.avgpool2d_forward(x, y, self.pool_size, self.strides, ctx.pads)
+        ctx.x_shape = x.shape
         return y
 
-    def backward(self, dy, need_dx=True):
+    def backward(self, ctx, dy, need_dx=True):
         if not need_dx:
             return None
-        dx = self._buffer("dx", self._x_shape)
+        dx = ctx.buffer("dx", ctx.x_shape)
         _C.avgpool2d_backward(np.ascontiguousarray(dy, dtype=np.float32), dx, self.pool_size,
-                              self.strides, self._pads)
+                              self.strides, ctx.pads)
         return dx
 
 
