@@ -32,7 +32,6 @@ from pycnn.utils import (  # noqa: E402
 from pycnn.utils import image_resize  # noqa: E402
 
 FIXTURE = Path(__file__).parent / "data" / "tf_image_resize.npz"
-RNG = np.random.default_rng(1234)
 
 
 def rand_image(h: int, w: int, c: int = 3, seed: int = 0) -> np.ndarray:
