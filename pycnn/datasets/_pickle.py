@@ -70,7 +70,7 @@ def loads(data: bytes | memoryview, what: str = "pickle") -> Any:
             NumPy arrays, or a malformed stream; the message names `what`.
     """
     try:
-        value, end = _run(memoryview(data))
+        value, end = _run(bytes(data))
     except UnsafePickleError as exc:
         raise UnsafePickleError(f"{what}: {exc}") from None
     except (IndexError, struct.error, UnicodeDecodeError, TypeError, KeyError) as exc:
@@ -80,13 +80,13 @@ def loads(data: bytes | memoryview, what: str = "pickle") -> Any:
     return value
 
 
-def _run(buf: memoryview) -> tuple[Any, int]:
+def _run(buf: bytes) -> tuple[Any, int]:
     stack: list[Any] = []
     memo: dict[int, Any] = {}
     pos = 0
     n = len(buf)
 
-    def take(k: int) -> memoryview:
+    def take(k: int) -> bytes:
         nonlocal pos
         if k < 0 or pos + k > n:
             raise UnsafePickleError(f"truncated: needs {k} bytes at offset {pos}")
@@ -134,7 +134,27 @@ def _run(buf: memoryview) -> tuple[Any, int]:
         elif op == 0x6A:  # LONG_BINGET
             stack.append(memo[u("<I", 4)])
         elif op == 0x28:  # MARK
-            stack.append(_MARK)
+            # Fast path for the lists of word indices: MARK, a run of ints, APPENDS.
+            items = []
+            while True:
+                o = buf[pos]
+                if o == 0x4B:
+                    items.append(buf[pos + 1])
+                    pos += 2
+                elif o == 0x4D:
+                    items.append(buf[pos + 1] | (buf[pos + 2] << 8))
+                    pos += 3
+                elif o == 0x4A:
+                    items.append(struct.unpack_from("<i", buf, pos + 1)[0])
+                    pos += 5
+                else:
+                    break
+            if items and o == 0x65 and stack and isinstance(stack[-1], list):
+                stack[-1].extend(items)
+                pos += 1
+            else:
+                stack.append(_MARK)
+                stack.extend(items)
         elif op == 0x65:  # APPENDS
             items = pop_mark()
             target = stack[-1]
