@@ -211,9 +211,14 @@ def _expected_sha256(spec: DatasetSpec, name: str) -> str | None:
     return None
 
 
-def sha256_of(path: Path) -> str:
-    """The hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
+def _digest_for(expected: str):
+    """SHA-256, or MD5 for a 32-digit hash (as Keras' `get_file` guesses the algorithm)."""
+    return hashlib.md5() if len(expected) == 32 else hashlib.sha256()
+
+
+def sha256_of(path: Path, expected: str = "0" * 64) -> str:
+    """The hex SHA-256 of a file's bytes (MD5 when `expected` is a 32-digit MD5)."""
+    digest = _digest_for(expected)
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
@@ -222,7 +227,7 @@ def sha256_of(path: Path) -> str:
 
 def verify_sha256(path: Path, expected: str) -> None:
     """Raises `ChecksumError` naming `path` unless its SHA-256 is `expected`."""
-    actual = sha256_of(path)
+    actual = sha256_of(path, expected)
     if actual != expected:
         raise ChecksumError(
             f"{path}: SHA-256 mismatch: expected {expected}, got {actual}. "
@@ -276,7 +281,7 @@ def download_file(remote: RemoteFile, dest: Path) -> None:
         raise _DownloadFailed(f"cannot write to {dest.parent}: {exc}") from exc
     received = 0
     try:
-        digest = hashlib.sha256()
+        digest = _digest_for(remote.sha256)
         with os.fdopen(fd, "wb") as out:
             with _urlopen(remote.url, timeout=DOWNLOAD_TIMEOUT) as response:
                 headers = getattr(response, "headers", None)
