@@ -260,4 +260,60 @@ size_t pc_rmsprop_update(pc_runtime *rt, float *w, const float *g, float *v, siz
 size_t pc_adam_update(pc_runtime *rt, float *w, const float *g, float *m, float *v, size_t size,
                       float lr, float beta_1, float beta_2, float epsilon, long long step);
 
+/* ---- merge layers (merge.c) -----------------------------------------------------------------
+ * y = x[0] op x[1] op ... op x[k-1], pairwise from the left, over inputs of y's rank whose every
+ * axis is y's size or 1 (broadcast; axis 0, the batch, never is). ADD and MULTIPLY sum and
+ * multiply; SUBTRACT takes exactly 2; AVERAGE is the sum divided by k; MAXIMUM and MINIMUM
+ * propagate NaN. Backward: dxs[i] (NULL: not wanted) of x[i]'s shape, overwritten, summed over
+ * the copies of a broadcast input in y's order. MULTIPLY's gradient is dy times the product of
+ * the other inputs (in input order); MAXIMUM's (MINIMUM's) goes, pairwise, where TensorFlow's
+ * maximum gradient sends it: to the running value where it is >= (<=) the next input, else to
+ * that input; so of tied inputs the first gets it all. */
+typedef enum { PC_MERGE_ADD = 0, PC_MERGE_SUBTRACT = 1, PC_MERGE_MULTIPLY = 2,
+               PC_MERGE_AVERAGE = 3, PC_MERGE_MAXIMUM = 4, PC_MERGE_MINIMUM = 5 } pc_merge_op;
+#define PC_MERGE_MAX_RANK 8
+typedef struct {
+    int k;                          /* inputs, >= 1 */
+    int rank;                       /* 1 .. PC_MERGE_MAX_RANK */
+    int dims[PC_MERGE_MAX_RANK];    /* y's shape */
+    const int *in_dims;             /* [k][rank]: each input's shape (y's size or 1 per axis) */
+} pc_merge_shape;
+
+int pc_merge_forward(pc_runtime *rt, pc_merge_op op, const pc_merge_shape *s,
+                     const float *const *xs, float *y);
+int pc_merge_backward(pc_runtime *rt, pc_merge_op op, const pc_merge_shape *s,
+                      const float *const *xs, const float *dy, float *const *dxs);
+/* Concatenation: y holds `outer` rows of sum(inner) floats, input i's inner[i] floats of each
+ * row after those of the inputs before it (the axis and the axes after it, flattened).
+ * Backward: dxs[i] = its part of dy (NULL: not wanted). */
+int pc_concat_forward(pc_runtime *rt, int k, size_t outer, const size_t *inner,
+                      const float *const *xs, float *y);
+int pc_concat_backward(pc_runtime *rt, int k, size_t outer, const size_t *inner,
+                       const float *dy, float *const *dxs);
+
+/* ---- resampling: upsampling, padding, cropping, permutation (resample.c) ----------------------
+ * Over NHWC x[n][h][w][c] (1-D layers pass h = 1).
+ * Nearest upsampling: y[n][oh][ow][c] = x[n][oh / sh][ow / sw][c] (y: h*sh x w*sw); backward:
+ *   dx = the sum of each sh x sw block of dy, row by row.
+ * Bilinear upsampling, as TensorFlow's and JAX's resize with half-pixel centres: output row
+ *   oh reads input coordinate (oh + 0.5) / sh - 0.5, clamped to [0, h - 1], between its floor
+ *   and ceiling rows, weighted linearly (likewise columns); backward scatters dy with the same
+ *   weights, output cells in order.
+ * Shift: y[n][i][j][c] = x[n][i - dt][j - dl][c] where that is inside x, else 0, for y of
+ *   oh x ow: zero padding (dt, dl >= 0), cropping (dt, dl <= 0), and each one's gradient.
+ * Permute: y = x with its axes 1.. permuted: y's axis a (>= 1) is x's axis perm[a]; perm[0] = 0. */
+int pc_upsample_nearest2d_forward(pc_runtime *rt, int n, int h, int w, int c, int sh, int sw,
+                                  const float *x, float *y);
+int pc_upsample_nearest2d_backward(pc_runtime *rt, int n, int h, int w, int c, int sh, int sw,
+                                   const float *dy, float *dx);
+int pc_upsample_bilinear2d_forward(pc_runtime *rt, int n, int h, int w, int c, int sh, int sw,
+                                   const float *x, float *y);
+int pc_upsample_bilinear2d_backward(pc_runtime *rt, int n, int h, int w, int c, int sh, int sw,
+                                    const float *dy, float *dx);
+int pc_shift2d(pc_runtime *rt, int n, int h, int w, int c, int oh, int ow, int dt, int dl,
+               const float *x, float *y);
+#define PC_PERMUTE_MAX_RANK 8
+int pc_permute(pc_runtime *rt, int rank, const int *x_dims, const int *perm, const float *x,
+               float *y);
+
 #endif
