@@ -933,8 +933,7 @@ def test_get_by_name_class_instance_and_config(name, cls):
 
 
 def test_get_rejects_unknown_identifiers():
-    assert optimizers.get(None) is None
-    for bad in ("adamx", 3, {"class_name": "Nope", "config": {}}, optimizers.Optimizer):
+    for bad in (None, "adamx", 3, {"class_name": "Nope", "config": {}}, optimizers.Optimizer):
         with pytest.raises(ValueError, match="optimizer identifier"):
             optimizers.get(bad)
 

@@ -57,12 +57,10 @@ def deserialize(config: dict, custom_objects: Optional[dict] = None) -> Optimize
         else cls.from_config(dict(config.get("config") or {}))
 
 
-def get(identifier) -> Optional[Optimizer]:
+def get(identifier) -> Optimizer:
     """An optimizer from a Keras name (``"rmsprop"``, any case), a config dict, an
-    ``Optimizer`` subclass (instantiated with its defaults) or an instance (returned as is);
-    ``None`` gives ``None``."""
-    if identifier is None:
-        return None
+    ``Optimizer`` subclass (instantiated with its defaults) or an instance (returned as is).
+    ``None`` is refused (Keras returns None and fails later, at the first update)."""
     if isinstance(identifier, Optimizer):
         return identifier
     if isinstance(identifier, dict):
