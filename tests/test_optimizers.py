@@ -875,6 +875,12 @@ def test_apply_skips_non_trainable_variables_and_missing_gradients():
         opt.apply_gradients([(None, a)])
 
 
+def test_apply_with_nothing_to_train_is_a_no_op():
+    opt = optimizers.Adam()
+    assert opt.apply([]) == 0 and opt.apply([], []) == 0
+    assert opt.iterations == 0
+
+
 def test_apply_checks_gradient_shapes_and_counts():
     a = Variable(np.ones((2, 3), np.float32), "dense/kernel")
     opt = optimizers.SGD()

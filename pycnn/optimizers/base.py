@@ -456,7 +456,9 @@ class Optimizer:
         after ``build``: the built variables in order). Returns how many weights were left as
         they were because their update would not have been finite (0 normally)."""
         items = list(grads_or_variables)
-        if trainable_variables is None and items and all(_is_variable(x) for x in items):
+        if not items:                     # nothing to train (Keras: a no-op)
+            return 0
+        if trainable_variables is None and all(_is_variable(x) for x in items):
             pairs = [(v.grad, v) for v in items if v.trainable]
             if not pairs:
                 return 0
