@@ -250,15 +250,61 @@ int pc_xent(const float *probs, const float *targets, int n, int classes, float 
 void pc_gather_rows(pc_runtime *rt, const void *src, size_t row_bytes, const int64_t *idx, int n,
                     void *dst);
 
-/* ---- optimizers (optimizers.c): Keras' update rules, in place on `size` floats ----------------
- * Each returns the number of updated weights that are not finite. */
+/* ---- optimizers (optimizers.c): Keras' update rules, in place on `size` floats -----------------
+ * Each update is one pass over memory: the gradient as the rule sees it is
+ *   g' = clamp(g * pre->gscale, -pre->clip, pre->clip)   (a NaN stays NaN)
+ * and the weight decays first, w' = w - w * pre->decay (decay = lr * weight_decay), both in the
+ * same loop as the moments and the step; pre == NULL means gscale 1, clip inf, decay 0. A weight
+ * whose new value or state would not be finite keeps its old value and state; each update
+ * returns the number of such weights (0 normally). State arrays have `size` floats and start as
+ * Keras starts them (zeros; Adagrad's accumulator at its initial value); an optional one (NULL)
+ * is left out of the rule as Keras leaves it out. `step` counts updates from 1. */
+typedef struct {
+    float gscale;   /* clipping by norm (clipnorm / max(norm, clipnorm)), 1 for none */
+    float clip;     /* clipvalue, or INFINITY */
+    float decay;    /* lr * weight_decay, or 0 */
+} pc_opt_pre;
+
+/* SGD: v = momentum v - lr g; w += v (nesterov: w += momentum v - lr g); velocity NULL or
+ * momentum 0: w -= lr g */
 size_t pc_sgd_update(pc_runtime *rt, float *w, const float *g, float *velocity, size_t size,
-                     float lr, float momentum, int nesterov);
+                     const pc_opt_pre *pre, float lr, float momentum, int nesterov);
+/* RMSprop: v = rho v + (1 - rho) g^2; centered: mg = rho mg + (1 - rho) g, v - mg^2 below;
+ * inc = lr g / sqrt(v + eps); momentum > 0: mom = momentum mom + inc, w -= mom; else w -= inc */
 size_t pc_rmsprop_update(pc_runtime *rt, float *w, const float *g, float *v, size_t size,
-                         float lr, float rho, float epsilon, float momentum, float *mom,
-                         int centered, float *mg);
-size_t pc_adam_update(pc_runtime *rt, float *w, const float *g, float *m, float *v, size_t size,
-                      float lr, float beta_1, float beta_2, float epsilon, long long step);
+                         const pc_opt_pre *pre, float lr, float rho, float epsilon,
+                         float momentum, float *mom, int centered, float *mg);
+/* Adam (amsgrad when vhat is not NULL: vhat = max(vhat, v) replaces v in the step) */
+size_t pc_adam_update(pc_runtime *rt, float *w, const float *g, float *m, float *v, float *vhat,
+                      size_t size, const pc_opt_pre *pre, float lr, float beta_1, float beta_2,
+                      float epsilon, long long step);
+/* Adamax: m += (g - m)(1 - b1); u = max(b2 u, |g|); w -= lr m / ((1 - b1^t)(u + eps)) */
+size_t pc_adamax_update(pc_runtime *rt, float *w, const float *g, float *m, float *u, size_t size,
+                        const pc_opt_pre *pre, float lr, float beta_1, float beta_2,
+                        float epsilon, long long step);
+/* Nadam; u_product is the product of Keras' momentum schedule u_1 ... u_step (this step's
+ * factor included), which the caller keeps across steps */
+size_t pc_nadam_update(pc_runtime *rt, float *w, const float *g, float *m, float *v, size_t size,
+                       const pc_opt_pre *pre, float lr, float beta_1, float beta_2,
+                       float epsilon, long long step, double u_product);
+/* Adagrad: acc += g^2; w -= lr g / sqrt(acc + eps) */
+size_t pc_adagrad_update(pc_runtime *rt, float *w, const float *g, float *acc, size_t size,
+                         const pc_opt_pre *pre, float lr, float epsilon);
+/* Adadelta: ag = rho ag + (1-rho) g^2; d = -sqrt(ad + eps) g / sqrt(ag + eps);
+ * ad = rho ad + (1-rho) d^2; w += lr d */
+size_t pc_adadelta_update(pc_runtime *rt, float *w, const float *g, float *acc_grad,
+                          float *acc_delta, size_t size, const pc_opt_pre *pre, float lr,
+                          float rho, float epsilon);
+/* Lion: w -= lr sign(b1 m + (1 - b1) g); m = b2 m + (1 - b2) g */
+size_t pc_lion_update(pc_runtime *rt, float *w, const float *g, float *m, size_t size,
+                      const pc_opt_pre *pre, float lr, float beta_1, float beta_2);
+/* The moving average of the weights (use_ema): average = momentum average + (1 - momentum) w */
+void pc_ema_update(pc_runtime *rt, float *average, const float *w, size_t size, float momentum);
+/* Gradient accumulation: acc = (g + acc) / divisor (1 while accumulating, the number of steps
+ * when the accumulated gradient is used) */
+void pc_grad_accumulate(pc_runtime *rt, float *acc, const float *g, size_t size, float divisor);
+/* sum of x_i^2 in double, in blocks fixed by the size: bit-identical for any thread count */
+double pc_sum_squares(pc_runtime *rt, const float *x, size_t size);
 
 /* ---- merge layers (merge.c) -----------------------------------------------------------------
  * y = x[0] op x[1] op ... op x[k-1], pairwise from the left, over inputs of y's rank whose every
