@@ -34,15 +34,14 @@ class Graph:
         if len({t.id for t in inputs}) != len(inputs):
             raise ValueError("The same tensor is given twice in the model's `inputs`")
         self.inputs, self.outputs = list(inputs), list(outputs)
+        self._order: list[Node] = []        # input nodes too, where the walk meets them
         self.nodes = self._topological_nodes()
-        self.layers: list[Layer] = []
+        self.layers: list[Layer] = []               # Keras 3's order: the walk's
         seen: set[int] = set()
-        for t in self.inputs:                       # Keras lists the inputs' layers first
-            layer = t.node.layer if t.node is not None else None
-            if isinstance(layer, InputLayer) and id(layer) not in seen:
-                seen.add(id(layer))
-                self.layers.append(layer)
-        for n in self.nodes:
+        for t in self.inputs:                       # inputs the outputs never read
+            if t.node is not None and not any(t.node is n for n in self._order):
+                self._order.append(t.node)
+        for n in self._order:
             if id(n.layer) not in seen:
                 seen.add(id(n.layer))
                 self.layers.append(n.layer)
@@ -55,6 +54,9 @@ class Graph:
 
         def visit(t: KerasTensor, path: list[str]) -> None:
             if t.id in inputs:
+                if t.node is not None and state.get(id(t.node)) != 2:
+                    state[id(t.node)] = 2
+                    self._order.append(t.node)
                 return
             node = t.node
             if node is None:
@@ -74,6 +76,7 @@ class Graph:
                 visit(src, path + [node.layer.name])
             state[id(node)] = 2
             order.append(node)
+            self._order.append(node)
 
         for t in self.outputs:
             visit(t, [])

@@ -65,6 +65,17 @@ def write_model(model, h5) -> None:
     h5.attrs["keras_version"] = KERAS_VERSION
     h5.attrs["backend"] = "tensorflow"
     h5.attrs["model_config"] = json.dumps(config)
+    cfg = getattr(model, "_compile_config", None)
+    if cfg is not None:
+        from .. import serialization
+        opt = model.optimizer
+        training = {"loss": serialization.serialize(cfg["loss"]),
+                    "metrics": serialization.serialize(cfg["metrics"]),
+                    "weighted_metrics": serialization.serialize(cfg["weighted_metrics"]),
+                    "loss_weights": cfg["loss_weights"],
+                    "optimizer_config": {"class_name": type(opt).__name__,
+                                         "config": opt.get_config()}}
+        h5.attrs["training_config"] = json.dumps(training)
     write_weights(model, h5.create_group("model_weights"))
 
 
