@@ -509,6 +509,12 @@ class Model(Trainer, Layer):
         from . import functional_config
         return functional_config.from_config(cls, config, custom_objects)
 
+    def to_json(self, **kwargs) -> str:
+        """The model's architecture as JSON (``models.model_from_json`` reads it)."""
+        import json
+        from . import functional_config
+        return json.dumps(functional_config.serialize_model(self), **kwargs)
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
 

@@ -69,7 +69,7 @@ def write_model(model, h5) -> None:
     if cfg is not None:
         from .. import serialization
         opt = model.optimizer
-        training = {"loss": serialization.serialize(cfg["loss"]),
+        training = {"loss": _canonical(serialization.serialize(cfg["loss"])),
                     "metrics": serialization.serialize(cfg["metrics"]),
                     "weighted_metrics": serialization.serialize(cfg["weighted_metrics"]),
                     "loss_weights": cfg["loss_weights"],
@@ -95,3 +95,19 @@ def read_model(h5, filepath: str, custom_objects: Optional[dict] = None):
     read_weights(model, h5["model_weights"], filepath)
     training = h5.attrs.get("training_config")
     return model, (json.loads(training) if isinstance(training, (str, bytes)) else None)
+
+
+_ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error",
+            "mape": "mean_absolute_percentage_error", "msle": "mean_squared_logarithmic_error",
+            "bce": "binary_crossentropy", "kld": "kl_divergence"}
+
+
+def _canonical(loss):
+    """Loss names as tf.keras 2 files name them (Keras 3 reads only the long names)."""
+    if isinstance(loss, str):
+        return _ALIASES.get(loss, loss)
+    if isinstance(loss, list):
+        return [_canonical(v) for v in loss]
+    if isinstance(loss, dict) and "class_name" not in loss:
+        return {k: _canonical(v) for k, v in loss.items()}
+    return loss
