@@ -83,7 +83,15 @@ static inline void pc_pack_12(float *restrict dst, const float *restrict src, pt
 
 /* Fused activations applied by the dense and conv kernels after the bias. */
 typedef enum { PC_ACT_LINEAR = 0, PC_ACT_RELU = 1, PC_ACT_SIGMOID = 2, PC_ACT_TANH = 3,
-               PC_ACT_SOFTMAX = 4 } pc_act;
+               PC_ACT_SOFTMAX = 4,
+               /* elementwise kinds of activations_ext.c (never fused into a GEMM epilogue) */
+               PC_ACT_ELU = 5, PC_ACT_SELU = 6, PC_ACT_SOFTPLUS = 7, PC_ACT_SOFTSIGN = 8,
+               PC_ACT_SILU = 9, PC_ACT_HARD_SIGMOID = 10, PC_ACT_HARD_SILU = 11,
+               PC_ACT_RELU6 = 12, PC_ACT_LEAKY_RELU = 13, PC_ACT_EXPONENTIAL = 14,
+               PC_ACT_GELU = 15, PC_ACT_GELU_TANH = 16, PC_ACT_MISH = 17,
+               PC_ACT_LOG_SIGMOID = 18, PC_ACT_HARD_TANH = 19 } pc_act;
+#define PC_ACT_FIRST_EXT PC_ACT_ELU
+#define PC_ACT_LAST_EXT PC_ACT_HARD_TANH
 
 /* ---- GEMM (gemm.c) -------------------------------------------------------------------------
  * C[m][n] (row stride ldc) = A (m x k) * B (k x n)   (+ C when accumulate)
@@ -227,6 +235,68 @@ int pc_activation_backward(pc_runtime *rt, pc_act act, const float *y, const flo
 /* One row: p = softmax(z) (p may equal z); returns the row's log-sum-exp, log(sum(exp(z))),
  * computed stably (max subtracted; exponentials summed in double). The crossentropies use it. */
 double pc_softmax_row(const float *z, float *p, size_t n);
+
+/* ---- more activations (activations_ext.c) ------------------------------------------------------
+ * The elementwise kinds PC_ACT_FIRST_EXT..PC_ACT_LAST_EXT, with Keras 3's formulas; `alpha` is
+ * the one parameter some take (elu: alpha; leaky_relu: negative_slope; ignored by the others):
+ *   elu        x > 0 ? x : alpha (e^x - 1)           selu   scale * elu(x, alpha_selu)
+ *   softplus   log(1 + e^x) (stable)                  softsign  x / (1 + |x|)
+ *   silu       x sigmoid(x)                           hard_sigmoid  relu6(x + 3) / 6
+ *   hard_silu  x hard_sigmoid(x)                      relu6  min(max(x, 0), 6)
+ *   leaky_relu x > 0 ? x : alpha x                    exponential  e^x
+ *   gelu       x/2 (1 + erf(x / sqrt 2))              gelu_tanh  tanh approximation
+ *   mish       x tanh(softplus(x))                    log_sigmoid  -softplus(-x)
+ *   hard_tanh  clip(x, -1, 1)
+ * y may equal x. The backward pass computes dx = dy * f'(x) from the forward output y, except
+ * for the kinds pc_act_needs_input() names (silu, hard_silu, gelu, gelu_tanh, mish, and elu
+ * with alpha <= 0), which read the forward input x (x may be NULL for the others); dx may equal
+ * dy. Blocks of 16384 floats are split over the threads. */
+int pc_act_needs_input(pc_act act, float alpha);
+int pc_activation_forward_ext(pc_runtime *rt, pc_act act, float alpha, const float *x, float *y,
+                              size_t size);
+int pc_activation_backward_ext(pc_runtime *rt, pc_act act, float alpha, const float *x,
+                               const float *y, const float *dy, float *dx, size_t size);
+/* The parameter a kind takes by default (elu 1, leaky_relu 0.2 as keras.activations has them). */
+float pc_act_default_alpha(pc_act act);
+
+/* ---- normalization (normalization.c) ----------------------------------------------------------
+ * x viewed as x[a][c][b]: the normalized axis of size c between the a outer and b inner cells
+ * (NHWC with axis -1: a = N*H*W, c = C, b = 1). Per channel over the m = a*b cells:
+ *   batch_stats: mean[c], var[c] (biased) are computed from x first (written to the arrays),
+ *                in double, each task summing a fixed block of rows, blocks added in order;
+ *   y = (x - mean) * gamma / sqrt(var + eps) + beta      (gamma, beta may be NULL: 1, 0)
+ * The backward pass writes dgamma[c] = sum dy * xhat, dbeta[c] = sum dy (either may be NULL) and
+ * dx (may be NULL): for batch statistics the full gradient through mean and var,
+ *   dx = gamma inv (dy - mean(dy) - xhat mean(dy xhat)),  inv = 1/sqrt(var + eps),
+ * else (moving statistics, constants) dx = gamma inv dy. */
+typedef struct { int a, c, b; } pc_norm_shape;
+int pc_batchnorm_forward(pc_runtime *rt, const pc_norm_shape *s, const float *x, float *mean,
+                         float *var, const float *gamma, const float *beta, float eps,
+                         int batch_stats, float *y);
+int pc_batchnorm_backward(pc_runtime *rt, const pc_norm_shape *s, const float *x,
+                          const float *mean, const float *var, const float *gamma, float eps,
+                          int batch_stats, const float *dy, float *dx, float *dgamma,
+                          float *dbeta);
+/* Layer normalization over rows x[rows][d] (Keras 3): per row mean, biased var (two passes in
+ * double), inv = 1/sqrt(var + eps) saved in mean[rows], inv[rows];
+ *   y = (x - mean) inv gamma + beta,  or with rms (Keras' deprecated rms_scaling) y = x inv gamma.
+ * gamma, beta [d] may be NULL. Backward: dx (may be NULL), dgamma, dbeta (NULL or [d], summed
+ * over rows in fixed blocks, in double). */
+int pc_layernorm_forward(pc_runtime *rt, const float *x, int rows, int d, const float *gamma,
+                         const float *beta, float eps, int rms, float *y, float *mean,
+                         float *inv);
+int pc_layernorm_backward(pc_runtime *rt, const float *x, int rows, int d, const float *gamma,
+                          const float *mean, const float *inv, int rms, const float *dy,
+                          float *dx, float *dgamma, float *dbeta);
+
+/* ---- global pooling (global_pool.c) -----------------------------------------------------------
+ * x[n][s][c] (s = H*W for 2-D maps, steps for sequences) -> y[n][c]: the mean (summed in double)
+ * or the maximum, argmax[n][c] the FIRST s holding it; a NaN propagates (the first NaN is the
+ * maximum, as jnp.max and tf.reduce_max give NaN). Backward: avg dx = dy / s everywhere; max dx = dy at argmax, 0 elsewhere. */
+int pc_global_pool_forward(pc_runtime *rt, const float *x, int n, int s, int c, int is_max,
+                           float *y, int32_t *argmax);
+int pc_global_pool_backward(pc_runtime *rt, const float *dy, int n, int s, int c, int is_max,
+                            const int32_t *argmax, float *dx);
 
 /* ---- losses (losses.c) ------------------------------------------------------------------------
  * Each returns the MEAN loss over the n rows in *loss and, unless the gradient pointer is NULL,
