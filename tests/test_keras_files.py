@@ -217,6 +217,7 @@ def test_to_json_and_model_from_json_round_trip():
 
 
 KERAS_PYTHON = os.environ.get("PYCNN_KERAS_PYTHON")
+TF_KERAS_PYTHON = os.environ.get("PYCNN_TF_KERAS_PYTHON")
 
 
 @pytest.mark.skipif(not KERAS_PYTHON, reason="PYCNN_KERAS_PYTHON (a Python with Keras 3) "
@@ -230,22 +231,44 @@ def test_files_pycnn_writes_open_in_real_keras(tmp_path, name):
     model.save(tmp_path / "m.h5")
     np.savez(tmp_path / "io.npz", **{f"x{i}": x for i, x in enumerate(xs)},
              **{f"y{i}": y for i, y in enumerate(want)})
+    # Keras 3 cannot read a nested model from tf.keras 2's .h5 layout (not even a file
+    # tf.keras 2 wrote: its legacy reader needs TensorFlow); tf.keras 2 reads those below.
+    files = "('m.keras',)" if name == "nested" else "('m.keras', 'm.h5')"
+    _run_keras(KERAS_PYTHON, files, tmp_path)
+
+
+@pytest.mark.skipif(not TF_KERAS_PYTHON, reason="PYCNN_TF_KERAS_PYTHON (a Python with "
+                    "tf-keras 2) is not set")
+@pytest.mark.parametrize("name", MODELS)
+def test_h5_files_pycnn_writes_open_in_tf_keras_2(tmp_path, name):
+    model = pycnn.saving.load_model(os.path.join(HERE, "keras3", f"{name}.keras"))
+    xs, _ = _io("keras3", name)
+    want = _predict(model, xs)
+    model.save(tmp_path / "m.h5")
+    np.savez(tmp_path / "io.npz", **{f"x{i}": x for i, x in enumerate(xs)},
+             **{f"y{i}": y for i, y in enumerate(want)})
+    _run_keras(TF_KERAS_PYTHON, "('m.h5',)", tmp_path, tf2=True)
+
+
+def _run_keras(python: str, files: str, tmp_path, tf2: bool = False) -> None:
+    header = ("os.environ['TF_USE_LEGACY_KERAS'] = '1'\nimport tf_keras as keras"
+              if tf2 else "os.environ.setdefault('KERAS_BACKEND', 'jax')\nimport keras")
     script = """
 import os, sys
-os.environ.setdefault("KERAS_BACKEND", "jax")
-import keras, numpy as np
+HEADER
+import numpy as np
 d = sys.argv[1]
 z = np.load(os.path.join(d, "io.npz"))
 xs = [z[k] for k in sorted(k for k in z.files if k.startswith("x"))]
 ys = [z[k] for k in sorted(k for k in z.files if k.startswith("y"))]
-for f in ("m.keras", "m.h5"):
+for f in FILES:
     m = keras.models.load_model(os.path.join(d, f), compile=False)
     out = m.predict(xs if len(xs) > 1 else xs[0], verbose=0)
     out = out if isinstance(out, list) else [out]
     for a, b in zip(out, ys):
         np.testing.assert_allclose(np.asarray(a), b, rtol=1e-4, atol=1e-5)
 print("ok")
-"""
-    done = subprocess.run([KERAS_PYTHON, "-c", script, str(tmp_path)], capture_output=True,
+""".replace("HEADER", header).replace("FILES", files)
+    done = subprocess.run([python, "-c", script, str(tmp_path)], capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-3000:]

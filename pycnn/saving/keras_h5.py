@@ -122,10 +122,11 @@ def read(model, h5, filepath: str, skip_mismatch: bool = False,
     group = h5.get("optimizer/vars")
     if load_optimizer and opt is not None and group is not None and \
             hasattr(opt, "load_own_variables"):
-        if hasattr(opt, "build"):
-            opt.build(model.trainable_weights)
         store = {k: _read_array(group[k], f"{filepath}: optimizer/vars/{k}")
                  for k in group.keys()}
+        unbuilt = len(opt.variables)            # iterations, learning rate, ...
+        if len(store) != unbuilt and hasattr(opt, "build"):
+            opt.build(model.trainable_weights)  # the saved one had trained: its slots too
         opt.load_own_variables(store)
 
 

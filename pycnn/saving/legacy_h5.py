@@ -91,7 +91,12 @@ def read_model(h5, filepath: str, custom_objects: Optional[dict] = None):
         config = json.loads(raw)
     except ValueError as err:
         raise ValueError(f"{filepath}: corrupt model config ({err})") from None
-    model = functional_config.deserialize_layer(config, custom_objects, filepath)
+    try:
+        model = functional_config.deserialize_layer(config, custom_objects, filepath)
+    except ValueError as err:
+        if filepath in str(err):
+            raise
+        raise ValueError(f"{filepath}: {err}") from None
     read_weights(model, h5["model_weights"], filepath)
     training = h5.attrs.get("training_config")
     return model, (json.loads(training) if isinstance(training, (str, bytes)) else None)
