@@ -575,3 +575,56 @@ def test_noise_layers_repeat_with_a_seed_and_check_arguments():
     assert layers.GaussianNoise.from_config(layers.GaussianNoise(0.1).get_config()).stddev == 0.1
     with pytest.raises(ValueError, match="expected ndim=4"):
         layers.SpatialDropout2D(0.1)(np.zeros((2, 3), np.float32))
+
+
+# ---------------------------------------------------------------------------------------------
+# End to end: models that train with fit
+# ---------------------------------------------------------------------------------------------
+
+def test_a_convnet_with_the_new_layers_trains_and_its_loss_goes_down(seed):
+    r = np.random.default_rng(0)
+    x = f32(r.standard_normal((256, 8, 8, 2)))
+    y = (x[..., 0].mean((1, 2)) > 0).astype(np.int64)
+    model = pycnn.Sequential([
+        pycnn.Input((8, 8, 2)),
+        layers.Conv2D(8, 3, padding="same", kernel_regularizer="l2"),
+        layers.BatchNormalization(), layers.Activation("gelu"),
+        layers.SpatialDropout2D(0.1, seed=1), layers.GlobalAveragePooling2D(),
+        layers.LayerNormalization(),
+        layers.Dense(8, activation="swish", kernel_constraint="max_norm"),
+        layers.LeakyReLU(), layers.GaussianNoise(0.05, seed=2), layers.PReLU(),
+        layers.Dense(2, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    hist = model.fit(x, y, epochs=4, batch_size=32, verbose=0).history["loss"]
+    assert hist[-1] < hist[0] - 0.05, hist
+    bn = model.layers[1]
+    assert not np.array_equal(bn.moving_variance.numpy(), np.ones(8))
+    kernel = model.layers[6].kernel.numpy()
+    assert np.all(np.linalg.norm(kernel, axis=0) <= 2.0 + 1e-5)       # max_norm(2)
+
+
+def test_fit_updates_moving_statistics_with_the_batch_statistics():
+    r = np.random.default_rng(1)
+    x = f32(r.standard_normal((64, 5)) * 2 + 1)
+    dense = layers.Dense(3, kernel_initializer="ones", bias_initializer="zeros")
+    bn = layers.BatchNormalization(momentum=0.0)
+    model = pycnn.Sequential([pycnn.Input((5,)), dense, bn])
+    model.compile("sgd", "mse")
+    z = np.asarray(x, np.float64) @ np.ones((5, 3))          # the output before the update
+    model.fit(x, f32(np.zeros((64, 3))), epochs=1, batch_size=64, shuffle=False, verbose=0)
+    close(bn.moving_mean.numpy(), z.mean(0), 1e-5)
+    close(bn.moving_variance.numpy(), z.var(0), 1e-5)
+
+
+def test_a_frozen_batchnorm_keeps_its_weights_and_statistics_during_fit():
+    r = np.random.default_rng(2)
+    x = f32(r.standard_normal((64, 5)))
+    bn = layers.BatchNormalization()
+    model = pycnn.Sequential([pycnn.Input((5,)), layers.Dense(3), bn, layers.Dense(1)])
+    model.compile("adam", "mse")
+    bn.trainable = False
+    model.compile("adam", "mse")
+    before = [w.copy() for w in bn.get_weights()]
+    model.fit(x, f32(r.standard_normal((64, 1))), epochs=2, batch_size=16, verbose=0)
+    for a, b in zip(before, bn.get_weights()):
+        assert np.array_equal(a, b)
