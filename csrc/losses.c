@@ -132,17 +132,15 @@ static void softmax_xent_rows(const void *vj, size_t r0, size_t r1)
         const float *z = j->scores + r * C, *t = j->targets + r * C;
         float *p = j->probs + r * C;
         const double lse = pc_softmax_row(z, p, C);
-        double total = 0.0, tsum = 0.0;
-        for (size_t c = 0; c < C; c++) {
+        double total = 0.0;
+        for (size_t c = 0; c < C; c++)
             total += (double)t[c] * (lse - z[c]);
-            tsum += t[c];
-        }
         j->row_loss[r] = total;
-        if (j->grad) {
+        if (j->grad) {   /* TensorFlow's gradient, p - t: exact when the targets sum to 1 */
             const float w = row_weight(j->row_w, j->rows, r);
             float *d = j->grad + r * C;
             for (size_t c = 0; c < C; c++)
-                d[c] = (p[c] * (float)tsum - t[c]) * w;
+                d[c] = (p[c] - t[c]) * w;
         }
     }
 }

@@ -239,7 +239,8 @@ double pc_softmax_row(const float *z, float *p, size_t n);
  * Labels are int64 class indices in [0, classes) (PC_EINVAL otherwise; the binding checks).
  *   softmax_xent_sparse: logits -> probs (stable log-softmax, written), grad = w (p - 1hot)
  *   xent_sparse:         Keras on probabilities: q = p / sum(p), -log(clip(q[label], 1e-7, 1-1e-7))
- *   softmax_xent:        as the sparse one with targets[rows][classes]: grad = w (p sum(t) - t)
+ *   softmax_xent:        as the sparse one with targets[rows][classes]: grad = w (p - t), as
+ *                        TensorFlow's (the exact gradient when each target row sums to 1)
  *   xent:                Keras' categorical crossentropy on probabilities (rows renormalised). */
 int pc_softmax_xent_sparse(pc_runtime *rt, const float *logits, const int64_t *labels, size_t n,
                            size_t classes, const float *row_w, float *probs, float *dlogits,
