@@ -414,7 +414,7 @@ class IoU(Metric):
     """Intersection over union for the ``target_class_ids`` from a running confusion matrix:
     per class tp / (tp + fp + fn), averaged over the target classes present."""
 
-    default_name = "iou"
+    default_name = "io_u"
 
     def __init__(self, num_classes: int, target_class_ids: Sequence[int], name=None, dtype=None,
                  ignore_class: Optional[int] = None, sparse_y_true: bool = True,

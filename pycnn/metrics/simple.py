@@ -204,7 +204,7 @@ SparseCategoricalCrossentropy = _wrapper(
     "SparseCategoricalCrossentropy", sparse_categorical_crossentropy,
     "sparse_categorical_crossentropy", "Mean sparse categorical crossentropy.",
     {"from_logits": False, "ignore_class": None})
-KLDivergence = _wrapper("KLDivergence", kl_divergence, "kl_divergence",
+KLDivergence = _wrapper("KLDivergence", kl_divergence, "kullback_leibler_divergence",
                         "Mean Kullback-Leibler divergence.")
 Poisson = _wrapper("Poisson", poisson, "poisson", "Mean Poisson loss.")
 Hinge = _wrapper("Hinge", hinge, "hinge", "Mean hinge loss.")
