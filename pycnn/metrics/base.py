@@ -105,6 +105,10 @@ class Metric:
         self.name = name or self.default_name
         self.dtype = dtype or "float32"
         self._variables: list[Variable] = []
+        if self._legacy():
+            self._legacy_total = self.add_weight("total")
+            self._legacy_count = self.add_weight("count")
+            self.reset_state()
 
     def add_weight(self, name: Optional[str] = None, shape=(), initializer="zeros", dtype=None,
                    aggregation: str = "sum", **kwargs) -> Variable:
@@ -122,11 +126,31 @@ class Metric:
         for v in self.variables:
             v.reset()
 
-    def update_state(self, y_true, y_pred, sample_weight=None) -> None:
+    # Older pycnn metrics defined batch_values(y_true, y_pred) -> per-sample values and got
+    # their mean; kept for them (new code overrides update_state and result, as in Keras).
+    def batch_values(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def _legacy(self) -> bool:
+        return type(self).batch_values is not Metric.batch_values
+
+    def update_state(self, y_true, y_pred, sample_weight=None) -> None:
+        if not self._legacy():
+            raise NotImplementedError(f"{type(self).__name__} must define update_state")
+        values = _f32(self.batch_values(np.asarray(y_true), np.asarray(y_pred)))
+        if sample_weight is not None:
+            sw = broadcast_weights(sample_weight, values.shape, self.name)
+            values, n = values * sw, np.sum(sw, dtype=np.float64)
+        else:
+            n = values.size
+        self._legacy_total.assign_add(np.float32(np.sum(values, dtype=np.float64)))
+        self._legacy_count.assign_add(np.float32(n))
+
     def result(self):
-        raise NotImplementedError
+        if not self._legacy():
+            raise NotImplementedError(f"{type(self).__name__} must define result")
+        count = self._legacy_count.value
+        return to_result(self._legacy_total.value / count if count else np.float32(0.0))
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         self.update_state(y_true, y_pred, sample_weight=sample_weight)
