@@ -219,6 +219,13 @@ class Mean(Reduce):
         self.count = self.add_weight("count")
 
     def update_state(self, values, sample_weight=None) -> None:
+        if np.ndim(values) == 0 and np.ndim(sample_weight) == 0:
+            # the loss tracker's case, in float32 scalars as Keras (no reduction needed)
+            v = np.float32(values)
+            w = np.float32(1.0 if sample_weight is None else sample_weight)
+            self.total.assign_add(v * w)
+            self.count.assign_add(w)
+            return
         v, sw = self._weighted(values, sample_weight)
         self.total.assign_add(np.float32(np.sum(v, dtype=np.float64)))
         n = v.size if sw is None else np.sum(sw, dtype=np.float64)
