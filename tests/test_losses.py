@@ -714,3 +714,28 @@ def test_reduction_none_in_compute_is_the_sum():
     out = loss(yt, yp, sample_weight=np.array(DATA["sw"]))
     assert out.shape == (4,)
     np.testing.assert_allclose(out, np.array(KERAS["mae"]["none"]) * DATA["sw"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("fn", ["softmax_xent_sparse", "softmax_xent", "xent_sparse", "xent"])
+def test_crossentropy_kernels_are_bit_identical_for_any_thread_count(fn):
+    r = np.random.default_rng(8)
+    n, c = 5000, 10                                  # several tasks of rows
+    z = r.normal(0, 3, (n, c)).astype(np.float32)
+    lab = r.integers(0, c, n).astype(np.int64)
+    scores = z if fn.startswith("softmax") else np.exp(z).astype(np.float32)
+    truth = lab if fn.endswith("sparse") else np.eye(c, dtype=np.float32)[lab]
+    w = r.random(n).astype(np.float32)
+    before = _C.num_threads()
+    try:
+        out = []
+        for threads in (1, 2, 3):
+            _C.set_num_threads(threads)
+            g, rows = np.empty_like(z), np.empty(n)
+            args = (scores, truth, np.empty_like(z), g) if fn.startswith("softmax") else \
+                (scores, truth, g)
+            out.append((getattr(_C, fn)(*args, row_weights=w, row_losses=rows), g, rows))
+        for total, g, rows in out[1:]:
+            assert total == out[0][0]
+            assert np.array_equal(g, out[0][1]) and np.array_equal(rows, out[0][2])
+    finally:
+        _C.set_num_threads(before)
