@@ -184,6 +184,27 @@ def test_accuracy_resolves_as_keras_and_keeps_its_name(loss, shape, cls):
     assert metrics.get("accuracy", loss, shape) is not metrics.get("accuracy", loss, shape)
 
 
+def test_crossentropy_and_capitalised_accuracy_resolve_by_shape_as_tf_keras():
+    yt, yp = _arr("labels"), _arr("probs")
+    ce = metrics.get("ce", "sparse_categorical_crossentropy", (None, 3))
+    assert ce.name == "ce"
+    ce.update_state(yt, yp)
+    assert ce.result() == pytest.approx(float(np.mean(
+        losses.sparse_categorical_crossentropy(yt, yp))), rel=1e-6)
+    assert type(metrics.get("Accuracy", "categorical_crossentropy", (None, 3))) is \
+        metrics.CategoricalAccuracy
+    ce = metrics.get("crossentropy", "binary_crossentropy", (None, 1))
+    ce.update_state(_arr("bin1_true"), _arr("bin1_pred"))
+    assert ce.result() == pytest.approx(float(np.mean(
+        losses.binary_crossentropy(_arr("bin1_true"), _arr("bin1_pred")))), rel=1e-6)
+
+
+def test_one_threshold_in_a_list_gives_a_float_as_tf_keras():
+    m = metrics.Precision(thresholds=[0.5])
+    m.update_state(_arr("bin_true"), _arr("bin_pred"))
+    assert m.result() == pytest.approx(0.3684210479259491, rel=1e-6)   # = Precision()
+
+
 def test_accuracy_follows_the_label_shape_when_given():
     # Keras decides by shapes: binary crossentropy on 3 units is categorical accuracy
     m = metrics.get("accuracy", "binary_crossentropy", (None, 3), y_true_shape=(None, 3))

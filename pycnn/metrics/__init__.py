@@ -69,10 +69,12 @@ def _loss_name(loss) -> str:
 
 
 def _resolve_accuracy(identifier: str, loss, output_shape, y_true_shape) -> Metric:
-    """Keras' rule (tf.keras 2 compile_utils, Keras 3 get_metric): binary accuracy when the
-    output has one unit, sparse categorical when the labels have one axis fewer than the
-    output (or a last axis of 1 against several units: a sparse loss's labels), else
-    categorical. The metric keeps the name given ("accuracy" or "acc")."""
+    """Keras' rule (tf.keras 2 compile_utils, Keras 3 get_metric) for "accuracy"/"acc" (any
+    case) and, in tf.keras, "crossentropy"/"ce": binary when the output has one unit, sparse
+    categorical when the labels have one axis fewer than the output (or a last axis of 1
+    against several units: what a sparse loss's labels are), else categorical. The metric
+    keeps the name given. Without ``y_true_shape`` the labels' shape is the one the loss
+    prepares: sparse for a sparse categorical loss."""
     if isinstance(output_shape, (int,)) or output_shape is None:
         units = output_shape or 0
         rank = 2
@@ -84,6 +86,10 @@ def _resolve_accuracy(identifier: str, loss, output_shape, y_true_shape) -> Metr
             type(loss).__name__ == "SparseCategoricalCrossentropy"
     else:
         sparse = len(y_true_shape) < rank or (y_true_shape[-1] == 1 and units != 1)
+    if identifier.lower() in ("crossentropy", "ce"):
+        fn = binary_crossentropy if units == 1 else (
+            sparse_categorical_crossentropy if sparse else categorical_crossentropy)
+        return MeanMetricWrapper(fn, name=identifier)
     if units == 1:
         return BinaryAccuracy(name=identifier)
     if sparse:
@@ -100,7 +106,7 @@ def get(identifier, loss=None, output_shape=None, y_true_shape: Optional[tuple] 
     if isinstance(identifier, Metric):
         return identifier
     if isinstance(identifier, str):
-        if identifier in ("accuracy", "acc"):
+        if identifier.lower() in ("accuracy", "acc", "crossentropy", "ce"):
             return _resolve_accuracy(identifier, loss, output_shape, y_true_shape)
         if identifier in _FUNCTIONS:
             return MeanMetricWrapper(_FUNCTIONS[identifier], name=identifier)

@@ -109,10 +109,9 @@ class _ThresholdMetric(Metric):
                 self._vars[key].assign_add(np.float32(c[i, 0]))
 
     def _single(self, value):
+        """One threshold gives a float (tf.keras: also for thresholds=[t]), more an array."""
         value = _f32(value)
-        return to_result(value[0] if len(self.thresholds) == 1 and
-                         not isinstance(self.init_thresholds, (list, tuple, np.ndarray))
-                         else value)
+        return to_result(value[0] if len(self.thresholds) == 1 else value)
 
     def get_config(self):
         return {**super().get_config(), "thresholds": self.init_thresholds}
