@@ -739,3 +739,25 @@ def test_crossentropy_kernels_are_bit_identical_for_any_thread_count(fn):
             assert np.array_equal(g, out[0][1]) and np.array_equal(rows, out[0][2])
     finally:
         _C.set_num_threads(before)
+
+
+def test_loss_rows_checks_every_array():
+    args = {"y_pred": np.ones((3, 2), np.float32), "y_true": np.ones((3, 2), np.float32),
+            "grad": np.ones((3, 2), np.float32), "row_weights": np.ones(3, np.float32),
+            "row_losses": np.ones(3, np.float64), "probs": np.ones((3, 2), np.float32)}
+    _C.loss_rows("bce_logits", **{k: v.copy() for k, v in args.items()})
+    for name, a in args.items():
+        bad = {"dtype": a.astype(np.float64 if a.dtype != np.float64 else np.float32),
+               "rank": a[None], "strided": np.repeat(a, 2, axis=-1)[..., ::2],
+               "empty": np.zeros((0,) + a.shape[1:], a.dtype), "list": a.tolist()}
+        if name in ("grad", "row_losses", "probs"):
+            ro = a.copy()
+            ro.flags.writeable = False
+            bad["readonly"] = ro
+        for what, value in bad.items():
+            kw = {k: v.copy() for k, v in args.items()}
+            kw[name] = value
+            with pytest.raises((TypeError, ValueError)) as err:
+                _C.loss_rows("bce_logits", **kw)
+            assert "loss_rows" in str(err.value) and f"'{name}'" in str(err.value), \
+                (name, what, err.value)

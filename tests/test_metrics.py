@@ -359,3 +359,38 @@ def test_confusion_matrix_kernel():
     with pytest.raises(ValueError, match="'counts'"):
         _C.confusion_thresholds(np.ones((2, 1), np.float32), np.ones((2, 1), np.float32), None,
                                 np.ones(3, np.float32), np.empty((4, 1, 2)))
+
+
+def _f(shape, dtype=np.float32):
+    return np.ones(shape, dtype)
+
+
+CT_ARGS = {"y_pred": _f((3, 2)), "y_true": _f((3, 2)), "weights": _f((3, 2)),
+           "thresholds": _f((4,)), "counts": _f((4, 2, 4), np.float64)}
+CM_ARGS = {"y_true": np.zeros(3, np.int64), "y_pred": np.zeros(3, np.int64),
+           "weights": _f((3,)), "cm": _f((2, 2), np.float64)}
+
+
+@pytest.mark.parametrize("fn,args,outs", [("confusion_thresholds", CT_ARGS, ("counts",)),
+                                          ("confusion_matrix", CM_ARGS, ("cm",))])
+def test_metric_kernels_check_every_array(fn, args, outs):
+    call = getattr(_C, fn)
+    call(**{k: v.copy() for k, v in args.items()})                 # valid
+    for name, a in args.items():
+        bad = {
+            "dtype": a.astype(np.float64 if a.dtype != np.float64 else np.float32),
+            "rank": a[None],
+            "strided": np.repeat(a, 2, axis=-1)[..., ::2],
+            "empty": np.zeros((0,) + a.shape[1:], a.dtype),
+            "list": a.tolist(),
+        }
+        if name in outs:
+            ro = a.copy()
+            ro.flags.writeable = False
+            bad["readonly"] = ro
+        for what, value in bad.items():
+            kw = {k: v.copy() for k, v in args.items()}
+            kw[name] = value
+            with pytest.raises((TypeError, ValueError)) as err:
+                call(**kw)
+            assert fn in str(err.value) and f"'{name}'" in str(err.value), (name, what, err.value)
