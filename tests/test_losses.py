@@ -761,3 +761,15 @@ def test_loss_rows_checks_every_array():
                 _C.loss_rows("bce_logits", **kw)
             assert "loss_rows" in str(err.value) and f"'{name}'" in str(err.value), \
                 (name, what, err.value)
+
+
+def test_a_vector_is_one_row_as_keras_reduces_the_last_axis():
+    # tf.keras 2.21: keras.losses.mse([0, 1, 1, 0], [0.2, 0.7, 0.4, 0.1]) == 0.125 (a scalar)
+    yt, yp = [0.0, 1.0, 1.0, 0.0], [0.2, 0.7, 0.4, 0.1]
+    v = losses.mse(yt, yp)
+    assert v.shape == () and float(v) == pytest.approx(0.125, rel=1e-6)
+    assert float(losses.binary_crossentropy(yt, yp)) == pytest.approx(0.40036728978157043,
+                                                                      rel=1e-6)
+    none = losses.MeanSquaredError(reduction="none")(yt, yp)
+    assert np.shape(none) == () and float(none) == pytest.approx(0.125, rel=1e-6)
+    assert losses.BinaryCrossentropy()(yt, yp) == pytest.approx(0.40036728978157043, rel=1e-6)

@@ -394,3 +394,31 @@ def test_metric_kernels_check_every_array(fn, args, outs):
             with pytest.raises((TypeError, ValueError)) as err:
                 call(**kw)
             assert fn in str(err.value) and f"'{name}'" in str(err.value), (name, what, err.value)
+
+
+# tf.keras 2.21 on EXTRA_DATA: SparseCategoricalAccuracy on (2, 3, 3) labels with one weight
+# per image [1, 3]; AUC(label_weights=[0.3, 1.7]) and AUC(num_thresholds=3, curve="PR") on
+# bt/bp; BinaryAccuracy with labels (4,) against predictions (4, 1); labels (N, 1) for
+# SparseCategoricalAccuracy.
+EXTRA_DATA = {'seg_t': [[[2, 0, 0], [0, 1, 2], [1, 0, 1]], [[1, 2, 2], [2, 0, 2], [0, 1, 0]]], 'seg_p': [[[[0.657433032989502, 0.5622656345367432, 0.15006226301193237], [0.4326307773590088, 0.6692972779273987, 0.422784686088562], [0.6331843733787537, 0.9674359560012817, 0.6830648183822632]], [[0.3916248381137848, 0.18725256621837616, 0.34596067667007446], [0.5110659599304199, 0.8912094235420227, 0.7755639553070068], [0.31814658641815186, 0.9242169260978699, 0.47090989351272583]], [[0.6937588453292847, 0.10720730572938919, 0.10454355925321579], [0.2019074410200119, 0.8844496607780457, 0.6798114776611328], [0.8492363095283508, 0.644436240196228, 0.4065423905849457]]], [[[0.516578197479248, 0.5934435129165649, 0.8621180057525635], [0.4381861686706543, 0.8922401070594788, 0.6137169599533081], [0.8293561339378357, 0.4980560541152954, 0.6925181150436401]], [[0.3390253782272339, 0.5228285193443298, 0.21622338891029358], [0.10070360451936722, 0.03860412910580635, 0.7019494771957397], [0.4564306139945984, 0.8977341651916504, 0.8351832032203674]], [[0.38509514927864075, 0.9736787676811218, 0.5920619964599609], [0.7658833265304565, 0.4071943461894989, 0.196169912815094], [0.17177700996398926, 0.18120622634887695, 0.6038055419921875]]]], 'bt': [[0.0, 0.0], [0.0, 0.0], [1.0, 1.0], [0.0, 0.0], [0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [1.0, 1.0]], 'bp': [[0.9373431205749512, 0.7503966093063354], [0.5744665265083313, 0.617272138595581], [0.5065515041351318, 0.9647617936134338], [0.22662606835365295, 0.6890271306037903], [0.5550966858863831, 0.04201178997755051], [0.29614999890327454, 0.9271669387817383], [0.7845648527145386, 0.012831093743443489], [0.29662632942199707, 0.009805348701775074]]}
+
+
+def test_more_shapes_and_weights_as_keras():
+    m = metrics.SparseCategoricalAccuracy()
+    m.update_state(np.array(EXTRA_DATA["seg_t"]), np.array(EXTRA_DATA["seg_p"], np.float32),
+                   sample_weight=np.array([1.0, 3.0], np.float32))
+    assert m.result() == pytest.approx(0.0555555559694767, rel=1e-6)
+    bt, bp = np.array(EXTRA_DATA["bt"], np.float32), np.array(EXTRA_DATA["bp"], np.float32)
+    m = metrics.AUC(label_weights=[0.3, 1.7])
+    m.update_state(bt, bp)
+    assert m.result() == pytest.approx(0.33709704875946045, rel=1e-6)
+    m = metrics.AUC(num_thresholds=3, curve="PR")
+    m.update_state(bt, bp)
+    assert m.result() == pytest.approx(0.345395565032959, rel=1e-6)
+    m = metrics.BinaryAccuracy()
+    m.update_state(np.array([0.0, 1.0, 1.0, 0.0]), np.array([[0.2], [0.7], [0.4], [0.1]]))
+    assert m.result() == 0.75
+    m = metrics.SparseCategoricalAccuracy()
+    m.update_state(np.array([[0], [2], [1]]),
+                   np.array([[.5, .2, .3], [.1, .2, .7], [.3, .3, .4]], np.float32))
+    assert m.result() == pytest.approx(0.6666666865348816, rel=1e-7)

@@ -154,7 +154,10 @@ class Loss:
     def _standalone(self, y_true, y_pred, where: str):
         y_pred = data_mod.as_float_input(y_pred, f"{where}: y_pred")
         if y_pred.ndim == 1:
-            y_pred = y_pred.reshape(-1, 1)
+            # Keras reduces the last axis: a vector is one row, its loss a scalar
+            y_pred = y_pred.reshape(1, -1)
+            t = data_mod.as_array(y_true, f"{where}: y_true")
+            y_true = t.reshape(1, -1) if t.size == y_pred.size else t.reshape(1)
         y = self.prepare_targets(y_true, (None,) + y_pred.shape[1:], f"{where}: y_true")
         if len(y) != len(y_pred):
             raise ValueError(f"{where}: y_true has {len(y)} samples, y_pred {len(y_pred)}")
@@ -162,6 +165,7 @@ class Loss:
 
     def per_sample(self, y_true, y_pred) -> np.ndarray:
         """Each sample's (each row's) loss, unweighted, shape y_pred.shape[:-1], float32."""
+        y_pred_in = y_pred
         y, y_pred = self._standalone(y_true, y_pred, self.name)
         shape = row_shape(y_pred)
         rows = int(np.prod(shape))
@@ -169,11 +173,12 @@ class Loss:
         out = np.empty(rows, np.float64)
         self._rows(y_pred.reshape(rows, cols), self._targets_2d(y, rows, cols), self.from_logits,
                    None, out, None, None)
-        return out.astype(np.float32).reshape(shape)
+        return out.astype(np.float32).reshape(shape if np.ndim(y_pred_in) > 1 else ())
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         """The loss reduced as Keras' ``Loss.__call__``: a float, or with reduction="none" an
         array of the per-sample losses times the sample weights."""
+        y_pred_in = y_pred
         y, y_pred = self._standalone(y_true, y_pred, self.name)
         shape = row_shape(y_pred)
         rows = int(np.prod(shape))
@@ -183,6 +188,8 @@ class Loss:
             self._rows(y_pred.reshape(rows, cols), self._targets_2d(y, rows, cols),
                        self.from_logits, None, out, None, None)
             values = out.astype(np.float32).reshape(shape)
+            if np.ndim(y_pred_in) == 1:
+                return values.reshape(())
             if sample_weight is not None:
                 values = values * broadcast_sample_weight(sample_weight, shape, self.name)
             valid = self._valid_rows(y, rows)
