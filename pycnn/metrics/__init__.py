@@ -116,8 +116,9 @@ def get(identifier, loss=None, output_shape=None, y_true_shape: Optional[tuple] 
                          f"'accuracy' or one of {sorted(_BY_NAME)}")
     if isinstance(identifier, type) and issubclass(identifier, Metric):
         return identifier()
-    if callable(identifier):
-        return MeanMetricWrapper(identifier, name=getattr(identifier, "__name__", None))
+    if callable(identifier):   # a function, or a Loss: the mean of its batch values
+        name = getattr(identifier, "__name__", None) or getattr(identifier, "name", None)
+        return MeanMetricWrapper(identifier, name=name)
     raise ValueError(f"Could not interpret metric identifier: {identifier!r}. Expected a name, "
                      "a pycnn.metrics.Metric or a function fn(y_true, y_pred)")
 
