@@ -51,11 +51,15 @@ class CompiledLoss:
                                  f"loss_weights={loss_weights!r}")
             self.weights.append(float(w))
 
-    def logits_for(self, i: int, activation: str) -> bool:
+    def logits_for(self, i: int, activation: str, rank: int = 2) -> bool:
         """Whether output i's loss takes the logits of an output whose last activation is
-        ``activation`` (Keras' TensorFlow backend does so for the crossentropies)."""
+        ``activation`` (Keras' TensorFlow backend does so for the crossentropies). A softmax is
+        taken into the loss only on a (batch, classes) output of rank ``rank`` 2: over the last
+        axis of a larger output it is not the one the loss's rows take."""
         loss = self.losses[i]
         if loss is None:
+            return False
+        if activation == "softmax" and rank != 2:
             return False
         decide = getattr(loss, "output_logits", None)
         if decide is not None:
