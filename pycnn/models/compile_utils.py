@@ -110,8 +110,12 @@ class CompiledMetrics:
 
     @staticmethod
     def _check(m) -> None:
-        if isinstance(m, str) and m not in ("accuracy", "acc"):
-            _resolve(m, None, (None, 2))
+        """Unknown metric identifiers (names, or anything that is not a metric) are refused at
+        compile, as Keras does."""
+        if isinstance(m, metrics_mod.Metric) or (isinstance(m, str) and
+                                                 m in ("accuracy", "acc")):
+            return
+        _resolve(m, None, (None, 2))
 
     def build(self, losses: Sequence, output_shapes: Sequence[tuple]) -> None:
         self.metrics = []
