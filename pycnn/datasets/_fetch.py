@@ -36,6 +36,9 @@ from . import _idx
 #: The public mirror that Keras downloads its datasets from.
 ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 DOWNLOAD_TIMEOUT = 60.0
+#: The most a download may bring (the largest dataset file, mnist.npz, is 11 MB): a mirror
+#: sending more, or declaring more in Content-Length, is refused before the disk fills.
+MAX_DOWNLOAD_BYTES = 1 << 30
 
 # Opens a URL; replaced in tests, so that they never touch the network.
 def _http_exception() -> type:
@@ -281,7 +284,14 @@ def download_file(remote: RemoteFile, dest: Path) -> None:
             with _urlopen(remote.url, timeout=DOWNLOAD_TIMEOUT) as response:
                 headers = getattr(response, "headers", None)
                 length = headers.get("Content-Length") if headers is not None else None
+                if length is not None and str(length).isdigit() and \
+                        int(length) > MAX_DOWNLOAD_BYTES:
+                    raise _DownloadFailed(f"the server announces {length} bytes, more "
+                                          f"than the {MAX_DOWNLOAD_BYTES}-byte limit")
                 while chunk := response.read(1 << 16):
+                    if received + len(chunk) > MAX_DOWNLOAD_BYTES:
+                        raise _DownloadFailed(f"more than the {MAX_DOWNLOAD_BYTES}-byte "
+                                              f"limit received")
                     out.write(chunk)
                     digest.update(chunk)
                     received += len(chunk)
@@ -296,6 +306,7 @@ def download_file(remote: RemoteFile, dest: Path) -> None:
                 f"{actual}, expected {remote.sha256}; nothing was saved to {dest}"
             )
         os.replace(tmp, dest)
+        _fsync_directory(dest.parent)
     except (OSError, _http_exception(), ValueError) as exc:
         _remove(tmp)
         if isinstance(exc, ChecksumError):
@@ -306,6 +317,20 @@ def download_file(remote: RemoteFile, dest: Path) -> None:
     except BaseException:
         _remove(tmp)
         raise
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Puts the rename on disk (as pycnn.utils.file_io does; this package stands alone)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass   # file systems that cannot fsync a directory
+    finally:
+        os.close(fd)
 
 
 def _remove(path: str) -> None:
