@@ -650,9 +650,10 @@ def test_softmax_over_the_last_axis_of_a_3d_output_is_not_fused_into_the_loss():
     assert history.history["loss"][0] == pytest.approx(model.evaluate(x, y, verbose=0), rel=1e-5)
 
 
-def test_from_logits_loss_on_a_softmax_output_takes_the_probabilities_as_logits():
-    """Keras applies a from_logits=True crossentropy to whatever the model outputs, a softmax
-    output included (softmax twice): fit must not take the output layer's softmax into it."""
+def test_from_logits_loss_on_a_softmax_output_warns_and_takes_the_logits():
+    """tf.keras (TensorFlow backend) takes a softmax output's logits into a from_logits=True
+    crossentropy, with a warning, rather than applying the softmax twice: fit and evaluate
+    report the crossentropy of the pre-softmax values."""
     r = np.random.default_rng(5)
     x = r.normal(size=(32, 5)).astype(np.float32)
     y = r.integers(0, 3, 32)
@@ -660,11 +661,13 @@ def test_from_logits_loss_on_a_softmax_output_takes_the_probabilities_as_logits(
     model = keras.Model(inp, layers.Dense(3, activation="softmax")(inp))
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    assert not _fit_takes_logits(model)
-    p = model.predict(x, verbose=0).astype(np.float64)
-    z = p - p.max(axis=1, keepdims=True)
+    w, b = (v.astype(np.float64) for v in model.get_weights())
+    z = x.astype(np.float64) @ w + b
+    z -= z.max(axis=1, keepdims=True)
     expect = -np.mean((z - np.log(np.exp(z).sum(axis=1, keepdims=True)))[np.arange(32), y])
-    history = model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0)
+    with pytest.warns(UserWarning, match="from_logits=True"):
+        history = model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0)
+    assert _fit_takes_logits(model)
     assert history.history["loss"][0] == pytest.approx(expect, rel=1e-5)
     assert model.evaluate(x, y, verbose=0) == pytest.approx(expect, rel=1e-5)
 

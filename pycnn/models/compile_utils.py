@@ -56,14 +56,13 @@ class CompiledLoss:
         ``activation`` (Keras' TensorFlow backend does so for the crossentropies). A softmax is
         taken into the loss only on a (batch, classes) output of rank ``rank`` 2: over the last
         axis of a larger output it is not the one the loss's rows take. A loss with
-        ``from_logits=True`` takes the output's values as they are."""
+        ``from_logits=True`` on a softmax output warns and takes the logits too, as Keras'
+        TensorFlow backend does (no softmax applied twice)."""
         loss = self.losses[i]
         if loss is None:
             return False
         if activation == "softmax" and rank != 2:
             return False
-        if getattr(loss, "from_logits", False):
-            return False        # the output's values are the logits the loss takes (Keras)
         decide = getattr(loss, "output_logits", None)
         if decide is not None:
             return bool(decide(activation))
