@@ -1,0 +1,415 @@
+/* augment.c - image augmentation: affine warps (rotation, translation, zoom, shear, resize) with
+ * nearest or bilinear interpolation and Keras' four fill modes, their adjoint (the input
+ * gradient), flips, crops, contrast and brightness. Conventions in pycnn.h.
+ *
+ * Every kernel handles each image on its own; the batch is split into tasks of a number of
+ * images that depends only on the image size, so which thread runs an image never changes its
+ * pixels. The warp's inner loop has a fast path for output pixels whose four source pixels lie
+ * inside the image (no index fixing), which is most of them for the small rotations, shifts and
+ * zooms of augmentation. */
+#include "pycnn.h"
+
+#include <math.h>
+#include <string.h>
+
+#define TASK_FLOATS 16384   /* about this many output floats per task (at least one image) */
+
+static int images_per_task(size_t floats_per_image)
+{
+    size_t k = TASK_FLOATS / (floats_per_image ? floats_per_image : 1);
+    return k < 1 ? 1 : (k > 64 ? 64 : (int)k);
+}
+
+/* An index outside [0, size) moved back inside by the fill mode; -1 for CONSTANT (read the fill
+ * value). Keras (JAX's map_coordinates) fixes each interpolation corner this way. */
+static inline int fix_index(int i, int size, pc_fill fill)
+{
+    if (i >= 0 && i < size)
+        return i;
+    switch (fill) {
+    case PC_FILL_REFLECT: {   /* half-sample symmetric: period 2 * size */
+        const int p = 2 * size;
+        int m = i % p;
+        if (m < 0)
+            m += p;
+        return m >= size ? p - 1 - m : m;
+    }
+    case PC_FILL_WRAP: {
+        int m = i % size;
+        return m < 0 ? m + size : m;
+    }
+    case PC_FILL_NEAREST:
+        return i < 0 ? 0 : size - 1;
+    default:
+        return -1;
+    }
+}
+
+/* floor(f) as an int, f clamped to +-1e9 first (a wild transform must not overflow an int). */
+static inline int floor_int(float f)
+{
+    f = f < -1e9f ? -1e9f : (f > 1e9f ? 1e9f : f);
+    int i = (int)f;
+    return (float)i > f ? i - 1 : i;
+}
+
+static inline int round_int(float f)
+{
+    f = f < -1e9f ? -1e9f : (f > 1e9f ? 1e9f : f);
+    return (int)roundf(f);   /* half away from zero, as lax.round */
+}
+
+typedef struct {
+    const pc_warp_shape *s;
+    const float *x, *t;
+    float *y;
+    int per_task;
+} warp_job;
+
+/* One image, channels c (a constant after inlining for c == 1). */
+static inline void warp_image(const pc_warp_shape *s, const float *restrict x,
+                              const float *restrict t, float *restrict y, int c)
+{
+    const int h = s->h, w = s->w, oh = s->oh, ow = s->ow;
+    const pc_fill fill = s->fill;
+    const float cval = s->fill_value;
+    const float a0 = t[0], a1 = t[1], a2 = t[2], b0 = t[3], b1 = t[4], b2 = t[5];
+    const ptrdiff_t rs = (ptrdiff_t)w * c;
+    for (int r = 0; r < oh; r++) {
+        const float fr = (float)r;
+        float *yr = y + (ptrdiff_t)r * ow * c;
+        for (int q = 0; q < ow; q++) {
+            const float fq = (float)q;
+            const float cx = (fr * a1 + fq * a0) + a2;
+            const float cy = (fr * b1 + fq * b0) + b2;
+            float *out = yr + (ptrdiff_t)q * c;
+            if (s->interp == PC_INTERP_NEAREST) {
+                const int ix = fix_index(round_int(cx), w, fill);
+                const int iy = fix_index(round_int(cy), h, fill);
+                if (ix < 0 || iy < 0)
+                    for (int k = 0; k < c; k++)
+                        out[k] = cval;
+                else
+                    for (int k = 0; k < c; k++)
+                        out[k] = x[iy * rs + (ptrdiff_t)ix * c + k];
+                continue;
+            }
+            const int x0 = floor_int(cx), y0 = floor_int(cy);
+            const float wx1 = cx - (float)x0, wy1 = cy - (float)y0;
+            const float wx0 = 1.0f - wx1, wy0 = 1.0f - wy1;
+            const float w00 = wy0 * wx0, w01 = wy0 * wx1, w10 = wy1 * wx0, w11 = wy1 * wx1;
+            if (x0 >= 0 && x0 < w - 1 && y0 >= 0 && y0 < h - 1) {
+                const float *p = x + y0 * rs + (ptrdiff_t)x0 * c;
+                for (int k = 0; k < c; k++)
+                    out[k] = ((w00 * p[k] + w01 * p[c + k]) + w10 * p[rs + k]) +
+                             w11 * p[rs + c + k];
+                continue;
+            }
+            const int ix0 = fix_index(x0, w, fill), ix1 = fix_index(x0 + 1, w, fill);
+            const int iy0 = fix_index(y0, h, fill), iy1 = fix_index(y0 + 1, h, fill);
+            const float *p00 = iy0 < 0 || ix0 < 0 ? NULL : x + iy0 * rs + (ptrdiff_t)ix0 * c;
+            const float *p01 = iy0 < 0 || ix1 < 0 ? NULL : x + iy0 * rs + (ptrdiff_t)ix1 * c;
+            const float *p10 = iy1 < 0 || ix0 < 0 ? NULL : x + iy1 * rs + (ptrdiff_t)ix0 * c;
+            const float *p11 = iy1 < 0 || ix1 < 0 ? NULL : x + iy1 * rs + (ptrdiff_t)ix1 * c;
+            for (int k = 0; k < c; k++) {
+                const float v00 = p00 ? p00[k] : cval, v01 = p01 ? p01[k] : cval;
+                const float v10 = p10 ? p10[k] : cval, v11 = p11 ? p11[k] : cval;
+                out[k] = ((w00 * v00 + w01 * v01) + w10 * v10) + w11 * v11;
+            }
+        }
+    }
+}
+
+static void warp_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const warp_job *j = ctx;
+    const pc_warp_shape *s = j->s;
+    const size_t in_sz = (size_t)s->h * s->w * s->c, out_sz = (size_t)s->oh * s->ow * s->c;
+    const int i0 = task * j->per_task;
+    const int i1 = i0 + j->per_task < s->n ? i0 + j->per_task : s->n;
+    for (int i = i0; i < i1; i++) {
+        if (s->c == 1)
+            warp_image(s, j->x + i * in_sz, j->t + 6 * (size_t)i, j->y + i * out_sz, 1);
+        else
+            warp_image(s, j->x + i * in_sz, j->t + 6 * (size_t)i, j->y + i * out_sz, s->c);
+    }
+}
+
+static int warp_valid(const pc_warp_shape *s)
+{
+    return s->n > 0 && s->h > 0 && s->w > 0 && s->c > 0 && s->oh > 0 && s->ow > 0 &&
+           s->h < (1 << 30) && s->w < (1 << 30) &&
+           (s->interp == PC_INTERP_NEAREST || s->interp == PC_INTERP_BILINEAR) &&
+           s->fill >= PC_FILL_REFLECT && s->fill <= PC_FILL_NEAREST;
+}
+
+int pc_affine_warp(pc_runtime *rt, const pc_warp_shape *s, const float *x, const float *t,
+                   float *y)
+{
+    if (!warp_valid(s))
+        return PC_EINVAL;
+    warp_job j = {.s = s, .x = x, .t = t, .y = y,
+                  .per_task = images_per_task((size_t)s->oh * s->ow * s->c)};
+    pc_parallel(rt, (s->n + j.per_task - 1) / j.per_task, warp_task, &j);
+    return PC_OK;
+}
+
+/* The adjoint of warp_image: every output gradient scattered back with its weights. */
+static void warp_image_backward(const pc_warp_shape *s, const float *restrict dy,
+                                const float *restrict t, float *restrict dx)
+{
+    const int h = s->h, w = s->w, c = s->c, oh = s->oh, ow = s->ow;
+    const pc_fill fill = s->fill;
+    const float a0 = t[0], a1 = t[1], a2 = t[2], b0 = t[3], b1 = t[4], b2 = t[5];
+    const ptrdiff_t rs = (ptrdiff_t)w * c;
+    memset(dx, 0, sizeof(float) * (size_t)h * rs);
+    for (int r = 0; r < oh; r++) {
+        const float fr = (float)r;
+        const float *dyr = dy + (ptrdiff_t)r * ow * c;
+        for (int q = 0; q < ow; q++) {
+            const float fq = (float)q;
+            const float cx = (fr * a1 + fq * a0) + a2;
+            const float cy = (fr * b1 + fq * b0) + b2;
+            const float *g = dyr + (ptrdiff_t)q * c;
+            if (s->interp == PC_INTERP_NEAREST) {
+                const int ix = fix_index(round_int(cx), w, fill);
+                const int iy = fix_index(round_int(cy), h, fill);
+                if (ix >= 0 && iy >= 0) {
+                    float *d = dx + iy * rs + (ptrdiff_t)ix * c;
+                    for (int k = 0; k < c; k++)
+                        d[k] += g[k];
+                }
+                continue;
+            }
+            const int x0 = floor_int(cx), y0 = floor_int(cy);
+            const float wx1 = cx - (float)x0, wy1 = cy - (float)y0;
+            const float wx0 = 1.0f - wx1, wy0 = 1.0f - wy1;
+            const int ix[2] = {fix_index(x0, w, fill), fix_index(x0 + 1, w, fill)};
+            const int iy[2] = {fix_index(y0, h, fill), fix_index(y0 + 1, h, fill)};
+            const float wt[2][2] = {{wy0 * wx0, wy0 * wx1}, {wy1 * wx0, wy1 * wx1}};
+            for (int a = 0; a < 2; a++)
+                for (int b = 0; b < 2; b++) {
+                    if (iy[a] < 0 || ix[b] < 0)
+                        continue;
+                    float *d = dx + iy[a] * rs + (ptrdiff_t)ix[b] * c;
+                    const float wab = wt[a][b];
+                    for (int k = 0; k < c; k++)
+                        d[k] += wab * g[k];
+                }
+        }
+    }
+}
+
+typedef struct {
+    const pc_warp_shape *s;
+    const float *dy, *t;
+    float *dx;
+    int per_task;
+} warp_back_job;
+
+static void warp_back_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const warp_back_job *j = ctx;
+    const pc_warp_shape *s = j->s;
+    const size_t in_sz = (size_t)s->h * s->w * s->c, out_sz = (size_t)s->oh * s->ow * s->c;
+    const int i0 = task * j->per_task;
+    const int i1 = i0 + j->per_task < s->n ? i0 + j->per_task : s->n;
+    for (int i = i0; i < i1; i++)
+        warp_image_backward(s, j->dy + i * out_sz, j->t + 6 * (size_t)i, j->dx + i * in_sz);
+}
+
+int pc_affine_warp_backward(pc_runtime *rt, const pc_warp_shape *s, const float *dy,
+                            const float *t, float *dx)
+{
+    if (!warp_valid(s))
+        return PC_EINVAL;
+    warp_back_job j = {.s = s, .dy = dy, .t = t, .dx = dx,
+                       .per_task = images_per_task((size_t)s->oh * s->ow * s->c)};
+    pc_parallel(rt, (s->n + j.per_task - 1) / j.per_task, warp_back_task, &j);
+    return PC_OK;
+}
+
+/* ---- flips and crops ------------------------------------------------------------------------ */
+
+typedef struct {
+    const float *x;
+    float *y;
+    int n, h, w, c, oh, ow, per_task;
+    const uint8_t *flags;
+    const int32_t *off;
+    int backward;
+} copy_job;
+
+static void flip_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const copy_job *j = ctx;
+    const int h = j->h, w = j->w, c = j->c;
+    const size_t sz = (size_t)h * w * c;
+    const int i0 = task * j->per_task;
+    const int i1 = i0 + j->per_task < j->n ? i0 + j->per_task : j->n;
+    for (int i = i0; i < i1; i++) {
+        const float *x = j->x + i * sz;
+        float *y = j->y + i * sz;
+        const int hf = j->flags[i] & 1, vf = (j->flags[i] >> 1) & 1;
+        for (int r = 0; r < h; r++) {
+            const float *xr = x + (size_t)(vf ? h - 1 - r : r) * w * c;
+            float *yr = y + (size_t)r * w * c;
+            if (!hf) {
+                memcpy(yr, xr, sizeof(float) * (size_t)w * c);
+                continue;
+            }
+            for (int q = 0; q < w; q++)
+                pc_copy_floats(yr + (size_t)q * c, xr + (size_t)(w - 1 - q) * c, (size_t)c);
+        }
+    }
+}
+
+int pc_flip(pc_runtime *rt, const float *x, int n, int h, int w, int c, const uint8_t *flags,
+            float *y)
+{
+    if (n <= 0 || h <= 0 || w <= 0 || c <= 0)
+        return PC_EINVAL;
+    copy_job j = {.x = x, .y = y, .n = n, .h = h, .w = w, .c = c, .flags = flags,
+                  .per_task = images_per_task((size_t)h * w * c)};
+    pc_parallel(rt, (n + j.per_task - 1) / j.per_task, flip_task, &j);
+    return PC_OK;
+}
+
+/* forward: big image x -> window y; backward: window dy (j->x) -> big image dx (j->y). */
+static void crop_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const copy_job *j = ctx;
+    const int h = j->h, w = j->w, c = j->c, oh = j->oh, ow = j->ow;
+    const size_t big = (size_t)h * w * c, small = (size_t)oh * ow * c;
+    const int i0 = task * j->per_task;
+    const int i1 = i0 + j->per_task < j->n ? i0 + j->per_task : j->n;
+    for (int i = i0; i < i1; i++) {
+        const int top = j->off[2 * i], left = j->off[2 * i + 1];
+        if (j->backward) {
+            float *dx = j->y + i * big;
+            const float *dy = j->x + i * small;
+            memset(dx, 0, sizeof(float) * big);
+            for (int r = 0; r < oh; r++)
+                memcpy(dx + ((size_t)(top + r) * w + left) * c, dy + (size_t)r * ow * c,
+                       sizeof(float) * (size_t)ow * c);
+        } else {
+            const float *x = j->x + i * big;
+            float *y = j->y + i * small;
+            for (int r = 0; r < oh; r++)
+                memcpy(y + (size_t)r * ow * c, x + ((size_t)(top + r) * w + left) * c,
+                       sizeof(float) * (size_t)ow * c);
+        }
+    }
+}
+
+static int crop_run(pc_runtime *rt, const float *src, int n, int h, int w, int c,
+                    const int32_t *off, float *dst, int oh, int ow, int backward)
+{
+    if (n <= 0 || h <= 0 || w <= 0 || c <= 0 || oh <= 0 || ow <= 0 || oh > h || ow > w)
+        return PC_EINVAL;
+    for (int i = 0; i < n; i++)
+        if (off[2 * i] < 0 || off[2 * i] > h - oh || off[2 * i + 1] < 0 ||
+            off[2 * i + 1] > w - ow)
+            return PC_EINVAL;
+    copy_job j = {.x = src, .y = dst, .n = n, .h = h, .w = w, .c = c, .oh = oh, .ow = ow,
+                  .off = off, .backward = backward,
+                  .per_task = images_per_task((size_t)h * w * c)};
+    pc_parallel(rt, (n + j.per_task - 1) / j.per_task, crop_task, &j);
+    return PC_OK;
+}
+
+int pc_crop(pc_runtime *rt, const float *x, int n, int h, int w, int c, const int32_t *off,
+            float *y, int oh, int ow)
+{
+    return crop_run(rt, x, n, h, w, c, off, y, oh, ow, 0);
+}
+
+int pc_crop_backward(pc_runtime *rt, const float *dy, int n, int h, int w, int c,
+                     const int32_t *off, float *dx, int oh, int ow)
+{
+    return crop_run(rt, dy, n, h, w, c, off, dx, oh, ow, 1);
+}
+
+/* ---- contrast and brightness ------------------------------------------------------------------ */
+
+typedef struct {
+    const float *x;
+    float *y;
+    int n, hw, c, per_task;
+    size_t size;
+    const float *param;
+    float lo, hi;
+} color_job;
+
+static inline float clampf(float v, float lo, float hi)
+{
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+static void contrast_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const color_job *j = ctx;
+    const int hw = j->hw, c = j->c;
+    const size_t sz = (size_t)hw * c;
+    const int i0 = task * j->per_task;
+    const int i1 = i0 + j->per_task < j->n ? i0 + j->per_task : j->n;
+    for (int i = i0; i < i1; i++) {
+        const float *x = j->x + i * sz;
+        float *y = j->y + i * sz;
+        const float f = j->param[i];
+        for (int k = 0; k < c; k++) {
+            double sum = 0.0;
+            for (int p = 0; p < hw; p++)
+                sum += x[(size_t)p * c + k];
+            const float m = (float)(sum / hw);
+            for (int p = 0; p < hw; p++)
+                y[(size_t)p * c + k] = clampf((x[(size_t)p * c + k] - m) * f + m, j->lo, j->hi);
+        }
+    }
+}
+
+int pc_adjust_contrast(pc_runtime *rt, const float *x, int n, int hw, int c,
+                       const float *factor, float lo, float hi, float *y)
+{
+    if (n <= 0 || hw <= 0 || c <= 0 || !(lo <= hi))
+        return PC_EINVAL;
+    color_job j = {.x = x, .y = y, .n = n, .hw = hw, .c = c, .param = factor, .lo = lo,
+                   .hi = hi, .per_task = images_per_task((size_t)hw * c)};
+    pc_parallel(rt, (n + j.per_task - 1) / j.per_task, contrast_task, &j);
+    return PC_OK;
+}
+
+static void brightness_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const color_job *j = ctx;
+    const size_t sz = j->size;
+    const float lo = j->lo, hi = j->hi;
+    const int i0 = task * j->per_task;
+    const int i1 = i0 + j->per_task < j->n ? i0 + j->per_task : j->n;
+    for (int i = i0; i < i1; i++) {
+        const float *restrict x = j->x + i * sz;
+        float *restrict y = j->y + i * sz;
+        const float d = j->param[i];
+        for (size_t p = 0; p < sz; p++) {
+            const float v = x[p] + d;
+            y[p] = v < lo ? lo : (v > hi ? hi : v);
+        }
+    }
+}
+
+int pc_adjust_brightness(pc_runtime *rt, const float *x, int n, size_t size, const float *delta,
+                         float lo, float hi, float *y)
+{
+    if (n <= 0 || size == 0 || !(lo <= hi))
+        return PC_EINVAL;
+    color_job j = {.x = x, .y = y, .n = n, .size = size, .param = delta, .lo = lo, .hi = hi,
+                   .per_task = images_per_task(size)};
+    pc_parallel(rt, (n + j.per_task - 1) / j.per_task, brightness_task, &j);
+    return PC_OK;
+}
