@@ -45,18 +45,175 @@ static inline int fix_index(int i, int size, pc_fill fill)
     }
 }
 
-/* floor(f) as an int, f clamped to +-1e9 first (a wild transform must not overflow an int). */
+/* floor(f) as an int (|f| <= 1e9: see pc_warp_coords_fit). */
 static inline int floor_int(float f)
 {
-    f = f < -1e9f ? -1e9f : (f > 1e9f ? 1e9f : f);
     int i = (int)f;
     return (float)i > f ? i - 1 : i;
 }
 
-static inline int round_int(float f)
+
+/* Row setup of the warp, loops GCC vectorises (PC_MULTIVERSION): for each output column q of
+ * row r, the source point, then for bilinear the top-left corner's offset and the four weights,
+ * for nearest the pixel's offset; ok[q] = 1 when every pixel read lies inside the image (the
+ * fast path), else the caller recomputes q with the fill mode. Rows of at most ROW floats. */
+#define ROW 256
+
+typedef struct {
+    float a0, a1, a2, b0, b1, b2;
+    int h, w, c;
+} warp_geom;
+
+/* Source coordinates as they are: the binding admits only transforms that map every output
+ * pixel within +-1e9 (pc_warp_coords_fit), so their int conversions cannot overflow. (A clamp
+ * here would stop GCC vectorising the row loops.) */
+static inline float clamp_coord(float f)
 {
-    f = f < -1e9f ? -1e9f : (f > 1e9f ? 1e9f : f);
-    return (int)roundf(f);   /* half away from zero, as lax.round */
+    return f;
+}
+
+PC_MULTIVERSION
+static void row_bilinear(const warp_geom *g, float fr, int q0, int nq, int *restrict off,
+                         int *restrict ok, float *restrict w00, float *restrict w01,
+                         float *restrict w10, float *restrict w11)
+{
+    const float a0 = g->a0, a1 = g->a1, a2 = g->a2, b0 = g->b0, b1 = g->b1, b2 = g->b2;
+    const int h = g->h, w = g->w, c = g->c, rs = g->w * g->c;
+    for (int k = 0; k < nq; k++) {
+        const float fq = (float)(q0 + k);
+        const float cx = clamp_coord((fr * a1 + fq * a0) + a2);
+        const float cy = clamp_coord((fr * b1 + fq * b0) + b2);
+        int x0 = (int)cx, y0 = (int)cy;
+        x0 -= (float)x0 > cx;
+        y0 -= (float)y0 > cy;
+        const float wx1 = cx - (float)x0, wy1 = cy - (float)y0;
+        const float wx0 = 1.0f - wx1, wy0 = 1.0f - wy1;
+        w00[k] = wy0 * wx0;
+        w01[k] = wy0 * wx1;
+        w10[k] = wy1 * wx0;
+        w11[k] = wy1 * wx1;
+        const int in = ((unsigned)x0 < (unsigned)(w - 1)) & ((unsigned)y0 < (unsigned)(h - 1));
+        ok[k] = in;
+        off[k] = (y0 * rs + x0 * c) & -in;
+    }
+}
+
+/* round half away from zero (lax.round), exactly: the fraction cx - trunc(cx) is exact */
+static inline int round_away(float f)
+{
+    int i = (int)f;
+    const float d = f - (float)i;
+    i += d >= 0.5f;
+    i -= d <= -0.5f;
+    return i;
+}
+
+PC_MULTIVERSION
+static void row_nearest(const warp_geom *g, float fr, int q0, int nq, int *restrict off,
+                        int *restrict ok)
+{
+    const float a0 = g->a0, a1 = g->a1, a2 = g->a2, b0 = g->b0, b1 = g->b1, b2 = g->b2;
+    const int h = g->h, w = g->w, c = g->c, rs = g->w * g->c;
+    for (int k = 0; k < nq; k++) {
+        const float fq = (float)(q0 + k);
+        const int ix = round_away(clamp_coord((fr * a1 + fq * a0) + a2));
+        const int iy = round_away(clamp_coord((fr * b1 + fq * b0) + b2));
+        const int in = ((unsigned)ix < (unsigned)w) & ((unsigned)iy < (unsigned)h);
+        ok[k] = in;
+        off[k] = (iy * rs + ix * c) & -in;
+    }
+}
+
+/* The bilinear sum for one channel of n pixels (c == 1: the gather GCC vectorises). */
+static void gather_bilinear_1(const float *restrict x, int rs, int nq, const int *restrict off,
+                              const float *restrict w00, const float *restrict w01,
+                              const float *restrict w10, const float *restrict w11,
+                              float *restrict out)
+{
+    for (int k = 0; k < nq; k++) {
+        const int o = off[k];
+        out[k] = ((w00[k] * x[o] + w01[k] * x[o + 1]) + w10[k] * x[o + rs]) +
+                 w11[k] * x[o + rs + 1];
+    }
+}
+
+/* Output pixel q (ok[q] == 0) by the fill mode, as pycnn.h states. */
+static void slow_pixel(const warp_geom *g, pc_interp interp, pc_fill fill, float cval,
+                       const float *restrict x, float fr, int q, float *restrict out)
+{
+    const int h = g->h, w = g->w, c = g->c;
+    const ptrdiff_t rs = (ptrdiff_t)w * c;
+    const float fq = (float)q;
+    const float cx = clamp_coord((fr * g->a1 + fq * g->a0) + g->a2);
+    const float cy = clamp_coord((fr * g->b1 + fq * g->b0) + g->b2);
+    if (interp == PC_INTERP_NEAREST) {
+        const int ix = fix_index(round_away(cx), w, fill);
+        const int iy = fix_index(round_away(cy), h, fill);
+        for (int k = 0; k < c; k++)
+            out[k] = ix < 0 || iy < 0 ? cval : x[iy * rs + (ptrdiff_t)ix * c + k];
+        return;
+    }
+    int x0 = (int)cx, y0 = (int)cy;
+    x0 -= (float)x0 > cx;
+    y0 -= (float)y0 > cy;
+    const float wx1 = cx - (float)x0, wy1 = cy - (float)y0;
+    const float wx0 = 1.0f - wx1, wy0 = 1.0f - wy1;
+    const float w00 = wy0 * wx0, w01 = wy0 * wx1, w10 = wy1 * wx0, w11 = wy1 * wx1;
+    const int ix0 = fix_index(x0, w, fill), ix1 = fix_index(x0 + 1, w, fill);
+    const int iy0 = fix_index(y0, h, fill), iy1 = fix_index(y0 + 1, h, fill);
+    const float *p00 = iy0 < 0 || ix0 < 0 ? NULL : x + iy0 * rs + (ptrdiff_t)ix0 * c;
+    const float *p01 = iy0 < 0 || ix1 < 0 ? NULL : x + iy0 * rs + (ptrdiff_t)ix1 * c;
+    const float *p10 = iy1 < 0 || ix0 < 0 ? NULL : x + iy1 * rs + (ptrdiff_t)ix0 * c;
+    const float *p11 = iy1 < 0 || ix1 < 0 ? NULL : x + iy1 * rs + (ptrdiff_t)ix1 * c;
+    for (int k = 0; k < c; k++) {
+        const float v00 = p00 ? p00[k] : cval, v01 = p01 ? p01[k] : cval;
+        const float v10 = p10 ? p10[k] : cval, v11 = p11 ? p11[k] : cval;
+        out[k] = ((w00 * v00 + w01 * v01) + w10 * v10) + w11 * v11;
+    }
+}
+
+static void warp_image(const pc_warp_shape *s, const float *restrict x, const float *restrict t,
+                       float *restrict y)
+{
+    const warp_geom g = {.a0 = t[0], .a1 = t[1], .a2 = t[2], .b0 = t[3], .b1 = t[4],
+                         .b2 = t[5], .h = s->h, .w = s->w, .c = s->c};
+    const int oh = s->oh, ow = s->ow, c = s->c, rs = s->w * s->c;
+    const pc_interp interp = s->interp;
+    const pc_fill fill = s->fill;
+    const float cval = s->fill_value;
+    int off[ROW], ok[ROW];
+    float w00[ROW], w01[ROW], w10[ROW], w11[ROW];
+    for (int r = 0; r < oh; r++) {
+        const float fr = (float)r;
+        float *yr = y + (ptrdiff_t)r * ow * c;
+        for (int q0 = 0; q0 < ow; q0 += ROW) {
+            const int nq = ow - q0 < ROW ? ow - q0 : ROW;
+            float *out = yr + (ptrdiff_t)q0 * c;
+            if (interp == PC_INTERP_BILINEAR) {
+                row_bilinear(&g, fr, q0, nq, off, ok, w00, w01, w10, w11);
+                if (s->h < 2 || s->w < 2) {
+                    /* no pixel has its four sources inside: all by the fill mode */
+                } else if (c == 1) {
+                    gather_bilinear_1(x, rs, nq, off, w00, w01, w10, w11, out);
+                } else {
+                    for (int k = 0; k < nq; k++) {
+                        const float *p = x + off[k];
+                        float *o = out + (ptrdiff_t)k * c;
+                        for (int ch = 0; ch < c; ch++)
+                            o[ch] = ((w00[k] * p[ch] + w01[k] * p[c + ch]) +
+                                     w10[k] * p[rs + ch]) + w11[k] * p[rs + c + ch];
+                    }
+                }
+            } else {
+                row_nearest(&g, fr, q0, nq, off, ok);
+                for (int k = 0; k < nq; k++)
+                    pc_copy_floats(out + (ptrdiff_t)k * c, x + off[k], (size_t)c);
+            }
+            for (int k = 0; k < nq; k++)
+                if (!ok[k])
+                    slow_pixel(&g, interp, fill, cval, x, fr, q0 + k, out + (ptrdiff_t)k * c);
+        }
+    }
 }
 
 typedef struct {
@@ -66,60 +223,6 @@ typedef struct {
     int per_task;
 } warp_job;
 
-/* One image, channels c (a constant after inlining for c == 1). */
-static inline void warp_image(const pc_warp_shape *s, const float *restrict x,
-                              const float *restrict t, float *restrict y, int c)
-{
-    const int h = s->h, w = s->w, oh = s->oh, ow = s->ow;
-    const pc_fill fill = s->fill;
-    const float cval = s->fill_value;
-    const float a0 = t[0], a1 = t[1], a2 = t[2], b0 = t[3], b1 = t[4], b2 = t[5];
-    const ptrdiff_t rs = (ptrdiff_t)w * c;
-    for (int r = 0; r < oh; r++) {
-        const float fr = (float)r;
-        float *yr = y + (ptrdiff_t)r * ow * c;
-        for (int q = 0; q < ow; q++) {
-            const float fq = (float)q;
-            const float cx = (fr * a1 + fq * a0) + a2;
-            const float cy = (fr * b1 + fq * b0) + b2;
-            float *out = yr + (ptrdiff_t)q * c;
-            if (s->interp == PC_INTERP_NEAREST) {
-                const int ix = fix_index(round_int(cx), w, fill);
-                const int iy = fix_index(round_int(cy), h, fill);
-                if (ix < 0 || iy < 0)
-                    for (int k = 0; k < c; k++)
-                        out[k] = cval;
-                else
-                    for (int k = 0; k < c; k++)
-                        out[k] = x[iy * rs + (ptrdiff_t)ix * c + k];
-                continue;
-            }
-            const int x0 = floor_int(cx), y0 = floor_int(cy);
-            const float wx1 = cx - (float)x0, wy1 = cy - (float)y0;
-            const float wx0 = 1.0f - wx1, wy0 = 1.0f - wy1;
-            const float w00 = wy0 * wx0, w01 = wy0 * wx1, w10 = wy1 * wx0, w11 = wy1 * wx1;
-            if (x0 >= 0 && x0 < w - 1 && y0 >= 0 && y0 < h - 1) {
-                const float *p = x + y0 * rs + (ptrdiff_t)x0 * c;
-                for (int k = 0; k < c; k++)
-                    out[k] = ((w00 * p[k] + w01 * p[c + k]) + w10 * p[rs + k]) +
-                             w11 * p[rs + c + k];
-                continue;
-            }
-            const int ix0 = fix_index(x0, w, fill), ix1 = fix_index(x0 + 1, w, fill);
-            const int iy0 = fix_index(y0, h, fill), iy1 = fix_index(y0 + 1, h, fill);
-            const float *p00 = iy0 < 0 || ix0 < 0 ? NULL : x + iy0 * rs + (ptrdiff_t)ix0 * c;
-            const float *p01 = iy0 < 0 || ix1 < 0 ? NULL : x + iy0 * rs + (ptrdiff_t)ix1 * c;
-            const float *p10 = iy1 < 0 || ix0 < 0 ? NULL : x + iy1 * rs + (ptrdiff_t)ix0 * c;
-            const float *p11 = iy1 < 0 || ix1 < 0 ? NULL : x + iy1 * rs + (ptrdiff_t)ix1 * c;
-            for (int k = 0; k < c; k++) {
-                const float v00 = p00 ? p00[k] : cval, v01 = p01 ? p01[k] : cval;
-                const float v10 = p10 ? p10[k] : cval, v11 = p11 ? p11[k] : cval;
-                out[k] = ((w00 * v00 + w01 * v01) + w10 * v10) + w11 * v11;
-            }
-        }
-    }
-}
-
 static void warp_task(void *ctx, int task, int thread)
 {
     (void)thread;
@@ -128,18 +231,34 @@ static void warp_task(void *ctx, int task, int thread)
     const size_t in_sz = (size_t)s->h * s->w * s->c, out_sz = (size_t)s->oh * s->ow * s->c;
     const int i0 = task * j->per_task;
     const int i1 = i0 + j->per_task < s->n ? i0 + j->per_task : s->n;
-    for (int i = i0; i < i1; i++) {
-        if (s->c == 1)
-            warp_image(s, j->x + i * in_sz, j->t + 6 * (size_t)i, j->y + i * out_sz, 1);
-        else
-            warp_image(s, j->x + i * in_sz, j->t + 6 * (size_t)i, j->y + i * out_sz, s->c);
+    for (int i = i0; i < i1; i++)
+        warp_image(s, j->x + i * in_sz, j->t + 6 * (size_t)i, j->y + i * out_sz);
+}
+
+int pc_warp_coords_fit(const pc_warp_shape *s, const float *t)
+{
+    for (int i = 0; i < s->n; i++) {
+        const float *m = t + 6 * (size_t)i;
+        for (int k = 0; k < 6; k++)
+            if (!(m[k] >= -1e9f && m[k] <= 1e9f))
+                return i;
+        /* affine: the largest |coordinate| is at a corner of the output */
+        const double qs[2] = {0.0, s->ow - 1.0}, rs[2] = {0.0, s->oh - 1.0};
+        for (int a = 0; a < 2; a++)
+            for (int b = 0; b < 2; b++) {
+                const double cx = rs[a] * m[1] + qs[b] * m[0] + m[2];
+                const double cy = rs[a] * m[4] + qs[b] * m[3] + m[5];
+                if (fabs(cx) > 1e9 || fabs(cy) > 1e9)
+                    return i;
+            }
     }
+    return -1;
 }
 
 static int warp_valid(const pc_warp_shape *s)
 {
     return s->n > 0 && s->h > 0 && s->w > 0 && s->c > 0 && s->oh > 0 && s->ow > 0 &&
-           s->h < (1 << 30) && s->w < (1 << 30) &&
+           (size_t)s->h * s->w * s->c < (1u << 31) &&
            (s->interp == PC_INTERP_NEAREST || s->interp == PC_INTERP_BILINEAR) &&
            s->fill >= PC_FILL_REFLECT && s->fill <= PC_FILL_NEAREST;
 }
@@ -147,7 +266,7 @@ static int warp_valid(const pc_warp_shape *s)
 int pc_affine_warp(pc_runtime *rt, const pc_warp_shape *s, const float *x, const float *t,
                    float *y)
 {
-    if (!warp_valid(s))
+    if (!warp_valid(s) || pc_warp_coords_fit(s, t) >= 0)
         return PC_EINVAL;
     warp_job j = {.s = s, .x = x, .t = t, .y = y,
                   .per_task = images_per_task((size_t)s->oh * s->ow * s->c)};
@@ -173,8 +292,8 @@ static void warp_image_backward(const pc_warp_shape *s, const float *restrict dy
             const float cy = (fr * b1 + fq * b0) + b2;
             const float *g = dyr + (ptrdiff_t)q * c;
             if (s->interp == PC_INTERP_NEAREST) {
-                const int ix = fix_index(round_int(cx), w, fill);
-                const int iy = fix_index(round_int(cy), h, fill);
+                const int ix = fix_index(round_away(clamp_coord(cx)), w, fill);
+                const int iy = fix_index(round_away(clamp_coord(cy)), h, fill);
                 if (ix >= 0 && iy >= 0) {
                     float *d = dx + iy * rs + (ptrdiff_t)ix * c;
                     for (int k = 0; k < c; k++)
@@ -223,7 +342,7 @@ static void warp_back_task(void *ctx, int task, int thread)
 int pc_affine_warp_backward(pc_runtime *rt, const pc_warp_shape *s, const float *dy,
                             const float *t, float *dx)
 {
-    if (!warp_valid(s))
+    if (!warp_valid(s) || pc_warp_coords_fit(s, t) >= 0)
         return PC_EINVAL;
     warp_back_job j = {.s = s, .dy = dy, .t = t, .dx = dx,
                        .per_task = images_per_task((size_t)s->oh * s->ow * s->c)};

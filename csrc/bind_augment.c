@@ -51,17 +51,17 @@ static int warp_args(const char *F, PyObject *obig, const char *big_name, int bi
         expect_shape(F, "transforms", *t, 2, (int[]){s->n, 6}) ||
         parse_interp(F, interp, &s->interp) || parse_fill(F, fill, &s->fill))
         return -1;
-    if (s->h >= (1 << 30) || s->w >= (1 << 30)) {
-        PyErr_Format(PyExc_ValueError, "%s(): images of %d x %d are too large", F, s->h, s->w);
+    if ((long long)s->h * s->w * s->c > INT_MAX) {
+        PyErr_Format(PyExc_ValueError, "%s(): images of %d x %d x %d are too large (more than "
+                     "%d values)", F, s->h, s->w, s->c, INT_MAX);
         return -1;
     }
-    const float *tv = FLOAT(*t);
-    for (int i = 0; i < 6 * s->n; i++)
-        if (!isfinite(tv[i])) {
-            PyErr_Format(PyExc_ValueError, "%s(): transforms[%d][%d] is not finite", F, i / 6,
-                         i % 6);
-            return -1;
-        }
+    const int bad = pc_warp_coords_fit(s, FLOAT(*t));
+    if (bad >= 0) {
+        PyErr_Format(PyExc_ValueError, "%s(): transforms[%d] is not finite or maps pixels "
+                     "farther than 1e9 from the image", F, bad);
+        return -1;
+    }
     if (!isfinite(s->fill_value)) {
         PyErr_Format(PyExc_ValueError, "%s(): fill_value must be finite", F);
         return -1;

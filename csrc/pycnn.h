@@ -263,7 +263,8 @@ void pc_gather_rows(pc_runtime *rt, const void *src, size_t row_bytes, const int
  * Each corner's index outside the image is moved back by the fill mode: REFLECT (d c b a | a b c
  * d | d c b a), WRAP (a b c d | a b c d), NEAREST (a a | a b c d | d d); CONSTANT reads
  * fill_value for it instead. The output is y[n][oh][ow][c] (oh, ow may differ from h, w: a
- * resize). t must be finite (the binding checks).
+ * resize). Every transform must map the output grid within +-1e9 (pc_warp_coords_fit returns
+ * the first image whose transform does not, or -1; the warps return PC_EINVAL then).
  * pc_affine_warp_backward: its adjoint: dx[n][h][w][c] = the sum of every output gradient
  * dy[n][oh][ow][c] times the weight it read each input pixel with (fill_value contributes
  * nothing); the warp is linear in x, so this is its exact input gradient. */
@@ -277,6 +278,7 @@ typedef struct {
     pc_fill fill;
     float fill_value;
 } pc_warp_shape;
+int pc_warp_coords_fit(const pc_warp_shape *s, const float *t);
 int pc_affine_warp(pc_runtime *rt, const pc_warp_shape *s, const float *x, const float *t,
                    float *y);
 int pc_affine_warp_backward(pc_runtime *rt, const pc_warp_shape *s, const float *dy,
