@@ -39,10 +39,31 @@ static inline int fix_index(int i, int size, pc_fill fill)
         return m < 0 ? m + size : m;
     }
     case PC_FILL_NEAREST:
+    case PC_FILL_SCIPY_WRAP:      /* the coordinate was mapped first: only x0 + 1 can be out */
+    case PC_FILL_SCIPY_CONSTANT:
         return i < 0 ? 0 : size - 1;
     default:
         return -1;
     }
+}
+
+/* SciPy's legacy modes act on the coordinate before interpolating: SCIPY_CONSTANT gives the
+ * fill value when the point is outside [0, size - 1] (returns 0), SCIPY_WRAP maps it into that
+ * range with period size - 1 (scipy.ndimage's map_coordinate). Returns 1 otherwise. */
+static inline int scipy_coord(pc_fill fill, float *c, int size)
+{
+    const float len = (float)(size - 1);
+    if (fill == PC_FILL_SCIPY_CONSTANT)
+        return *c >= 0.0f && *c <= len;
+    if (fill == PC_FILL_SCIPY_WRAP) {
+        if (size <= 1)
+            *c = 0.0f;
+        else if (*c < 0.0f)
+            *c += len * (float)((long long)(-*c / len) + 1);
+        else if (*c > len)
+            *c -= len * (float)(long long)(*c / len);
+    }
+    return 1;
 }
 
 /* floor(f) as an int (|f| <= 1e9: see pc_warp_coords_fit). */
@@ -110,7 +131,7 @@ static inline int round_away(float f)
 
 PC_MULTIVERSION
 static void row_nearest(const warp_geom *g, float fr, int q0, int nq, int *restrict off,
-                        int *restrict ok)
+                        int *restrict ok, int margin)
 {
     const float a0 = g->a0, a1 = g->a1, a2 = g->a2, b0 = g->b0, b1 = g->b1, b2 = g->b2;
     const int h = g->h, w = g->w, c = g->c, rs = g->w * g->c;
@@ -118,7 +139,8 @@ static void row_nearest(const warp_geom *g, float fr, int q0, int nq, int *restr
         const float fq = (float)(q0 + k);
         const int ix = round_away(clamp_coord((fr * a1 + fq * a0) + a2));
         const int iy = round_away(clamp_coord((fr * b1 + fq * b0) + b2));
-        const int in = ((unsigned)ix < (unsigned)w) & ((unsigned)iy < (unsigned)h);
+        const int in = ((unsigned)(ix - margin) < (unsigned)(w - 2 * margin)) &
+                       ((unsigned)(iy - margin) < (unsigned)(h - 2 * margin));
         ok[k] = in;
         off[k] = (iy * rs + ix * c) & -in;
     }
@@ -144,8 +166,13 @@ static void slow_pixel(const warp_geom *g, pc_interp interp, pc_fill fill, float
     const int h = g->h, w = g->w, c = g->c;
     const ptrdiff_t rs = (ptrdiff_t)w * c;
     const float fq = (float)q;
-    const float cx = clamp_coord((fr * g->a1 + fq * g->a0) + g->a2);
-    const float cy = clamp_coord((fr * g->b1 + fq * g->b0) + g->b2);
+    float cx = clamp_coord((fr * g->a1 + fq * g->a0) + g->a2);
+    float cy = clamp_coord((fr * g->b1 + fq * g->b0) + g->b2);
+    if (!scipy_coord(fill, &cx, w) || !scipy_coord(fill, &cy, h)) {
+        for (int k = 0; k < c; k++)
+            out[k] = cval;
+        return;
+    }
     if (interp == PC_INTERP_NEAREST) {
         const int ix = fix_index(round_away(cx), w, fill);
         const int iy = fix_index(round_away(cy), h, fill);
@@ -205,7 +232,9 @@ static void warp_image(const pc_warp_shape *s, const float *restrict x, const fl
                     }
                 }
             } else {
-                row_nearest(&g, fr, q0, nq, off, ok);
+                /* SciPy's modes decide by the coordinate: only pixels one away from the
+                 * border are surely inside */
+                row_nearest(&g, fr, q0, nq, off, ok, fill >= PC_FILL_SCIPY_WRAP);
                 for (int k = 0; k < nq; k++)
                     pc_copy_floats(out + (ptrdiff_t)k * c, x + off[k], (size_t)c);
             }
@@ -260,7 +289,7 @@ static int warp_valid(const pc_warp_shape *s)
     return s->n > 0 && s->h > 0 && s->w > 0 && s->c > 0 && s->oh > 0 && s->ow > 0 &&
            (size_t)s->h * s->w * s->c < (1u << 31) &&
            (s->interp == PC_INTERP_NEAREST || s->interp == PC_INTERP_BILINEAR) &&
-           s->fill >= PC_FILL_REFLECT && s->fill <= PC_FILL_NEAREST;
+           s->fill >= PC_FILL_REFLECT && s->fill <= PC_FILL_SCIPY_CONSTANT;
 }
 
 int pc_affine_warp(pc_runtime *rt, const pc_warp_shape *s, const float *x, const float *t,
@@ -288,9 +317,11 @@ static void warp_image_backward(const pc_warp_shape *s, const float *restrict dy
         const float *dyr = dy + (ptrdiff_t)r * ow * c;
         for (int q = 0; q < ow; q++) {
             const float fq = (float)q;
-            const float cx = (fr * a1 + fq * a0) + a2;
-            const float cy = (fr * b1 + fq * b0) + b2;
+            float cx = (fr * a1 + fq * a0) + a2;
+            float cy = (fr * b1 + fq * b0) + b2;
             const float *g = dyr + (ptrdiff_t)q * c;
+            if (!scipy_coord(fill, &cx, w) || !scipy_coord(fill, &cy, h))
+                continue;
             if (s->interp == PC_INTERP_NEAREST) {
                 const int ix = fix_index(round_away(clamp_coord(cx)), w, fill);
                 const int iy = fix_index(round_away(clamp_coord(cy)), h, fill);

@@ -24,9 +24,11 @@ static int parse_fill(const char *F, const char *s, pc_fill *out)
     else if (strcmp(s, "wrap") == 0) *out = PC_FILL_WRAP;
     else if (strcmp(s, "constant") == 0) *out = PC_FILL_CONSTANT;
     else if (strcmp(s, "nearest") == 0) *out = PC_FILL_NEAREST;
+    else if (strcmp(s, "scipy_wrap") == 0) *out = PC_FILL_SCIPY_WRAP;
+    else if (strcmp(s, "scipy_constant") == 0) *out = PC_FILL_SCIPY_CONSTANT;
     else {
         PyErr_Format(PyExc_ValueError, "%s(): argument 'fill_mode' must be 'reflect', 'wrap', "
-                     "'constant' or 'nearest', got '%s'", F, s);
+                     "'constant', 'nearest', 'scipy_wrap' or 'scipy_constant', got '%s'", F, s);
         return -1;
     }
     return 0;

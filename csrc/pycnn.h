@@ -262,7 +262,10 @@ void pc_gather_rows(pc_runtime *rt, const void *src, size_t row_bytes, const int
  * BILINEAR sums ((wy0*wx0)*v00 + (wy0*wx1)*v01) + (wy1*wx0)*v10 + (wy1*wx1)*v11 in that order.
  * Each corner's index outside the image is moved back by the fill mode: REFLECT (d c b a | a b c
  * d | d c b a), WRAP (a b c d | a b c d), NEAREST (a a | a b c d | d d); CONSTANT reads
- * fill_value for it instead. The output is y[n][oh][ow][c] (oh, ow may differ from h, w: a
+ * fill_value for it instead. SCIPY_WRAP and SCIPY_CONSTANT are scipy.ndimage's legacy 'wrap' and
+ * 'constant' (tf.keras 2's ImageDataGenerator): they act on the point before interpolating,
+ * SCIPY_CONSTANT reading fill_value for any point outside [0, size - 1], SCIPY_WRAP wrapping the
+ * point into that range with period size - 1 (then corners are clamped). The output is y[n][oh][ow][c] (oh, ow may differ from h, w: a
  * resize). Every transform must map the output grid within +-1e9 (pc_warp_coords_fit returns
  * the first image whose transform does not, or -1; the warps return PC_EINVAL then).
  * pc_affine_warp_backward: its adjoint: dx[n][h][w][c] = the sum of every output gradient
@@ -270,7 +273,7 @@ void pc_gather_rows(pc_runtime *rt, const void *src, size_t row_bytes, const int
  * nothing); the warp is linear in x, so this is its exact input gradient. */
 typedef enum { PC_INTERP_NEAREST = 0, PC_INTERP_BILINEAR = 1 } pc_interp;
 typedef enum { PC_FILL_REFLECT = 0, PC_FILL_WRAP = 1, PC_FILL_CONSTANT = 2,
-               PC_FILL_NEAREST = 3 } pc_fill;
+               PC_FILL_NEAREST = 3, PC_FILL_SCIPY_WRAP = 4, PC_FILL_SCIPY_CONSTANT = 5 } pc_fill;
 typedef struct {
     int n, h, w, c;        /* input */
     int oh, ow;            /* output */

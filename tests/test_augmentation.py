@@ -21,6 +21,7 @@ from pycnn.layers.preprocessing import affine_matrix
 
 REF = np.load(Path(__file__).parent / "data" / "keras_augment_reference.npz")
 FILLS = ("reflect", "wrap", "constant", "nearest")
+SCIPY_FILLS = ("scipy_wrap", "scipy_constant")   # tf.keras 2's ImageDataGenerator
 INTERPS = ("bilinear", "nearest")
 
 
@@ -54,10 +55,19 @@ def reference_warp(x, t, interpolation, fill_mode, fill_value=0.0, size=None):
     out = np.empty((n, oh, ow, c))
     r, q = np.meshgrid(np.arange(oh, dtype=np.float32), np.arange(ow, dtype=np.float32),
                        indexing="ij")
+    outside = np.zeros((oh, ow), bool)
     for i in range(n):
         a0, a1, a2, b0, b1, b2 = np.asarray(t[i], np.float32)[:6]
         cx = ((r * a1 + q * a0) + a2).astype(np.float64)
         cy = ((r * b1 + q * b0) + b2).astype(np.float64)
+        if fill_mode.startswith("scipy_"):
+            # scipy.ndimage's legacy modes act on the point: 'constant' is the fill value
+            # outside [0, size - 1], 'wrap' has period size - 1; then corners are clamped
+            outside = (cx < 0) | (cx > w - 1) | (cy < 0) | (cy > h - 1)
+            if fill_mode == "scipy_wrap":
+                cx = np.mod(cx, w - 1) if w > 1 else np.zeros_like(cx)
+                cy = np.mod(cy, h - 1) if h > 1 else np.zeros_like(cy)
+                outside[:] = False
         if interpolation == "nearest":
             nodes_x = [(np.trunc(cx) + np.where(np.abs(cx - np.trunc(cx)) >= 0.5,
                                                 np.sign(cx), 0), np.ones_like(cx))]
@@ -70,13 +80,14 @@ def reference_warp(x, t, interpolation, fill_mode, fill_value=0.0, size=None):
         acc = np.zeros((oh, ow, c))
         for iy, wy in nodes_y:
             for ix, wx in nodes_x:
-                jy = fix_index(iy.astype(np.int64), h, fill_mode)
-                jx = fix_index(ix.astype(np.int64), w, fill_mode)
+                mode = "nearest" if fill_mode.startswith("scipy_") else fill_mode
+                jy = fix_index(iy.astype(np.int64), h, mode)
+                jx = fix_index(ix.astype(np.int64), w, mode)
                 valid = (jy >= 0) & (jx >= 0)
                 v = np.where(valid[..., None], x[i][np.maximum(jy, 0), np.maximum(jx, 0)],
                              fill_value)
                 acc += (wy * wx)[..., None] * v
-        out[i] = acc
+        out[i] = np.where(outside[..., None], fill_value, acc)
     return out
 
 
@@ -91,7 +102,7 @@ def random_transforms(n, h, w, rng, wild=False):
     return affine_matrix(ang, tx, ty, sc, sh, np.zeros(n), h, w)
 
 
-@pytest.mark.parametrize("fill_mode", FILLS)
+@pytest.mark.parametrize("fill_mode", FILLS + SCIPY_FILLS)
 @pytest.mark.parametrize("interpolation", INTERPS)
 @pytest.mark.parametrize("c", [1, 3])
 def test_warp_matches_float64_reference(fill_mode, interpolation, c):
@@ -104,7 +115,7 @@ def test_warp_matches_float64_reference(fill_mode, interpolation, c):
     np.testing.assert_allclose(y, ref, atol=2e-6, rtol=0)
 
 
-@pytest.mark.parametrize("fill_mode", FILLS)
+@pytest.mark.parametrize("fill_mode", FILLS + SCIPY_FILLS)
 def test_warp_far_outside_and_other_output_size(fill_mode):
     rng = np.random.default_rng(3)
     x = rng.random((4, 6, 9, 2)).astype(np.float32)
@@ -125,7 +136,7 @@ def test_warp_of_one_pixel_wide_images():
 
 
 @pytest.mark.parametrize("interpolation", INTERPS)
-@pytest.mark.parametrize("fill_mode", FILLS)
+@pytest.mark.parametrize("fill_mode", FILLS + SCIPY_FILLS)
 def test_warp_backward_is_the_adjoint(interpolation, fill_mode):
     """<warp(x), g> == <x, warp^T(g)> for every x, g: the input gradient of a linear map."""
     rng = np.random.default_rng(11)
