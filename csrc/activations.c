@@ -50,13 +50,14 @@ static void softmax_rows_backward(const float *y, const float *dy, float *dx, si
 }
 
 /* Elementwise loops over restrict pointers (and an in-place variant), so the compiler
- * vectorises them. */
+ * vectorises them. relu(x) = x <= 0 ? 0 : x: NaN stays NaN (as in NumPy, TensorFlow and JAX)
+ * and -0 becomes +0; its gradient passes dy where y > 0 (0 where y is NaN). */
 PC_MULTIVERSION
 static void forward_range(pc_act act, const float *restrict x, float *restrict y, size_t n)
 {
     switch (act) {
     case PC_ACT_RELU:
-        for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        for (size_t i = 0; i < n; i++) y[i] = x[i] <= 0.0f ? 0.0f : x[i];   /* NaN stays */
         break;
     case PC_ACT_SIGMOID:
         for (size_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
@@ -74,7 +75,7 @@ static void forward_range_inplace(pc_act act, float *restrict v, size_t n)
 {
     switch (act) {
     case PC_ACT_RELU:
-        for (size_t i = 0; i < n; i++) v[i] = v[i] > 0.0f ? v[i] : 0.0f;
+        for (size_t i = 0; i < n; i++) v[i] = v[i] <= 0.0f ? 0.0f : v[i];
         break;
     case PC_ACT_SIGMOID:
         for (size_t i = 0; i < n; i++) v[i] = 1.0f / (1.0f + expf(-v[i]));

@@ -92,6 +92,8 @@ extern PyMethodDef pc_methods_activations[];   /* activations */
 extern PyMethodDef pc_methods_losses[];   /* losses */
 extern PyMethodDef pc_methods_optimizers[];   /* optimizer updates */
 extern PyMethodDef pc_methods_data[];   /* batches */
+extern PyMethodDef pc_methods_merge[];   /* merge layers, concatenation */
+extern PyMethodDef pc_methods_resample[];   /* upsampling, padding, cropping, permutation */
 extern PyMethodDef pc_methods_augment[];   /* image augmentation */
 
 #endif

@@ -304,14 +304,116 @@ int pc_adjust_contrast(pc_runtime *rt, const float *x, int n, int hw, int c,
 int pc_adjust_brightness(pc_runtime *rt, const float *x, int n, size_t size, const float *delta,
                          float lo, float hi, float *y);
 
-/* ---- optimizers (optimizers.c): Keras' update rules, in place on `size` floats ----------------
- * Each returns the number of updated weights that are not finite. */
+/* ---- optimizers (optimizers.c): Keras' update rules, in place on `size` floats -----------------
+ * Each update is one pass over memory: the gradient as the rule sees it is
+ *   g' = clamp(g * pre->gscale, -pre->clip, pre->clip)   (a NaN stays NaN)
+ * and the weight decays first, w' = w - w * pre->decay (decay = lr * weight_decay), both in the
+ * same loop as the moments and the step; pre == NULL means gscale 1, clip inf, decay 0. A weight
+ * whose new value or state would not be finite keeps its old value and state; each update
+ * returns the number of such weights (0 normally). State arrays have `size` floats and start as
+ * Keras starts them (zeros; Adagrad's accumulator at its initial value); an optional one (NULL)
+ * is left out of the rule as Keras leaves it out. `step` counts updates from 1. */
+typedef struct {
+    float gscale;   /* clipping by norm (clipnorm / max(norm, clipnorm)), 1 for none */
+    float clip;     /* clipvalue, or INFINITY */
+    float decay;    /* lr * weight_decay, or 0 */
+} pc_opt_pre;
+
+/* SGD: v = momentum v - lr g; w += v (nesterov: w += momentum v - lr g); velocity NULL or
+ * momentum 0: w -= lr g */
 size_t pc_sgd_update(pc_runtime *rt, float *w, const float *g, float *velocity, size_t size,
-                     float lr, float momentum, int nesterov);
+                     const pc_opt_pre *pre, float lr, float momentum, int nesterov);
+/* RMSprop: v = rho v + (1 - rho) g^2; centered: mg = rho mg + (1 - rho) g, v - mg^2 below;
+ * inc = lr g / sqrt(v + eps); momentum > 0: mom = momentum mom + inc, w -= mom; else w -= inc */
 size_t pc_rmsprop_update(pc_runtime *rt, float *w, const float *g, float *v, size_t size,
-                         float lr, float rho, float epsilon, float momentum, float *mom,
-                         int centered, float *mg);
-size_t pc_adam_update(pc_runtime *rt, float *w, const float *g, float *m, float *v, size_t size,
-                      float lr, float beta_1, float beta_2, float epsilon, long long step);
+                         const pc_opt_pre *pre, float lr, float rho, float epsilon,
+                         float momentum, float *mom, int centered, float *mg);
+/* Adam (amsgrad when vhat is not NULL: vhat = max(vhat, v) replaces v in the step) */
+size_t pc_adam_update(pc_runtime *rt, float *w, const float *g, float *m, float *v, float *vhat,
+                      size_t size, const pc_opt_pre *pre, float lr, float beta_1, float beta_2,
+                      float epsilon, long long step);
+/* Adamax: m += (g - m)(1 - b1); u = max(b2 u, |g|); w -= lr m / ((1 - b1^t)(u + eps)) */
+size_t pc_adamax_update(pc_runtime *rt, float *w, const float *g, float *m, float *u, size_t size,
+                        const pc_opt_pre *pre, float lr, float beta_1, float beta_2,
+                        float epsilon, long long step);
+/* Nadam; u_product is the product of Keras' momentum schedule u_1 ... u_step (this step's
+ * factor included), which the caller keeps across steps */
+size_t pc_nadam_update(pc_runtime *rt, float *w, const float *g, float *m, float *v, size_t size,
+                       const pc_opt_pre *pre, float lr, float beta_1, float beta_2,
+                       float epsilon, long long step, double u_product);
+/* Adagrad: acc += g^2; w -= lr g / sqrt(acc + eps) */
+size_t pc_adagrad_update(pc_runtime *rt, float *w, const float *g, float *acc, size_t size,
+                         const pc_opt_pre *pre, float lr, float epsilon);
+/* Adadelta: ag = rho ag + (1-rho) g^2; d = -sqrt(ad + eps) g / sqrt(ag + eps);
+ * ad = rho ad + (1-rho) d^2; w += lr d */
+size_t pc_adadelta_update(pc_runtime *rt, float *w, const float *g, float *acc_grad,
+                          float *acc_delta, size_t size, const pc_opt_pre *pre, float lr,
+                          float rho, float epsilon);
+/* Lion: w -= lr sign(b1 m + (1 - b1) g); m = b2 m + (1 - b2) g */
+size_t pc_lion_update(pc_runtime *rt, float *w, const float *g, float *m, size_t size,
+                      const pc_opt_pre *pre, float lr, float beta_1, float beta_2);
+/* The moving average of the weights (use_ema): average = momentum average + (1 - momentum) w */
+void pc_ema_update(pc_runtime *rt, float *average, const float *w, size_t size, float momentum);
+/* Gradient accumulation: acc = (g + acc) / divisor (1 while accumulating, the number of steps
+ * when the accumulated gradient is used) */
+void pc_grad_accumulate(pc_runtime *rt, float *acc, const float *g, size_t size, float divisor);
+/* sum of x_i^2 in double, in blocks fixed by the size: bit-identical for any thread count */
+double pc_sum_squares(pc_runtime *rt, const float *x, size_t size);
+
+/* ---- merge layers (merge.c) -----------------------------------------------------------------
+ * y = x[0] op x[1] op ... op x[k-1], pairwise from the left, over inputs of y's rank whose every
+ * axis is y's size or 1 (broadcast; axis 0, the batch, never is). ADD and MULTIPLY sum and
+ * multiply; SUBTRACT takes exactly 2; AVERAGE is the sum divided by k; MAXIMUM and MINIMUM
+ * propagate NaN. Backward: dxs[i] (NULL: not wanted) of x[i]'s shape, overwritten, summed over
+ * the copies of a broadcast input in y's order. MULTIPLY's gradient is dy times the product of
+ * the other inputs (in input order); MAXIMUM's (MINIMUM's) goes, pairwise, where TensorFlow's
+ * maximum gradient sends it: to the running value where it is >= (<=) the next input, else to
+ * that input; so of tied inputs the first gets it all. */
+typedef enum { PC_MERGE_ADD = 0, PC_MERGE_SUBTRACT = 1, PC_MERGE_MULTIPLY = 2,
+               PC_MERGE_AVERAGE = 3, PC_MERGE_MAXIMUM = 4, PC_MERGE_MINIMUM = 5 } pc_merge_op;
+#define PC_MERGE_MAX_RANK 8
+typedef struct {
+    int k;                          /* inputs, >= 1 */
+    int rank;                       /* 1 .. PC_MERGE_MAX_RANK */
+    int dims[PC_MERGE_MAX_RANK];    /* y's shape */
+    const int *in_dims;             /* [k][rank]: each input's shape (y's size or 1 per axis) */
+} pc_merge_shape;
+
+int pc_merge_forward(pc_runtime *rt, pc_merge_op op, const pc_merge_shape *s,
+                     const float *const *xs, float *y);
+int pc_merge_backward(pc_runtime *rt, pc_merge_op op, const pc_merge_shape *s,
+                      const float *const *xs, const float *dy, float *const *dxs);
+/* Concatenation: y holds `outer` rows of sum(inner) floats, input i's inner[i] floats of each
+ * row after those of the inputs before it (the axis and the axes after it, flattened).
+ * Backward: dxs[i] = its part of dy (NULL: not wanted). */
+int pc_concat_forward(pc_runtime *rt, int k, size_t outer, const size_t *inner,
+                      const float *const *xs, float *y);
+int pc_concat_backward(pc_runtime *rt, int k, size_t outer, const size_t *inner,
+                       const float *dy, float *const *dxs);
+
+/* ---- resampling: upsampling, padding, cropping, permutation (resample.c) ----------------------
+ * Over NHWC x[n][h][w][c] (1-D layers pass h = 1).
+ * Nearest upsampling: y[n][oh][ow][c] = x[n][oh / sh][ow / sw][c] (y: h*sh x w*sw); backward:
+ *   dx = the sum of each sh x sw block of dy, row by row.
+ * Bilinear upsampling, as TensorFlow's and JAX's resize with half-pixel centres: output row
+ *   oh reads input coordinate (oh + 0.5) / sh - 0.5, clamped to [0, h - 1], between its floor
+ *   and ceiling rows, weighted linearly (likewise columns); backward scatters dy with the same
+ *   weights, output cells in order.
+ * Shift: y[n][i][j][c] = x[n][i - dt][j - dl][c] where that is inside x, else 0, for y of
+ *   oh x ow: zero padding (dt, dl >= 0), cropping (dt, dl <= 0), and each one's gradient.
+ * Permute: y = x with its axes 1.. permuted: y's axis a (>= 1) is x's axis perm[a]; perm[0] = 0. */
+int pc_upsample_nearest2d_forward(pc_runtime *rt, int n, int h, int w, int c, int sh, int sw,
+                                  const float *x, float *y);
+int pc_upsample_nearest2d_backward(pc_runtime *rt, int n, int h, int w, int c, int sh, int sw,
+                                   const float *dy, float *dx);
+int pc_upsample_bilinear2d_forward(pc_runtime *rt, int n, int h, int w, int c, int sh, int sw,
+                                   const float *x, float *y);
+int pc_upsample_bilinear2d_backward(pc_runtime *rt, int n, int h, int w, int c, int sh, int sw,
+                                    const float *dy, float *dx);
+int pc_shift2d(pc_runtime *rt, int n, int h, int w, int c, int oh, int ow, int dt, int dl,
+               const float *x, float *y);
+#define PC_PERMUTE_MAX_RANK 8
+int pc_permute(pc_runtime *rt, int rank, const int *x_dims, const int *perm, const float *x,
+               float *y);
 
 #endif

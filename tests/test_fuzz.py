@@ -849,7 +849,7 @@ def model_case(rng):
                       "categorical_crossentropy", "mse", "mean_squared_error", "sparse_logits",
                       "cce_logits"], ["hinge", None, 3])
     opt_kind = k("optimizer", ["rmsprop", "adam", "sgd", "SGD", "RMSprop", "Adam"],
-                 ["adagrad", None, 3])
+                 ["adamx", None, 3])
     lr = k("learning_rate", [0.01, 0.001, 0.1, 0.0, "schedule"], [1e30, -1.0, float("nan"),
                                                                    "0.1"])
     metrics = k("metrics", [None, [], ["accuracy"], "acc", ["accuracy", "categorical_accuracy"],

@@ -909,7 +909,7 @@ def test_weights_gradients_slots_and_buffers_start_on_a_cache_line(seed):
     model.fit(x, y, batch_size=16, epochs=1, verbose=0)
     for w in model.weights:
         assert _line_aligned(w.value) and _line_aligned(w.grad), w.name
-        for slot in model.optimizer._slots[id(w)].values():
+        for slot in model.optimizer.get_slots(w).values():
             assert _line_aligned(slot), w.name
     for layer in model.layers:
         for key, buf in layer._buffers.items():

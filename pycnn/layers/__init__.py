@@ -8,9 +8,24 @@ from .preprocessing import (CenterCrop, Normalization, RandomBrightness, RandomC
                             RandomCrop, RandomFlip, RandomRotation, RandomTranslation,
                             RandomZoom, Rescaling, Resizing)
 
+# merge layers, shape-changing layers, 1-D pooling
+from .merging import (Add, Average, Concatenate, Maximum, Merge, Minimum, Multiply, Subtract,
+                      add, average, concatenate, maximum, minimum, multiply, subtract)
+from .pooling1d import AveragePooling1D, AvgPool1D, MaxPool1D, MaxPooling1D
+from .reshaping import (Cropping1D, Cropping2D, Identity, Permute, RepeatVector, UpSampling1D,
+                        UpSampling2D, ZeroPadding1D, ZeroPadding2D)
+
+_MERGE_AND_RESHAPE = [
+    "Add", "Average", "AveragePooling1D", "AvgPool1D", "Concatenate", "Cropping1D", "Cropping2D",
+    "Identity", "MaxPool1D", "MaxPooling1D", "Maximum", "Merge", "Minimum", "Multiply",
+    "Permute", "RepeatVector", "Subtract", "UpSampling1D", "UpSampling2D", "ZeroPadding1D",
+    "ZeroPadding2D", "add", "average", "concatenate", "maximum", "minimum", "multiply",
+    "subtract"]
+
 __all__ = ["Activation", "AveragePooling2D", "AvgPool2D", "Conv2D", "Convolution2D", "Dense",
            "Dropout", "Flatten", "Input", "InputLayer", "InputSpec", "KerasTensor", "Layer",
            "MaxPool2D", "MaxPooling2D", "ReLU", "Reshape", "Softmax", "Variable"]
+__all__ += _MERGE_AND_RESHAPE
 __all__ += ["CenterCrop", "Normalization", "RandomBrightness", "RandomContrast", "RandomCrop",
             "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "Rescaling",
             "Resizing"]
