@@ -49,10 +49,20 @@ static inline int fix_index(int i, int size, pc_fill fill)
 
 /* SciPy's legacy modes act on the coordinate before interpolating: SCIPY_CONSTANT gives the
  * fill value when the point is outside [0, size - 1] (returns 0), SCIPY_WRAP maps it into that
- * range with period size - 1 (scipy.ndimage's map_coordinate). Returns 1 otherwise. */
+ * range with period size - 1 (scipy.ndimage's map_coordinate). Returns 1 otherwise. Points
+ * within 1e-4 * size outside the range are first moved onto its border. */
 static inline int scipy_coord(pc_fill fill, float *c, int size)
 {
     const float len = (float)(size - 1);
+    if (fill >= PC_FILL_SCIPY_WRAP) {
+        /* a point within 1e-4 * size of the border is on it: SciPy decides in double from a
+         * double matrix, and the border is where exact maps (90 degrees, whole shifts) land */
+        const float eps = 1e-4f * (float)size;
+        if (*c < 0.0f && *c >= -eps)
+            *c = 0.0f;
+        else if (*c > len && *c <= len + eps)
+            *c = len;
+    }
     if (fill == PC_FILL_SCIPY_CONSTANT)
         return *c >= 0.0f && *c <= len;
     if (fill == PC_FILL_SCIPY_WRAP) {

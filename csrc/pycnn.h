@@ -265,7 +265,9 @@ void pc_gather_rows(pc_runtime *rt, const void *src, size_t row_bytes, const int
  * fill_value for it instead. SCIPY_WRAP and SCIPY_CONSTANT are scipy.ndimage's legacy 'wrap' and
  * 'constant' (tf.keras 2's ImageDataGenerator): they act on the point before interpolating,
  * SCIPY_CONSTANT reading fill_value for any point outside [0, size - 1], SCIPY_WRAP wrapping the
- * point into that range with period size - 1 (then corners are clamped). The output is y[n][oh][ow][c] (oh, ow may differ from h, w: a
+ * point into that range with period size - 1 (then corners are clamped); for both, a point
+ * within 1e-4 * size outside [0, size - 1] counts as on its border (float32 rounding of maps
+ * that land exactly there, which SciPy computes in double). The output is y[n][oh][ow][c] (oh, ow may differ from h, w: a
  * resize). Every transform must map the output grid within +-1e9 (pc_warp_coords_fit returns
  * the first image whose transform does not, or -1; the warps return PC_EINVAL then).
  * pc_affine_warp_backward: its adjoint: dx[n][h][w][c] = the sum of every output gradient

@@ -61,6 +61,11 @@ def reference_warp(x, t, interpolation, fill_mode, fill_value=0.0, size=None):
         cx = ((r * a1 + q * a0) + a2).astype(np.float64)
         cy = ((r * b1 + q * b0) + b2).astype(np.float64)
         if fill_mode.startswith("scipy_"):
+            # points within 1e-4 * size of the border are on it
+            for v, size in ((cx, w), (cy, h)):
+                eps = np.float32(1e-4) * np.float32(size)
+                v[(v < 0) & (v >= -eps)] = 0
+                v[(v > size - 1) & (v <= size - 1 + eps)] = size - 1
             # scipy.ndimage's legacy modes act on the point: 'constant' is the fill value
             # outside [0, size - 1], 'wrap' has period size - 1; then corners are clamped
             outside = (cx < 0) | (cx > w - 1) | (cy < 0) | (cy > h - 1)
