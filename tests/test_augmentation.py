@@ -564,3 +564,62 @@ def test_layers_are_exported_with_keras_names():
                  "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom",
                  "RandomContrast", "RandomBrightness"):
         assert hasattr(pycnn.layers, name)
+
+
+# ---- end to end --------------------------------------------------------------------------------------
+
+def bars(n, rng):
+    """Vertical bars (class 1) or horizontal bars (class 0) on noise, 12x12."""
+    y = rng.integers(0, 2, n)
+    x = rng.random((n, 12, 12, 1)).astype(np.float32) * 0.2
+    for i in range(n):
+        if y[i]:
+            x[i, 3:9, 5:7, 0] += 0.8
+        else:
+            x[i, 5:7, 3:9, 0] += 0.8
+    return x, y
+
+
+def test_model_with_random_flip_and_rotation_trains_with_fit(monkeypatch):
+    pycnn.utils.set_random_seed(0)
+    x, y = bars(256, np.random.default_rng(0))
+    model = pycnn.Sequential([
+        pycnn.Input((12, 12, 1)), layers.RandomFlip(seed=1), layers.RandomRotation(0.05, seed=2),
+        layers.Conv2D(8, 3, activation="relu"), layers.MaxPooling2D(), layers.Flatten(),
+        layers.Dense(2, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    draws = []
+    rot = model.layers[1]
+    original = rot.get_random_transformation
+    monkeypatch.setattr(rot, "get_random_transformation",
+                        lambda *a, **k: draws.append(1) or original(*a, **k))
+    history = model.fit(x, y, epochs=4, batch_size=32, verbose=0)
+    assert len(draws) == 4 * 8, "one draw per training batch"
+    loss = history.history["loss"]
+    assert loss[-1] < 0.8 * loss[0]
+    assert history.history["accuracy"][-1] > 0.9
+    p1 = model.predict(x[:16], verbose=0)
+    p2 = model.predict(x[:16], verbose=0)
+    assert len(draws) == 32, "inference does not augment"
+    assert np.array_equal(p1, p2)
+    config = model.get_config()
+    again = pycnn.Sequential.from_config(config)
+    assert [type(l).__name__ for l in again.layers][:2] == ["RandomFlip", "RandomRotation"]
+    assert again.layers[1].get_config()["factor"] == [-0.05, 0.05]
+
+
+def test_rescaling_and_augmentation_in_a_functional_model():
+    pycnn.utils.set_random_seed(1)
+    x, y = bars(128, np.random.default_rng(1))
+    inp = pycnn.Input((12, 12, 1))
+    h = layers.Rescaling(2.0, offset=-0.5)(inp)
+    h = layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=3)(h)
+    h = layers.RandomZoom(0.1, seed=4)(h)
+    h = layers.Conv2D(4, 3, activation="relu")(h)
+    h = layers.Flatten()(h)
+    out = layers.Dense(2, activation="softmax")(h)
+    model = pycnn.Model(inp, out)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    hist = model.fit(x, y, epochs=3, batch_size=32, verbose=0)
+    assert np.all(np.isfinite(hist.history["loss"]))
+    assert hist.history["loss"][-1] < hist.history["loss"][0]

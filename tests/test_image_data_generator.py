@@ -264,3 +264,23 @@ def test_flow_from_directory_augments(image_dir):
     plain = ImageDataGenerator().flow_from_directory(
         str(image_dir), target_size=(12, 10), batch_size=8, shuffle=False)
     assert not np.array_equal(it[0][0], plain[0][0])
+
+
+def test_fit_takes_a_flow_iterator():
+    from pycnn import layers
+    pycnn.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 128)
+    x = rng.random((128, 10, 10, 1)).astype(np.float32) * 0.2
+    x[y == 1, 2:8, 4:6] += 0.8
+    x[y == 0, 4:6, 2:8] += 0.8
+    model = pycnn.Sequential([pycnn.Input((10, 10, 1)), layers.Conv2D(4, 3, activation="relu"),
+                              layers.Flatten(), layers.Dense(2, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    gen = ImageDataGenerator(rotation_range=10, zoom_range=0.1, width_shift_range=0.1,
+                             height_shift_range=0.1)
+    it = gen.flow(x, y, batch_size=32, seed=1)
+    hist = model.fit(it, epochs=4, verbose=0)
+    loss = hist.history["loss"]
+    assert len(loss) == 4 and np.all(np.isfinite(loss)) and loss[-1] < loss[0]
+    assert it.total_batches_seen >= 4 * len(it)
