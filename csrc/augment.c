@@ -105,8 +105,9 @@ static inline float clamp_coord(float f)
 
 PC_MULTIVERSION
 static void row_bilinear(const warp_geom *g, float fr, int q0, int nq, int *restrict off,
-                         int *restrict ok, float *restrict w00, float *restrict w01,
-                         float *restrict w10, float *restrict w11)
+                         int *restrict ok, int *restrict xs, int *restrict ys,
+                         float *restrict w00, float *restrict w01, float *restrict w10,
+                         float *restrict w11)
 {
     const float a0 = g->a0, a1 = g->a1, a2 = g->a2, b0 = g->b0, b1 = g->b1, b2 = g->b2;
     const int h = g->h, w = g->w, c = g->c, rs = g->w * g->c;
@@ -124,6 +125,8 @@ static void row_bilinear(const warp_geom *g, float fr, int q0, int nq, int *rest
         w10[k] = wy1 * wx0;
         w11[k] = wy1 * wx1;
         const int in = ((unsigned)x0 < (unsigned)(w - 1)) & ((unsigned)y0 < (unsigned)(h - 1));
+        xs[k] = x0;
+        ys[k] = y0;
         ok[k] = in;
         off[k] = (y0 * rs + x0 * c) & -in;
     }
@@ -141,7 +144,7 @@ static inline int round_away(float f)
 
 PC_MULTIVERSION
 static void row_nearest(const warp_geom *g, float fr, int q0, int nq, int *restrict off,
-                        int *restrict ok, int margin)
+                        int *restrict ok, int *restrict xs, int *restrict ys, int margin)
 {
     const float a0 = g->a0, a1 = g->a1, a2 = g->a2, b0 = g->b0, b1 = g->b1, b2 = g->b2;
     const int h = g->h, w = g->w, c = g->c, rs = g->w * g->c;
@@ -151,6 +154,8 @@ static void row_nearest(const warp_geom *g, float fr, int q0, int nq, int *restr
         const int iy = round_away(clamp_coord((fr * b1 + fq * b0) + b2));
         const int in = ((unsigned)(ix - margin) < (unsigned)(w - 2 * margin)) &
                        ((unsigned)(iy - margin) < (unsigned)(h - 2 * margin));
+        xs[k] = ix;
+        ys[k] = iy;
         ok[k] = in;
         off[k] = (iy * rs + ix * c) & -in;
     }
@@ -209,6 +214,31 @@ static void slow_pixel(const warp_geom *g, pc_interp interp, pc_fill fill, float
     }
 }
 
+/* The fill mode as lookup tables over the indices a warp can reach: tab[i] = the fixed index
+ * of lo + i (times `scale`), or -1 for the fill value. The reach comes from the output's
+ * corners (the map is affine), widened by 2 for float32 rounding. Returns 0 when the range is
+ * longer than TAB (then pixels take the general path). */
+#define TAB 2048
+
+static int fill_table(double c00, double c01, double c10, double c11, int size, pc_fill fill,
+                      int scale, int *tab, int *lo)
+{
+    double mn = c00, mx = c00;
+    mn = c01 < mn ? c01 : mn; mx = c01 > mx ? c01 : mx;
+    mn = c10 < mn ? c10 : mn; mx = c10 > mx ? c10 : mx;
+    mn = c11 < mn ? c11 : mn; mx = c11 > mx ? c11 : mx;
+    const double first = floor(mn) - 2, last = floor(mx) + 3;
+    if (last - first + 1 > TAB)
+        return 0;
+    *lo = (int)first;
+    const int n = (int)(last - first) + 1;
+    for (int i = 0; i < n; i++) {
+        const int f = fix_index(*lo + i, size, fill);
+        tab[i] = f < 0 ? -1 : f * scale;
+    }
+    return n;
+}
+
 static void warp_image(const pc_warp_shape *s, const float *restrict x, const float *restrict t,
                        float *restrict y)
 {
@@ -218,8 +248,17 @@ static void warp_image(const pc_warp_shape *s, const float *restrict x, const fl
     const pc_interp interp = s->interp;
     const pc_fill fill = s->fill;
     const float cval = s->fill_value;
-    int off[ROW], ok[ROW];
+    int off[ROW], ok[ROW], xs[ROW], ys[ROW];
     float w00[ROW], w01[ROW], w10[ROW], w11[ROW];
+    /* tables for the four index-level fill modes (SciPy's act on the point: general path) */
+    int tabx[TAB], taby[TAB], xlo = 0, ylo = 0, nx = 0, ny = 0;
+    if (fill < PC_FILL_SCIPY_WRAP) {
+        const double R = oh - 1.0, Q = ow - 1.0;
+        nx = fill_table(g.a2, Q * g.a0 + g.a2, R * g.a1 + g.a2, R * g.a1 + Q * g.a0 + g.a2,
+                        s->w, fill, c, tabx, &xlo);
+        ny = fill_table(g.b2, Q * g.b0 + g.b2, R * g.b1 + g.b2, R * g.b1 + Q * g.b0 + g.b2,
+                        s->h, fill, rs, taby, &ylo);
+    }
     for (int r = 0; r < oh; r++) {
         const float fr = (float)r;
         float *yr = y + (ptrdiff_t)r * ow * c;
@@ -227,7 +266,7 @@ static void warp_image(const pc_warp_shape *s, const float *restrict x, const fl
             const int nq = ow - q0 < ROW ? ow - q0 : ROW;
             float *out = yr + (ptrdiff_t)q0 * c;
             if (interp == PC_INTERP_BILINEAR) {
-                row_bilinear(&g, fr, q0, nq, off, ok, w00, w01, w10, w11);
+                row_bilinear(&g, fr, q0, nq, off, ok, xs, ys, w00, w01, w10, w11);
                 if (s->h < 2 || s->w < 2) {
                     /* no pixel has its four sources inside: all by the fill mode */
                 } else if (c == 1) {
@@ -244,13 +283,34 @@ static void warp_image(const pc_warp_shape *s, const float *restrict x, const fl
             } else {
                 /* SciPy's modes decide by the coordinate: only pixels one away from the
                  * border are surely inside */
-                row_nearest(&g, fr, q0, nq, off, ok, fill >= PC_FILL_SCIPY_WRAP);
+                row_nearest(&g, fr, q0, nq, off, ok, xs, ys, fill >= PC_FILL_SCIPY_WRAP);
                 for (int k = 0; k < nq; k++)
                     pc_copy_floats(out + (ptrdiff_t)k * c, x + off[k], (size_t)c);
             }
-            for (int k = 0; k < nq; k++)
-                if (!ok[k])
-                    slow_pixel(&g, interp, fill, cval, x, fr, q0 + k, out + (ptrdiff_t)k * c);
+            for (int k = 0; k < nq; k++) {
+                if (ok[k])
+                    continue;
+                float *o = out + (ptrdiff_t)k * c;
+                const int i = xs[k] - xlo, j = ys[k] - ylo;
+                if (i < 0 || i + 1 >= nx || j < 0 || j + 1 >= ny) {
+                    slow_pixel(&g, interp, fill, cval, x, fr, q0 + k, o);
+                    continue;
+                }
+                if (interp == PC_INTERP_NEAREST) {
+                    const int ix = tabx[i], iy = taby[j];
+                    for (int ch = 0; ch < c; ch++)
+                        o[ch] = ix < 0 || iy < 0 ? cval : x[iy + ix + ch];
+                    continue;
+                }
+                const int ix0 = tabx[i], ix1 = tabx[i + 1], iy0 = taby[j], iy1 = taby[j + 1];
+                for (int ch = 0; ch < c; ch++) {
+                    const float v00 = iy0 < 0 || ix0 < 0 ? cval : x[iy0 + ix0 + ch];
+                    const float v01 = iy0 < 0 || ix1 < 0 ? cval : x[iy0 + ix1 + ch];
+                    const float v10 = iy1 < 0 || ix0 < 0 ? cval : x[iy1 + ix0 + ch];
+                    const float v11 = iy1 < 0 || ix1 < 0 ? cval : x[iy1 + ix1 + ch];
+                    o[ch] = ((w00[k] * v00 + w01[k] * v01) + w10[k] * v10) + w11[k] * v11;
+                }
+            }
         }
     }
 }
