@@ -284,3 +284,8 @@ def test_fit_takes_a_flow_iterator():
     loss = hist.history["loss"]
     assert len(loss) == 4 and np.all(np.isfinite(loss)) and loss[-1] < loss[0]
     assert it.total_batches_seen >= 4 * len(it)
+
+
+def test_reachable_through_the_package_as_in_keras():
+    import pycnn as keras
+    assert keras.preprocessing.image.ImageDataGenerator is ImageDataGenerator
