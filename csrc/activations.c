@@ -176,6 +176,8 @@ static int run(pc_runtime *rt, act_job *j)
 int pc_activation_forward(pc_runtime *rt, pc_act act, const float *x, float *y, size_t size,
                           size_t cols)
 {
+    if (act >= PC_ACT_FIRST_EXT)     /* activations_ext.c, with the kind's default parameter */
+        return pc_activation_forward_ext(rt, act, pc_act_default_alpha(act), x, y, size);
     act_job j = {.act = act, .x = x, .out = y, .size = size, .cols = cols};
     return run(rt, &j);
 }
@@ -183,6 +185,9 @@ int pc_activation_forward(pc_runtime *rt, pc_act act, const float *x, float *y, 
 int pc_activation_backward(pc_runtime *rt, pc_act act, const float *y, const float *dy,
                            float *dx, size_t size, size_t cols)
 {
+    if (act >= PC_ACT_FIRST_EXT)     /* from y alone: EINVAL for the kinds that need x */
+        return pc_activation_backward_ext(rt, act, pc_act_default_alpha(act), NULL, y, dy, dx,
+                                          size);
     act_job j = {.act = act, .y = y, .dy = dy, .out = dx, .size = size, .cols = cols,
                  .backward = 1};
     return run(rt, &j);

@@ -83,7 +83,15 @@ static inline void pc_pack_12(float *restrict dst, const float *restrict src, pt
 
 /* Fused activations applied by the dense and conv kernels after the bias. */
 typedef enum { PC_ACT_LINEAR = 0, PC_ACT_RELU = 1, PC_ACT_SIGMOID = 2, PC_ACT_TANH = 3,
-               PC_ACT_SOFTMAX = 4 } pc_act;
+               PC_ACT_SOFTMAX = 4,
+               /* elementwise kinds of activations_ext.c (never fused into a GEMM epilogue) */
+               PC_ACT_ELU = 5, PC_ACT_SELU = 6, PC_ACT_SOFTPLUS = 7, PC_ACT_SOFTSIGN = 8,
+               PC_ACT_SILU = 9, PC_ACT_HARD_SIGMOID = 10, PC_ACT_HARD_SILU = 11,
+               PC_ACT_RELU6 = 12, PC_ACT_LEAKY_RELU = 13, PC_ACT_EXPONENTIAL = 14,
+               PC_ACT_GELU = 15, PC_ACT_GELU_TANH = 16, PC_ACT_MISH = 17,
+               PC_ACT_LOG_SIGMOID = 18, PC_ACT_HARD_TANH = 19 } pc_act;
+#define PC_ACT_FIRST_EXT PC_ACT_ELU
+#define PC_ACT_LAST_EXT PC_ACT_HARD_TANH
 
 /* ---- GEMM (gemm.c) -------------------------------------------------------------------------
  * C[m][n] (row stride ldc) = A (m x k) * B (k x n)   (+ C when accumulate)
@@ -228,21 +236,140 @@ int pc_activation_backward(pc_runtime *rt, pc_act act, const float *y, const flo
  * computed stably (max subtracted; exponentials summed in double). The crossentropies use it. */
 double pc_softmax_row(const float *z, float *p, size_t n);
 
+/* ---- more activations (activations_ext.c) ------------------------------------------------------
+ * The elementwise kinds PC_ACT_FIRST_EXT..PC_ACT_LAST_EXT, with Keras 3's formulas; `alpha` is
+ * the one parameter some take (elu: alpha; leaky_relu: negative_slope; ignored by the others):
+ *   elu        x > 0 ? x : alpha (e^x - 1)           selu   scale * elu(x, alpha_selu)
+ *   softplus   log(1 + e^x) (stable)                  softsign  x / (1 + |x|)
+ *   silu       x sigmoid(x)                           hard_sigmoid  relu6(x + 3) / 6
+ *   hard_silu  x hard_sigmoid(x)                      relu6  min(max(x, 0), 6)
+ *   leaky_relu x > 0 ? x : alpha x                    exponential  e^x
+ *   gelu       x/2 (1 + erf(x / sqrt 2))              gelu_tanh  tanh approximation
+ *   mish       x tanh(softplus(x))                    log_sigmoid  -softplus(-x)
+ *   hard_tanh  clip(x, -1, 1)
+ * y may equal x. The backward pass computes dx = dy * f'(x) from the forward output y, except
+ * for the kinds pc_act_needs_input() names (silu, hard_silu, gelu, gelu_tanh, mish, and elu
+ * with alpha <= 0), which read the forward input x (x may be NULL for the others); dx may equal
+ * dy. Blocks of 16384 floats are split over the threads. */
+int pc_act_needs_input(pc_act act, float alpha);
+int pc_activation_forward_ext(pc_runtime *rt, pc_act act, float alpha, const float *x, float *y,
+                              size_t size);
+int pc_activation_backward_ext(pc_runtime *rt, pc_act act, float alpha, const float *x,
+                               const float *y, const float *dy, float *dx, size_t size);
+/* The parameter a kind takes by default (elu 1, leaky_relu 0.2 as keras.activations has them). */
+float pc_act_default_alpha(pc_act act);
+
+/* ---- normalization (normalization.c) ----------------------------------------------------------
+ * x viewed as x[a][c][b]: the normalized axis of size c between the a outer and b inner cells
+ * (NHWC with axis -1: a = N*H*W, c = C, b = 1). Per channel over the m = a*b cells:
+ *   batch_stats: mean[c], var[c] (biased) are computed from x first (written to the arrays),
+ *                in double, each task summing a fixed block of rows, blocks added in order;
+ *   y = (x - mean) * gamma / sqrt(var + eps) + beta      (gamma, beta may be NULL: 1, 0)
+ * The backward pass writes dgamma[c] = sum dy * xhat, dbeta[c] = sum dy (either may be NULL) and
+ * dx (may be NULL): for batch statistics the full gradient through mean and var,
+ *   dx = gamma inv (dy - mean(dy) - xhat mean(dy xhat)),  inv = 1/sqrt(var + eps),
+ * else (moving statistics, constants) dx = gamma inv dy. */
+typedef struct { int a, c, b; } pc_norm_shape;
+int pc_batchnorm_forward(pc_runtime *rt, const pc_norm_shape *s, const float *x, float *mean,
+                         float *var, const float *gamma, const float *beta, float eps,
+                         int batch_stats, float *y);
+int pc_batchnorm_backward(pc_runtime *rt, const pc_norm_shape *s, const float *x,
+                          const float *mean, const float *var, const float *gamma, float eps,
+                          int batch_stats, const float *dy, float *dx, float *dgamma,
+                          float *dbeta);
+/* Layer normalization over rows x[rows][d] (Keras 3): per row mean, biased var (two passes in
+ * double), inv = 1/sqrt(var + eps) saved in mean[rows], inv[rows];
+ *   y = (x - mean) inv gamma + beta,  or with rms (Keras' deprecated rms_scaling) y = x inv gamma.
+ * gamma, beta [d] may be NULL. Backward: dx (may be NULL), dgamma, dbeta (NULL or [d], summed
+ * over rows in fixed blocks, in double). */
+int pc_layernorm_forward(pc_runtime *rt, const float *x, int rows, int d, const float *gamma,
+                         const float *beta, float eps, int rms, float *y, float *mean,
+                         float *inv);
+int pc_layernorm_backward(pc_runtime *rt, const float *x, int rows, int d, const float *gamma,
+                          const float *mean, const float *inv, int rms, const float *dy,
+                          float *dx, float *dgamma, float *dbeta);
+
+/* ---- global pooling (global_pool.c) -----------------------------------------------------------
+ * x[n][s][c] (s = H*W for 2-D maps, steps for sequences) -> y[n][c]: the mean (summed in double)
+ * or the maximum, argmax[n][c] the FIRST s holding it; a NaN propagates (the first NaN is the
+ * maximum, as jnp.max and tf.reduce_max give NaN). Backward: avg dx = dy / s everywhere; max dx = dy at argmax, 0 elsewhere. */
+int pc_global_pool_forward(pc_runtime *rt, const float *x, int n, int s, int c, int is_max,
+                           float *y, int32_t *argmax);
+int pc_global_pool_backward(pc_runtime *rt, const float *dy, int n, int s, int c, int is_max,
+                            const int32_t *argmax, float *dx);
+
 /* ---- losses (losses.c) ------------------------------------------------------------------------
- * Each returns the MEAN loss over the n rows in *loss and, unless the gradient pointer is NULL,
- * the gradient of that mean. Labels are int64 class indices in [0, classes); the binding checks.
- *   softmax_xent_sparse: logits[n][classes] -> probs (stable log-softmax), dlogits = (p - 1hot)/n
- *   xent_sparse:         probs -> -log(clip(p[label], 1e-7, 1 - 1e-7))
- *   softmax_xent:        as the sparse one with targets[n][classes]
+ * Keras' losses over "rows": y_pred[rows][cols], the last axis of the model's output (rows = N
+ * for a (N, C) output, N*H*W for a (N, H, W, C) one). Every kernel
+ *   - writes each row's loss to row_loss[rows] (double; may be NULL: runtime scratch is used),
+ *   - returns *loss = sum_r w_r row_loss[r], w = row_w[rows] or 1/rows when row_w is NULL
+ *     (the caller folds Keras' reduction and sample weights into w),
+ *   - writes grad = d loss / d y_pred unless grad is NULL.
+ * Rows are split over the runtime's threads in tasks of a fixed size; the sum runs in row order.
+ * Labels are int64 class indices in [0, classes) (PC_EINVAL otherwise; the binding checks).
+ *   softmax_xent_sparse: logits -> probs (stable log-softmax, written), grad = w (p - 1hot)
+ *   xent_sparse:         Keras on probabilities: q = p / sum(p), -log(clip(q[label], 1e-7, 1-1e-7))
+ *   softmax_xent:        as the sparse one with targets[rows][classes]: grad = w (p - t), as
+ *                        TensorFlow's (the exact gradient when each target row sums to 1)
  *   xent:                Keras' categorical crossentropy on probabilities (rows renormalised). */
-int pc_softmax_xent_sparse(const float *logits, const int64_t *labels, int n, int classes,
-                           float *probs, float *dlogits, double *loss);
-int pc_xent_sparse(const float *probs, const int64_t *labels, int n, int classes,
-                   float *dprobs, double *loss);
-int pc_softmax_xent(const float *logits, const float *targets, int n, int classes,
-                    float *probs, float *dlogits, double *loss);
-int pc_xent(const float *probs, const float *targets, int n, int classes, float *dprobs,
-            double *loss);
+int pc_softmax_xent_sparse(pc_runtime *rt, const float *logits, const int64_t *labels, size_t n,
+                           size_t classes, const float *row_w, float *probs, float *dlogits,
+                           double *row_loss, double *loss);
+int pc_xent_sparse(pc_runtime *rt, const float *probs, const int64_t *labels, size_t n,
+                   size_t classes, const float *row_w, float *dprobs, double *row_loss,
+                   double *loss);
+int pc_softmax_xent(pc_runtime *rt, const float *logits, const float *targets, size_t n,
+                    size_t classes, const float *row_w, float *probs, float *dlogits,
+                    double *row_loss, double *loss);
+int pc_xent(pc_runtime *rt, const float *probs, const float *targets, size_t n, size_t classes,
+            const float *row_w, float *dprobs, double *row_loss, double *loss);
+
+/* The other losses, x = y_pred, y = y_true elementwise, eps = 1e-7; the row loss is the MEAN
+ * over the row of (unless marked "sum" or "row"):
+ *   MSE (x-y)^2 | MAE |x-y| | MAPE 100|y-x|/max(|y|,eps) | MSLE (log(max(x,eps)+1) -
+ *   log(max(y,eps)+1))^2 | HUBER 0.5e^2 if |e| <= delta else delta|e| - 0.5 delta^2 (e = x-y) |
+ *   LOGCOSH e + softplus(-2e) - log 2 | POISSON x - y log(x+eps) | HINGE max(1-yx, 0) (y in
+ *   {-1, 1}: the caller converts 0/1 labels) | SQUARED_HINGE its square | KLD (sum)
+ *   clip(y) log(clip(y)/clip(x)), clip to [eps, 1] | BCE -(y log(clip(x)+eps) + (1-y)
+ *   log(1-clip(x)+eps)), clip to [eps, 1-eps] (tf.keras 2) | BCE_LOGITS max(x,0) - xy +
+ *   log(1+exp(-|x|)) (probs = sigmoid(x) written when not NULL) | FOCAL, FOCAL_LOGITS
+ *   w_cb (1-p_t)^gamma bce, p_t = y p + (1-y)(1-p), w_cb = y alpha + (1-y)(1-alpha) when
+ *   `balance`, else 1 | COSINE (row) -cos(x, y) with norms floored at 1e-6 | CATEGORICAL_HINGE
+ *   (row) max(max((1-y) x) - sum(y x) + 1, 0).
+ * Gradients follow TensorFlow's where a function has a kink (clip and max pass the gradient at
+ * the bound, sign(0) = 0, a max's gradient is shared among ties). */
+typedef enum {
+    PC_LOSS_MSE = 0, PC_LOSS_MAE, PC_LOSS_MAPE, PC_LOSS_MSLE, PC_LOSS_HUBER, PC_LOSS_LOGCOSH,
+    PC_LOSS_POISSON, PC_LOSS_HINGE, PC_LOSS_SQUARED_HINGE, PC_LOSS_BCE, PC_LOSS_BCE_LOGITS,
+    PC_LOSS_FOCAL, PC_LOSS_FOCAL_LOGITS, PC_LOSS_KLD, PC_LOSS_COSINE, PC_LOSS_CATEGORICAL_HINGE
+} pc_loss_kind;
+
+typedef struct {
+    float delta;          /* HUBER */
+    float alpha, gamma;   /* FOCAL */
+    int balance;          /* FOCAL: apply_class_balancing */
+} pc_loss_params;
+
+int pc_loss_rows(pc_runtime *rt, pc_loss_kind kind, const pc_loss_params *prm, const float *pred,
+                 const float *truth, size_t rows, size_t cols, const float *row_w,
+                 double *row_loss, float *grad, float *probs, double *loss);
+
+/* ---- metrics (metrics.c) -------------------------------------------------------------------
+ * Confusion counts over thresholds, as Keras' update_confusion_matrix_variables: for each of
+ * `labels` columns of pred[n][labels] / truth[n][labels] (truth != 0 is a positive; weight
+ * w[n][labels] or 1 when NULL) and each threshold t[k] (k < nthr), a prediction is positive when
+ * pred > t[k]; counts[4][labels][nthr] (tp, fp, tn, fn) are overwritten (sums in double).
+ * evenly != 0: the thresholds are k / (nthr - 1) (up to 1e-7 at the ends): Keras' bucketed path,
+ * with its rounding: pred is clipped to [0, 1] and lands in bucket ceil(pred * (nthr - 1)) - 1
+ * (float32), positive for the thresholds up to its bucket; bucket -1 counts nowhere, or, when
+ * with_epsilon (first threshold < 0 or last > 1, as the AUC's), in bucket 0. */
+void pc_confusion_thresholds(const float *pred, const float *truth, const float *w, size_t n,
+                             size_t labels, const float *thr, size_t nthr, int evenly, int with_epsilon,
+                             double *counts);
+/* cm[k][k] += w[i] (or 1) at (truth[i], pred[i]) for i < n; entries outside [0, k) are skipped
+ * (the caller checks first). */
+void pc_confusion_matrix(const int64_t *truth, const int64_t *pred, const float *w, size_t n,
+                         size_t k, double *cm);
 
 /* ---- batches (gather.c) --------------------------------------------------------------------
  * dst row r = src row idx[r], for r < n, rows of row_bytes bytes; every idx[r] must be a row of

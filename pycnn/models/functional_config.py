@@ -41,10 +41,13 @@ def serialize_layer(layer: Layer, legacy: bool = False) -> dict:
     from .model import Model
     name = keras_class_name(layer)
     if legacy:
-        entry = {"class_name": "Functional" if name == "Functional" else name,
-                 "config": layer.get_config() if not isinstance(layer, Model)
-                 else model_config(layer, legacy=True)}
-        return entry
+        config = layer.get_config() if not isinstance(layer, Model) else \
+            model_config(layer, legacy=True)
+        if isinstance(layer, InputLayer):       # tf.keras 2's name of the key
+            config = {"batch_input_shape": config["batch_shape"], "dtype": "float32",
+                      "sparse": False, "ragged": False, "name": layer.name}
+        return {"class_name": "Functional" if name == "Functional" else name,
+                "config": config}
     config = layer.get_config() if not isinstance(layer, Model) else model_config(layer)
     registered = getattr(type(layer), "_registered_name", None)
     entry = {"module": _MODULES.get(name, serialization._keras_module(type(layer))),
@@ -77,6 +80,7 @@ def model_config(model, legacy: bool = False) -> dict:
 
 def get_config(model, legacy: bool = False) -> dict:
     """A functional model's config (Keras 3's layout; tf.keras 2's with ``legacy``)."""
+    from .model import Model
     if model._graph is None:
         return {"name": model.name, "trainable": model.trainable}
     graph = model._graph
@@ -90,7 +94,10 @@ def get_config(model, legacy: bool = False) -> dict:
                 k += 1
 
     def history(t: KerasTensor) -> list:
-        return [t.node.layer.name, node_index.get(id(t.node), 0), t.index]
+        k = node_index.get(id(t.node), 0)
+        if legacy and isinstance(t.node.layer, Model):
+            k += 1          # tf.keras 2 counts a model's own construction as its node 0
+        return [t.node.layer.name, k, t.index]
 
     def tensor(t: KerasTensor):
         if legacy:
@@ -182,49 +189,6 @@ def _class_table() -> dict:
     return table
 
 
-def _accepted(cls) -> Optional[set]:
-    """The keyword arguments ``cls(...)`` accepts through its constructors (None: any)."""
-    names: set = set()
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        params = inspect.signature(init).parameters.values()
-        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD,
-                                                        p.KEYWORD_ONLY)}
-        if not any(p.kind == p.VAR_KEYWORD for p in params):
-            return names - {"self"}
-        if klass is Layer:
-            return names - {"self"}
-    return None
-
-
-#: Keras config keys that pycnn layers do not take; dropped when they hold Keras' default.
-_KERAS_DEFAULTS = {"quantization_config": None, "lora_rank": None, "lora_alpha": None,
-                   "synchronized": False, "renorm": False, "renorm_clipping": None,
-                   "renorm_momentum": 0.99, "optional": False, "sparse": False,
-                   "ragged": False, "autocast": True, "input_axes": None,
-                   "output_axes": None}
-
-
-def instantiate(cls, config: dict, where: str):
-    """``cls(**config)`` with the keys Keras writes but pycnn's class does not take removed
-    (an unsupported key with a non-default value is an error naming it)."""
-    config = dict(config)
-    accepted = _accepted(cls)
-    if accepted is not None:
-        for key in [k for k in config if k not in accepted]:
-            value = config.pop(key)
-            if key in _KERAS_DEFAULTS and value != _KERAS_DEFAULTS[key] and value is not None:
-                raise ValueError(f"{where}: pycnn's {cls.__name__} does not support "
-                                 f"{key}={value!r}")
-    try:
-        return cls(**config)
-    except TypeError as err:
-        raise ValueError(f"{where}: cannot build {cls.__name__} from its config ({err})") \
-            from None
-
-
 def deserialize_layer(entry: dict, custom_objects: Optional[dict] = None,
                       where: str = "config"):
     """A layer or nested model from its config entry (Keras 3 or tf.keras 2)."""
@@ -249,7 +213,7 @@ def deserialize_layer(entry: dict, custom_objects: Optional[dict] = None,
     if "from_config" in cls.__dict__ and cls.from_config.__func__ is not Layer.from_config.__func__:
         return cls.from_config(config)
     with serialization.custom_object_scope(custom_objects or {}):
-        layer = instantiate(cls, config, label)
+        layer = serialization.construct(cls, config, label)
     build = entry.get("build_config")
     if build and build.get("input_shape") is not None and not layer.built:
         layer._pending_build_shape = build["input_shape"]
@@ -274,7 +238,7 @@ def from_config(cls, config: dict, custom_objects: Optional[dict] = None):
         if cls is Model:
             raise ValueError("A functional model config needs 'layers', 'input_layers' and "
                              "'output_layers'")
-        return instantiate(cls, config, f"{cls.__name__} config")
+        return serialization.construct(cls, config, f"{cls.__name__} config")
     where = f"model {config.get('name', '?')!r}"
     created: dict[str, Layer] = {}
     outputs_of: dict[tuple, KerasTensor] = {}      # (layer, node index, tensor) -> tensor
@@ -292,7 +256,10 @@ def from_config(cls, config: dict, custom_objects: Optional[dict] = None):
             continue
         layer = deserialize_layer(entry, custom_objects, where)
         created[name] = layer
-        node_counts[name] = 0
+        # tf.keras 2 counts a model's own construction as its node 0: its calls start at 1
+        legacy_node = bool(entry.get("inbound_nodes")) and \
+            not isinstance(entry["inbound_nodes"][0], dict)
+        node_counts[name] = 1 if legacy_node and isinstance(layer, Model) else 0
         for node in entry.get("inbound_nodes", []):
             pending.append((name, node))
 

@@ -67,7 +67,12 @@ def load(filepath: str, custom_objects: Optional[dict] = None, compile: bool = T
             config = json.loads(_member(zf, "config.json", filepath))
         except ValueError as err:
             raise ValueError(f"{filepath}: corrupt config.json ({err})") from None
-        model = functional_config.deserialize_layer(config, custom_objects, filepath)
+        try:
+            model = functional_config.deserialize_layer(config, custom_objects, filepath)
+        except ValueError as err:
+            if filepath in str(err):
+                raise
+            raise ValueError(f"{filepath}: {err}") from None
         if not model.built:
             shape = (config.get("build_config") or {}).get("input_shape")
             if shape is not None:
