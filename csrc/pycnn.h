@@ -377,6 +377,62 @@ void pc_confusion_matrix(const int64_t *truth, const int64_t *pred, const float 
 void pc_gather_rows(pc_runtime *rt, const void *src, size_t row_bytes, const int64_t *idx, int n,
                     void *dst);
 
+/* ---- augmentation (augment.c): image warps and colour changes, one image per task -------------
+ * Images are x[n][h][w][c] (NHWC). Every kernel treats each image on its own, in tasks of a fixed
+ * number of images, so results are bit-identical for any thread count.
+ *
+ * pc_affine_warp: Keras' affine_transform (keras/src/ops/image.py, as the JAX backend computes
+ * it with map_coordinates). t[i] = {a0, a1, a2, b0, b1, b2} maps output pixel (row r, col q) of
+ * image i to the input point
+ *     col_in = (a1*r + a0*q) + a2,   row_in = (b1*r + b0*q) + b2     (float32, pixel centres at
+ * integers). interp NEAREST reads the pixel at round-half-away-from-zero of both coordinates;
+ * BILINEAR sums ((wy0*wx0)*v00 + (wy0*wx1)*v01) + (wy1*wx0)*v10 + (wy1*wx1)*v11 in that order.
+ * Each corner's index outside the image is moved back by the fill mode: REFLECT (d c b a | a b c
+ * d | d c b a), WRAP (a b c d | a b c d), NEAREST (a a | a b c d | d d); CONSTANT reads
+ * fill_value for it instead. SCIPY_WRAP and SCIPY_CONSTANT are scipy.ndimage's legacy 'wrap' and
+ * 'constant' (tf.keras 2's ImageDataGenerator): they act on the point before interpolating,
+ * SCIPY_CONSTANT reading fill_value for any point outside [0, size - 1], SCIPY_WRAP wrapping the
+ * point into that range with period size - 1 (then corners are clamped); for both, a point
+ * within 1e-4 * size outside [0, size - 1] counts as on its border (float32 rounding of maps
+ * that land exactly there, which SciPy computes in double). The output is y[n][oh][ow][c] (oh, ow may differ from h, w: a
+ * resize). Every transform must map the output grid within +-1e9 (pc_warp_coords_fit returns
+ * the first image whose transform does not, or -1; the warps return PC_EINVAL then).
+ * pc_affine_warp_backward: its adjoint: dx[n][h][w][c] = the sum of every output gradient
+ * dy[n][oh][ow][c] times the weight it read each input pixel with (fill_value contributes
+ * nothing); the warp is linear in x, so this is its exact input gradient. */
+typedef enum { PC_INTERP_NEAREST = 0, PC_INTERP_BILINEAR = 1 } pc_interp;
+typedef enum { PC_FILL_REFLECT = 0, PC_FILL_WRAP = 1, PC_FILL_CONSTANT = 2,
+               PC_FILL_NEAREST = 3, PC_FILL_SCIPY_WRAP = 4, PC_FILL_SCIPY_CONSTANT = 5 } pc_fill;
+typedef struct {
+    int n, h, w, c;        /* input */
+    int oh, ow;            /* output */
+    pc_interp interp;
+    pc_fill fill;
+    float fill_value;
+} pc_warp_shape;
+int pc_warp_coords_fit(const pc_warp_shape *s, const float *t);
+int pc_affine_warp(pc_runtime *rt, const pc_warp_shape *s, const float *x, const float *t,
+                   float *y);
+int pc_affine_warp_backward(pc_runtime *rt, const pc_warp_shape *s, const float *dy,
+                            const float *t, float *dx);
+/* y[i] = x[i] flipped left-right when flags[i] & 1, upside down when flags[i] & 2 (both: both);
+ * its own adjoint. */
+int pc_flip(pc_runtime *rt, const float *x, int n, int h, int w, int c, const uint8_t *flags,
+            float *y);
+/* y[i][r][q] = x[i][off[2i] + r][off[2i+1] + q] for r < oh, q < ow (the window inside x; the
+ * binding checks). backward: dx zero but for dx[i][window] = dy[i]. */
+int pc_crop(pc_runtime *rt, const float *x, int n, int h, int w, int c, const int32_t *off,
+            float *y, int oh, int ow);
+int pc_crop_backward(pc_runtime *rt, const float *dy, int n, int h, int w, int c,
+                     const int32_t *off, float *dx, int oh, int ow);
+/* Keras' RandomContrast: per image i and channel k, m = the mean of x[i][..][..][k] (summed in
+ * double in a fixed order, then rounded to float), y = clip((x - m) * factor[i] + m, lo, hi). */
+int pc_adjust_contrast(pc_runtime *rt, const float *x, int n, int hw, int c,
+                       const float *factor, float lo, float hi, float *y);
+/* Keras' RandomBrightness: y[i] = clip(x[i] + delta[i], lo, hi) over `size` floats per image. */
+int pc_adjust_brightness(pc_runtime *rt, const float *x, int n, size_t size, const float *delta,
+                         float lo, float hi, float *y);
+
 /* ---- optimizers (optimizers.c): Keras' update rules, in place on `size` floats -----------------
  * Each update is one pass over memory: the gradient as the rule sees it is
  *   g' = clamp(g * pre->gscale, -pre->clip, pre->clip)   (a NaN stays NaN)

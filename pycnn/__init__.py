@@ -7,6 +7,7 @@
 from . import backend
 from . import activations, initializers, layers, losses, metrics, optimizers, callbacks
 from . import utils, datasets
+from . import preprocessing      # keras.preprocessing.image.ImageDataGenerator
 from .backend import get_num_threads, set_num_threads
 from .layers import Input, InputLayer
 from .models import Model, Sequential

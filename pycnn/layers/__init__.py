@@ -17,6 +17,9 @@ __all_norm__ = ["BatchNormalization", "ELU", "GaussianDropout", "GaussianNoise",
                 "GlobalMaxPooling2D", "LayerNormalization", "LeakyReLU", "PReLU",
                 "SpatialDropout2D"]
 # -- end layers-norm --
+from .preprocessing import (CenterCrop, Normalization, RandomBrightness, RandomContrast,
+                            RandomCrop, RandomFlip, RandomRotation, RandomTranslation,
+                            RandomZoom, Rescaling, Resizing)
 
 # merge layers, shape-changing layers, 1-D pooling
 from .merging import (Add, Average, Concatenate, Maximum, Merge, Minimum, Multiply, Subtract,
@@ -37,3 +40,6 @@ __all__ = ["Activation", "AveragePooling2D", "AvgPool2D", "Conv2D", "Convolution
            "MaxPool2D", "MaxPooling2D", "ReLU", "Reshape", "Softmax", "Variable"]
 __all__ += _MERGE_AND_RESHAPE
 __all__ += __all_norm__
+__all__ += ["CenterCrop", "Normalization", "RandomBrightness", "RandomContrast", "RandomCrop",
+            "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "Rescaling",
+            "Resizing"]

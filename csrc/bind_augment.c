@@ -1,0 +1,261 @@
+/*
+ * bind_augment.c - the binding's entry points for image augmentation (see binding.h; the
+ * kernels in augment.c, their conventions in pycnn.h).
+ */
+#include "binding.h"
+
+#include <math.h>
+
+static int parse_interp(const char *F, const char *s, pc_interp *out)
+{
+    if (strcmp(s, "nearest") == 0) *out = PC_INTERP_NEAREST;
+    else if (strcmp(s, "bilinear") == 0) *out = PC_INTERP_BILINEAR;
+    else {
+        PyErr_Format(PyExc_ValueError, "%s(): argument 'interpolation' must be 'nearest' or "
+                     "'bilinear', got '%s'", F, s);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_fill(const char *F, const char *s, pc_fill *out)
+{
+    if (strcmp(s, "reflect") == 0) *out = PC_FILL_REFLECT;
+    else if (strcmp(s, "wrap") == 0) *out = PC_FILL_WRAP;
+    else if (strcmp(s, "constant") == 0) *out = PC_FILL_CONSTANT;
+    else if (strcmp(s, "nearest") == 0) *out = PC_FILL_NEAREST;
+    else if (strcmp(s, "scipy_wrap") == 0) *out = PC_FILL_SCIPY_WRAP;
+    else if (strcmp(s, "scipy_constant") == 0) *out = PC_FILL_SCIPY_CONSTANT;
+    else {
+        PyErr_Format(PyExc_ValueError, "%s(): argument 'fill_mode' must be 'reflect', 'wrap', "
+                     "'constant', 'nearest', 'scipy_wrap' or 'scipy_constant', got '%s'", F, s);
+        return -1;
+    }
+    return 0;
+}
+
+/* The shared checks of the warp and its adjoint: big (n,h,w,c) is the image side, small
+ * (n,oh,ow,c) the warped side, t (n,6) finite. */
+static int warp_args(const char *F, PyObject *obig, const char *big_name, int big_mode,
+                     PyObject *osmall, const char *small_name, int small_mode, PyObject *ot,
+                     const char *interp, const char *fill, double fill_value,
+                     PyArrayObject **big, PyArrayObject **small, PyArrayObject **t,
+                     pc_warp_shape *s)
+{
+    if (get_array(obig, F, big_name, NPY_FLOAT32, 4, big_mode, 0, big) ||
+        get_array(osmall, F, small_name, NPY_FLOAT32, 4, small_mode, 0, small) ||
+        get_array(ot, F, "transforms", NPY_FLOAT32, 2, IN, 0, t))
+        return -1;
+    *s = (pc_warp_shape){.n = dim(*big, 0), .h = dim(*big, 1), .w = dim(*big, 2),
+                         .c = dim(*big, 3), .oh = dim(*small, 1), .ow = dim(*small, 2),
+                         .fill_value = (float)fill_value};
+    if (expect_shape(F, small_name, *small, 4, (int[]){s->n, -1, -1, s->c}) ||
+        expect_shape(F, "transforms", *t, 2, (int[]){s->n, 6}) ||
+        parse_interp(F, interp, &s->interp) || parse_fill(F, fill, &s->fill))
+        return -1;
+    if ((long long)s->h * s->w * s->c > INT_MAX) {
+        PyErr_Format(PyExc_ValueError, "%s(): images of %d x %d x %d are too large (more than "
+                     "%d values)", F, s->h, s->w, s->c, INT_MAX);
+        return -1;
+    }
+    const int bad = pc_warp_coords_fit(s, FLOAT(*t));
+    if (bad >= 0) {
+        PyErr_Format(PyExc_ValueError, "%s(): transforms[%d] is not finite or maps pixels "
+                     "farther than 1e9 from the image", F, bad);
+        return -1;
+    }
+    if (!isfinite(s->fill_value)) {
+        PyErr_Format(PyExc_ValueError, "%s(): fill_value must be finite", F);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *py_affine_warp(PyObject *m, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"x", "transforms", "y", "interpolation", "fill_mode", "fill_value",
+                             NULL};
+    const char *F = "affine_warp";
+    PyObject *ox, *ot, *oy;
+    const char *interp = "bilinear", *fill = "constant";
+    double fill_value = 0.0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO|ssd", kwlist, &ox, &ot, &oy, &interp, &fill,
+                                     &fill_value))
+        return parse_error(F);
+    PyArrayObject *x, *y, *t;
+    pc_warp_shape s;
+    if (warp_args(F, ox, "x", IN, oy, "y", OUT, ot, interp, fill, fill_value, &x, &y, &t, &s))
+        return NULL;
+    PyArrayObject *arrs[] = {x, t, y};
+    const char *names[] = {"x", "transforms", "y"};
+    if (check_disjoint(F, arrs, names, 3, 2))
+        return NULL;
+    pc_runtime *rt = runtime_of(m);
+    int rc;
+    RUN_KERNEL(rt, pc_affine_warp(rt, &s, FLOAT(x), FLOAT(t), FLOAT(y)));
+    return kernel_result(rc, F);
+}
+
+static PyObject *py_affine_warp_backward(PyObject *m, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"dy", "transforms", "dx", "interpolation", "fill_mode", NULL};
+    const char *F = "affine_warp_backward";
+    PyObject *ody, *ot, *odx;
+    const char *interp = "bilinear", *fill = "constant";
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO|ss", kwlist, &ody, &ot, &odx, &interp,
+                                     &fill))
+        return parse_error(F);
+    PyArrayObject *dy, *dx, *t;
+    pc_warp_shape s;
+    if (warp_args(F, odx, "dx", OUT, ody, "dy", IN, ot, interp, fill, 0.0, &dx, &dy, &t, &s))
+        return NULL;
+    PyArrayObject *arrs[] = {dy, t, dx};
+    const char *names[] = {"dy", "transforms", "dx"};
+    if (check_disjoint(F, arrs, names, 3, 2))
+        return NULL;
+    pc_runtime *rt = runtime_of(m);
+    int rc;
+    RUN_KERNEL(rt, pc_affine_warp_backward(rt, &s, FLOAT(dy), FLOAT(t), FLOAT(dx)));
+    return kernel_result(rc, F);
+}
+
+static PyObject *py_flip(PyObject *m, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"x", "flags", "y", NULL};
+    const char *F = "flip";
+    PyObject *ox, *of, *oy;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO", kwlist, &ox, &of, &oy))
+        return parse_error(F);
+    PyArrayObject *x, *fl, *y;
+    if (get_array(ox, F, "x", NPY_FLOAT32, 4, IN, 0, &x) ||
+        get_array(of, F, "flags", NPY_UINT8, 1, IN, 0, &fl) ||
+        get_array(oy, F, "y", NPY_FLOAT32, 4, OUT, 0, &y) || same_shape(F, x, "x", y, "y") ||
+        expect_shape(F, "flags", fl, 1, (int[]){dim(x, 0)}))
+        return NULL;
+    PyArrayObject *arrs[] = {x, fl, y};
+    const char *names[] = {"x", "flags", "y"};
+    if (check_disjoint(F, arrs, names, 3, 2))
+        return NULL;
+    pc_runtime *rt = runtime_of(m);
+    int rc;
+    RUN_KERNEL(rt, pc_flip(rt, FLOAT(x), dim(x, 0), dim(x, 1), dim(x, 2), dim(x, 3),
+                           (const uint8_t *)PyArray_DATA(fl), FLOAT(y)));
+    return kernel_result(rc, F);
+}
+
+/* crop (backward = 0): big = x, small = y; crop_backward: small = dy, big = dx. */
+static PyObject *crop_common(PyObject *m, PyObject *args, PyObject *kw, int backward)
+{
+    static char *kwf[] = {"x", "offsets", "y", NULL};
+    static char *kwb[] = {"dy", "offsets", "dx", NULL};
+    const char *F = backward ? "crop_backward" : "crop";
+    PyObject *oa, *oo, *ob;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO", backward ? kwb : kwf, &oa, &oo, &ob))
+        return parse_error(F);
+    PyArrayObject *a, *off, *b;
+    const char *an = backward ? "dy" : "x", *bn = backward ? "dx" : "y";
+    if (get_array(oa, F, an, NPY_FLOAT32, 4, IN, 0, &a) ||
+        get_array(oo, F, "offsets", NPY_INT32, 2, IN, 0, &off) ||
+        get_array(ob, F, bn, NPY_FLOAT32, 4, OUT, 0, &b) ||
+        expect_shape(F, bn, b, 4, (int[]){dim(a, 0), -1, -1, dim(a, 3)}) ||
+        expect_shape(F, "offsets", off, 2, (int[]){dim(a, 0), 2}))
+        return NULL;
+    PyArrayObject *big = backward ? b : a, *small = backward ? a : b;
+    const int n = dim(big, 0), h = dim(big, 1), w = dim(big, 2), c = dim(big, 3);
+    const int oh = dim(small, 1), ow = dim(small, 2);
+    if (oh > h || ow > w)
+        return PyErr_Format(PyExc_ValueError, "%s(): the window (%d x %d) is larger than the "
+                            "image (%d x %d)", F, oh, ow, h, w);
+    const int32_t *o = (const int32_t *)PyArray_DATA(off);
+    for (int i = 0; i < n; i++)
+        if (o[2 * i] < 0 || o[2 * i] > h - oh || o[2 * i + 1] < 0 || o[2 * i + 1] > w - ow)
+            return PyErr_Format(PyExc_ValueError, "%s(): offsets[%d] = (%d, %d) puts the "
+                                "window outside the image", F, i, o[2 * i], o[2 * i + 1]);
+    PyArrayObject *arrs[] = {a, off, b};
+    const char *names[] = {an, "offsets", bn};
+    if (check_disjoint(F, arrs, names, 3, 2))
+        return NULL;
+    pc_runtime *rt = runtime_of(m);
+    int rc;
+    if (backward)
+        RUN_KERNEL(rt, pc_crop_backward(rt, FLOAT(a), n, h, w, c, o, FLOAT(b), oh, ow));
+    else
+        RUN_KERNEL(rt, pc_crop(rt, FLOAT(a), n, h, w, c, o, FLOAT(b), oh, ow));
+    return kernel_result(rc, F);
+}
+
+static PyObject *py_crop(PyObject *m, PyObject *args, PyObject *kw)
+{
+    return crop_common(m, args, kw, 0);
+}
+
+static PyObject *py_crop_backward(PyObject *m, PyObject *args, PyObject *kw)
+{
+    return crop_common(m, args, kw, 1);
+}
+
+/* contrast (kind 0) and brightness (kind 1): x (n,h,w,c), per-image params (n,), y like x. */
+static PyObject *color_common(PyObject *m, PyObject *args, PyObject *kw, int kind)
+{
+    static char *kwc[] = {"x", "factors", "y", "lo", "hi", NULL};
+    static char *kwb[] = {"x", "deltas", "y", "lo", "hi", NULL};
+    const char *F = kind ? "adjust_brightness" : "adjust_contrast";
+    const char *pn = kind ? "deltas" : "factors";
+    PyObject *ox, *op, *oy;
+    double lo, hi;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOdd", kind ? kwb : kwc, &ox, &op, &oy, &lo,
+                                     &hi))
+        return parse_error(F);
+    PyArrayObject *x, *p, *y;
+    if (get_array(ox, F, "x", NPY_FLOAT32, 4, IN, 0, &x) ||
+        get_array(op, F, pn, NPY_FLOAT32, 1, IN, 0, &p) ||
+        get_array(oy, F, "y", NPY_FLOAT32, 4, OUT, 0, &y) || same_shape(F, x, "x", y, "y") ||
+        expect_shape(F, pn, p, 1, (int[]){dim(x, 0)}))
+        return NULL;
+    if (isnan(lo) || isnan(hi) || lo > hi)
+        return PyErr_Format(PyExc_ValueError, "%s(): expected lo <= hi, got %g and %g", F, lo,
+                            hi);
+    PyArrayObject *arrs[] = {x, p, y};
+    const char *names[] = {"x", pn, "y"};
+    if (check_disjoint(F, arrs, names, 3, 2))
+        return NULL;
+    const int n = dim(x, 0), hw = dim(x, 1) * dim(x, 2), c = dim(x, 3);
+    if ((long long)dim(x, 1) * dim(x, 2) > INT_MAX)
+        return PyErr_Format(PyExc_ValueError, "%s(): images too large", F);
+    pc_runtime *rt = runtime_of(m);
+    int rc;
+    if (kind)
+        RUN_KERNEL(rt, pc_adjust_brightness(rt, FLOAT(x), n, (size_t)hw * c, FLOAT(p),
+                                            (float)lo, (float)hi, FLOAT(y)));
+    else
+        RUN_KERNEL(rt, pc_adjust_contrast(rt, FLOAT(x), n, hw, c, FLOAT(p), (float)lo,
+                                          (float)hi, FLOAT(y)));
+    return kernel_result(rc, F);
+}
+
+static PyObject *py_adjust_contrast(PyObject *m, PyObject *args, PyObject *kw)
+{
+    return color_common(m, args, kw, 0);
+}
+
+static PyObject *py_adjust_brightness(PyObject *m, PyObject *args, PyObject *kw)
+{
+    return color_common(m, args, kw, 1);
+}
+
+PyMethodDef pc_methods_augment[] = {
+    KW(affine_warp, "affine_warp(x, transforms, y, interpolation='bilinear', "
+                    "fill_mode='constant', fill_value=0.0): Keras' affine_transform of each "
+                    "image x[i] (NHWC) by transforms[i] = (a0, a1, a2, b0, b1, b2) into y "
+                    "(n, oh, ow, c)."),
+    KW(affine_warp_backward, "affine_warp_backward(dy, transforms, dx, interpolation, "
+                             "fill_mode): the warp's input gradient (its adjoint) into dx."),
+    KW(flip, "flip(x, flags, y): y[i] = x[i] flipped left-right (flags[i] & 1) and/or upside "
+             "down (flags[i] & 2)."),
+    KW(crop, "crop(x, offsets, y): y[i] = x[i][top:top+oh, left:left+ow], offsets int32 "
+             "(n, 2) = (top, left)."),
+    KW(crop_backward, "crop_backward(dy, offsets, dx): dx zero but for the windows = dy."),
+    KW(adjust_contrast, "adjust_contrast(x, factors, y, lo, hi): y = clip((x - m) * f + m, lo, "
+                        "hi), m the per-image, per-channel mean."),
+    KW(adjust_brightness, "adjust_brightness(x, deltas, y, lo, hi): y = clip(x + d, lo, hi)."),
+    {NULL, NULL, 0, NULL}};
