@@ -92,5 +92,6 @@ extern PyMethodDef pc_methods_activations[];   /* activations */
 extern PyMethodDef pc_methods_losses[];   /* losses */
 extern PyMethodDef pc_methods_optimizers[];   /* optimizer updates */
 extern PyMethodDef pc_methods_data[];   /* batches */
+extern PyMethodDef pc_methods_conv_general[];   /* dilated, grouped, transposed, depthwise conv */
 
 #endif
