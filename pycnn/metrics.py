@@ -24,7 +24,7 @@ class Metric:
     def batch_values(self, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def update_state(self, y_true, y_pred) -> None:
+    def update_state(self, y_true, y_pred, sample_weight=None) -> None:
         values = self.batch_values(np.asarray(y_true), np.asarray(y_pred))
         self.total += float(np.sum(values, dtype=np.float64))
         self.count += int(values.size)
@@ -39,9 +39,11 @@ class Mean(Metric):
 
     default_name = "mean"
 
-    def update(self, value: float, weight: int) -> None:
-        self.total += float(value) * weight
-        self.count += weight
+    def update_state(self, value, sample_weight=1) -> None:
+        self.total += float(value) * float(sample_weight)
+        self.count += float(sample_weight)
+
+    update = update_state
 
 
 class SparseCategoricalAccuracy(Metric):
@@ -88,11 +90,13 @@ _BY_NAME = {
 }
 
 
-def get(identifier, loss_name: str, output_units: int) -> Metric:
+def get(identifier, loss, output_shape) -> Metric:
     """A metric from its Keras name or instance. ``"accuracy"``/``"acc"`` resolves as Keras does:
     sparse categorical accuracy for a sparse loss, binary for one output unit, else categorical."""
     if isinstance(identifier, Metric):
         return identifier
+    loss_name = getattr(loss, "name", loss)
+    output_units = int(output_shape[-1] or 0)
     if identifier in ("accuracy", "acc"):
         if loss_name == "sparse_categorical_crossentropy":
             cls = SparseCategoricalAccuracy

@@ -1,147 +1,150 @@
-"""The layer graph of a model: the nodes reachable from its outputs in topological order, a
-forward pass through them and a backward pass in reverse that sums the gradients of tensors
-consumed more than once. Models with one input and one output; any DAG between them."""
+"""The layer graph of a model, and its lowering to a flat list of layer calls.
+
+A ``Graph`` is what ``Model(inputs, outputs)`` keeps: the nodes reachable from the outputs back
+to the inputs, in topological order (several inputs and outputs; a tensor used by several
+layers; one layer called several times; a model called as a layer). ``lower()`` turns it into
+``Call``s over value keys with every nested model expanded in place, which is what the compiled
+plan (plan.py) schedules: a nested model is not a black box, so the plan sees its layers, fuses
+across its border and keeps one buffer per call.
+"""
 from __future__ import annotations
 
-from typing import Optional
-
-import numpy as np
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
 from ..layers.base import Layer
-from ..layers.symbolic import InputLayer, KerasTensor, Node
+from ..layers.symbolic import InputLayer, KerasTensor, Node, flatten
+
+Key = tuple  # (scope, tensor id): a value in the lowered graph
 
 
 class Graph:
+    """Nodes from ``inputs`` to ``outputs`` (lists of KerasTensors), checked: every output is
+    computed from the inputs alone."""
+
     def __init__(self, inputs: list[KerasTensor], outputs: list[KerasTensor]):
         for t in list(inputs) + list(outputs):
             if not isinstance(t, KerasTensor):
                 raise TypeError(f"Model inputs and outputs must be symbolic tensors (from "
                                 f"pycnn.Input and layer calls), got {type(t).__name__}")
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ValueError(f"pycnn models have one input and one output for now; got "
-                             f"{len(inputs)} inputs and {len(outputs)} outputs")
+        if not inputs:
+            raise ValueError("A model needs at least one input")
+        if not outputs:
+            raise ValueError("A model needs at least one output")
+        if len({t.id for t in inputs}) != len(inputs):
+            raise ValueError("The same tensor is given twice in the model's `inputs`")
         self.inputs, self.outputs = list(inputs), list(outputs)
-        for t in self.inputs:
-            if t.node is None or not isinstance(t.node.layer, InputLayer):
-                raise ValueError("Model inputs must come from pycnn.Input(...)")
         self.nodes = self._topological_nodes()
-        reached = {id(t) for n in self.nodes for t in n.outputs}
-        if not all(id(t) in reached for t in self.inputs) or \
-                sum(isinstance(n.layer, InputLayer) for n in self.nodes) != len(self.inputs):
-            raise ValueError("The model's outputs are not computed from its inputs: every "
-                             "path from the outputs back must end at the Input given in "
-                             "`inputs`")
         self.layers: list[Layer] = []
+        seen: set[int] = set()
+        for t in self.inputs:                       # Keras lists the inputs' layers first
+            layer = t.node.layer if t.node is not None else None
+            if isinstance(layer, InputLayer) and id(layer) not in seen:
+                seen.add(id(layer))
+                self.layers.append(layer)
         for n in self.nodes:
-            if any(n.layer is l for l in self.layers):
-                raise ValueError(f'Layer "{n.layer.name}" is used more than once in the model; '
-                                 "shared layers are not supported yet")
-            self.layers.append(n.layer)
-        self._input_producers = {id(t): n for n in self.nodes for t in n.outputs}
-        self.output_node = self.outputs[0].node
-        self.set_fusion(True)
-
-    def set_fusion(self, enabled: bool) -> None:
-        """Run each convolution whose output feeds only a max pooling as one fused C call
-        (same numbers, the convolution's output never stored); off: every layer on its own."""
-        self._pool_of: dict[int, Node] = {}     # id(conv node) -> the pool node it feeds
-        self._fused_pools: set[int] = set()
-        if not enabled:
-            return
-        consumers: dict[int, list[Node]] = {}
-        for node in self.nodes:
-            for t in node.inputs:
-                consumers.setdefault(t.id, []).append(node)
-        for node in self.nodes:
-            out = node.outputs[0]
-            users = consumers.get(out.id, [])
-            if len(users) != 1 or out is self.outputs[0]:
-                continue
-            can_fuse = getattr(node.layer, "can_fuse_pool", None)
-            if can_fuse is not None and can_fuse(users[0].layer):
-                self._pool_of[id(node)] = users[0]
-                self._fused_pools.add(id(users[0]))
-
-    @property
-    def fused_pairs(self) -> list[tuple[Layer, Layer]]:
-        """The (convolution, pooling) layer pairs that run fused."""
-        return [(n.layer, self._pool_of[id(n)].layer) for n in self.nodes
-                if id(n) in self._pool_of]
+            if id(n.layer) not in seen:
+                seen.add(id(n.layer))
+                self.layers.append(n.layer)
 
     def _topological_nodes(self) -> list[Node]:
+        """The nodes between inputs and outputs, each after the nodes it reads."""
+        inputs = {t.id for t in self.inputs}
         order: list[Node] = []
         state: dict[int, int] = {}          # 1 visiting, 2 done
 
-        def visit(node: Node) -> None:
+        def visit(t: KerasTensor, path: list[str]) -> None:
+            if t.id in inputs:
+                return
+            node = t.node
+            if node is None:
+                raise ValueError(f"Tensor {t} was not produced by a layer")
+            if isinstance(node.layer, InputLayer):
+                raise ValueError(
+                    f'Graph disconnected: cannot obtain value for tensor {t} at layer '
+                    f'"{node.layer.name}". The following previous layers were accessed '
+                    f"without issue: {path}. Pass this Input in the model's `inputs`.")
             s = state.get(id(node))
             if s == 2:
                 return
             if s == 1:
                 raise ValueError("The layer graph has a cycle")
             state[id(node)] = 1
-            for t in node.inputs:
-                if t.node is None:
-                    raise ValueError(f"Tensor {t} was not produced by a layer")
-                visit(t.node)
+            for src in node.inputs:
+                visit(src, path + [node.layer.name])
             state[id(node)] = 2
             order.append(node)
 
         for t in self.outputs:
-            if t.node is None:
-                raise ValueError(f"Tensor {t} was not produced by a layer")
-            visit(t.node)
+            visit(t, [])
         return order
 
-    @property
-    def input_shape(self) -> tuple:
-        return self.inputs[0].shape
+    def input_nodes(self) -> list[Node]:
+        """The InputLayer nodes of the inputs (for the summary)."""
+        return [t.node for t in self.inputs
+                if t.node is not None and isinstance(t.node.layer, InputLayer)]
 
-    @property
-    def output_shape(self) -> tuple:
-        return self.outputs[0].shape
 
-    def forward(self, x: np.ndarray, training: bool, logits: bool = False) -> np.ndarray:
-        """The output for input x; with ``logits``, the output layer's values before its final
-        activation (``Layer.forward_logits``)."""
-        values = {self.inputs[0].id: x}
-        for node in self.nodes:
-            if isinstance(node.layer, InputLayer) or id(node) in self._fused_pools:
-                continue
-            pool = self._pool_of.get(id(node))
-            if pool is not None:
-                values[pool.outputs[0].id] = node.layer.forward_pooled(
-                    values[node.inputs[0].id], pool.layer, training)
-                continue
-            fwd = node.layer.forward_logits if logits and node is self.output_node else \
-                node.layer.forward
-            values[node.outputs[0].id] = fwd(values[node.inputs[0].id], training)
-        return values[self.outputs[0].id]
+@dataclass
+class Call:
+    """One layer call of the lowered graph: the layer, the keys of its inputs (in the order
+    of ``node.inputs``) and outputs, and the training flag the call fixed (None: the plan's)."""
+    layer: Layer
+    node: Node
+    inputs: list = field(default_factory=list)
+    outputs: list = field(default_factory=list)
+    training: Optional[bool] = None
 
-    def release_inputs(self) -> None:
-        for layer in self.layers:
-            layer.release_inputs()
 
-    def backward(self, grad: np.ndarray, from_logits: bool = False) -> None:
-        """Backpropagate d loss / d output (or d loss / d pre-activation of the output layer
-        when ``from_logits``); weight gradients land in each Variable.grad."""
-        grads: dict[int, np.ndarray] = {self.outputs[0].id: grad}
-        for node in reversed(self.nodes):
-            if isinstance(node.layer, InputLayer):
+@dataclass
+class Lowered:
+    calls: list[Call]
+    inputs: list
+    outputs: list
+
+
+def lower(graph: Graph, training: bool, trace: Any = None) -> Lowered:
+    """The graph as a flat list of ``Call``s, nested models expanded (recursively) in place.
+    ``trace(model, input_shapes, training)`` gives a subclassed model's graph."""
+    alias: dict = {}
+    calls: list[Call] = []
+
+    def resolve(key):
+        while key in alias:
+            key = alias[key]
+        return key
+
+    def expand(g: Graph, scope: tuple, fixed: Optional[bool]) -> None:
+        for node in g.nodes:
+            layer = node.layer
+            in_keys = [(scope, t.id) for t in node.inputs]
+            out_keys = [(scope, t.id) for t in node.outputs]
+            flag = node.training if node.training is not None else fixed
+            inner = _graph_of(layer, node, training if flag is None else flag, trace)
+            if inner is not None:
+                inner_scope = scope + (id(node),)
+                if len(inner.inputs) != len(in_keys) or len(inner.outputs) != len(out_keys):
+                    raise ValueError(f'Model "{layer.name}" was called on {len(in_keys)} '
+                                     f"tensors but has {len(inner.inputs)} inputs")
+                for t, key in zip(inner.inputs, in_keys):
+                    alias[(inner_scope, t.id)] = key
+                for t, key in zip(inner.outputs, out_keys):
+                    alias[key] = (inner_scope, t.id)
+                expand(inner, inner_scope, flag)
                 continue
-            g: Optional[np.ndarray] = grads.pop(node.outputs[0].id, None)
-            if g is None:
-                continue
-            fused = id(node) in self._fused_pools
-            if fused:                               # back through the pool and its convolution
-                node = node.inputs[0].node
-            src = node.inputs[0]
-            need_dx = not isinstance(self._input_producers[id(src)].layer, InputLayer)
-            if fused:
-                dx = node.layer.backward_pooled(g, need_dx)
-            elif from_logits and node is self.output_node:
-                dx = node.layer.backward_from_logits(g, need_dx)
-            else:
-                dx = node.layer.backward(g, need_dx)
-            if need_dx and dx is not None:
-                prev = grads.get(src.id)
-                grads[src.id] = dx if prev is None else prev + dx
+            calls.append(Call(layer, node, in_keys, out_keys, flag))
+
+    expand(graph, (), None)
+    for c in calls:
+        c.inputs = [resolve(k) for k in c.inputs]
+        c.outputs = [resolve(k) for k in c.outputs]
+    return Lowered(calls, [resolve(((), t.id)) for t in graph.inputs],
+                   [resolve(((), t.id)) for t in graph.outputs])
+
+
+def _graph_of(layer: Layer, node: Node, training: bool, trace) -> Optional[Graph]:
+    """The graph of a model used as a layer (None for an ordinary layer)."""
+    from .model import Model
+    if not isinstance(layer, Model):
+        return None
+    return layer._graph_for([t.shape for t in node.inputs], training)

@@ -1,150 +1,177 @@
-"""``Model``: the functional API (``Model(inputs=..., outputs=...)``) and everything a model
-does: ``compile``, ``fit``, ``evaluate``, ``predict``, ``summary``, weights in and out.
-``Sequential`` (sequential.py) is a Model whose graph is a stack of layers."""
+"""``Model``: a graph of layers that is itself a layer.
+
+Three ways to make one, as in Keras:
+- functional: ``Model(inputs=..., outputs=...)`` over symbolic tensors (any number of inputs and
+  outputs, as lists or dicts; shared layers; models used as layers);
+- ``Sequential`` (sequential.py), a stack;
+- subclassing: ``class M(Model)`` creating layers in ``__init__`` and composing them in
+  ``call(inputs, training=None)``; pycnn traces ``call`` on symbolic inputs the first time it
+  sees data of a shape, which gives the same graph a functional model has.
+
+Running a model is the compiled plan's business (plan.py); training is trainer.py's; this file
+holds structure, weights and the summary.
+"""
 from __future__ import annotations
 
 import contextlib
-import functools
+import inspect
 import math
-import signal
-import sys
 import threading
-import time
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .. import _C, backend
-from .. import callbacks as callbacks_mod
-from .. import losses as losses_mod
-from .. import metrics as metrics_mod
-from .. import optimizers as optimizers_mod
+from .. import backend
 from ..layers.base import Layer, Variable, format_shape
-from ..layers.symbolic import InputLayer, KerasTensor
+from ..layers.symbolic import Input, InputLayer, KerasTensor, Node, flatten, pack_like
 from ..utils import summary_table
 from . import data as data_mod
 from . import saving
 from .graph import Graph
+from .plan import Plan
+from .trainer import Trainer
 
 
-def _positive(value, arg: str, default: int) -> int:
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"expected a positive integer. Received: {arg}={value!r}")
-    return int(value)
-
-
-def _verbosity(verbose) -> int:
-    if verbose == "auto":
-        return 1
-    if verbose not in (0, 1, 2) or isinstance(verbose, bool):
-        raise ValueError(f"verbose must be 0, 1, 2 or 'auto'. Received: verbose={verbose!r}")
-    return int(verbose)
-
-
-class _Interrupt:
-    """Defers Ctrl-C during fit to the next batch boundary (a second Ctrl-C interrupts at once),
-    so an interrupted fit leaves consistent weights and the history of finished epochs."""
-
-    def __init__(self):
-        self.requested = False
-        self._previous = None
-
-    def _handler(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    @contextlib.contextmanager
-    def armed(self):
-        usable = threading.current_thread() is threading.main_thread() and \
-            signal.getsignal(signal.SIGINT) is signal.default_int_handler
-        if usable:
-            self._previous = signal.signal(signal.SIGINT, self._handler)
-        try:
-            yield self
-        finally:
-            if usable:
-                signal.signal(signal.SIGINT, self._previous)
-
-
-def _exclusive(method):
-    """Run a public model operation under the model's lock (its layers reuse buffers between
-    batches, so two threads must not run one model at once; different models run in parallel),
-    and drop the layers' references to the caller's arrays when it returns."""
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        with self._lock:
-            try:
-                return method(self, *args, **kwargs)
-            finally:
-                if self._graph is not None:
-                    self._graph.release_inputs()
-    return wrapper
-
-
-class Model:
+class Model(Trainer, Layer):
     """A model of layers. Functional API::
 
         inputs = pycnn.Input(shape=(28, 28, 1))
         x = layers.Conv2D(32, 3, activation="relu")(inputs)
         ...
         model = pycnn.Model(inputs=inputs, outputs=outputs)
+
+    or subclassing::
+
+        class MyModel(pycnn.Model):
+            def __init__(self):
+                super().__init__()
+                self.dense = layers.Dense(10, activation="softmax")
+
+            def call(self, inputs, training=None):
+                return self.dense(inputs)
     """
 
     _default_name = "model"
 
-    def __init__(self, inputs=None, outputs=None, name: Optional[str] = None,
-                 trainable: bool = True, **kwargs):
+    def __init__(self, *args, **kwargs):
+        inputs = kwargs.pop("inputs", None)
+        outputs = kwargs.pop("outputs", None)
+        if args:
+            if inputs is None:
+                inputs, args = args[0], args[1:]
+            if args and outputs is None:
+                outputs, args = args[0], args[1:]
+            if args:
+                raise TypeError("Model() takes inputs and outputs as arguments")
+        name = kwargs.pop("name", None)
+        trainable = kwargs.pop("trainable", True)
+        for key in ("dtype", "autocast"):
+            kwargs.pop(key, None)
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments passed to Model: {kwargs}")
-        self.name = name or backend.unique_name(self._default_name)
-        self.trainable = trainable
-        self._lock = threading.RLock()
+        object.__setattr__(self, "_tracked", [])
+        Layer.__init__(self, name=name or backend.unique_name(self._default_name),
+                       trainable=trainable)
+        Trainer.__init__(self)
         self._graph: Optional[Graph] = None
-        self.optimizer: Optional[optimizers_mod.Optimizer] = None
-        self.loss: Optional[losses_mod.Loss] = None
-        self._metric_ids: list = []
-        self._compiled = False
-        self.stop_training = False
-        self.history: Optional[callbacks_mod.History] = None
+        self._traced: dict = {}                 # subclassed: (shapes, training) -> Graph
+        self._plans: dict = {}
+        self._fusions: dict[str, bool] = {}
+        self._input_structure: Any = None
+        self._output_structure: Any = None
         if inputs is None and outputs is None:
             if type(self) is Model:
-                raise ValueError("Model(inputs=..., outputs=...) needs both; subclassed "
-                                 "models are not supported by pycnn yet")
+                raise ValueError("Model() needs `inputs` and `outputs` (functional API), or "
+                                 "subclass Model and define call()")
             return
         if inputs is None or outputs is None:
             raise ValueError("Model() needs both `inputs` and `outputs`")
-        as_list = lambda t: list(t) if isinstance(t, (list, tuple)) else [t]  # noqa: E731
-        self._graph = Graph(as_list(inputs), as_list(outputs))
+        self._init_graph(inputs, outputs)
 
-    # ---- structure ------------------------------------------------------------------------------
+    def _init_graph(self, inputs, outputs) -> None:
+        if isinstance(inputs, dict):
+            self._input_names = list(inputs)
+        self._input_structure = inputs
+        self._output_structure = outputs
+        self._graph = Graph(flatten(inputs), flatten(outputs))
+        self._plans.clear()
+
+    # ---- attribute tracking (subclassed models) ------------------------------------------------
+    def __setattr__(self, name: str, value) -> None:
+        tracked = self.__dict__.get("_tracked")
+        if tracked is not None and not name.startswith("_"):
+            for v in (value if isinstance(value, (list, tuple)) else [value]):
+                if isinstance(v, Layer) and not any(v is t for t in tracked):
+                    tracked.append(v)
+        object.__setattr__(self, name, value)
+
+    # ---- structure -----------------------------------------------------------------------------
+    @property
+    def _is_subclassed(self) -> bool:
+        return self._graph is None and type(self).call is not Model.call
+
     @property
     def built(self) -> bool:
-        return self._graph is not None
+        return self._graph is not None or bool(self._traced)
+
+    @built.setter
+    def built(self, value: bool) -> None:
+        pass
 
     @property
     def layers(self) -> list[Layer]:
-        return list(self._graph.layers) if self._graph else []
+        if self._graph is not None:
+            return list(self._graph.layers)
+        return [l for l in self._tracked if not isinstance(l, InputLayer)]
 
     @property
     def inputs(self) -> list[KerasTensor]:
-        return list(self._graph.inputs) if self._graph else []
+        return list(self._current_graph().inputs) if self.built else []
 
     @property
     def outputs(self) -> list[KerasTensor]:
-        return list(self._graph.outputs) if self._graph else []
+        return list(self._current_graph().outputs) if self.built else []
 
     @property
-    def input_shape(self) -> tuple:
+    def input(self):
+        """The model's symbolic input(s), as given to ``Model(inputs=...)``."""
+        self._require_built("input")
+        if self._input_structure is not None:
+            return self._input_structure
+        ins = self.inputs
+        return ins[0] if len(ins) == 1 else ins
+
+    @property
+    def output(self):
+        """The model's symbolic output(s), as given to ``Model(outputs=...)``."""
+        self._require_built("output")
+        if self._output_structure is not None:
+            return self._output_structure
+        outs = self.outputs
+        return outs[0] if len(outs) == 1 else outs
+
+    @property
+    def input_names(self) -> list[str]:
+        names = getattr(self, "_input_names", None)
+        return list(names) if names else [t.name for t in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        if isinstance(self._output_structure, dict):
+            return list(self._output_structure)
+        return [t.node.layer.name if t.node is not None else t.name for t in self.outputs]
+
+    @property
+    def input_shape(self):
         self._require_built("input_shape")
-        return self._graph.input_shape
+        shapes = [t.shape for t in self.inputs]
+        return shapes[0] if len(shapes) == 1 else shapes
 
     @property
-    def output_shape(self) -> tuple:
+    def output_shape(self):
         self._require_built("output_shape")
-        return self._graph.output_shape
+        shapes = [t.shape for t in self.outputs]
+        return shapes[0] if len(shapes) == 1 else shapes
 
     def get_layer(self, name: Optional[str] = None, index: Optional[int] = None) -> Layer:
         """The layer called ``name`` (or at position ``index`` of ``model.layers``)."""
@@ -167,76 +194,299 @@ class Model:
                              f"calling `build()` or by calling the model on a batch of data "
                              f"(needed for `{what}`).")
 
-    def _ensure_built(self, x_shape: tuple) -> None:
-        """Sequential builds itself from the first data; a functional model is always built."""
+    def _current_graph(self) -> Graph:
+        if self._graph is not None:
+            return self._graph
+        return next(iter(self._traced.values()))
 
-    # ---- weights -----------------------------------------------------------------------------------
+    def _ensure_built(self, shapes: list[tuple]) -> None:
+        """Sequential builds itself from the first data; a subclassed model traces call()."""
+        if self._graph is None:
+            self._graph_for(shapes, False)
+
+    def _graph_for(self, shapes: list[tuple], training: bool) -> Graph:
+        """The graph for inputs of ``shapes`` in a training mode (a functional model has one
+        graph for all; a subclassed model traces ``call`` once per shape and mode)."""
+        if self._graph is not None:
+            return self._graph
+        if not self._is_subclassed:
+            raise ValueError(f'Model "{self.name}" has no layers to run: give Model() inputs '
+                             "and outputs, or subclass Model and define call()")
+        key = (tuple(tuple(s[1:]) for s in shapes), bool(training))
+        graph = self._traced.get(key)
+        if graph is None:
+            graph = self._trace(shapes, training)
+            self._traced[key] = graph
+        return graph
+
+    def _trace(self, shapes: list[tuple], training: bool) -> Graph:
+        tensors = [Input(batch_shape=(None,) + tuple(s[1:]), name=f"{self.name}_input_{i}")
+                   for i, s in enumerate(shapes)]
+        structure = tensors[0] if len(tensors) == 1 else tensors
+        kwargs = {}
+        params = inspect.signature(self.call).parameters
+        if "training" in params:
+            kwargs["training"] = training
+        outputs = self.call(structure, **kwargs)
+        if self._output_structure is None or not self._traced:
+            self._output_structure = outputs
+        if not all(isinstance(t, KerasTensor) for t in flatten(outputs)):
+            raise TypeError(f'Model "{self.name}": call() must return the outputs of layers '
+                            "(pycnn traces call() on symbolic inputs); got "
+                            f"{[type(t).__name__ for t in flatten(outputs)]}")
+        return Graph(tensors, flatten(outputs))
+
+    def call(self, inputs, training=None):
+        """The forward pass of a subclassed model, written with layer calls."""
+        raise NotImplementedError(f"Model {type(self).__name__} has no call()")
+
+    def compute_output_shape(self, input_shape):
+        shapes = input_shape if isinstance(input_shape, list) else [input_shape]
+        outs = [t.shape for t in self._graph_for(shapes, False).outputs]
+        return outs[0] if len(outs) == 1 else outs
+
+    # ---- plans ---------------------------------------------------------------------------------
+    def set_fusion(self, rule: str, enabled: bool) -> None:
+        """Switch one fusion rule of the compiled plan (models/fusion.py) on or off."""
+        from . import fusion
+        if rule not in fusion.RULES:
+            raise ValueError(f"Unknown fusion rule {rule!r}; known: {sorted(fusion.RULES)}")
+        self._fusions[rule] = bool(enabled)
+        self._plans.clear()
+
+    def compiled_plan(self, training: bool = False, logits=(), input_grads: bool = False,
+                      shapes: Optional[list] = None) -> Plan:
+        """The plan that runs this model (cached per mode, which outputs stop at logits and
+        which layers are trainable)."""
+        if shapes is None:
+            self._require_built("compiled_plan")
+            shapes = [t.shape for t in self.inputs]
+        graph = self._graph_for(shapes, training)
+        trainable = tuple(v.trainable and l.trainable for l in _all_layers(self)
+                          for v in l.weights)
+        key = (id(graph), bool(training), tuple(logits), input_grads, trainable)
+        plan = self._plans.get(key)
+        if plan is None:
+            if len(self._plans) > 16:
+                self._plans.clear()
+            plan = Plan(graph, bool(training), logits, dict(self._fusions), input_grads)
+            plan.graph = graph
+            self._plans[key] = plan
+        return plan
+
+    @contextlib.contextmanager
+    def _running(self, plan: Optional[Plan] = None):
+        """Hold the model's lock and every layer's weights lock while a batch runs (so that the
+        weights API of another thread never sees half an update), then drop the plan's
+        references to the caller's arrays."""
+        with self._lock:
+            locks = sorted({id(l): l._lock for l in _all_layers(self)}.items())
+            with contextlib.ExitStack() as stack:
+                for _, lock in locks:
+                    stack.enter_context(lock)
+                try:
+                    yield
+                finally:
+                    if plan is not None:
+                        plan.release()
+
+    # ---- inputs ------------------------------------------------------------------------------
+    def _flatten_inputs(self, x, where: str) -> list:
+        """The arrays for each model input, in the order of ``model.inputs``."""
+        if isinstance(x, dict):
+            names = self.input_names if self.built else list(x)
+            missing = [n for n in names if n not in x]
+            if missing:
+                raise ValueError(f"{where}: missing data for input(s) {missing}; the model's "
+                                 f"inputs are {names}, got keys {sorted(x)}")
+            return [x[n] for n in names]
+        if isinstance(x, (list, tuple)) and x and all(
+                isinstance(a, np.ndarray) or hasattr(a, "__array__") for a in x) and \
+                (len(x) > 1 or (self.built and len(self.inputs) == 1 and
+                                isinstance(x[0], np.ndarray) and
+                                (x[0].ndim == len(self.inputs[0].shape)))):
+            return list(x)
+        return [x]
+
+    def _prepare_inputs(self, x, where: str) -> list[np.ndarray]:
+        xs = self._flatten_inputs(x, where)
+        xs = [data_mod.as_float_input(a, where if len(xs) == 1 else f"{where}[{i}]")
+              for i, a in enumerate(xs)]
+        self._ensure_built([(None,) + a.shape[1:] for a in xs])
+        want = [t.shape for t in self.inputs]
+        if len(xs) != len(want):
+            raise ValueError(f"{where}: the model expects {len(want)} input(s) "
+                             f"{self.input_names}, but it received {len(xs)} input array(s)")
+        for i, (a, w) in enumerate(zip(xs, want)):
+            if a.ndim != len(w) or any(d is not None and d != g
+                                       for d, g in zip(w[1:], a.shape[1:])):
+                raise ValueError(f'Input {i} of layer "{self.name}" is incompatible with the '
+                                 f"layer: expected shape={format_shape(w)}, found shape="
+                                 f"{format_shape((None,) + a.shape[1:])} (in {where})")
+        n = {len(a) for a in xs}
+        if len(n) > 1:
+            raise ValueError(f"{where}: all input arrays must have the same number of samples; "
+                             f"got {[len(a) for a in xs]}")
+        return xs
+
+    def _pack_outputs(self, outs: list):
+        if isinstance(self._output_structure, dict):
+            return dict(zip(self._output_structure, outs))
+        if isinstance(self._output_structure, (list, tuple)):
+            return pack_like(list(self._output_structure), outs)
+        return outs[0] if len(outs) == 1 else outs
+
+    # ---- calling -------------------------------------------------------------------------------
+    def __call__(self, inputs, training: Optional[bool] = None, mask=None, **kwargs):
+        """On symbolic tensors: a node of an enclosing graph (a nested model). On arrays: the
+        outputs for a batch (as ``predict`` without batching or progress bar)."""
+        if kwargs:
+            raise TypeError(f"Model.__call__ got unexpected arguments {kwargs}")
+        flat = flatten(inputs)
+        if any(isinstance(t, KerasTensor) for t in flat):
+            if isinstance(inputs, dict) and self.built:
+                flat = [inputs[n] for n in self.input_names]
+            graph = self._graph_for([t.shape for t in flat], bool(training))
+            for i, (t, want) in enumerate(zip(flat, graph.inputs)):
+                if len(t.shape) != len(want.shape) or any(
+                        a is not None and b is not None and a != b
+                        for a, b in zip(t.shape[1:], want.shape[1:])):
+                    raise ValueError(f'Input {i} of layer "{self.name}" is incompatible with '
+                                     f"the layer: expected shape={format_shape(want.shape)}, "
+                                     f"found shape={format_shape(t.shape)}")
+            outs = [KerasTensor(t.shape) for t in graph.outputs]
+            Node(self, flat, outs, training)
+            return self._pack_outputs(outs)
+        xs = self._prepare_inputs(inputs, f'model "{self.name}"')
+        plan = self.compiled_plan(bool(training))
+        with self._running(plan):
+            outs = [np.array(o, dtype=np.float32, copy=True) for o in plan.forward(xs)]
+        return self._pack_outputs(outs)
+
+    def build(self, input_shape) -> None:
+        """Build the model for inputs of ``input_shape`` (batch axis first, may be None)."""
+        shapes = input_shape if isinstance(input_shape, list) and input_shape and \
+            isinstance(input_shape[0], (list, tuple)) else [input_shape]
+        self._ensure_built([tuple(s) for s in shapes])
+        self._require_built("build")
+
+    # ---- weights -------------------------------------------------------------------------------
     @property
     def weights(self) -> list[Variable]:
-        return [v for layer in self.layers for v in layer.weights]
+        out, seen = [], set()
+        for layer in self.layers:
+            for v in layer.weights:
+                if id(v) not in seen:
+                    seen.add(id(v))
+                    out.append(v)
+        return out
 
     @property
     def trainable_weights(self) -> list[Variable]:
         if not self.trainable:
             return []
-        return [v for layer in self.layers for v in layer.trainable_weights]
+        out, seen = [], set()
+        for layer in self.layers:
+            for v in layer.trainable_weights:
+                if id(v) not in seen:
+                    seen.add(id(v))
+                    out.append(v)
+        return out
 
     @property
     def non_trainable_weights(self) -> list[Variable]:
         trainable = {id(v) for v in self.trainable_weights}
         return [v for v in self.weights if id(v) not in trainable]
 
+    @property
+    def variables(self) -> list[Variable]:
+        return self.weights
+
     def get_weights(self) -> list[np.ndarray]:
         """All weights as arrays: layer by layer, kernel then bias (Keras' order and shapes)."""
-        return [v.numpy() for v in self.weights]
+        with self._weights_locked():
+            return [v.numpy() for v in self.weights]
 
     def set_weights(self, weights: Sequence) -> None:
-        """Set all weights from arrays in ``get_weights()``'s order; every shape is checked and
-        the first layer that does not match is named."""
+        """Set all weights from arrays in ``get_weights()``'s order. Every count and shape is
+        checked before any weight changes (the first layer that does not match is named)."""
         weights = list(weights)
         self._require_built("set_weights")
-        expected = sum(len(l.weights) for l in self.layers)
-        if len(weights) != expected:
-            raise ValueError(f'Model "{self.name}" expects {expected} weight arrays, but the '
-                             f"list provided has {len(weights)}")
-        pos = 0
-        for layer in self.layers:
-            k = len(layer.weights)
-            if k:
-                layer.set_weights(weights[pos:pos + k])
-            pos += k
+        variables = self.weights
+        if len(weights) != len(variables):
+            raise ValueError(f'Model "{self.name}" expects {len(variables)} weight arrays, but '
+                             f"the list provided has {len(weights)}")
+        arrays = []
+        for var, w in zip(variables, weights):
+            w = np.asarray(w)
+            if w.shape != var.shape:
+                raise ValueError(f'Layer "{var.name.split("/")[0]}" weight shape {var.shape} is '
+                                 f"not compatible with provided weight shape {w.shape}")
+            if w.dtype.kind not in "fiub":
+                raise TypeError(f"Weight {var.name}: weights must be numeric, got {w.dtype}")
+            arrays.append(w)
+        with self._weights_locked():
+            for var, w in zip(variables, arrays):
+                var.assign(w)
+
+    @contextlib.contextmanager
+    def _weights_locked(self):
+        locks = sorted({id(l): l._lock for l in _all_layers(self)}.items())
+        with contextlib.ExitStack() as stack:
+            for _, lock in locks:
+                stack.enter_context(lock)
+            yield
 
     def count_params(self) -> int:
         self._require_built("count_params")
-        return int(sum(l.count_params() for l in self.layers))
+        return int(sum(math.prod(v.shape) for v in self.weights))
 
-    def save_weights(self, filepath: str, overwrite: bool = True) -> None:
-        """Save all weights to an ``.npz`` file (layout: docs/weights-format.md)."""
+    def save_weights(self, filepath, overwrite: bool = True, **kwargs) -> None:
+        """Save all weights: ``.weights.h5`` (Keras 3), ``.h5`` (tf.keras 2) or ``.npz``."""
         self._require_built("save_weights")
-        saving.save_weights(self, filepath, overwrite)
+        with self._weights_locked():
+            saving.save_weights(self, filepath, overwrite, **kwargs)
 
-    def load_weights(self, filepath: str) -> None:
-        """Load weights saved by ``save_weights`` into a model of the same architecture."""
+    def load_weights(self, filepath, skip_mismatch: bool = False, by_name: bool = False,
+                     **kwargs) -> None:
+        """Load weights saved by pycnn or Keras; matched by layer name and shape."""
         self._require_built("load_weights")
-        saving.load_weights(self, filepath)
+        with self._weights_locked():
+            saving.load_weights(self, filepath, skip_mismatch=skip_mismatch, by_name=by_name,
+                                **kwargs)
 
-    # ---- summary ------------------------------------------------------------------------------------
+    def save(self, filepath, overwrite: bool = True, **kwargs) -> None:
+        """Save the whole model: ``.keras`` (Keras 3's format) or ``.h5`` (tf.keras 2)."""
+        self._require_built("save")
+        with self._weights_locked():
+            saving.save_model(self, filepath, overwrite, **kwargs)
+
+    # ---- summary -------------------------------------------------------------------------------
     def _summary_rows(self) -> list[tuple[str, str, str, int]]:
         rows = []
-        for node in self._graph.nodes:
+        graph = self._current_graph()
+        nodes = ([] if not self._show_input_layer() else graph.input_nodes()) + \
+            [n for n in graph.nodes if not isinstance(n.layer, InputLayer)]
+        seen = set()
+        for node in nodes:
             layer = node.layer
-            shape = format_shape(node.outputs[0].shape)
+            if id(layer) in seen:
+                continue
+            seen.add(id(layer))
+            shapes = [format_shape(t.shape) for t in node.outputs]
+            shape = shapes[0] if len(shapes) == 1 else "[" + ", ".join(shapes) + "]"
             if isinstance(layer, InputLayer):
-                if not self._show_input_layer():
-                    continue
                 shape = f"[{shape}]"
-            rows.append((layer.name, type(layer).__name__, shape, layer.count_params()))
+            params = int(sum(math.prod(v.shape) for v in layer.weights))
+            rows.append((layer.name, type(layer).__name__, shape, params))
         return rows
 
     def _show_input_layer(self) -> bool:
-        return True
+        return self._graph is not None
 
-    def summary(self, line_length: Optional[int] = None, positions=None, print_fn=None) -> None:
+    def summary(self, line_length: Optional[int] = None, positions=None, print_fn=None,
+                expand_nested: bool = False, show_trainable: bool = False,
+                layer_range=None) -> None:
         """Print the layer table, as tf.keras 2.15 prints it."""
         self._require_built("summary")
         trainable = int(sum(math.prod(v.shape) for v in self.trainable_weights))
@@ -249,273 +499,32 @@ class Model:
         summary_table.print_summary(self.name, self._summary_rows(), trainable,
                                     total - trainable, print_fn=print_fn, **kwargs)
 
-    # ---- compile -------------------------------------------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
-                weighted_metrics=None, run_eagerly=None, steps_per_execution=None,
-                jit_compile=None, **kwargs) -> None:
-        """Configure training: ``optimizer`` (name or object), ``loss`` (name or object),
-        ``metrics`` (e.g. ``["accuracy"]``). Names are checked here."""
-        if kwargs:
-            raise TypeError(f"Unrecognized keyword arguments passed to compile: {kwargs}")
-        if loss_weights is not None or weighted_metrics is not None:
-            raise ValueError("loss_weights and weighted_metrics are not supported by pycnn yet")
-        if loss is None:
-            raise ValueError("compile() needs a loss, e.g. "
-                             "loss='sparse_categorical_crossentropy'")
-        self.optimizer = optimizers_mod.get(optimizer)
-        self.loss = losses_mod.get(loss)
-        if metrics is None:
-            metrics = []
-        if isinstance(metrics, (str, metrics_mod.Metric)):
-            metrics = [metrics]
-        for m in metrics:
-            if not isinstance(m, metrics_mod.Metric) and m not in ("accuracy", "acc") and \
-                    m not in metrics_mod._BY_NAME:
-                metrics_mod.get(m, self.loss.name, 0)   # raises with the list of names
-        self._metric_ids = list(metrics)
-        self._compiled = True
+    # ---- config --------------------------------------------------------------------------------
+    def get_config(self) -> dict:
+        from . import functional_config
+        return functional_config.get_config(self)
 
-    def _require_compiled(self, what: str) -> None:
-        if not self._compiled:
-            raise RuntimeError(f"You must call `compile()` before `{what}()`: the model has no "
-                               "loss or optimizer yet")
-
-    def _make_metrics(self) -> list[metrics_mod.Metric]:
-        units = int(self._graph.output_shape[-1] or 0)
-        return [metrics_mod.get(m, self.loss.name, units) for m in self._metric_ids]
-
-    @property
-    def metrics_names(self) -> list[str]:
-        if not self._compiled:
-            return []
-        return ["loss"] + [m.name if isinstance(m, metrics_mod.Metric) else m
-                           for m in self._metric_ids]
-
-    def _fused_softmax(self) -> bool:
-        """Whether fit computes the output layer's softmax in the crossentropy: a softmax over
-        the classes of a (batch, classes) output (over the last axis of a larger output it would
-        not be the one the loss's rows take)."""
-        layer = self._graph.output_node.layer
-        return self.loss.fuses_softmax and not self.loss.from_logits and \
-            layer.output_activation == "softmax" and len(self._graph.output_shape) == 2
-
-    # ---- data ----------------------------------------------------------------------------------------
-    def _prepare_x(self, x, where: str) -> np.ndarray:
-        x = data_mod.as_float_input(x, where)
-        self._ensure_built(x.shape)
-        want = self._graph.input_shape
-        if x.ndim != len(want) or any(w is not None and w != d for w, d in
-                                      zip(want[1:], x.shape[1:])):
-            raise ValueError(f'Input 0 of layer "{self.name}" is incompatible with the layer: '
-                             f"expected shape={format_shape(want)}, found shape="
-                             f"{format_shape((None,) + x.shape[1:])} (in {where})")
-        return x
-
-    def _prepare_xy(self, x, y, where: str):
-        x = self._prepare_x(x, f"{where}(x)")
-        if y is None:
-            raise ValueError(f"{where}() needs targets `y` for the loss")
-        y = self.loss.prepare_targets(y, self._graph.output_shape, f"{where}(y)")
-        if len(x) != len(y):
-            raise ValueError(f"{where}(): x and y must have the same number of samples; got "
-                             f"x with {len(x)} and y with {len(y)}")
-        return x, y
-
-    # ---- training ------------------------------------------------------------------------------------
-    @_exclusive
-    def fit(self, x=None, y=None, batch_size: Optional[int] = None, epochs: int = 1,
-            verbose="auto", callbacks=None, validation_split: float = 0.0,
-            validation_data=None, shuffle: bool = True, initial_epoch: int = 0,
-            validation_batch_size: Optional[int] = None) -> callbacks_mod.History:
-        """Train for ``epochs`` passes over ``x`` in batches of ``batch_size`` (default 32);
-        print the progress as Keras does and return a ``History``."""
-        self._require_compiled("fit")
-        batch_size = _positive(batch_size, "batch_size", 32)
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-            raise ValueError(f"expected a non-negative integer. Received: epochs={epochs!r}")
-        verbose = _verbosity(verbose)
-        x, y = self._prepare_xy(x, y, "fit")
-        if not isinstance(validation_split, (int, float)) or not 0 <= validation_split < 1:
-            raise ValueError(f"validation_split must be a float in [0, 1). Received: "
-                             f"validation_split={validation_split!r}")
-        val = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a tuple (x_val, y_val)")
-            val = self._prepare_xy(validation_data[0], validation_data[1], "fit(validation_data)")
-        elif validation_split:
-            split = int(len(x) * (1.0 - validation_split))
-            if split == 0 or split == len(x):
-                raise ValueError(f"validation_split={validation_split} leaves no training or no "
-                                 f"validation samples out of {len(x)}")
-            x, y, val = x[:split], y[:split], (x[split:], y[split:])
-        steps = -(-len(x) // batch_size)
-        metrics = self._make_metrics()
-        names = ["loss"] + [m.name for m in metrics]
-        history = callbacks_mod.History()
-        cbs = [history] + list(callbacks or [])
-        if verbose:
-            cbs.append(callbacks_mod.ProgbarLogger(verbose))
-        params = {"verbose": verbose, "epochs": epochs, "steps": steps, "metric_names": names}
-        cb = callbacks_mod.CallbackList(cbs, self, params)
-        fused = self._fused_softmax()
-        variables = self.trainable_weights
-        out_layer = self._graph.output_node.layer
-        xbuf = np.empty((min(batch_size, len(x)),) + x.shape[1:], np.float32)
-        tracker = metrics_mod.Mean("loss")
-        interrupt = _Interrupt()
-        terminate_on_nan = any(isinstance(c, callbacks_mod.TerminateOnNaN) for c in cbs)
-        self.stop_training = False
-        logs: dict[str, float] = {}
-        cb.call("on_train_begin", None)
-        with interrupt.armed():
-            for epoch in range(initial_epoch, epochs):
-                tracker.reset_state()
-                for m in metrics:
-                    m.reset_state()
-                cb.call("on_epoch_begin", epoch, None)
-                order = backend.rng().permutation(len(x)) if shuffle else None
-                for step in range(steps):
-                    if interrupt.requested:
-                        break
-                    lo, hi = step * batch_size, min((step + 1) * batch_size, len(x))
-                    cb.call("on_train_batch_begin", step, None)
-                    if order is None:
-                        xb, yb = x[lo:hi], y[lo:hi]
-                    else:
-                        idx = order[lo:hi]
-                        xb = xbuf[:hi - lo]
-                        _C.take_rows(x, idx, xb)
-                        yb = y[idx]
-                    out = self._graph.forward(xb, training=True, logits=fused)
-                    if fused:       # the softmax runs in the loss, and its output is the model's
-                        probs = out_layer._buffer("probs", out.shape)
-                        loss, grad = self.loss.compute(out, yb, True, probs_out=probs)
-                        out = probs
-                    else:
-                        loss, grad = self.loss.compute(out, yb, self.loss.from_logits)
-                    if math.isfinite(loss):
-                        self._graph.backward(grad, from_logits=fused)
-                        bad = self.optimizer.apply(variables)
-                        if bad:
-                            raise FloatingPointError(
-                                f"The weight update at epoch {epoch + 1}, batch {step + 1} would "
-                                f"have made {bad} weights infinite or NaN: the learning rate is "
-                                "far too high for this data. Those weights kept their previous "
-                                "values (all weights are finite); lower the learning rate.")
-                    elif not terminate_on_nan:
-                        raise FloatingPointError(
-                            f"The loss became {loss} at epoch {epoch + 1}, batch {step + 1}; "
-                            "training stopped before that batch's update, so the weights are "
-                            "those after the previous batch. Try a lower learning rate, or "
-                            "check the data and labels.")
-                    tracker.update(loss, hi - lo)
-                    for m in metrics:
-                        m.update_state(yb, out)
-                    logs = {"loss": tracker.result(), **{m.name: m.result() for m in metrics}}
-                    cb.call("on_train_batch_end", step, logs)
-                    if self.stop_training:
-                        break
-                if interrupt.requested:
-                    print(f"\nTraining interrupted at epoch {epoch + 1}: the model keeps the "
-                          "weights of the last finished batch; the history holds the finished "
-                          "epochs.", file=sys.stderr)
-                    break
-                epoch_logs = dict(logs)
-                if val is not None:
-                    val_logs = self._evaluate_arrays(val[0], val[1],
-                                                     validation_batch_size or batch_size)
-                    epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
-                cb.call("on_epoch_end", epoch, epoch_logs)
-                if self.stop_training:
-                    break
-        cb.call("on_train_end", logs)
-        self.history = history
-        history.params = params
-        history.model = self
-        return history
-
-    def _evaluate_arrays(self, x, y, batch_size, cb=None) -> dict[str, float]:
-        metrics = self._make_metrics()
-        tracker = metrics_mod.Mean("loss")
-        steps = -(-len(x) // batch_size)
-        for step in range(steps):
-            lo, hi = step * batch_size, min((step + 1) * batch_size, len(x))
-            if cb:
-                cb.call("on_test_batch_begin", step, None)
-            out = self._graph.forward(x[lo:hi], training=False)
-            loss, _ = self.loss.compute(out, y[lo:hi], self.loss.from_logits, grad=False)
-            tracker.update(loss, hi - lo)
-            for m in metrics:
-                m.update_state(y[lo:hi], out)
-            if cb:
-                cb.call("on_test_batch_end", step,
-                        {"loss": tracker.result(), **{m.name: m.result() for m in metrics}})
-        return {"loss": tracker.result(), **{m.name: m.result() for m in metrics}}
-
-    @_exclusive
-    def evaluate(self, x=None, y=None, batch_size: Optional[int] = None, verbose="auto",
-                 callbacks=None, return_dict: bool = False):
-        """Loss and metrics on ``x``/``y``: a float when there is only the loss, else
-        ``[loss, metric, ...]`` in compile order (a dict with ``return_dict=True``)."""
-        self._require_compiled("evaluate")
-        batch_size = _positive(batch_size, "batch_size", 32)
-        verbose = _verbosity(verbose)
-        x, y = self._prepare_xy(x, y, "evaluate")
-        steps = -(-len(x) // batch_size)
-        cbs = list(callbacks or [])
-        if verbose:
-            cbs.append(callbacks_mod.ProgbarLogger(verbose, mode="test"))
-        names = self.metrics_names
-        cb = callbacks_mod.CallbackList(cbs, self, {"verbose": verbose, "epochs": 1,
-                                                    "steps": steps, "metric_names": names})
-        cb.call("on_test_begin", None)
-        logs = self._evaluate_arrays(x, y, batch_size, cb)
-        cb.call("on_test_end", logs)
-        if return_dict:
-            return logs
-        values = list(logs.values())
-        return values[0] if len(values) == 1 else values
-
-    @_exclusive
-    def predict(self, x, batch_size: Optional[int] = None, verbose="auto",
-                callbacks=None) -> np.ndarray:
-        """The model's outputs for ``x``, computed in batches (default 32), as float32."""
-        batch_size = _positive(batch_size, "batch_size", 32)
-        verbose = _verbosity(verbose)
-        x = self._prepare_x(x, "predict(x)")
-        steps = -(-len(x) // batch_size)
-        cbs = list(callbacks or [])
-        if verbose:
-            cbs.append(callbacks_mod.ProgbarLogger(verbose, mode="predict"))
-        cb = callbacks_mod.CallbackList(cbs, self, {"verbose": verbose, "epochs": 1,
-                                                    "steps": steps, "metric_names": []})
-        cb.call("on_predict_begin", None)
-        result = None
-        for step in range(steps):
-            lo, hi = step * batch_size, min((step + 1) * batch_size, len(x))
-            cb.call("on_predict_batch_begin", step, None)
-            out = self._graph.forward(x[lo:hi], training=False)
-            if result is None:
-                result = np.empty((len(x),) + out.shape[1:], np.float32)
-            result[lo:hi] = out
-            cb.call("on_predict_batch_end", step, None)
-        cb.call("on_predict_end", None)
-        return result
-
-    @_exclusive
-    def __call__(self, inputs, training: bool = False) -> np.ndarray:
-        """The outputs for a batch of data (as ``predict`` without batching or progress bar)."""
-        if isinstance(inputs, KerasTensor):
-            raise ValueError("Calling a pycnn model on a symbolic tensor (nesting models) is "
-                             "not supported yet; call its layers instead")
-        x = self._prepare_x(inputs, f'model "{self.name}"')
-        return self._graph.forward(x, training=bool(training)).copy()
-
-    def build(self, input_shape: Sequence) -> None:
-        """Build the model for inputs of ``input_shape`` (batch axis first, may be None)."""
-        self._ensure_built(tuple(input_shape))
-        self._require_built("build")
+    @classmethod
+    def from_config(cls, config: dict, custom_objects: Optional[dict] = None):
+        from . import functional_config
+        return functional_config.from_config(cls, config, custom_objects)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def _all_layers(model) -> list[Layer]:
+    """Every layer of a model, nested models' layers included (each once)."""
+    out, seen = [], set()
+
+    def walk(m):
+        for layer in m.layers:
+            if id(layer) in seen:
+                continue
+            seen.add(id(layer))
+            out.append(layer)
+            if isinstance(layer, Model):
+                walk(layer)
+
+    walk(model)
+    return out

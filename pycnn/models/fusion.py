@@ -1,0 +1,127 @@
+"""Fusion rules of the compiled plan: small, named rewrites of the step list.
+
+Each rule finds a pattern of layer steps and replaces it by one step that computes the same
+numbers with fewer passes over memory. The plan applies the enabled rules (all by default);
+switching one off (``Plan(..., fusions={"conv_maxpool": False})``, or
+``model.set_fusion("conv_maxpool", False)``) runs the layers apart, which is how the tests prove
+each rule exact.
+
+Rules:
+- ``conv_maxpool``: a ``Conv2D`` (linear or relu) whose output feeds only a ``MaxPooling2D``
+  runs with it as one C call that pools each chunk of the convolution's output while it is in
+  cache (the convolution's output is never stored; the backward pass multiplies only the
+  pooled cells' gradients).
+
+The other fused pairs are decided where they are cheaper to express: bias + relu inside the
+GEMM's epilogue (the layer asks for ``activation="relu"``), and softmax (or sigmoid) into the
+loss through ``Context.logits_only``, which the plan sets on an output layer when its loss
+takes logits.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from .. import _C
+from ..layers import conv_utils
+from ..layers.context import Context
+from ..layers.convolutional import Conv2D
+from ..layers.pooling import MaxPooling2D
+
+RULES: dict[str, Callable] = {}
+
+
+def rule(name: str):
+    def register(fn):
+        RULES[name] = fn
+        return fn
+    return register
+
+
+def apply(steps: list, output_slots: Sequence[int], enabled: Optional[dict] = None) -> list:
+    """The steps with every enabled rule applied, in the order the rules were registered."""
+    enabled = enabled or {}
+    for name, fn in RULES.items():
+        if enabled.get(name, True):
+            steps = fn(steps, set(output_slots))
+    return steps
+
+
+class ConvMaxPoolStep:
+    """``pool(conv(x))`` as one call (see the module's ``conv_maxpool`` rule)."""
+
+    def __init__(self, conv_step, pool_step):
+        self.conv, self.pool = conv_step.layer, pool_step.layer
+        self.layers = (self.conv, self.pool)
+        self.inputs, self.outputs = conv_step.inputs, pool_step.outputs
+        self.ctx = Context()
+        self.name = f"{self.conv.name}+{self.pool.name}"
+
+    def trainable_variables(self):
+        return [v for layer in self.layers for v in layer.trainable_weights]
+
+    def _geometry(self, x_shape):
+        conv, pool = self.conv, self.pool
+        n, h, w, _ = x_shape
+        ch, cw = conv_utils.spatial_output(conv.name, x_shape, conv.kernel_size, conv.strides,
+                                           conv.padding, "kernel")
+        conv_pads = (conv_utils.pads(h, conv.kernel_size[0], conv.strides[0], conv.padding)[0],
+                     conv_utils.pads(w, conv.kernel_size[1], conv.strides[1], conv.padding)[0])
+        conv_shape = (n, ch, cw, conv.filters)
+        ph, pw = conv_utils.spatial_output(pool.name, conv_shape, pool.pool_size, pool.strides,
+                                           pool.padding, "pool")
+        pool_pads = (conv_utils.pads(ch, pool.pool_size[0], pool.strides[0], pool.padding)[0],
+                     conv_utils.pads(cw, pool.pool_size[1], pool.strides[1], pool.padding)[0])
+        return conv_pads, (ch, cw), (n, ph, pw, conv.filters), pool_pads
+
+    def forward(self, values, training):
+        x = values[self.inputs[0]]
+        ctx, conv = self.ctx, self.conv
+        conv_pads, conv_hw, pooled_shape, pool_pads = self._geometry(x.shape)
+        y = ctx.buffer("y", pooled_shape)
+        argmax = ctx.buffer("argmax", pooled_shape, np.int32)
+        ctx.args = (conv_hw, self.pool.pool_size, self.pool.strides, pool_pads)
+        _C.conv2d_maxpool_forward(x, conv.kernel.value, conv.bias.value if conv.bias else None,
+                                  y, argmax, conv.strides, conv_pads, *ctx.args,
+                                  activation=conv._fused)
+        ctx.x, ctx.y, ctx.argmax, ctx.conv_pads = x, y, argmax, conv_pads
+        values[self.outputs[0]] = y
+
+    def backward(self, douts, need_dx):
+        ctx, conv = self.ctx, self.conv
+        dy = np.ascontiguousarray(douts[0], dtype=np.float32).reshape(ctx.y.shape)
+        dx = ctx.buffer("dx", ctx.x.shape) if need_dx[0] else None
+        _C.conv2d_maxpool_backward(
+            ctx.x, conv.kernel.value, dy, ctx.argmax, dx, conv.kernel.grad,
+            conv.bias.grad if conv.bias else None, conv.strides, ctx.conv_pads, *ctx.args,
+            y=ctx.y if conv.activation == "relu" else None)
+        return [dx]
+
+    def release(self):
+        self.ctx.release()
+
+
+@rule("conv_maxpool")
+def fuse_conv_maxpool(steps: list, outputs: set) -> list:
+    from .plan import LayerStep
+    consumers: dict[int, list] = {}
+    for step in steps:
+        for s in step.inputs:
+            consumers.setdefault(s, []).append(step)
+    fused: dict[int, object] = {}       # id(conv step) -> fused step
+    dropped: set[int] = set()           # id(pool step)
+    for step in steps:
+        if not (isinstance(step, LayerStep) and type(step.layer) is Conv2D and
+                step.layer.activation in ("linear", "relu") and not step.ctx.logits_only):
+            continue
+        out = step.outputs[0]
+        users = consumers.get(out, [])
+        if out in outputs or len(users) != 1:
+            continue
+        pool = users[0]
+        if isinstance(pool, LayerStep) and type(pool.layer) is MaxPooling2D and \
+                pool.inputs == [out] and id(pool) not in dropped:
+            fused[id(step)] = ConvMaxPoolStep(step, pool)
+            dropped.add(id(pool))
+    return [fused.get(id(s), s) for s in steps if id(s) not in dropped]

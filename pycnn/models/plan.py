@@ -1,0 +1,236 @@
+"""The compiled step plan: how a model's forward and backward passes run.
+
+A model compiles its graph once per (training mode, which outputs stop at logits, fusion
+rules) into a ``Plan``: the lowered layer calls (graph.py) in order, each a ``Step`` that owns
+its per-call state (a ``Context``: saved tensors and the buffers it writes), pairs fused by the
+named rules of fusion.py, and, for the backward pass, which input gradients each step must
+produce (none towards the inputs or towards branches without trainable weights). This is the
+only place that decides how a step runs: ``fit``, ``evaluate``, ``predict``, ``model(x)`` and
+``benchmarks/`` all run plans.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..layers.base import Layer, Variable
+from ..layers.context import Context
+from . import fusion
+from .graph import Graph, lower
+
+
+class Step:
+    """One scheduled operation: reads value slots ``inputs``, writes slots ``outputs``."""
+
+    inputs: list[int]
+    outputs: list[int]
+    layers: tuple[Layer, ...]
+
+    def forward(self, values: list, training: bool) -> None:
+        raise NotImplementedError
+
+    def backward(self, douts: list, need_dx: list[bool]) -> list:
+        raise NotImplementedError
+
+    def trainable_variables(self) -> list[Variable]:
+        return [v for layer in self.layers for v in layer.trainable_weights]
+
+    def release(self) -> None:
+        pass
+
+
+class LayerStep(Step):
+    """A layer call run by itself."""
+
+    def __init__(self, layer: Layer, inputs: list[int], outputs: list[int],
+                 training: Optional[bool], name: str):
+        self.layer, self.layers = layer, (layer,)
+        self.inputs, self.outputs = inputs, outputs
+        self.training = training
+        self.ctx = Context()
+        self.name = name
+
+    def forward(self, values, training):
+        flag = training if self.training is None else self.training
+        if self.layer.multi_input:
+            out = self.layer.forward(self.ctx, [values[i] for i in self.inputs], flag)
+        else:
+            out = self.layer.forward(self.ctx, values[self.inputs[0]], flag)
+        if len(self.outputs) == 1:
+            values[self.outputs[0]] = out
+        else:
+            for slot, v in zip(self.outputs, out):
+                values[slot] = v
+
+    def backward(self, douts, need_dx):
+        dy = douts[0] if len(douts) == 1 else douts
+        if self.layer.multi_input:
+            return list(self.layer.backward(self.ctx, dy, need_dx))
+        return [self.layer.backward(self.ctx, dy, need_dx[0])]
+
+    def release(self):
+        self.ctx.release()
+
+
+class Plan:
+    """A graph compiled for one training mode.
+
+    ``forward(xs)`` returns the outputs (arrays the plan may overwrite on its next run: copy
+    what you keep); ``backward(douts)`` takes d loss / d output for each output (None for
+    outputs without a loss), writes every trainable weight's gradient and returns the
+    variables that received one.
+    """
+
+    def __init__(self, graph: Graph, training: bool, logits_outputs: Sequence[bool] = (),
+                 fusions: Optional[dict] = None, input_grads: bool = False):
+        self.training = training
+        lowered = lower(graph, training)
+        slot_of: dict = {}
+
+        def slot(key) -> int:
+            if key not in slot_of:
+                slot_of[key] = len(slot_of)
+            return slot_of[key]
+
+        self.input_slots = [slot(k) for k in lowered.inputs]
+        steps: list[Step] = []
+        for call in lowered.calls:
+            steps.append(LayerStep(call.layer, [slot(k) for k in call.inputs],
+                                   [slot(k) for k in call.outputs], call.training,
+                                   call.layer.name))
+        self.output_slots = [slot(k) for k in lowered.outputs]
+        self.n_slots = len(slot_of)
+        logits = list(logits_outputs) + [False] * (len(self.output_slots) - len(logits_outputs))
+        self.logits_outputs = [bool(v) for v in logits]
+        self._mark_logits(steps)
+        self.steps = fusion.apply(steps, self.output_slots, fusions)
+        self._producer = {s: step for step in self.steps for s in step.outputs}
+        self._analyse_gradients(input_grads)
+        self._acc: dict[int, np.ndarray] = {}            # gradient sums of shared tensors
+        self._grad_scratch: dict[tuple, np.ndarray] = {}  # second calls of shared layers
+
+    # ---- compile-time analysis -----------------------------------------------------------
+    def _mark_logits(self, steps: list[Step]) -> None:
+        """The output layers whose loss takes their logits stop before their activation."""
+        consumers = _consumers(steps)
+        for i, want in enumerate(self.logits_outputs):
+            if not want:
+                continue
+            slot = self.output_slots[i]
+            step = next((s for s in steps if slot in s.outputs), None)
+            ok = isinstance(step, LayerStep) and step.layer.supports_logits and \
+                not consumers.get(slot) and self.output_slots.count(slot) == 1
+            if ok:
+                step.ctx.logits_only = True
+            else:
+                self.logits_outputs[i] = False
+
+    def output_activation(self, i: int) -> str:
+        """The activation of the layer producing output ``i`` ("linear" when unknown)."""
+        step = self._producer.get(self.output_slots[i])
+        layer = getattr(step, "layer", None)
+        return getattr(layer, "activation", "linear") if getattr(
+            layer, "supports_logits", False) else "linear"
+
+    def _analyse_gradients(self, input_grads: bool) -> None:
+        needs = [False] * self.n_slots
+        if input_grads:
+            for s in self.input_slots:
+                needs[s] = True
+        self._trainable: list[bool] = []
+        for step in self.steps:
+            trainable = bool(step.trainable_variables())
+            self._trainable.append(trainable)
+            flows = trainable or any(needs[s] for s in step.inputs)
+            for s in step.outputs:
+                needs[s] = needs[s] or flows
+        self._needs_grad = needs
+
+    @property
+    def fused_pairs(self) -> list[tuple[Layer, ...]]:
+        """The layer groups that run as one fused step."""
+        return [step.layers for step in self.steps if len(step.layers) > 1]
+
+    # ---- running -----------------------------------------------------------------------------
+    def forward(self, xs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        values: list = [None] * self.n_slots
+        for slot, x in zip(self.input_slots, xs):
+            values[slot] = x
+        for step in self.steps:
+            step.forward(values, self.training)
+        return [values[s] for s in self.output_slots]
+
+    def backward(self, douts: Sequence[Optional[np.ndarray]],
+                 return_input_grads: bool = False):
+        grads: dict[int, np.ndarray] = {}
+        for slot, g in zip(self.output_slots, douts):
+            if g is not None:
+                self._accumulate(grads, slot, g)
+        reached: list[Variable] = []
+        seen: set[int] = set()
+        for step, trainable in zip(reversed(self.steps), reversed(self._trainable)):
+            douts_step = [grads.pop(s, None) for s in step.outputs]
+            if all(g is None for g in douts_step):
+                continue
+            need = [self._needs_grad[s] for s in step.inputs]
+            if not trainable and not any(need):
+                continue
+            douts_step = [np.zeros_like(self._shape_ref(step, i)) if g is None else g
+                          for i, g in enumerate(douts_step)]
+            variables = step.trainable_variables()
+            shared = [v for v in variables if id(v) in seen]
+            saved = [v.grad for v in shared]
+            for v in shared:            # a second call of a shared layer: sum its gradients
+                key = (id(step), id(v))
+                buf = self._grad_scratch.get(key)
+                if buf is None or buf.shape != v.grad.shape:
+                    buf = self._grad_scratch[key] = np.empty_like(v.grad)
+                v.grad = buf
+            try:
+                dxs = step.backward(douts_step, need)
+            finally:
+                for v, g in zip(shared, saved):
+                    np.add(g, v.grad, out=g)
+                    v.grad = g
+            for v in variables:
+                if id(v) not in seen:
+                    seen.add(id(v))
+                    reached.append(v)
+            for slot, dx, n in zip(step.inputs, dxs, need):
+                if n and dx is not None:
+                    self._accumulate(grads, slot, dx)
+        if return_input_grads:
+            return reached, [grads.get(s) for s in self.input_slots]
+        return reached
+
+    def _shape_ref(self, step: Step, i: int) -> np.ndarray:
+        raise ValueError(f"Layer(s) {[l.name for l in step.layers]}: an output without a "
+                         "gradient next to one with a gradient is not supported")
+
+    def _accumulate(self, grads: dict, slot: int, g: np.ndarray) -> None:
+        prev = grads.get(slot)
+        if prev is None:
+            grads[slot] = g
+            return
+        buf = self._acc.get(slot)
+        if prev is buf:                 # already the plan's own sum: add in place
+            np.add(buf, g.reshape(buf.shape), out=buf)
+            return
+        if buf is None or buf.shape != prev.shape or buf is g:
+            buf = self._acc[slot] = np.empty(prev.shape, np.float32)
+        np.add(prev, g.reshape(prev.shape), out=buf)
+        grads[slot] = buf
+
+    def release(self) -> None:
+        """Drop every reference to the last batch (the caller's arrays among them)."""
+        for step in self.steps:
+            step.release()
+
+
+def _consumers(steps: Sequence[Step]) -> dict[int, list[Step]]:
+    out: dict[int, list[Step]] = {}
+    for step in steps:
+        for s in step.inputs:
+            out.setdefault(s, []).append(step)
+    return out
