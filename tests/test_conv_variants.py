@@ -119,6 +119,8 @@ GENERAL = [
     (1, 6, 7, 4, 3, 3, 8, (1, 1), (3, 2), (3, 2), 4),
     (2, 8, 5, 2, 1, 3, 2, (3, 2), (2, 0), (1, 1), 1),
     (20, 5, 4, 4, 2, 3, 4, (1, 1), (1, 1), (2, 1), 2),   # many chunks: every lane used
+    (3, 7, 11, 5, 2, 3, 4, (2, 3), (0, 0), (1, 1), 1),   # windows tile the input (transposed:
+    (2, 8, 6, 3, 2, 2, 16, (2, 2), (0, 0), (1, 1), 1),   # its output), rows or columns left over
 ]
 
 
@@ -226,6 +228,15 @@ def test_depthwise_kernels_match_reference(cfg, act, isa):
     _close(dx, rdx)
     _close(dk, rdk.reshape(k.shape))
     _close(db, g_.sum((0, 1, 2)))
+
+
+@pytest.mark.parametrize("act", ["linear", "relu"])
+def test_transposed_conv_without_bias_leaves_uncovered_cells_zero(act):
+    x, k = _f32(2, 3, 3, 4), _f32(2, 3, 5, 4)
+    y = np.full((2, 7, 11, 5), np.nan, np.float32)
+    _C.conv_transpose_forward(x, k, None, y, (2, 3), (0, 0), (1, 1), activation=act)
+    _close(y, ACTS[act](ref_conv_transpose(x, k, (2, 3), (0, 0), (1, 1), 1, (7, 11))))
+    assert (y[:, 6:] == 0).all() and (y[:, :, 9:] == 0).all()
 
 
 def test_backward_outputs_are_optional():
