@@ -2,6 +2,7 @@
 fp32 peak (benchmarks/peak.c, compiled and run as benchmarks/run.py does).
 
     python3 benchmarks/conv_variants.py [--threads N] [--repeats R] [--batch B] [--only NAME]
+                                        [--cpu-time] [--peak GFLOPS]
 
 For each layer: the best of R timed forward passes and R backward passes (after a warm-up),
 the FLOPs of the arithmetic (2 per multiply-add; the backward counts the input and the weight
@@ -11,7 +12,10 @@ the FLOP/byte that gives: depthwise convolutions do 2 * kh * kw FLOPs per output
 below what the FMA units need per byte of memory traffic, so they are bound by memory
 bandwidth, not by the peak.
 Run it on an idle machine; on a shared one the numbers are noisy (other processes take cores
-and memory bandwidth).
+and memory bandwidth, and peak.c measures a lower peak). There, ``--threads 1 --cpu-time``
+times the process's CPU time instead of wall time (time slices given to other processes do not
+count), against a one-thread peak given with ``--peak`` (benchmarks/results.md has one measured
+on the idle machine).
 """
 from __future__ import annotations
 
@@ -98,13 +102,13 @@ def cases(batch: int):
     return out
 
 
-def best_time(fn, repeats: int) -> float:
+def best_time(fn, repeats: int, clock=time.perf_counter) -> float:
     fn()                                   # warm-up: buffers, scratch, packing
     best = float("inf")
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, clock() - t0)
     return best
 
 
@@ -114,15 +118,22 @@ def main(argv=None) -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--only", default=None, help="run the cases whose name contains this")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time CPU time (process_time) rather than wall time; with --threads 1")
+    ap.add_argument("--peak", type=float, default=None,
+                    help="the peak in GFLOP/s to compare with, instead of running peak.c")
     args = ap.parse_args(argv)
+    if args.cpu_time and args.threads != 1:
+        ap.error("--cpu-time measures one thread: use it with --threads 1")
+    clock = time.process_time if args.cpu_time else time.perf_counter
     pycnn.set_num_threads(args.threads)
-    peak = peak_gflops(args.threads)
+    peak = (args.peak, "given") if args.peak else peak_gflops(args.threads)
     print(f"pycnn conv variants, batch {args.batch}, {args.threads} thread(s), SIMD path "
           f"{pycnn._C.isa()}")
     print(f"fp32 peak (peak.c): " + (f"{peak[0]:.1f} GFLOP/s ({peak[1]})" if peak
                                       else "unavailable"))
     print("NOTE: a shared machine makes these numbers noisy (best of "
-          f"{args.repeats} runs each).")
+          f"{args.repeats} runs each; {'CPU' if args.cpu_time else 'wall'} time).")
     hdr = (f"{'layer':42s} {'fwd ms':>8s} {'bwd ms':>8s} {'GFLOP/s':>8s} {'% peak':>7s} "
            f"{'FLOP/B':>7s} {'GB/s':>6s}")
     print(hdr)
@@ -135,9 +146,9 @@ def main(argv=None) -> None:
         ctx = Context()
         y = layer.forward(ctx, x)
         dy = rng.standard_normal(y.shape).astype(np.float32)
-        tf = best_time(lambda: layer.forward(ctx, x), args.repeats)
+        tf = best_time(lambda: layer.forward(ctx, x), args.repeats, clock)
         layer.forward(ctx, x)
-        tb = best_time(lambda: layer.backward(ctx, dy), args.repeats)
+        tb = best_time(lambda: layer.backward(ctx, dy), args.repeats, clock)
         total = 3 * flops                                     # forward + 2x forward backward
         gflops = total / (tf + tb) * 1e-9
         pct = f"{100 * gflops / peak[0]:6.1f}%" if peak else "    n/a"
