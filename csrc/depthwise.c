@@ -93,19 +93,20 @@ static void row_relu(float *restrict acc, int n)
         acc[i] = acc[i] > 0.0f ? acc[i] : 0.0f;
 }
 
-/* g = dy where y > 0, else 0; db += g */
+/* g = dy where y > 0, else 0 (y NULL: g is not written); db += g */
 PC_MULTIVERSION
 static void row_grad(float *restrict g, const float *restrict dy, const float *restrict y,
                      float *restrict db, int n)
 {
-    if (y)
-        for (int i = 0; i < n; i++) {
-            const float d = dy[i];
-            g[i] = y[i] > 0.0f ? d : 0.0f;
-        }
-    else
+    if (!y) {
         for (int i = 0; i < n; i++)
-            g[i] = dy[i];
+            db[i] += dy[i];
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        const float d = dy[i];
+        g[i] = y[i] > 0.0f ? d : 0.0f;
+    }
     for (int i = 0; i < n; i++)
         db[i] += g[i];
 }
@@ -163,6 +164,7 @@ static void backward_task(void *ctx, int lane, int thread)
         for (int oh = 0; oh < s->oh; oh++) {
             for (int ow = 0; ow < s->ow; ow++, dyp += CO, yp = yp ? yp + CO : NULL) {
                 row_grad(g, dyp, yp, db, CO);
+                const float *gp = yp ? g : dyp;       /* without relu, dy as it is */
                 for (int i = 0; i < s->kh; i++) {
                     const int ih = oh * s->sh + i * s->dh - s->pt;
                     if (ih < 0 || ih >= s->h)
@@ -173,7 +175,7 @@ static void backward_task(void *ctx, int lane, int thread)
                             continue;
                         const size_t at = ((size_t)ih * s->w + iw) * C;
                         const size_t t = ((size_t)i * s->kw + jj) * CO;
-                        tap_backward(dw + t, dxn ? dxn + at : NULL, xn + at, g, j->w + t, C,
+                        tap_backward(dw + t, dxn ? dxn + at : NULL, xn + at, gp, j->w + t, C,
                                      s->dm);
                     }
                 }
