@@ -50,13 +50,14 @@ static void softmax_rows_backward(const float *y, const float *dy, float *dx, si
 }
 
 /* Elementwise loops over restrict pointers (and an in-place variant), so the compiler
- * vectorises them. */
+ * vectorises them. relu(x) = x <= 0 ? 0 : x: NaN stays NaN (as in NumPy, TensorFlow and JAX)
+ * and -0 becomes +0; its gradient passes dy where y > 0 (0 where y is NaN). */
 PC_MULTIVERSION
 static void forward_range(pc_act act, const float *restrict x, float *restrict y, size_t n)
 {
     switch (act) {
     case PC_ACT_RELU:
-        for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        for (size_t i = 0; i < n; i++) y[i] = x[i] <= 0.0f ? 0.0f : x[i];   /* NaN stays */
         break;
     case PC_ACT_SIGMOID:
         for (size_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
@@ -74,7 +75,7 @@ static void forward_range_inplace(pc_act act, float *restrict v, size_t n)
 {
     switch (act) {
     case PC_ACT_RELU:
-        for (size_t i = 0; i < n; i++) v[i] = v[i] > 0.0f ? v[i] : 0.0f;
+        for (size_t i = 0; i < n; i++) v[i] = v[i] <= 0.0f ? 0.0f : v[i];
         break;
     case PC_ACT_SIGMOID:
         for (size_t i = 0; i < n; i++) v[i] = 1.0f / (1.0f + expf(-v[i]));
@@ -175,6 +176,8 @@ static int run(pc_runtime *rt, act_job *j)
 int pc_activation_forward(pc_runtime *rt, pc_act act, const float *x, float *y, size_t size,
                           size_t cols)
 {
+    if (act >= PC_ACT_FIRST_EXT)     /* activations_ext.c, with the kind's default parameter */
+        return pc_activation_forward_ext(rt, act, pc_act_default_alpha(act), x, y, size);
     act_job j = {.act = act, .x = x, .out = y, .size = size, .cols = cols};
     return run(rt, &j);
 }
@@ -182,6 +185,9 @@ int pc_activation_forward(pc_runtime *rt, pc_act act, const float *x, float *y, 
 int pc_activation_backward(pc_runtime *rt, pc_act act, const float *y, const float *dy,
                            float *dx, size_t size, size_t cols)
 {
+    if (act >= PC_ACT_FIRST_EXT)     /* from y alone: EINVAL for the kinds that need x */
+        return pc_activation_backward_ext(rt, act, pc_act_default_alpha(act), NULL, y, dy, dx,
+                                          size);
     act_job j = {.act = act, .y = y, .dy = dy, .out = dx, .size = size, .cols = cols,
                  .backward = 1};
     return run(rt, &j);

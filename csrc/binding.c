@@ -135,7 +135,14 @@ int parse_act(const char *func, const char *s, pc_act *act, int fused_only)
 {
     static const struct { const char *name; pc_act act; } acts[] = {
         {"linear", PC_ACT_LINEAR}, {"relu", PC_ACT_RELU}, {"sigmoid", PC_ACT_SIGMOID},
-        {"tanh", PC_ACT_TANH}, {"softmax", PC_ACT_SOFTMAX}};
+        {"tanh", PC_ACT_TANH}, {"softmax", PC_ACT_SOFTMAX},
+        {"elu", PC_ACT_ELU}, {"selu", PC_ACT_SELU}, {"softplus", PC_ACT_SOFTPLUS},
+        {"softsign", PC_ACT_SOFTSIGN}, {"silu", PC_ACT_SILU}, {"swish", PC_ACT_SILU},
+        {"hard_sigmoid", PC_ACT_HARD_SIGMOID}, {"hard_silu", PC_ACT_HARD_SILU},
+        {"hard_swish", PC_ACT_HARD_SILU}, {"relu6", PC_ACT_RELU6},
+        {"leaky_relu", PC_ACT_LEAKY_RELU}, {"exponential", PC_ACT_EXPONENTIAL},
+        {"gelu", PC_ACT_GELU}, {"gelu_tanh", PC_ACT_GELU_TANH}, {"mish", PC_ACT_MISH},
+        {"log_sigmoid", PC_ACT_LOG_SIGMOID}, {"hard_tanh", PC_ACT_HARD_TANH}};
     for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) {
         if (strcmp(s, acts[i].name) == 0) {
             if (fused_only && acts[i].act != PC_ACT_LINEAR && acts[i].act != PC_ACT_RELU)
@@ -147,7 +154,11 @@ int parse_act(const char *func, const char *s, pc_act *act, int fused_only)
     PyErr_Format(PyExc_ValueError, "%s(): unknown activation '%s' (argument 'kind' or "
                  "'activation'); expected %s", func, s,
                  fused_only ? "'linear' or 'relu'"
-                            : "'linear', 'relu', 'sigmoid', 'tanh' or 'softmax'");
+                            : "'linear', 'relu', 'sigmoid', 'tanh', 'softmax', 'elu', "
+                              "'selu', 'softplus', 'softsign', 'silu' ('swish'), "
+                              "'hard_sigmoid', 'hard_silu' ('hard_swish'), 'relu6', "
+                              "'leaky_relu', 'exponential', 'gelu', 'gelu_tanh', 'mish', "
+                              "'log_sigmoid' or 'hard_tanh'");
     return -1;
 }
 

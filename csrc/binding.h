@@ -90,8 +90,12 @@ extern PyMethodDef pc_methods_dense[];   /* gemm and dense layers */
 extern PyMethodDef pc_methods_conv[];   /* convolution, pooling, and the two fused */
 extern PyMethodDef pc_methods_activations[];   /* activations */
 extern PyMethodDef pc_methods_losses[];   /* losses */
+extern PyMethodDef pc_methods_metrics[];   /* metrics: confusion counts */
 extern PyMethodDef pc_methods_optimizers[];   /* optimizer updates */
 extern PyMethodDef pc_methods_data[];   /* batches */
+extern PyMethodDef pc_methods_normalization[];   /* batch/layer normalization, global pooling */
+extern PyMethodDef pc_methods_merge[];   /* merge layers, concatenation */
+extern PyMethodDef pc_methods_resample[];   /* upsampling, padding, cropping, permutation */
 extern PyMethodDef pc_methods_conv_general[];   /* dilated, grouped, transposed, depthwise conv */
 
 #endif

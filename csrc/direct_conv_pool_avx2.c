@@ -11,19 +11,27 @@
 #define TILE_COLS 6            /* convolution columns per tile: 3 pooled cells */
 #define FILTERS 8              /* filters per tile: one ymm */
 
+/* Whether v replaces the running maximum m: v > m, or v is the window's first NaN (a NaN
+ * maximum stays: NaN propagates, with the first NaN's cell). */
+__attribute__((target("avx2,fma"), always_inline)) static inline __m256
+takes_max(__m256 v, __m256 m)
+{
+    return _mm256_and_ps(_mm256_cmp_ps(v, m, _CMP_NLE_UQ), _mm256_cmp_ps(m, m, _CMP_ORD_Q));
+}
+
 /* Pools one window (cells a b / c d): the first maximum in row-major order, and its cell. */
 __attribute__((target("avx2,fma"), always_inline)) static inline void
 pool_window(__m256 a, __m256 b, __m256 c, __m256 d, __m256i cell, __m256i cell_r,
             __m256i cell_d, __m256i cell_dr, float *y, int32_t *am)
 {
     __m256 m = a, i = _mm256_castsi256_ps(cell);
-    __m256 k = _mm256_cmp_ps(b, m, _CMP_GT_OQ);
+    __m256 k = takes_max(b, m);
     m = _mm256_blendv_ps(m, b, k);
     i = _mm256_blendv_ps(i, _mm256_castsi256_ps(cell_r), k);
-    k = _mm256_cmp_ps(c, m, _CMP_GT_OQ);
+    k = takes_max(c, m);
     m = _mm256_blendv_ps(m, c, k);
     i = _mm256_blendv_ps(i, _mm256_castsi256_ps(cell_d), k);
-    k = _mm256_cmp_ps(d, m, _CMP_GT_OQ);
+    k = takes_max(d, m);
     m = _mm256_blendv_ps(m, d, k);
     i = _mm256_blendv_ps(i, _mm256_castsi256_ps(cell_dr), k);
     _mm256_storeu_ps(y, m);
@@ -60,8 +68,8 @@ tile(const int NC, const float *x0, ptrdiff_t W, int kh_n, int kw_n, const float
 #pragma GCC unroll 6
         for (int q = 0; q < 2 * NC; q++) {
             acc[r][q] = _mm256_add_ps(acc[r][q], bias);   /* + 0 without bias: exact */
-            if (relu)
-                acc[r][q] = _mm256_max_ps(acc[r][q], zero);
+            if (relu)   /* max(0, x) is x for a NaN x; + 0: -0 -> +0, as the GEMM's */
+                acc[r][q] = _mm256_add_ps(_mm256_max_ps(zero, acc[r][q]), zero);
         }
 #pragma GCC unroll 3
     for (int q = 0; q < NC; q++) {

@@ -9,18 +9,20 @@
 #define TILE_COLS 6            /* convolution columns per tile: 3 pooled cells */
 #define FILTERS 32             /* filters per tile: two zmm */
 
-/* Pools one window (cells a b / c d, 16 filters): the first maximum in row-major order. */
+/* Pools one window (cells a b / c d, 16 filters): the first maximum in row-major order. A cell
+ * replaces the running maximum m_ when it is greater or NaN, unless m_ is NaN already: NaN
+ * propagates, with the first NaN's cell. */
 #define POOL_HALF(a, b, c, d, ydst, amdst)                                                  \
     do {                                                                                    \
         __m512 m_ = (a);                                                                    \
         __m512i i_ = cell;                                                                  \
-        __mmask16 k_ = _mm512_cmp_ps_mask((b), m_, _CMP_GT_OQ);                             \
+        __mmask16 k_ = _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(m_, m_, _CMP_ORD_Q), (b), m_, _CMP_NLE_UQ);                             \
         m_ = _mm512_mask_blend_ps(k_, m_, (b));                                             \
         i_ = _mm512_mask_blend_epi32(k_, i_, cell_r);                                       \
-        k_ = _mm512_cmp_ps_mask((c), m_, _CMP_GT_OQ);                                       \
+        k_ = _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(m_, m_, _CMP_ORD_Q), (c), m_, _CMP_NLE_UQ);                                       \
         m_ = _mm512_mask_blend_ps(k_, m_, (c));                                             \
         i_ = _mm512_mask_blend_epi32(k_, i_, cell_d);                                       \
-        k_ = _mm512_cmp_ps_mask((d), m_, _CMP_GT_OQ);                                       \
+        k_ = _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(m_, m_, _CMP_ORD_Q), (d), m_, _CMP_NLE_UQ);                                       \
         m_ = _mm512_mask_blend_ps(k_, m_, (d));                                             \
         i_ = _mm512_mask_blend_epi32(k_, i_, cell_dr);                                      \
         _mm512_storeu_ps((ydst), m_);                                                       \
@@ -64,8 +66,9 @@ tile(const int NC, const float *x0, ptrdiff_t W, int kh_n, int kw_n, const float
             acc[r][q][0] = _mm512_add_ps(acc[r][q][0], bias0);   /* + 0 without bias: exact */
             acc[r][q][1] = _mm512_add_ps(acc[r][q][1], bias1);
             if (relu) {
-                acc[r][q][0] = _mm512_max_ps(acc[r][q][0], zero);
-                acc[r][q][1] = _mm512_max_ps(acc[r][q][1], zero);
+                /* max(0, x) is x for a NaN x; + 0: -0 -> +0, as the GEMM's epilogue */
+                acc[r][q][0] = _mm512_add_ps(_mm512_max_ps(zero, acc[r][q][0]), zero);
+                acc[r][q][1] = _mm512_add_ps(_mm512_max_ps(zero, acc[r][q][1]), zero);
             }
         }
 #pragma GCC unroll 3

@@ -135,7 +135,7 @@ static void epilogue(const pc_gemm_args *g, float *c, int i_count, int j0, int j
                 ci[j] += g->bias[j0 + j];
         if (g->act == PC_ACT_RELU)
             for (int j = 0; j < j_count; j++)
-                ci[j] = ci[j] > 0.0f ? ci[j] : 0.0f;
+                ci[j] = ci[j] <= 0.0f ? 0.0f : ci[j];   /* NaN stays NaN */
     }
 }
 

@@ -29,7 +29,7 @@ static void ukernel_generic(int k, const float *a, const float *b, float *c, ptr
                 acc[i][j] += bias[j];
         if (relu)
             for (int j = 0; j < NR; j++)
-                acc[i][j] = acc[i][j] > 0.0f ? acc[i][j] : 0.0f;
+                acc[i][j] = acc[i][j] <= 0.0f ? 0.0f : acc[i][j];   /* NaN stays NaN */
         for (int j = 0; j < NR; j++)
             ci[j] = acc[i][j];
     }

@@ -22,17 +22,21 @@ static void window(const pc_pool_shape *s, int oh, int ow, int *h0, int *h1, int
     *w1 = ws + s->pw > s->w ? s->w : ws + s->pw;
 }
 
-/* y, am: the running maximum over channels and its cell; strict '>' keeps the first maximum
- * of the row-by-row scan. Separate functions over restrict pointers so the channel loop is
- * vectorised (compiled per ISA). */
+/* Whether v replaces the running maximum m: v > m (strict: the first maximum of the
+ * row-by-row scan stays), or v is NaN while m is not: a window holding NaN pools to NaN (as
+ * np.maximum and JAX's reduce_window max do), its argmax the first NaN's cell. */
+#define TAKES_MAX(v, m) (((v) > (m)) | (((v) != (v)) & ((m) == (m))))
+
+/* y, am: the running maximum over channels and its cell (TAKES_MAX). Separate functions over
+ * restrict pointers so the channel loop is vectorised (compiled per ISA). */
 PC_MULTIVERSION __attribute__((noinline))
 static void max_update(float *restrict y, int32_t *restrict am, const float *restrict xc,
                        int32_t cell, int C)
 {
     for (int c = 0; c < C; c++) {
-        const float v = xc[c];
-        const int better = v > y[c];
-        y[c] = better ? v : y[c];
+        const float v = xc[c], m = y[c];
+        const int better = TAKES_MAX(v, m);
+        y[c] = better ? v : m;
         am[c] = better ? cell : am[c];
     }
 }
@@ -54,14 +58,25 @@ static void max_2x2(float *restrict y, int32_t *restrict am, const float *restri
                     int32_t cell, int32_t row, int C)
 {
     for (int k = 0; k < C; k++) {
-        float m = a[k];
+        const float ak = a[k], bk = b[k], ck = c[k], dk = d[k];
+        float m = ak;
         int32_t i = cell;
-        i = b[k] > m ? cell + 1 : i;
-        m = b[k] > m ? b[k] : m;
-        i = c[k] > m ? cell + row : i;
-        m = c[k] > m ? c[k] : m;
-        i = d[k] > m ? cell + row + 1 : i;
-        m = d[k] > m ? d[k] : m;
+        i = bk > m ? cell + 1 : i;
+        m = bk > m ? bk : m;
+        i = ck > m ? cell + row : i;
+        m = ck > m ? ck : m;
+        i = dk > m ? cell + row + 1 : i;
+        m = dk > m ? dk : m;
+        /* TAKES_MAX's NaN rule as a second pass (this form is vectorised): the window's first
+         * NaN, the cells taken in reverse order so that the first one wins */
+        i = dk != dk ? cell + row + 1 : i;
+        m = dk != dk ? dk : m;
+        i = ck != ck ? cell + row : i;
+        m = ck != ck ? ck : m;
+        i = bk != bk ? cell + 1 : i;
+        m = bk != bk ? bk : m;
+        i = ak != ak ? cell : i;
+        m = ak != ak ? ak : m;
         y[k] = m;
         am[k] = i;
     }

@@ -83,7 +83,15 @@ static inline void pc_pack_12(float *restrict dst, const float *restrict src, pt
 
 /* Fused activations applied by the dense and conv kernels after the bias. */
 typedef enum { PC_ACT_LINEAR = 0, PC_ACT_RELU = 1, PC_ACT_SIGMOID = 2, PC_ACT_TANH = 3,
-               PC_ACT_SOFTMAX = 4 } pc_act;
+               PC_ACT_SOFTMAX = 4,
+               /* elementwise kinds of activations_ext.c (never fused into a GEMM epilogue) */
+               PC_ACT_ELU = 5, PC_ACT_SELU = 6, PC_ACT_SOFTPLUS = 7, PC_ACT_SOFTSIGN = 8,
+               PC_ACT_SILU = 9, PC_ACT_HARD_SIGMOID = 10, PC_ACT_HARD_SILU = 11,
+               PC_ACT_RELU6 = 12, PC_ACT_LEAKY_RELU = 13, PC_ACT_EXPONENTIAL = 14,
+               PC_ACT_GELU = 15, PC_ACT_GELU_TANH = 16, PC_ACT_MISH = 17,
+               PC_ACT_LOG_SIGMOID = 18, PC_ACT_HARD_TANH = 19 } pc_act;
+#define PC_ACT_FIRST_EXT PC_ACT_ELU
+#define PC_ACT_LAST_EXT PC_ACT_HARD_TANH
 
 /* ---- GEMM (gemm.c) -------------------------------------------------------------------------
  * C[m][n] (row stride ldc) = A (m x k) * B (k x n)   (+ C when accumulate)
@@ -281,21 +289,140 @@ int pc_activation_backward(pc_runtime *rt, pc_act act, const float *y, const flo
  * computed stably (max subtracted; exponentials summed in double). The crossentropies use it. */
 double pc_softmax_row(const float *z, float *p, size_t n);
 
+/* ---- more activations (activations_ext.c) ------------------------------------------------------
+ * The elementwise kinds PC_ACT_FIRST_EXT..PC_ACT_LAST_EXT, with Keras 3's formulas; `alpha` is
+ * the one parameter some take (elu: alpha; leaky_relu: negative_slope; ignored by the others):
+ *   elu        x > 0 ? x : alpha (e^x - 1)           selu   scale * elu(x, alpha_selu)
+ *   softplus   log(1 + e^x) (stable)                  softsign  x / (1 + |x|)
+ *   silu       x sigmoid(x)                           hard_sigmoid  relu6(x + 3) / 6
+ *   hard_silu  x hard_sigmoid(x)                      relu6  min(max(x, 0), 6)
+ *   leaky_relu x > 0 ? x : alpha x                    exponential  e^x
+ *   gelu       x/2 (1 + erf(x / sqrt 2))              gelu_tanh  tanh approximation
+ *   mish       x tanh(softplus(x))                    log_sigmoid  -softplus(-x)
+ *   hard_tanh  clip(x, -1, 1)
+ * y may equal x. The backward pass computes dx = dy * f'(x) from the forward output y, except
+ * for the kinds pc_act_needs_input() names (silu, hard_silu, gelu, gelu_tanh, mish, and elu
+ * with alpha <= 0), which read the forward input x (x may be NULL for the others); dx may equal
+ * dy. Blocks of 16384 floats are split over the threads. */
+int pc_act_needs_input(pc_act act, float alpha);
+int pc_activation_forward_ext(pc_runtime *rt, pc_act act, float alpha, const float *x, float *y,
+                              size_t size);
+int pc_activation_backward_ext(pc_runtime *rt, pc_act act, float alpha, const float *x,
+                               const float *y, const float *dy, float *dx, size_t size);
+/* The parameter a kind takes by default (elu 1, leaky_relu 0.2 as keras.activations has them). */
+float pc_act_default_alpha(pc_act act);
+
+/* ---- normalization (normalization.c) ----------------------------------------------------------
+ * x viewed as x[a][c][b]: the normalized axis of size c between the a outer and b inner cells
+ * (NHWC with axis -1: a = N*H*W, c = C, b = 1). Per channel over the m = a*b cells:
+ *   batch_stats: mean[c], var[c] (biased) are computed from x first (written to the arrays),
+ *                in double, each task summing a fixed block of rows, blocks added in order;
+ *   y = (x - mean) * gamma / sqrt(var + eps) + beta      (gamma, beta may be NULL: 1, 0)
+ * The backward pass writes dgamma[c] = sum dy * xhat, dbeta[c] = sum dy (either may be NULL) and
+ * dx (may be NULL): for batch statistics the full gradient through mean and var,
+ *   dx = gamma inv (dy - mean(dy) - xhat mean(dy xhat)),  inv = 1/sqrt(var + eps),
+ * else (moving statistics, constants) dx = gamma inv dy. */
+typedef struct { int a, c, b; } pc_norm_shape;
+int pc_batchnorm_forward(pc_runtime *rt, const pc_norm_shape *s, const float *x, float *mean,
+                         float *var, const float *gamma, const float *beta, float eps,
+                         int batch_stats, float *y);
+int pc_batchnorm_backward(pc_runtime *rt, const pc_norm_shape *s, const float *x,
+                          const float *mean, const float *var, const float *gamma, float eps,
+                          int batch_stats, const float *dy, float *dx, float *dgamma,
+                          float *dbeta);
+/* Layer normalization over rows x[rows][d] (Keras 3): per row mean, biased var (two passes in
+ * double), inv = 1/sqrt(var + eps) saved in mean[rows], inv[rows];
+ *   y = (x - mean) inv gamma + beta,  or with rms (Keras' deprecated rms_scaling) y = x inv gamma.
+ * gamma, beta [d] may be NULL. Backward: dx (may be NULL), dgamma, dbeta (NULL or [d], summed
+ * over rows in fixed blocks, in double). */
+int pc_layernorm_forward(pc_runtime *rt, const float *x, int rows, int d, const float *gamma,
+                         const float *beta, float eps, int rms, float *y, float *mean,
+                         float *inv);
+int pc_layernorm_backward(pc_runtime *rt, const float *x, int rows, int d, const float *gamma,
+                          const float *mean, const float *inv, int rms, const float *dy,
+                          float *dx, float *dgamma, float *dbeta);
+
+/* ---- global pooling (global_pool.c) -----------------------------------------------------------
+ * x[n][s][c] (s = H*W for 2-D maps, steps for sequences) -> y[n][c]: the mean (summed in double)
+ * or the maximum, argmax[n][c] the FIRST s holding it; a NaN propagates (the first NaN is the
+ * maximum, as jnp.max and tf.reduce_max give NaN). Backward: avg dx = dy / s everywhere; max dx = dy at argmax, 0 elsewhere. */
+int pc_global_pool_forward(pc_runtime *rt, const float *x, int n, int s, int c, int is_max,
+                           float *y, int32_t *argmax);
+int pc_global_pool_backward(pc_runtime *rt, const float *dy, int n, int s, int c, int is_max,
+                            const int32_t *argmax, float *dx);
+
 /* ---- losses (losses.c) ------------------------------------------------------------------------
- * Each returns the MEAN loss over the n rows in *loss and, unless the gradient pointer is NULL,
- * the gradient of that mean. Labels are int64 class indices in [0, classes); the binding checks.
- *   softmax_xent_sparse: logits[n][classes] -> probs (stable log-softmax), dlogits = (p - 1hot)/n
- *   xent_sparse:         probs -> -log(clip(p[label], 1e-7, 1 - 1e-7))
- *   softmax_xent:        as the sparse one with targets[n][classes]
+ * Keras' losses over "rows": y_pred[rows][cols], the last axis of the model's output (rows = N
+ * for a (N, C) output, N*H*W for a (N, H, W, C) one). Every kernel
+ *   - writes each row's loss to row_loss[rows] (double; may be NULL: runtime scratch is used),
+ *   - returns *loss = sum_r w_r row_loss[r], w = row_w[rows] or 1/rows when row_w is NULL
+ *     (the caller folds Keras' reduction and sample weights into w),
+ *   - writes grad = d loss / d y_pred unless grad is NULL.
+ * Rows are split over the runtime's threads in tasks of a fixed size; the sum runs in row order.
+ * Labels are int64 class indices in [0, classes) (PC_EINVAL otherwise; the binding checks).
+ *   softmax_xent_sparse: logits -> probs (stable log-softmax, written), grad = w (p - 1hot)
+ *   xent_sparse:         Keras on probabilities: q = p / sum(p), -log(clip(q[label], 1e-7, 1-1e-7))
+ *   softmax_xent:        as the sparse one with targets[rows][classes]: grad = w (p - t), as
+ *                        TensorFlow's (the exact gradient when each target row sums to 1)
  *   xent:                Keras' categorical crossentropy on probabilities (rows renormalised). */
-int pc_softmax_xent_sparse(const float *logits, const int64_t *labels, int n, int classes,
-                           float *probs, float *dlogits, double *loss);
-int pc_xent_sparse(const float *probs, const int64_t *labels, int n, int classes,
-                   float *dprobs, double *loss);
-int pc_softmax_xent(const float *logits, const float *targets, int n, int classes,
-                    float *probs, float *dlogits, double *loss);
-int pc_xent(const float *probs, const float *targets, int n, int classes, float *dprobs,
-            double *loss);
+int pc_softmax_xent_sparse(pc_runtime *rt, const float *logits, const int64_t *labels, size_t n,
+                           size_t classes, const float *row_w, float *probs, float *dlogits,
+                           double *row_loss, double *loss);
+int pc_xent_sparse(pc_runtime *rt, const float *probs, const int64_t *labels, size_t n,
+                   size_t classes, const float *row_w, float *dprobs, double *row_loss,
+                   double *loss);
+int pc_softmax_xent(pc_runtime *rt, const float *logits, const float *targets, size_t n,
+                    size_t classes, const float *row_w, float *probs, float *dlogits,
+                    double *row_loss, double *loss);
+int pc_xent(pc_runtime *rt, const float *probs, const float *targets, size_t n, size_t classes,
+            const float *row_w, float *dprobs, double *row_loss, double *loss);
+
+/* The other losses, x = y_pred, y = y_true elementwise, eps = 1e-7; the row loss is the MEAN
+ * over the row of (unless marked "sum" or "row"):
+ *   MSE (x-y)^2 | MAE |x-y| | MAPE 100|y-x|/max(|y|,eps) | MSLE (log(max(x,eps)+1) -
+ *   log(max(y,eps)+1))^2 | HUBER 0.5e^2 if |e| <= delta else delta|e| - 0.5 delta^2 (e = x-y) |
+ *   LOGCOSH e + softplus(-2e) - log 2 | POISSON x - y log(x+eps) | HINGE max(1-yx, 0) (y in
+ *   {-1, 1}: the caller converts 0/1 labels) | SQUARED_HINGE its square | KLD (sum)
+ *   clip(y) log(clip(y)/clip(x)), clip to [eps, 1] | BCE -(y log(clip(x)+eps) + (1-y)
+ *   log(1-clip(x)+eps)), clip to [eps, 1-eps] (tf.keras 2) | BCE_LOGITS max(x,0) - xy +
+ *   log(1+exp(-|x|)) (probs = sigmoid(x) written when not NULL) | FOCAL, FOCAL_LOGITS
+ *   w_cb (1-p_t)^gamma bce, p_t = y p + (1-y)(1-p), w_cb = y alpha + (1-y)(1-alpha) when
+ *   `balance`, else 1 | COSINE (row) -cos(x, y) with norms floored at 1e-6 | CATEGORICAL_HINGE
+ *   (row) max(max((1-y) x) - sum(y x) + 1, 0).
+ * Gradients follow TensorFlow's where a function has a kink (clip and max pass the gradient at
+ * the bound, sign(0) = 0, a max's gradient is shared among ties). */
+typedef enum {
+    PC_LOSS_MSE = 0, PC_LOSS_MAE, PC_LOSS_MAPE, PC_LOSS_MSLE, PC_LOSS_HUBER, PC_LOSS_LOGCOSH,
+    PC_LOSS_POISSON, PC_LOSS_HINGE, PC_LOSS_SQUARED_HINGE, PC_LOSS_BCE, PC_LOSS_BCE_LOGITS,
+    PC_LOSS_FOCAL, PC_LOSS_FOCAL_LOGITS, PC_LOSS_KLD, PC_LOSS_COSINE, PC_LOSS_CATEGORICAL_HINGE
+} pc_loss_kind;
+
+typedef struct {
+    float delta;          /* HUBER */
+    float alpha, gamma;   /* FOCAL */
+    int balance;          /* FOCAL: apply_class_balancing */
+} pc_loss_params;
+
+int pc_loss_rows(pc_runtime *rt, pc_loss_kind kind, const pc_loss_params *prm, const float *pred,
+                 const float *truth, size_t rows, size_t cols, const float *row_w,
+                 double *row_loss, float *grad, float *probs, double *loss);
+
+/* ---- metrics (metrics.c) -------------------------------------------------------------------
+ * Confusion counts over thresholds, as Keras' update_confusion_matrix_variables: for each of
+ * `labels` columns of pred[n][labels] / truth[n][labels] (truth != 0 is a positive; weight
+ * w[n][labels] or 1 when NULL) and each threshold t[k] (k < nthr), a prediction is positive when
+ * pred > t[k]; counts[4][labels][nthr] (tp, fp, tn, fn) are overwritten (sums in double).
+ * evenly != 0: the thresholds are k / (nthr - 1) (up to 1e-7 at the ends): Keras' bucketed path,
+ * with its rounding: pred is clipped to [0, 1] and lands in bucket ceil(pred * (nthr - 1)) - 1
+ * (float32), positive for the thresholds up to its bucket; bucket -1 counts nowhere, or, when
+ * with_epsilon (first threshold < 0 or last > 1, as the AUC's), in bucket 0. */
+void pc_confusion_thresholds(const float *pred, const float *truth, const float *w, size_t n,
+                             size_t labels, const float *thr, size_t nthr, int evenly, int with_epsilon,
+                             double *counts);
+/* cm[k][k] += w[i] (or 1) at (truth[i], pred[i]) for i < n; entries outside [0, k) are skipped
+ * (the caller checks first). */
+void pc_confusion_matrix(const int64_t *truth, const int64_t *pred, const float *w, size_t n,
+                         size_t k, double *cm);
 
 /* ---- batches (gather.c) --------------------------------------------------------------------
  * dst row r = src row idx[r], for r < n, rows of row_bytes bytes; every idx[r] must be a row of
@@ -303,14 +430,116 @@ int pc_xent(const float *probs, const float *targets, int n, int classes, float 
 void pc_gather_rows(pc_runtime *rt, const void *src, size_t row_bytes, const int64_t *idx, int n,
                     void *dst);
 
-/* ---- optimizers (optimizers.c): Keras' update rules, in place on `size` floats ----------------
- * Each returns the number of updated weights that are not finite. */
+/* ---- optimizers (optimizers.c): Keras' update rules, in place on `size` floats -----------------
+ * Each update is one pass over memory: the gradient as the rule sees it is
+ *   g' = clamp(g * pre->gscale, -pre->clip, pre->clip)   (a NaN stays NaN)
+ * and the weight decays first, w' = w - w * pre->decay (decay = lr * weight_decay), both in the
+ * same loop as the moments and the step; pre == NULL means gscale 1, clip inf, decay 0. A weight
+ * whose new value or state would not be finite keeps its old value and state; each update
+ * returns the number of such weights (0 normally). State arrays have `size` floats and start as
+ * Keras starts them (zeros; Adagrad's accumulator at its initial value); an optional one (NULL)
+ * is left out of the rule as Keras leaves it out. `step` counts updates from 1. */
+typedef struct {
+    float gscale;   /* clipping by norm (clipnorm / max(norm, clipnorm)), 1 for none */
+    float clip;     /* clipvalue, or INFINITY */
+    float decay;    /* lr * weight_decay, or 0 */
+} pc_opt_pre;
+
+/* SGD: v = momentum v - lr g; w += v (nesterov: w += momentum v - lr g); velocity NULL or
+ * momentum 0: w -= lr g */
 size_t pc_sgd_update(pc_runtime *rt, float *w, const float *g, float *velocity, size_t size,
-                     float lr, float momentum, int nesterov);
+                     const pc_opt_pre *pre, float lr, float momentum, int nesterov);
+/* RMSprop: v = rho v + (1 - rho) g^2; centered: mg = rho mg + (1 - rho) g, v - mg^2 below;
+ * inc = lr g / sqrt(v + eps); momentum > 0: mom = momentum mom + inc, w -= mom; else w -= inc */
 size_t pc_rmsprop_update(pc_runtime *rt, float *w, const float *g, float *v, size_t size,
-                         float lr, float rho, float epsilon, float momentum, float *mom,
-                         int centered, float *mg);
-size_t pc_adam_update(pc_runtime *rt, float *w, const float *g, float *m, float *v, size_t size,
-                      float lr, float beta_1, float beta_2, float epsilon, long long step);
+                         const pc_opt_pre *pre, float lr, float rho, float epsilon,
+                         float momentum, float *mom, int centered, float *mg);
+/* Adam (amsgrad when vhat is not NULL: vhat = max(vhat, v) replaces v in the step) */
+size_t pc_adam_update(pc_runtime *rt, float *w, const float *g, float *m, float *v, float *vhat,
+                      size_t size, const pc_opt_pre *pre, float lr, float beta_1, float beta_2,
+                      float epsilon, long long step);
+/* Adamax: m += (g - m)(1 - b1); u = max(b2 u, |g|); w -= lr m / ((1 - b1^t)(u + eps)) */
+size_t pc_adamax_update(pc_runtime *rt, float *w, const float *g, float *m, float *u, size_t size,
+                        const pc_opt_pre *pre, float lr, float beta_1, float beta_2,
+                        float epsilon, long long step);
+/* Nadam; u_product is the product of Keras' momentum schedule u_1 ... u_step (this step's
+ * factor included), which the caller keeps across steps */
+size_t pc_nadam_update(pc_runtime *rt, float *w, const float *g, float *m, float *v, size_t size,
+                       const pc_opt_pre *pre, float lr, float beta_1, float beta_2,
+                       float epsilon, long long step, double u_product);
+/* Adagrad: acc += g^2; w -= lr g / sqrt(acc + eps) */
+size_t pc_adagrad_update(pc_runtime *rt, float *w, const float *g, float *acc, size_t size,
+                         const pc_opt_pre *pre, float lr, float epsilon);
+/* Adadelta: ag = rho ag + (1-rho) g^2; d = -sqrt(ad + eps) g / sqrt(ag + eps);
+ * ad = rho ad + (1-rho) d^2; w += lr d */
+size_t pc_adadelta_update(pc_runtime *rt, float *w, const float *g, float *acc_grad,
+                          float *acc_delta, size_t size, const pc_opt_pre *pre, float lr,
+                          float rho, float epsilon);
+/* Lion: w -= lr sign(b1 m + (1 - b1) g); m = b2 m + (1 - b2) g */
+size_t pc_lion_update(pc_runtime *rt, float *w, const float *g, float *m, size_t size,
+                      const pc_opt_pre *pre, float lr, float beta_1, float beta_2);
+/* The moving average of the weights (use_ema): average = momentum average + (1 - momentum) w */
+void pc_ema_update(pc_runtime *rt, float *average, const float *w, size_t size, float momentum);
+/* Gradient accumulation: acc = (g + acc) / divisor (1 while accumulating, the number of steps
+ * when the accumulated gradient is used) */
+void pc_grad_accumulate(pc_runtime *rt, float *acc, const float *g, size_t size, float divisor);
+/* sum of x_i^2 in double, in blocks fixed by the size: bit-identical for any thread count */
+double pc_sum_squares(pc_runtime *rt, const float *x, size_t size);
+
+/* ---- merge layers (merge.c) -----------------------------------------------------------------
+ * y = x[0] op x[1] op ... op x[k-1], pairwise from the left, over inputs of y's rank whose every
+ * axis is y's size or 1 (broadcast; axis 0, the batch, never is). ADD and MULTIPLY sum and
+ * multiply; SUBTRACT takes exactly 2; AVERAGE is the sum divided by k; MAXIMUM and MINIMUM
+ * propagate NaN. Backward: dxs[i] (NULL: not wanted) of x[i]'s shape, overwritten, summed over
+ * the copies of a broadcast input in y's order. MULTIPLY's gradient is dy times the product of
+ * the other inputs (in input order); MAXIMUM's (MINIMUM's) goes, pairwise, where TensorFlow's
+ * maximum gradient sends it: to the running value where it is >= (<=) the next input, else to
+ * that input; so of tied inputs the first gets it all. */
+typedef enum { PC_MERGE_ADD = 0, PC_MERGE_SUBTRACT = 1, PC_MERGE_MULTIPLY = 2,
+               PC_MERGE_AVERAGE = 3, PC_MERGE_MAXIMUM = 4, PC_MERGE_MINIMUM = 5 } pc_merge_op;
+#define PC_MERGE_MAX_RANK 8
+typedef struct {
+    int k;                          /* inputs, >= 1 */
+    int rank;                       /* 1 .. PC_MERGE_MAX_RANK */
+    int dims[PC_MERGE_MAX_RANK];    /* y's shape */
+    const int *in_dims;             /* [k][rank]: each input's shape (y's size or 1 per axis) */
+} pc_merge_shape;
+
+int pc_merge_forward(pc_runtime *rt, pc_merge_op op, const pc_merge_shape *s,
+                     const float *const *xs, float *y);
+int pc_merge_backward(pc_runtime *rt, pc_merge_op op, const pc_merge_shape *s,
+                      const float *const *xs, const float *dy, float *const *dxs);
+/* Concatenation: y holds `outer` rows of sum(inner) floats, input i's inner[i] floats of each
+ * row after those of the inputs before it (the axis and the axes after it, flattened).
+ * Backward: dxs[i] = its part of dy (NULL: not wanted). */
+int pc_concat_forward(pc_runtime *rt, int k, size_t outer, const size_t *inner,
+                      const float *const *xs, float *y);
+int pc_concat_backward(pc_runtime *rt, int k, size_t outer, const size_t *inner,
+                       const float *dy, float *const *dxs);
+
+/* ---- resampling: upsampling, padding, cropping, permutation (resample.c) ----------------------
+ * Over NHWC x[n][h][w][c] (1-D layers pass h = 1).
+ * Nearest upsampling: y[n][oh][ow][c] = x[n][oh / sh][ow / sw][c] (y: h*sh x w*sw); backward:
+ *   dx = the sum of each sh x sw block of dy, row by row.
+ * Bilinear upsampling, as TensorFlow's and JAX's resize with half-pixel centres: output row
+ *   oh reads input coordinate (oh + 0.5) / sh - 0.5, clamped to [0, h - 1], between its floor
+ *   and ceiling rows, weighted linearly (likewise columns); backward scatters dy with the same
+ *   weights, output cells in order.
+ * Shift: y[n][i][j][c] = x[n][i - dt][j - dl][c] where that is inside x, else 0, for y of
+ *   oh x ow: zero padding (dt, dl >= 0), cropping (dt, dl <= 0), and each one's gradient.
+ * Permute: y = x with its axes 1.. permuted: y's axis a (>= 1) is x's axis perm[a]; perm[0] = 0. */
+int pc_upsample_nearest2d_forward(pc_runtime *rt, int n, int h, int w, int c, int sh, int sw,
+                                  const float *x, float *y);
+int pc_upsample_nearest2d_backward(pc_runtime *rt, int n, int h, int w, int c, int sh, int sw,
+                                   const float *dy, float *dx);
+int pc_upsample_bilinear2d_forward(pc_runtime *rt, int n, int h, int w, int c, int sh, int sw,
+                                   const float *x, float *y);
+int pc_upsample_bilinear2d_backward(pc_runtime *rt, int n, int h, int w, int c, int sh, int sw,
+                                    const float *dy, float *dx);
+int pc_shift2d(pc_runtime *rt, int n, int h, int w, int c, int oh, int ow, int dt, int dl,
+               const float *x, float *y);
+#define PC_PERMUTE_MAX_RANK 8
+int pc_permute(pc_runtime *rt, int rank, const int *x_dims, const int *perm, const float *x,
+               float *y);
 
 #endif

@@ -317,6 +317,96 @@ int pc_set_num_threads(pc_runtime *rt, int n)
     return 0;
 }
 
+/* ---- fork safety --------------------------------------------------------------------------
+ * fork() copies only the calling thread: in the child the pool's workers do not exist, while
+ * its mutex, condition variables and counters still describe them (a condvar with waiters that
+ * no longer exist blocks the child's first broadcast for ever), and a call lock held by another
+ * thread at the fork stays locked. So every live runtime is quiesced around fork() with
+ * pthread_atfork handlers:
+ *   prepare: take each runtime's call lock, waiting for a kernel running in another thread to
+ *            return (then no kernel, and no job of the pool, runs during the fork);
+ *   parent:  release them;
+ *   child:   re-initialise each runtime's locks, condvars and counters with zero workers; the
+ *            workers are started again lazily by the next pc_parallel (thread count unchanged),
+ *            the scratch memory and the SIMD path are kept (the child's copies).
+ * pthread_atfork handlers are process-wide while runtimes are per module (one per interpreter
+ * that imports pycnn), hence the one piece of global mutable state of the C code: the registry
+ * below of live runtimes, a list linked through the runtimes and guarded by registry_lock, which
+ * the fork handlers hold from prepare to parent / child. Lock order: registry_lock, then call
+ * locks; kernels take only their call lock, pc_runtime_init/destroy only registry_lock. */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static pc_runtime *registry_head;          /* live runtimes, linked by fork_next / fork_prev */
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static int atfork_error;                   /* pthread_atfork's result, set once */
+
+static void before_fork(void)
+{
+    pthread_mutex_lock(&registry_lock);
+    for (pc_runtime *rt = registry_head; rt; rt = rt->fork_next)
+        pthread_mutex_lock(&rt->call_lock);
+}
+
+static void after_fork_parent(void)
+{
+    for (pc_runtime *rt = registry_head; rt; rt = rt->fork_next)
+        pthread_mutex_unlock(&rt->call_lock);
+    pthread_mutex_unlock(&registry_lock);
+}
+
+/* The child's only thread holds every lock taken in before_fork: make all of them new. The
+ * workers array (the parent's thread ids) is freed by the next stop_workers, not here. */
+static void after_fork_child(void)
+{
+    for (pc_runtime *rt = registry_head; rt; rt = rt->fork_next) {
+        pthread_mutex_init(&rt->call_lock, NULL);
+        pthread_mutex_init(&rt->mutex, NULL);
+        pthread_cond_init(&rt->start_cv, NULL);
+        pthread_cond_init(&rt->done_cv, NULL);
+        rt->nworkers = 0;
+        rt->owner_pid = getpid();
+        atomic_store(&rt->stop, 0);
+        atomic_store(&rt->active, 0);
+        atomic_store(&rt->next_task, 0);
+        rt->job_fn = NULL;
+        rt->job_ctx = NULL;
+        rt->job_tasks = 0;
+    }
+    pthread_mutex_init(&registry_lock, NULL);
+}
+
+static void register_atfork(void)
+{
+    atfork_error = pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+}
+
+static int registry_add(pc_runtime *rt)
+{
+    pthread_once(&atfork_once, register_atfork);
+    if (atfork_error)
+        return -1;
+    pthread_mutex_lock(&registry_lock);
+    rt->fork_prev = NULL;
+    rt->fork_next = registry_head;
+    if (registry_head)
+        registry_head->fork_prev = rt;
+    registry_head = rt;
+    pthread_mutex_unlock(&registry_lock);
+    return 0;
+}
+
+static void registry_remove(pc_runtime *rt)
+{
+    pthread_mutex_lock(&registry_lock);
+    if (rt->fork_prev)
+        rt->fork_prev->fork_next = rt->fork_next;
+    else if (registry_head == rt)
+        registry_head = rt->fork_next;
+    if (rt->fork_next)
+        rt->fork_next->fork_prev = rt->fork_prev;
+    rt->fork_prev = rt->fork_next = NULL;
+    pthread_mutex_unlock(&registry_lock);
+}
+
 /* ---- life cycle --------------------------------------------------------------------------- */
 
 int pc_runtime_init(pc_runtime *rt, int nthreads)
@@ -327,17 +417,25 @@ int pc_runtime_init(pc_runtime *rt, int nthreads)
     pthread_cond_init(&rt->start_cv, NULL);
     pthread_cond_init(&rt->done_cv, NULL);
     rt->nthreads = 1;
+    rt->owner_pid = getpid();
     rt->best_isa = pc_detect_isa();
     pc_select_isa(rt, rt->best_isa);
-    if (ensure_thread_buffers(rt, 1))
+    if (ensure_thread_buffers(rt, 1) || pc_set_num_threads(rt, nthreads < 1 ? 1 : nthreads) ||
+        registry_add(rt)) {
+        free(rt->thread_buf);
+        pthread_cond_destroy(&rt->start_cv);
+        pthread_cond_destroy(&rt->done_cv);
+        pthread_mutex_destroy(&rt->mutex);
+        pthread_mutex_destroy(&rt->call_lock);
+        memset(rt, 0, sizeof *rt);
         return -1;
-    if (pc_set_num_threads(rt, nthreads < 1 ? 1 : nthreads))
-        return -1;
+    }
     return 0;
 }
 
 void pc_runtime_destroy(pc_runtime *rt)
 {
+    registry_remove(rt);
     stop_workers(rt);
     for (int i = 0; i < rt->thread_buf_threads * PC_THREAD_SLOTS; i++)
         free(rt->thread_buf[i].ptr);

@@ -13,6 +13,10 @@
  * bracket every kernel call: they serialise callers from different Python threads, which then
  * never share scratch, and run the kernel with subnormal floats flushed to zero (as on the
  * pool's threads; the caller's floating-point mode is restored at leave).
+ * Fork safety: fork() waits for a kernel running in another thread to return, and the child
+ * starts with a fresh pool (its workers started again at its first parallel call). Each live
+ * runtime is in a process-wide registry that pthread_atfork handlers walk: the one piece of
+ * global mutable state, documented in runtime.c ("fork safety").
  */
 #ifndef PYCNN_RUNTIME_H
 #define PYCNN_RUNTIME_H
@@ -121,7 +125,7 @@ typedef struct pc_runtime {
     pthread_t *workers;
     int nworkers;                /* running worker threads (nthreads - 1 once started) */
     int nthreads;                /* wanted thread count, >= 1 */
-    pid_t owner_pid;             /* process that started the workers (fork safety) */
+    pid_t owner_pid;             /* process that started the workers (checked as well as fork handlers) */
     int spin;                    /* spin briefly before sleeping (0: more threads than CPUs) */
     atomic_ulong generation;     /* bumped for every job (read without the mutex while spinning) */
     atomic_int stop;
@@ -134,12 +138,15 @@ typedef struct pc_runtime {
     pc_buffer *thread_buf;       /* [max_threads][PC_THREAD_SLOTS] */
     int thread_buf_threads;
     pc_buffer shared[PC_SHARED_SLOTS];
+    /* the registry of live runtimes, for the fork handlers (runtime.c, "fork safety") */
+    struct pc_runtime *fork_prev, *fork_next;
     /* SIMD */
     pc_ukernel ukernel;
     pc_isa best_isa;
 } pc_runtime;
 
-/* Create / destroy. init returns 0, or -1 when out of memory. */
+/* Create / destroy. init returns 0, or -1 when out of memory (or the fork handlers could not be
+ * registered). A runtime must stay at one address from init to destroy (it is registered). */
 int pc_runtime_init(pc_runtime *rt, int nthreads);
 void pc_runtime_destroy(pc_runtime *rt);
 

@@ -175,7 +175,7 @@ static void input_transform(const float *restrict d0, const float *restrict d1,
 /* A^T m A for one tile, over the filters: m[xi * stride + o] is M[xi][tile][o]; the 2x2
  * outputs go to y0 (first row: 2 cells of O floats) and y1 (second row). For each row r of m:
  * s_r0 = m_r0 + m_r1 + m_r2, s_r1 = m_r1 - m_r2 - m_r3 (m A), then A^T (rows) and the bias;
- * relu keeps what is > 0 (0 for NaN, as everywhere). */
+ * relu zeroes what is <= 0 (NaN stays NaN, -0 becomes +0, as everywhere). */
 #define PC_WINO_OUT(T, LD, o)                                                              \
     const T s00 = LD(m + (o)) + LD(m + stride + (o)) + LD(m + 2 * stride + (o));            \
     const T s01 = LD(m + stride + (o)) - LD(m + 2 * stride + (o)) - LD(m + 3 * stride + (o)); \
@@ -206,10 +206,10 @@ static void output_transform(const float *restrict m, ptrdiff_t stride,
         const pc_v16 bo = bias ? CV16(bias + o) : zero;
         PC_WINO_OUT(pc_v16, CV16, o);
         if (relu) {
-            V16(y0 + o) = (pc_v16)((pc_vi16)a0 & (pc_vi16)(a0 > zero));
-            V16(y0 + O + o) = (pc_v16)((pc_vi16)a1 & (pc_vi16)(a1 > zero));
-            V16(y1 + o) = (pc_v16)((pc_vi16)b0 & (pc_vi16)(b0 > zero));
-            V16(y1 + O + o) = (pc_v16)((pc_vi16)b1 & (pc_vi16)(b1 > zero));
+            V16(y0 + o) = (pc_v16)((pc_vi16)a0 & ~(pc_vi16)(a0 <= zero));
+            V16(y0 + O + o) = (pc_v16)((pc_vi16)a1 & ~(pc_vi16)(a1 <= zero));
+            V16(y1 + o) = (pc_v16)((pc_vi16)b0 & ~(pc_vi16)(b0 <= zero));
+            V16(y1 + O + o) = (pc_v16)((pc_vi16)b1 & ~(pc_vi16)(b1 <= zero));
         } else {
             V16(y0 + o) = a0;
             V16(y0 + O + o) = a1;
@@ -220,10 +220,10 @@ static void output_transform(const float *restrict m, ptrdiff_t stride,
     for (; o < O; o++) {
         const float bo = bias ? bias[o] : 0.0f;
         PC_WINO_OUT(float, PC_LD1, o);
-        y0[o] = !relu || a0 > 0.0f ? a0 : 0.0f;
-        y0[O + o] = !relu || a1 > 0.0f ? a1 : 0.0f;
-        y1[o] = !relu || b0 > 0.0f ? b0 : 0.0f;
-        y1[O + o] = !relu || b1 > 0.0f ? b1 : 0.0f;
+        y0[o] = relu && a0 <= 0.0f ? 0.0f : a0;
+        y0[O + o] = relu && a1 <= 0.0f ? 0.0f : a1;
+        y1[o] = relu && b0 <= 0.0f ? 0.0f : b0;
+        y1[O + o] = relu && b1 <= 0.0f ? 0.0f : b1;
     }
 }
 #undef PC_WINO_OUT

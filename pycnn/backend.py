@@ -17,27 +17,55 @@ _name_counts: defaultdict[str, int] = defaultdict(int)
 _rng = np.random.default_rng()
 
 
+#: The thread counts ``set_num_threads`` and ``PYCNN_NUM_THREADS`` accept.
+MAX_THREADS = 1024
+
+#: The SIMD paths ``set_simd_path`` and ``PYCNN_ISA`` accept.
+SIMD_PATHS = ("generic", "avx2", "avx512")
+
+
 def _default_threads() -> int:
+    """``PYCNN_NUM_THREADS`` when set (an integer from 1 to ``MAX_THREADS``), else the CPUs this
+    process may run on. A bad value is a ValueError naming the variable and the valid range."""
     env = os.environ.get("PYCNN_NUM_THREADS")
-    if env:
+    if env is not None and env.strip():
         try:
             n = int(env)
         except ValueError:
-            raise ValueError(f"PYCNN_NUM_THREADS must be a positive integer, got {env!r}") from None
-        if n < 1:
-            raise ValueError(f"PYCNN_NUM_THREADS must be a positive integer, got {env!r}")
+            n = 0
+        if not 1 <= n <= MAX_THREADS:
+            raise ValueError(f"Environment variable PYCNN_NUM_THREADS must be an integer from 1 "
+                             f"to {MAX_THREADS}. Received: PYCNN_NUM_THREADS={env!r}")
         return n
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        return max(1, min(MAX_THREADS, len(os.sched_getaffinity(0))))
     except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+        return max(1, min(MAX_THREADS, os.cpu_count() or 1))
+
+
+def _apply_isa_env() -> None:
+    """Select the SIMD path named by ``PYCNN_ISA`` (when set); a bad or unsupported value is a
+    ValueError naming the variable, the accepted values and what this CPU supports."""
+    env = os.environ.get("PYCNN_ISA")
+    if env is None or not env.strip():
+        return
+    name = env.strip().lower()
+    best = _C.best_isa()
+    supported = SIMD_PATHS[:SIMD_PATHS.index(best) + 1] if best in SIMD_PATHS else ("generic",)
+    if name not in SIMD_PATHS:
+        raise ValueError(f"Environment variable PYCNN_ISA must be one of "
+                         f"{', '.join(map(repr, SIMD_PATHS))}. Received: PYCNN_ISA={env!r}")
+    if name not in supported:
+        raise ValueError(f"Environment variable PYCNN_ISA={env!r} names a SIMD path this CPU "
+                         f"does not support; supported here: {', '.join(map(repr, supported))}")
+    _C.set_isa(name)
 
 
 def set_num_threads(n: int) -> None:
     """Use ``n`` threads for the C kernels (default: the CPUs this process may run on, or
     ``PYCNN_NUM_THREADS``). Results are bit-identical for any thread count."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= 1024:
-        raise ValueError(f"expected an integer from 1 to 1024. Received: n={n!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"expected an integer from 1 to {MAX_THREADS}. Received: n={n!r}")
     _C.set_num_threads(int(n))
 
 
@@ -119,5 +147,4 @@ def zeros(shape, dtype=np.float32) -> np.ndarray:
 
 
 set_num_threads(_default_threads())
-if os.environ.get("PYCNN_ISA"):
-    _C.set_isa(os.environ["PYCNN_ISA"])
+_apply_isa_env()

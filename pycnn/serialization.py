@@ -9,6 +9,7 @@ again, by Keras' class names (pycnn keeps them), by ``custom_objects`` or by the
 from __future__ import annotations
 
 import contextlib
+import inspect
 import threading
 from typing import Any, Callable, Optional
 
@@ -76,7 +77,12 @@ def serialize(obj: Any, module: Any = None) -> Any:
     if isinstance(obj, (list, tuple)):
         return [serialize(o) for o in obj]
     if isinstance(obj, dict):
-        return {k: serialize(v) for k, v in obj.items()}
+        out = {k: serialize(v) for k, v in obj.items()}
+        if "class_name" in out and isinstance(out.get("config"), dict):
+            # an object serialized by Keras: keep what pycnn's own class would write
+            out["config"] = {k: v for k, v in out["config"].items()
+                             if not (k in _KERAS_DEFAULTS and v == _KERAS_DEFAULTS[k])}
+        return out
     if hasattr(obj, "get_config"):
         cls = type(obj)
         registered = getattr(cls, "_registered_name", None)
@@ -119,8 +125,55 @@ def deserialize(config: Any, module_objects: Optional[dict] = None,
                          "using a `keras.utils.custom_object_scope` and that this object is "
                          "included in the scope.")
     if hasattr(cls, "from_config"):
-        return cls.from_config(inner)
-    return cls(**inner)
+        try:
+            return cls.from_config(inner)
+        except TypeError as err:
+            if "unexpected keyword" not in str(err):
+                raise
+    return construct(cls, inner, f"{printable_module_name} {name!r}")
+
+
+def _accepted(cls) -> Optional[set]:
+    """The keyword arguments ``cls(...)`` accepts through its constructors (None: any)."""
+    names: set = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters.values()
+        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD,
+                                                        p.KEYWORD_ONLY)}
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            return names - {"self"}
+        if klass.__module__ == "pycnn.layers.base" and klass.__name__ == "Layer":
+            return names - {"self"}     # Layer takes **kwargs only to reject them by name
+    return None
+
+
+#: Keras config keys that pycnn layers do not take; dropped when they hold Keras' default.
+_KERAS_DEFAULTS = {"quantization_config": None, "lora_rank": None, "lora_alpha": None,
+                   "synchronized": False, "renorm": False, "renorm_clipping": None,
+                   "renorm_momentum": 0.99, "optional": False, "sparse": False,
+                   "ragged": False, "autocast": True, "input_axes": None,
+                   "output_axes": None}
+
+
+def construct(cls, config: dict, where: str = "config"):
+    """``cls(**config)`` with the keys Keras writes but pycnn's class does not take removed
+    (an unsupported key with a non-default value is an error naming it)."""
+    config = dict(config)
+    accepted = _accepted(cls)
+    if accepted is not None:
+        for key in [k for k in config if k not in accepted]:
+            value = config.pop(key)
+            if key in _KERAS_DEFAULTS and value != _KERAS_DEFAULTS[key] and value is not None:
+                raise ValueError(f"{where}: pycnn's {cls.__name__} does not support "
+                                 f"{key}={value!r}")
+    try:
+        return cls(**config)
+    except TypeError as err:
+        raise ValueError(f"{where}: cannot build {cls.__name__} from its config ({err})") \
+            from None
 
 
 def _keras_module(cls) -> str:

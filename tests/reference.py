@@ -344,18 +344,13 @@ def _clip_mask(p):
 
 
 def xent_sparse(probs, labels):
-    """Returns ``(loss, dprobs)``: mean of ``-log(clip(p[n, label], 1e-7, 1 - 1e-7))``.
-
-    The gradient is ``-1 / (N p)`` at the label entry when p is inside the clip bounds, else 0.
-    """
+    """Returns ``(loss, dprobs)``: Keras' sparse categorical crossentropy on probabilities,
+    which (tf.keras 2.21 and Keras 3 alike) renormalises each row first: ``q = p / sum(p)``,
+    mean of ``-log(clip(q[n, label], 1e-7, 1 - 1e-7))``; the categorical one with one-hot
+    targets."""
     p = _f64(probs)
-    n = p.shape[0]
     labels = np.asarray(labels)
-    pl = p[np.arange(n), labels]
-    loss = -np.log(np.clip(pl, EPSILON, 1.0 - EPSILON)).mean()
-    d = np.zeros_like(p)
-    d[np.arange(n), labels] = -_clip_mask(pl) / (n * np.clip(pl, EPSILON, None))
-    return float(loss), d
+    return xent(p, np.eye(p.shape[1])[labels])
 
 
 def xent(probs, targets):

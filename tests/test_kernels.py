@@ -1177,9 +1177,9 @@ def _pool_bad_cases():
 def _activation_bad_cases():
     x, y = z(3, 4), z(3, 4)
     buf = z(13)
-    yield "kind_unknown", lambda: _C.activation_forward("gelu", x, y), ("kind",)
+    yield "kind_unknown", lambda: _C.activation_forward("gelu_fast", x, y), ("kind",)
     yield "kind_not_str", lambda: _C.activation_forward(5, x, y), ("kind",)
-    yield "bkind_unknown", lambda: _C.activation_backward("swish", y, x, z(3, 4)), ("kind",)
+    yield "bkind_unknown", lambda: _C.activation_backward("swish_beta", y, x, z(3, 4)), ("kind",)
     yield "y_shape", lambda: _C.activation_forward("relu", x, z(4, 3)), ("y",)
     yield "y_size", lambda: _C.activation_forward("relu", x, z(3, 5)), ("y",)
     yield "x_float64", lambda: _C.activation_forward("tanh", x.astype(np.float64), y), ("x",)

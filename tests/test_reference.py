@@ -375,7 +375,9 @@ def test_losses_hand():
     # clipping of probabilities
     loss, d = ref.xent_sparse(np.array([[0.0, 1.0], [0.5, 0.5]]), np.array([0, 1]))
     assert loss == pytest.approx((-math.log(1e-7) - math.log(0.5)) / 2)
-    np.testing.assert_allclose(d, [[0, 0], [0, -1.0]])          # clipped entry: no gradient
+    # clipped entry: no gradient; Keras renormalises the row first (q = p / sum p), so the
+    # gradient of -log(q_1) / 2 at [0.5, 0.5] is [1/S - 0, 1/S - 1/p_1] / 2 = [0.5, -0.5]
+    np.testing.assert_allclose(d, [[0, 0], [0.5, -0.5]])
     loss, _ = ref.xent_sparse(np.array([[0.0, 1.0]]), np.array([1]))
     assert loss == pytest.approx(-math.log(1 - 1e-7))
     # Keras' docstring example for categorical_crossentropy

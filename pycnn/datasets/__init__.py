@@ -1,4 +1,5 @@
-"""Small datasets with Keras' `load_data()`: `mnist` and `fashion_mnist`.
+"""Small datasets with Keras' `load_data()`: `mnist`, `fashion_mnist`, `cifar10`, `cifar100`,
+`imdb`, `reuters`, `boston_housing`, `california_housing`.
 
 `pycnn.datasets.mnist.load_data()` returns the same arrays as
 `keras.datasets.mnist.load_data()`. The data is read from local files when
@@ -8,7 +9,17 @@ and downloaded otherwise; see each module's `load_data`.
 This package uses only the standard library and NumPy.
 """
 
-from . import fashion_mnist, mnist
+from . import (
+    boston_housing,
+    california_housing,
+    cifar10,
+    cifar100,
+    fashion_mnist,
+    imdb,
+    mnist,
+    reuters,
+)
 from ._fetch import ChecksumError, DatasetNotFoundError
 
-__all__ = ["ChecksumError", "DatasetNotFoundError", "fashion_mnist", "mnist"]
+__all__ = ["ChecksumError", "DatasetNotFoundError", "boston_housing", "california_housing",
+           "cifar10", "cifar100", "fashion_mnist", "imdb", "mnist", "reuters"]

@@ -36,6 +36,9 @@ from . import _idx
 #: The public mirror that Keras downloads its datasets from.
 ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 DOWNLOAD_TIMEOUT = 60.0
+#: The most a download may bring (the largest dataset file, mnist.npz, is 11 MB): a mirror
+#: sending more, or declaring more in Content-Length, is refused before the disk fills.
+MAX_DOWNLOAD_BYTES = 1 << 30
 
 # Opens a URL; replaced in tests, so that they never touch the network.
 def _http_exception() -> type:
@@ -211,9 +214,14 @@ def _expected_sha256(spec: DatasetSpec, name: str) -> str | None:
     return None
 
 
-def sha256_of(path: Path) -> str:
-    """The hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
+def _digest_for(expected: str):
+    """SHA-256, or MD5 for a 32-digit hash (as Keras' `get_file` guesses the algorithm)."""
+    return hashlib.md5() if len(expected) == 32 else hashlib.sha256()
+
+
+def sha256_of(path: Path, expected: str = "0" * 64) -> str:
+    """The hex SHA-256 of a file's bytes (MD5 when `expected` is a 32-digit MD5)."""
+    digest = _digest_for(expected)
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
@@ -222,7 +230,7 @@ def sha256_of(path: Path) -> str:
 
 def verify_sha256(path: Path, expected: str) -> None:
     """Raises `ChecksumError` naming `path` unless its SHA-256 is `expected`."""
-    actual = sha256_of(path)
+    actual = sha256_of(path, expected)
     if actual != expected:
         raise ChecksumError(
             f"{path}: SHA-256 mismatch: expected {expected}, got {actual}. "
@@ -276,12 +284,19 @@ def download_file(remote: RemoteFile, dest: Path) -> None:
         raise _DownloadFailed(f"cannot write to {dest.parent}: {exc}") from exc
     received = 0
     try:
-        digest = hashlib.sha256()
+        digest = _digest_for(remote.sha256)
         with os.fdopen(fd, "wb") as out:
             with _urlopen(remote.url, timeout=DOWNLOAD_TIMEOUT) as response:
                 headers = getattr(response, "headers", None)
                 length = headers.get("Content-Length") if headers is not None else None
+                if length is not None and str(length).isdigit() and \
+                        int(length) > MAX_DOWNLOAD_BYTES:
+                    raise _DownloadFailed(f"the server announces {length} bytes, more "
+                                          f"than the {MAX_DOWNLOAD_BYTES}-byte limit")
                 while chunk := response.read(1 << 16):
+                    if received + len(chunk) > MAX_DOWNLOAD_BYTES:
+                        raise _DownloadFailed(f"more than the {MAX_DOWNLOAD_BYTES}-byte "
+                                              f"limit received")
                     out.write(chunk)
                     digest.update(chunk)
                     received += len(chunk)
@@ -296,6 +311,7 @@ def download_file(remote: RemoteFile, dest: Path) -> None:
                 f"{actual}, expected {remote.sha256}; nothing was saved to {dest}"
             )
         os.replace(tmp, dest)
+        _fsync_directory(dest.parent)
     except (OSError, _http_exception(), ValueError) as exc:
         _remove(tmp)
         if isinstance(exc, ChecksumError):
@@ -306,6 +322,20 @@ def download_file(remote: RemoteFile, dest: Path) -> None:
     except BaseException:
         _remove(tmp)
         raise
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Puts the rename on disk (as pycnn.utils.file_io does; this package stands alone)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass   # file systems that cannot fsync a directory
+    finally:
+        os.close(fd)
 
 
 def _remove(path: str) -> None:

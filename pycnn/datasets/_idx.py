@@ -8,11 +8,17 @@ Two formats are read:
   carry `0x00000801` followed by `N`. The payload is exactly the product of
   the dimensions in bytes.
 * Keras' `.npz` archives (such as `mnist.npz`) with the arrays `x_train`,
-  `y_train`, `x_test` and `y_test`, read with `np.load(allow_pickle=False)`.
+  `y_train`, `x_test` and `y_test`, read with `np.load(allow_pickle=False)`
+  once every member's header was checked against the zip directory (the
+  same checks as `pycnn.utils.safe_npz`, which this package, standing alone,
+  does not import).
 
 Every problem with a file raises `ValueError` naming the file and saying
 what was expected. Declared sizes are checked against the real ones (and
-against `MAX_PAYLOAD_BYTES`) before anything is allocated. The returned
+against `MAX_PAYLOAD_BYTES`) before anything is allocated: a raw file's
+size must match its header; a gzip file's header may declare at most what
+its compressed size can inflate to (deflate expands at most 1032-fold), and
+it is inflated incrementally, never past the declared size. The returned
 arrays are C-contiguous, writable `uint8` arrays that own their memory.
 """
 
@@ -33,6 +39,11 @@ LABELS_MAGIC = 0x00000801
 
 #: The largest payload an IDX file or an `.npz` member may declare (1 GiB).
 MAX_PAYLOAD_BYTES = 1 << 30
+
+#: Deflate inflates at most 1032-fold (258 bytes from 2 bits); plus slack for
+#: the gzip header and the smallest files.
+MAX_GZIP_RATIO = 1032
+GZIP_SLACK = 1 << 16
 
 #: Key of each array -> (IDX file stem, magic number), in Keras' order.
 IDX_FILES: dict[str, tuple[str, int]] = {
@@ -83,11 +94,11 @@ def read_idx(path: str | os.PathLike[str], magic: int) -> np.ndarray:
         with open(path, "rb") as raw:
             compressed = raw.read(2) == b"\x1f\x8b"
             raw.seek(0)
+            size = os.fstat(raw.fileno()).st_size
             if not compressed:
-                size = os.fstat(raw.fileno()).st_size
                 return _parse_idx(raw, path, magic, size)
             with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
-                return _parse_idx(stream, path, magic, None)
+                return _parse_idx(stream, path, magic, None, gzip_size=size)
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise ValueError(
             f"{path}: corrupt or truncated gzip data ({exc}); expected a "
@@ -96,7 +107,8 @@ def read_idx(path: str | os.PathLike[str], magic: int) -> np.ndarray:
 
 
 def _parse_idx(
-    stream: BinaryIO, path: Path, magic: int, size: int | None
+    stream: BinaryIO, path: Path, magic: int, size: int | None,
+    gzip_size: int | None = None,
 ) -> np.ndarray:
     ndim = magic & 0xFF
     header_len = 4 + 4 * ndim
@@ -130,6 +142,14 @@ def _parse_idx(
             f"{path}: the header declares {shape} = {count} bytes of data, "
             f"more than the {MAX_PAYLOAD_BYTES}-byte limit; the header is corrupt"
         )
+    if gzip_size is not None:
+        most = gzip_size * MAX_GZIP_RATIO + GZIP_SLACK
+        if header_len + count > most:
+            raise ValueError(
+                f"{path}: the header declares {shape} = {count} bytes of data, "
+                f"but a {gzip_size}-byte gzip file inflates to at most {most} "
+                f"bytes; the header is corrupt or the file truncated"
+            )
     out = np.empty(dims, dtype=np.uint8)
     got = _read_into(stream, memoryview(out.reshape(-1)))
     if got < count:
@@ -253,6 +273,19 @@ def _check_npy_member(archive: zipfile.ZipFile, key: str, path: Path) -> None:
         )
     if dtype != np.uint8:
         raise ValueError(f"{path}[{key!r}]: dtype {dtype}; expected uint8")
+    if info.compress_type == zipfile.ZIP_DEFLATED:
+        most = info.compress_size * MAX_GZIP_RATIO + GZIP_SLACK
+        if info.file_size > most:
+            raise ValueError(
+                f"{path}[{key!r}]: the zip directory records {info.file_size} "
+                f"uncompressed bytes from {info.compress_size} compressed ones, "
+                f"more than deflate can produce; the archive is corrupt or forged"
+            )
+    elif info.compress_type != zipfile.ZIP_STORED:
+        raise ValueError(
+            f"{path}[{key!r}]: compression method {info.compress_type}; "
+            f"expected stored or deflated"
+        )
     count = math.prod(shape)
     if count > MAX_PAYLOAD_BYTES or info.file_size != header_len + count:
         raise ValueError(

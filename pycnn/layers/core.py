@@ -34,6 +34,7 @@ class _Activated(Layer):
         y = ctx.buffer("y", z.shape)
         _C.activation_forward(self.activation, z, y)
         ctx.y = y
+        ctx.z = z       # silu, gelu, mish, ...: their gradient reads the pre-activation
         return y
 
     def _activation_grad(self, ctx, dy: np.ndarray) -> np.ndarray:
@@ -42,7 +43,8 @@ class _Activated(Layer):
             return dy
         dz = ctx.buffer("dz", dy.shape)
         _C.activation_backward(self.activation, ctx.y,
-                               np.ascontiguousarray(dy, dtype=np.float32), dz)
+                               np.ascontiguousarray(dy, dtype=np.float32), dz,
+                               x=ctx.z if activations_mod.needs_input(self.activation) else None)
         return dz
 
 
@@ -124,8 +126,10 @@ class Activation(_Activated):
         if self.activation == "linear" or ctx.logits_only:
             return x
         y = ctx.buffer("y", x.shape)
-        _C.activation_forward(self.activation, np.ascontiguousarray(x), y)
+        x = np.ascontiguousarray(x)
+        _C.activation_forward(self.activation, x, y)
         ctx.y = y
+        ctx.x = x if activations_mod.needs_input(self.activation) else None
         return y
 
     def backward(self, ctx, dy, need_dx=True):
@@ -135,7 +139,7 @@ class Activation(_Activated):
             return dy
         dy = np.ascontiguousarray(dy, dtype=np.float32).reshape(ctx.y.shape)
         dx = ctx.buffer("dx", dy.shape)
-        _C.activation_backward(self.activation, ctx.y, dy, dx)
+        _C.activation_backward(self.activation, ctx.y, dy, dx, x=ctx.x)
         return dx
 
     def get_config(self):

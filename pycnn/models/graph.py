@@ -34,18 +34,35 @@ class Graph:
         if len({t.id for t in inputs}) != len(inputs):
             raise ValueError("The same tensor is given twice in the model's `inputs`")
         self.inputs, self.outputs = list(inputs), list(outputs)
+        self._order: list[Node] = []        # post-order, input nodes where the walk meets them
+        self._entered: dict[int, int] = {}  # id(layer) -> pre-order index of its first visit
         self.nodes = self._topological_nodes()
-        self.layers: list[Layer] = []
-        seen: set[int] = set()
-        for t in self.inputs:                       # Keras lists the inputs' layers first
-            layer = t.node.layer if t.node is not None else None
-            if isinstance(layer, InputLayer) and id(layer) not in seen:
-                seen.add(id(layer))
-                self.layers.append(layer)
-        for n in self.nodes:
-            if id(n.layer) not in seen:
-                seen.add(id(n.layer))
-                self.layers.append(n.layer)
+        for t in self.inputs:                       # inputs the outputs never read
+            if t.node is not None and not any(t.node is n for n in self._order):
+                self._order.append(t.node)
+                self._entered.setdefault(id(t.node.layer), len(self._entered))
+        self.layers: list[Layer] = self._keras_layer_order()
+
+    def _keras_layer_order(self) -> list[Layer]:
+        """``model.layers`` in Keras' order: by depth (distance from the outputs, a layer at
+        its deepest node) decreasing, ties in the order the walk from the outputs first
+        entered them. Keras' weight files name layers by this order."""
+        in_graph = {id(n) for n in self._order}
+        node_depth: dict[int, int] = {}
+        layer_depth: dict[int, int] = {}
+        for node in reversed(self._order):
+            depth = max(node_depth.get(id(node), 0), layer_depth.get(id(node.layer), 0))
+            layer_depth[id(node.layer)] = depth
+            node_depth[id(node)] = depth
+            for t in node.inputs:
+                parent = t.node
+                if parent is not None and id(parent) in in_graph:
+                    node_depth[id(parent)] = max(depth + 1, node_depth.get(id(parent), 0))
+        layers: dict[int, Layer] = {}
+        for node in self._order:
+            layers.setdefault(id(node.layer), node.layer)
+        return sorted(layers.values(), key=lambda l: (-layer_depth.get(id(l), 0),
+                                                      self._entered.get(id(l), 0)))
 
     def _topological_nodes(self) -> list[Node]:
         """The nodes between inputs and outputs, each after the nodes it reads."""
@@ -55,6 +72,10 @@ class Graph:
 
         def visit(t: KerasTensor, path: list[str]) -> None:
             if t.id in inputs:
+                if t.node is not None and state.get(id(t.node)) != 2:
+                    state[id(t.node)] = 2
+                    self._order.append(t.node)
+                    self._entered.setdefault(id(t.node.layer), len(self._entered))
                 return
             node = t.node
             if node is None:
@@ -70,10 +91,12 @@ class Graph:
             if s == 1:
                 raise ValueError("The layer graph has a cycle")
             state[id(node)] = 1
+            self._entered.setdefault(id(node.layer), len(self._entered))
             for src in node.inputs:
                 visit(src, path + [node.layer.name])
             state[id(node)] = 2
             order.append(node)
+            self._order.append(node)
 
         for t in self.outputs:
             visit(t, [])

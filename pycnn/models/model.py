@@ -119,6 +119,19 @@ class Model(Trainer, Layer):
         pass
 
     @property
+    def trainable(self) -> bool:
+        """Whether the optimizer updates the model's weights. Setting it sets it on every
+        layer of the model (nested models' layers included), as Keras does: a model frozen
+        with ``trainable = False`` stays frozen inside a model that uses it."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = bool(value)
+        for layer in self.layers:
+            layer.trainable = value
+
+    @property
     def layers(self) -> list[Layer]:
         if self._graph is not None:
             return list(self._graph.layers)
@@ -508,6 +521,12 @@ class Model(Trainer, Layer):
     def from_config(cls, config: dict, custom_objects: Optional[dict] = None):
         from . import functional_config
         return functional_config.from_config(cls, config, custom_objects)
+
+    def to_json(self, **kwargs) -> str:
+        """The model's architecture as JSON (``models.model_from_json`` reads it)."""
+        import json
+        from . import functional_config
+        return json.dumps(functional_config.serialize_model(self), **kwargs)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"

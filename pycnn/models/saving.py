@@ -63,8 +63,8 @@ def load_weights(model, filepath, skip_mismatch: bool = False, by_name: bool = F
         from ..saving import dispatch
         return dispatch.load_weights(model, filepath, kind, skip_mismatch=skip_mismatch,
                                      by_name=by_name, **kwargs)
-    from ..utils.safe_npz import read_npz
-    stored = read_npz(filepath)
+    from ..utils.safe_npz import load_npz
+    stored = load_npz(filepath)
     fmt = stored.pop("__format__", None)
     fmt = None if fmt is None else str(fmt)
     if fmt == FORMAT:

@@ -78,7 +78,8 @@ class _Step:
     def __init__(self, model, training: bool):
         closs = model._compiled_loss
         probe = model.compiled_plan(training)
-        logits = tuple(closs.logits_for(i, probe.output_activation(i))
+        logits = tuple(closs.logits_for(i, probe.output_activation(i),
+                                        len(probe.graph.outputs[i].shape))
                        for i in range(len(closs.losses)))
         self.plan = model.compiled_plan(training, logits)
         self.locks = _layer_locks(model)
@@ -491,6 +492,9 @@ class Trainer:
         self.stop_training = False
         self._train = _Step(self, True)
         self._test = _Step(self, False)
+        build = getattr(self.optimizer, "build", None)
+        if build is not None:                # slots in the model's weight order (Keras')
+            build(self.trainable_weights)
         self._has_regularizers = any(v.regularizer is not None for v in self.trainable_weights)
         params = {"verbose": verbose, "epochs": epochs, "steps": batches.steps,
                   "metric_names": self.metrics_names}
@@ -528,6 +532,9 @@ class Trainer:
                       "the weights of the last finished batch; the history holds the finished "
                       "epochs.", file=sys.stderr)
                 history.interrupted = True
+            finalize = getattr(self.optimizer, "finalize_variable_values", None)
+            if finalize is not None and getattr(self.optimizer, "use_ema", False):
+                finalize(self.trainable_weights)
             cb.call("on_train_end", logs)
         self.history = history
         history.params = params

@@ -1,4 +1,5 @@
-"""Utilities: seeding, one-hot labels, the progress bar and the summary table."""
+"""Utilities: seeding, one-hot labels, the progress bar and the summary table, images on disk,
+the `Dataset` pipeline and `image_dataset_from_directory`."""
 from __future__ import annotations
 
 import random
@@ -8,8 +9,12 @@ import numpy as np
 from .. import backend
 from .progbar import Progbar
 from .summary_table import print_summary
+from .dataset import Dataset
+from .image_dataset import image_dataset_from_directory
+from .image_utils import array_to_img, img_to_array, load_img, save_img
 
-__all__ = ["set_random_seed", "to_categorical", "Progbar", "print_summary"]
+__all__ = ["set_random_seed", "to_categorical", "Progbar", "print_summary", "Dataset",
+           "image_dataset_from_directory", "array_to_img", "img_to_array", "load_img", "save_img"]
 
 
 def set_random_seed(seed: int) -> None:

@@ -1,0 +1,406 @@
+/* normalization.c - batch normalization over any axis and layer normalization over rows
+ * (pycnn.h, "normalization"). Every reduction is done in double: each task sums a fixed block
+ * of rows into its own partial sums, and the partials are added in task order on the calling
+ * thread, so results are bit-identical for any thread count. The elementwise passes apply
+ * per-channel coefficients computed once per call. */
+#include "pycnn.h"
+
+#include <math.h>
+#include <string.h>
+
+#define BLOCK 16384   /* floats of x per task */
+
+/* ---- batch normalization ------------------------------------------------------------------- */
+
+typedef struct {
+    const pc_norm_shape *s;
+    const float *x, *dy;
+    const float *mu;        /* per channel: the shift of the sums, or the mean */
+    const float *k1, *k2, *k3;
+    double *partial;        /* [task][2][c] */
+    float *out;
+    int rows_per;
+} bn_job;
+
+/* s[ch] += x - mu[ch], q[ch] += (x - mu[ch])^2 over one row of c channels (b = 1) */
+PC_MULTIVERSION
+static void moments_row(const float *restrict x, const float *restrict mu, double *restrict s,
+                        double *restrict q, int c)
+{
+    for (int ch = 0; ch < c; ch++) {
+        const double d = (double)x[ch] - (double)mu[ch];
+        s[ch] += d;
+        q[ch] += d * d;
+    }
+}
+
+/* s[ch] += dy, q[ch] += dy (x - mu[ch]) over one row (b = 1) */
+PC_MULTIVERSION
+static void grad_sums_row(const float *restrict x, const float *restrict dy,
+                          const float *restrict mu, double *restrict s, double *restrict q, int c)
+{
+    for (int ch = 0; ch < c; ch++) {
+        const double g = dy[ch];
+        s[ch] += g;
+        q[ch] += g * ((double)x[ch] - (double)mu[ch]);
+    }
+}
+
+static void sums_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const bn_job *j = ctx;
+    const pc_norm_shape *sh = j->s;
+    const int c = sh->c, b = sh->b;
+    const size_t row = (size_t)c * b;
+    const int r0 = task * j->rows_per;
+    const int r1 = r0 + j->rows_per < sh->a ? r0 + j->rows_per : sh->a;
+    double *s = j->partial + (size_t)task * 2 * c, *q = s + c;
+    for (int ch = 0; ch < c; ch++)
+        s[ch] = q[ch] = 0.0;
+    for (int r = r0; r < r1; r++) {
+        const float *x = j->x + r * row, *dy = j->dy ? j->dy + r * row : NULL;
+        if (b == 1) {
+            if (dy)
+                grad_sums_row(x, dy, j->mu, s, q, c);
+            else
+                moments_row(x, j->mu, s, q, c);
+            continue;
+        }
+        for (int ch = 0; ch < c; ch++) {
+            const float *xc = x + (size_t)ch * b, *gc = dy ? dy + (size_t)ch * b : NULL;
+            const double m = j->mu[ch];
+            double ls = 0.0, lq = 0.0;
+            if (gc) {
+                for (int i = 0; i < b; i++) {
+                    ls += gc[i];
+                    lq += (double)gc[i] * ((double)xc[i] - m);
+                }
+            } else {
+                for (int i = 0; i < b; i++) {
+                    const double d = (double)xc[i] - m;
+                    ls += d;
+                    lq += d * d;
+                }
+            }
+            s[ch] += ls;
+            q[ch] += lq;
+        }
+    }
+}
+
+/* out = k1[ch] * (x - mu[ch]) + k3[ch]            (dy NULL: the forward pass)
+ * out = k1[ch] * dy + k2[ch] * (x - mu[ch]) + k3[ch]   (the input gradient) */
+PC_MULTIVERSION
+static void apply_row(const float *restrict x, const float *restrict dy, const float *restrict mu,
+                      const float *restrict k1, const float *restrict k2,
+                      const float *restrict k3, float *restrict out, int c)
+{
+    if (dy)
+        for (int ch = 0; ch < c; ch++)
+            out[ch] = k1[ch] * dy[ch] + k2[ch] * (x[ch] - mu[ch]) + k3[ch];
+    else
+        for (int ch = 0; ch < c; ch++)
+            out[ch] = k1[ch] * (x[ch] - mu[ch]) + k3[ch];
+}
+
+PC_MULTIVERSION
+static void apply_inner(const float *restrict x, const float *restrict dy, float mu, float k1,
+                        float k2, float k3, float *restrict out, int b)
+{
+    if (dy)
+        for (int i = 0; i < b; i++)
+            out[i] = k1 * dy[i] + k2 * (x[i] - mu) + k3;
+    else
+        for (int i = 0; i < b; i++)
+            out[i] = k1 * (x[i] - mu) + k3;
+}
+
+static void apply_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const bn_job *j = ctx;
+    const pc_norm_shape *sh = j->s;
+    const int c = sh->c, b = sh->b;
+    const size_t row = (size_t)c * b;
+    const int r0 = task * j->rows_per;
+    const int r1 = r0 + j->rows_per < sh->a ? r0 + j->rows_per : sh->a;
+    for (int r = r0; r < r1; r++) {
+        const float *x = j->x + r * row, *dy = j->dy ? j->dy + r * row : NULL;
+        float *out = j->out + r * row;
+        if (b == 1) {
+            apply_row(x, dy, j->mu, j->k1, j->k2, j->k3, out, c);
+            continue;
+        }
+        for (int ch = 0; ch < c; ch++)
+            apply_inner(x + (size_t)ch * b, dy ? dy + (size_t)ch * b : NULL, j->mu[ch],
+                        j->k1[ch], j->k2[ch], j->k3[ch], out + (size_t)ch * b, b);
+    }
+}
+
+static int bn_tasks(const pc_norm_shape *s, int *rows_per)
+{
+    const size_t row = (size_t)s->c * s->b;
+    *rows_per = row >= BLOCK ? 1 : (int)(BLOCK / row);
+    return (int)((s->a + (size_t)*rows_per - 1) / (size_t)*rows_per);
+}
+
+/* Scratch: 4 coefficient arrays of c floats, then the partial sums (doubles, 64-byte aligned). */
+static int bn_scratch(pc_runtime *rt, const pc_norm_shape *s, int tasks, float **coef,
+                      double **partial)
+{
+    const size_t cpad = ((size_t)s->c * 4 + 15) & ~(size_t)15;
+    float *buf = pc_shared_scratch(rt, PC_SHARED_SLOT_PARTIAL,
+                                   cpad + (size_t)tasks * 2 * s->c * 2);
+    if (!buf)
+        return PC_ENOMEM;
+    *coef = buf;
+    *partial = (double *)(void *)(buf + cpad);
+    return PC_OK;
+}
+
+/* S[ch] = the partials of every task added in task order (into partial's first block) */
+static void combine(double *partial, int tasks, int c)
+{
+    for (int t = 1; t < tasks; t++) {
+        const double *p = partial + (size_t)t * 2 * c;
+        for (int ch = 0; ch < 2 * c; ch++)
+            partial[ch] += p[ch];
+    }
+}
+
+static int check_shape(const pc_norm_shape *s)
+{
+    return s->a > 0 && s->c > 0 && s->b > 0 &&
+           (size_t)s->a * s->c * s->b / s->a / s->c == (size_t)s->b;
+}
+
+int pc_batchnorm_forward(pc_runtime *rt, const pc_norm_shape *s, const float *x, float *mean,
+                         float *var, const float *gamma, const float *beta, float eps,
+                         int batch_stats, float *y)
+{
+    if (!check_shape(s))
+        return PC_EINVAL;
+    int rows_per, rc;
+    const int tasks = bn_tasks(s, &rows_per);
+    float *coef;
+    double *partial;
+    if ((rc = bn_scratch(rt, s, tasks, &coef, &partial)))
+        return rc;
+    const int c = s->c;
+    float *mu = coef, *k1 = coef + c, *k2 = coef + 2 * c, *k3 = coef + 3 * c;
+    bn_job j = {.s = s, .x = x, .mu = mu, .k1 = k1, .k2 = k2, .k3 = k3, .partial = partial,
+                .out = y, .rows_per = rows_per};
+    if (batch_stats) {
+        /* shifted by the first cell of each channel: no cancellation for a large mean */
+        for (int ch = 0; ch < c; ch++)
+            mu[ch] = x[(size_t)ch * s->b];
+        if ((rc = pc_parallel(rt, tasks, sums_task, &j)))
+            return rc;
+        combine(partial, tasks, c);
+        const double m = (double)s->a * s->b;
+        for (int ch = 0; ch < c; ch++) {
+            const double dm = partial[ch] / m;
+            const double v = partial[c + ch] / m - dm * dm;
+            mean[ch] = (float)(mu[ch] + dm);
+            var[ch] = (float)(v > 0.0 ? v : 0.0);
+        }
+    }
+    for (int ch = 0; ch < c; ch++) {
+        const double inv = 1.0 / sqrt((double)var[ch] + eps);
+        mu[ch] = mean[ch];
+        k1[ch] = (float)(gamma ? gamma[ch] * inv : inv);
+        k2[ch] = 0.0f;
+        k3[ch] = beta ? beta[ch] : 0.0f;
+    }
+    return pc_parallel(rt, tasks, apply_task, &j);
+}
+
+int pc_batchnorm_backward(pc_runtime *rt, const pc_norm_shape *s, const float *x,
+                          const float *mean, const float *var, const float *gamma, float eps,
+                          int batch_stats, const float *dy, float *dx, float *dgamma,
+                          float *dbeta)
+{
+    if (!check_shape(s))
+        return PC_EINVAL;
+    int rows_per, rc;
+    const int tasks = bn_tasks(s, &rows_per);
+    float *coef;
+    double *partial;
+    if ((rc = bn_scratch(rt, s, tasks, &coef, &partial)))
+        return rc;
+    const int c = s->c;
+    float *mu = coef, *k1 = coef + c, *k2 = coef + 2 * c, *k3 = coef + 3 * c;
+    memcpy(mu, mean, (size_t)c * sizeof(float));
+    bn_job j = {.s = s, .x = x, .dy = dy, .mu = mu, .k1 = k1, .k2 = k2, .k3 = k3,
+                .partial = partial, .out = dx, .rows_per = rows_per};
+    const int need_sums = dgamma || dbeta || (dx && batch_stats);
+    if (need_sums) {
+        if ((rc = pc_parallel(rt, tasks, sums_task, &j)))
+            return rc;
+        combine(partial, tasks, c);
+    }
+    const double m = (double)s->a * s->b;
+    for (int ch = 0; ch < c; ch++) {
+        const double inv = 1.0 / sqrt((double)var[ch] + eps);
+        const double g = gamma ? gamma[ch] : 1.0;
+        if (need_sums) {
+            const double sdy = partial[ch], sdyx = partial[c + ch];
+            if (dgamma)
+                dgamma[ch] = (float)(sdyx * inv);
+            if (dbeta)
+                dbeta[ch] = (float)sdy;
+            /* dx = g inv (dy - sdy/m - xhat * sdyx inv / m), xhat = (x - mean) inv */
+            k2[ch] = batch_stats ? (float)(-g * inv * inv * inv * sdyx / m) : 0.0f;
+            k3[ch] = batch_stats ? (float)(-g * inv * sdy / m) : 0.0f;
+        } else {
+            k2[ch] = k3[ch] = 0.0f;
+        }
+        k1[ch] = (float)(g * inv);
+    }
+    if (!dx)
+        return PC_OK;
+    return pc_parallel(rt, tasks, apply_task, &j);
+}
+
+/* ---- layer normalization ------------------------------------------------------------------- */
+
+typedef struct {
+    const float *x, *dy, *gamma, *beta;
+    const float *mean_in, *inv_in;
+    float *y, *mean, *inv, *dx;
+    double *partial;        /* [task][2][d]: dgamma, dbeta */
+    int rows, d, rms, rows_per;
+    float eps;
+} ln_job;
+
+static void ln_forward_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const ln_job *j = ctx;
+    const int d = j->d, r0 = task * j->rows_per;
+    const int r1 = r0 + j->rows_per < j->rows ? r0 + j->rows_per : j->rows;
+    for (int r = r0; r < r1; r++) {
+        const float *x = j->x + (size_t)r * d;
+        float *y = j->y + (size_t)r * d;
+        double sum = 0.0, sq = 0.0;
+        for (int i = 0; i < d; i++)
+            sum += x[i];
+        const double mean = sum / d;
+        for (int i = 0; i < d; i++)
+            sq += ((double)x[i] - mean) * ((double)x[i] - mean);
+        const double inv = 1.0 / sqrt(sq / d + j->eps);
+        const float mf = (float)mean, inf = (float)inv;
+        j->mean[r] = mf;
+        j->inv[r] = inf;
+        const float *g = j->gamma, *b = j->beta;
+        if (j->rms) {
+            for (int i = 0; i < d; i++)
+                y[i] = x[i] * inf * (g ? g[i] : 1.0f);
+        } else {
+            for (int i = 0; i < d; i++)
+                y[i] = (x[i] - mf) * inf * (g ? g[i] : 1.0f) + (b ? b[i] : 0.0f);
+        }
+    }
+}
+
+static void ln_backward_task(void *ctx, int task, int thread)
+{
+    (void)thread;
+    const ln_job *j = ctx;
+    const int d = j->d, r0 = task * j->rows_per;
+    const int r1 = r0 + j->rows_per < j->rows ? r0 + j->rows_per : j->rows;
+    double *pg = j->partial ? j->partial + (size_t)task * 2 * d : NULL, *pb = pg ? pg + d : NULL;
+    if (pg)
+        for (int i = 0; i < 2 * d; i++)
+            pg[i] = 0.0;
+    const float *g = j->gamma;
+    for (int r = r0; r < r1; r++) {
+        const float *x = j->x + (size_t)r * d, *dy = j->dy + (size_t)r * d;
+        const double mean = j->mean_in[r], inv = j->inv_in[r];
+        if (pg) {
+            for (int i = 0; i < d; i++) {
+                const double xh = j->rms ? (double)x[i] * inv : ((double)x[i] - mean) * inv;
+                pg[i] += (double)dy[i] * xh;
+                pb[i] += dy[i];
+            }
+        }
+        if (!j->dx)
+            continue;
+        float *dx = j->dx + (size_t)r * d;
+        if (j->rms) {
+            /* y = x inv g: dx = inv g dy - inv^3 (x - mean) / d * sum(g dy x) */
+            double c = 0.0;
+            for (int i = 0; i < d; i++)
+                c += (g ? g[i] : 1.0) * dy[i] * x[i];
+            const double k = inv * inv * inv * c / d;
+            for (int i = 0; i < d; i++)
+                dx[i] = (float)(inv * (g ? g[i] : 1.0) * dy[i] - k * ((double)x[i] - mean));
+        } else {
+            /* dx = inv (gdy - mean(gdy) - xhat mean(gdy xhat)) */
+            double a = 0.0, bsum = 0.0;
+            for (int i = 0; i < d; i++) {
+                const double gd = (g ? g[i] : 1.0) * dy[i];
+                a += gd;
+                bsum += gd * ((double)x[i] - mean) * inv;
+            }
+            a /= d;
+            bsum /= d;
+            for (int i = 0; i < d; i++) {
+                const double gd = (g ? g[i] : 1.0) * dy[i];
+                const double xh = ((double)x[i] - mean) * inv;
+                dx[i] = (float)(inv * (gd - a - xh * bsum));
+            }
+        }
+    }
+}
+
+static int ln_tasks(int rows, int d, int *rows_per)
+{
+    *rows_per = d >= BLOCK ? 1 : BLOCK / d;
+    return (int)(((size_t)rows + *rows_per - 1) / *rows_per);
+}
+
+int pc_layernorm_forward(pc_runtime *rt, const float *x, int rows, int d, const float *gamma,
+                         const float *beta, float eps, int rms, float *y, float *mean,
+                         float *inv)
+{
+    if (rows <= 0 || d <= 0)
+        return PC_EINVAL;
+    int rows_per;
+    const int tasks = ln_tasks(rows, d, &rows_per);
+    ln_job j = {.x = x, .gamma = gamma, .beta = rms ? NULL : beta, .y = y, .mean = mean,
+                .inv = inv, .rows = rows, .d = d, .rms = rms, .rows_per = rows_per, .eps = eps};
+    return pc_parallel(rt, tasks, ln_forward_task, &j);
+}
+
+int pc_layernorm_backward(pc_runtime *rt, const float *x, int rows, int d, const float *gamma,
+                          const float *mean, const float *inv, int rms, const float *dy,
+                          float *dx, float *dgamma, float *dbeta)
+{
+    if (rows <= 0 || d <= 0)
+        return PC_EINVAL;
+    int rows_per, rc;
+    const int tasks = ln_tasks(rows, d, &rows_per);
+    double *partial = NULL;
+    if (dgamma || dbeta) {
+        float *buf = pc_shared_scratch(rt, PC_SHARED_SLOT_PARTIAL, (size_t)tasks * 2 * d * 2);
+        if (!buf)
+            return PC_ENOMEM;
+        partial = (double *)(void *)buf;
+    }
+    ln_job j = {.x = x, .dy = dy, .gamma = gamma, .mean_in = mean, .inv_in = inv, .dx = dx,
+                .partial = partial, .rows = rows, .d = d, .rms = rms, .rows_per = rows_per};
+    if ((rc = pc_parallel(rt, tasks, ln_backward_task, &j)))
+        return rc;
+    if (partial) {
+        combine(partial, tasks, d);
+        for (int i = 0; i < d; i++) {
+            if (dgamma)
+                dgamma[i] = (float)partial[i];
+            if (dbeta)
+                dbeta[i] = (float)partial[d + i];
+        }
+    }
+    return PC_OK;
+}

@@ -1,0 +1,87 @@
+"""The word-index sequence datasets (IMDB, Reuters): reading and Keras' processing."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import _files, _pickle
+
+
+def read_sequences(path: Path, x_keys: tuple[str, ...], y_keys: tuple[str, ...]) -> dict[str, Any]:
+    """Reads an `.npz` of object arrays of int lists (`x_keys`) and integer labels (`y_keys`).
+
+    Every sequence must be a list of non-negative ints and every label array
+    an integer array with one label per sequence; anything else raises
+    `ValueError` naming the file.
+    """
+    arrays = _pickle.read_npz(path, x_keys + y_keys)
+    for key in x_keys:
+        x = arrays[key]
+        if x.ndim != 1 or x.dtype != object:
+            raise ValueError(f"{path}[{key!r}]: expected a 1-D object array of sequences")
+        for i, seq in enumerate(x):
+            if not isinstance(seq, list) or not all(
+                type(w) is int and w >= 0 for w in seq
+            ):
+                raise ValueError(
+                    f"{path}[{key!r}]: item {i} is not a list of non-negative ints"
+                )
+    for key in y_keys:
+        y = arrays[key]
+        if y.ndim != 1 or y.dtype.kind not in "iu":
+            raise ValueError(f"{path}[{key!r}]: expected a 1-D integer array of labels")
+    return arrays
+
+
+def remove_long_seq(maxlen: int, seq: list, label: Any) -> tuple[list, list]:
+    """Keeps the sequences shorter than `maxlen` (and their labels), as Keras."""
+    new_seq, new_label = [], []
+    for x, y in zip(seq, label):
+        if len(x) < maxlen:
+            new_seq.append(x)
+            new_label.append(y)
+    return new_seq, new_label
+
+
+def shift(xs: Any, start_char: int | None, index_from: int) -> list[list[int]]:
+    """Adds `index_from` to every word and puts `start_char` first, as Keras."""
+    if start_char is not None:
+        return [[start_char] + [w + index_from for w in x] for x in xs]
+    if index_from:
+        return [[w + index_from for w in x] for x in xs]
+    return [[w for w in x] for x in xs]
+
+
+def limit_vocabulary(
+    xs: list[list[int]], num_words: int | None, skip_top: int, oov_char: int | None
+) -> list[list[int]]:
+    """Words outside `skip_top <= w < num_words` become `oov_char` (or are dropped), as Keras.
+
+    Without `num_words`, Keras' bound is the largest index present, which
+    itself is then out of range (Keras' behaviour, kept).
+    """
+    if not num_words:
+        num_words = max(max(x) for x in xs)
+    if oov_char is not None:
+        return [[w if skip_top <= w < num_words else oov_char for w in x] for x in xs]
+    return [[w for w in x if skip_top <= w < num_words] for x in xs]
+
+
+def load_word_index(spec: _files.FileSpec, path: str | os.PathLike[str] | None) -> dict[str, int]:
+    """Reads a word index JSON file: a dict of word -> positive int."""
+    where = _files.locate(spec, path)
+    try:
+        with open(where, encoding="utf-8") as f:
+            index = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{where}: not a JSON word index ({exc})") from None
+    if not isinstance(index, dict) or not all(
+        isinstance(k, str) and type(v) is int for k, v in index.items()
+    ):
+        raise ValueError(f"{where}: expected a JSON object mapping words to integers")
+    return index
