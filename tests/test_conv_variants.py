@@ -618,38 +618,13 @@ def test_depthwise_arithmetic_intensity_is_low():
 
 # ---- models -------------------------------------------------------------------------------------
 
-class _Concatenate(layers.Layer):
-    """Channel concatenation, for the U-Net test (pycnn's merge layers live elsewhere)."""
-    multi_input = True
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape[0][:-1]) + (sum(s[-1] for s in input_shape),)
-
-    def build(self, input_shape):
-        self.built = True
-
-    def forward(self, ctx, xs, training=False):
-        ctx.sizes = [x.shape[-1] for x in xs]
-        return np.concatenate(xs, axis=-1)
-
-    def backward(self, ctx, dy, need_dx=True):
-        cuts = np.cumsum(ctx.sizes)[:-1]
-        return [np.ascontiguousarray(p) if need else None
-                for p, need in zip(np.split(np.asarray(dy), cuts, axis=-1), need_dx)]
-
-
-def _concatenate(tensors):
-    cat = getattr(layers, "Concatenate", None)
-    return cat()(tensors) if cat is not None else _Concatenate()(tensors)
-
-
 def test_small_unet_trains_with_fit(seed):
     inp = layers.Input((16, 16, 3))
     c1 = layers.Conv2D(8, 3, padding="same", activation="relu")(inp)
     p1 = layers.MaxPooling2D(2)(c1)
     c2 = layers.Conv2D(16, 3, padding="same", activation="relu")(p1)
     u1 = layers.Conv2DTranspose(8, 2, strides=2, padding="same", activation="relu")(c2)
-    m1 = _concatenate([u1, c1])
+    m1 = layers.concatenate([u1, c1])
     c3 = layers.SeparableConv2D(8, 3, padding="same", activation="relu")(m1)
     c4 = layers.DepthwiseConv2D(3, padding="same", dilation_rate=2)(c3)
     out = layers.Conv2D(1, 1, activation="sigmoid")(c4)
