@@ -665,3 +665,19 @@ def test_dilated_conv2d_before_max_pooling_in_a_model_is_not_fused_wrongly():
     conv, pool = layers.Conv2D(4, 3, dilation_rate=2, activation="relu"), layers.MaxPooling2D(2)
     model = pycnn.Model(inp, pool(conv(inp)))
     _close(model.predict(x, verbose=0), pool(conv(x)), 1e-6)
+
+
+def test_model_with_every_variant_saves_and_loads(tmp_path):
+    model = pycnn.Sequential([
+        layers.Input((8, 8, 3)),
+        layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2),
+        layers.SeparableConv2D(4, 3, dilation_rate=2, activation="relu"),
+        layers.Conv2DTranspose(2, 2, strides=2, output_padding=1),
+        layers.Conv2D(4, 3, dilation_rate=2, groups=2),
+    ])
+    x = _f32(2, 8, 8, 3)
+    path = str(tmp_path / "variants.keras")
+    model.save(path)
+    loaded = pycnn.models.load_model(path)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert [type(l).__name__ for l in loaded.layers] == [type(l).__name__ for l in model.layers]
