@@ -97,5 +97,6 @@ extern PyMethodDef pc_methods_normalization[];   /* batch/layer normalization, g
 extern PyMethodDef pc_methods_merge[];   /* merge layers, concatenation */
 extern PyMethodDef pc_methods_resample[];   /* upsampling, padding, cropping, permutation */
 extern PyMethodDef pc_methods_augment[];   /* image augmentation */
+extern PyMethodDef pc_methods_conv_general[];   /* dilated, grouped, transposed, depthwise conv */
 
 #endif

@@ -113,7 +113,8 @@ def fuse_conv_maxpool(steps: list, outputs: set) -> list:
     dropped: set[int] = set()           # id(pool step)
     for step in steps:
         if not (isinstance(step, LayerStep) and type(step.layer) is Conv2D and
-                step.layer.activation in ("linear", "relu") and not step.ctx.logits_only):
+                step.layer.activation in ("linear", "relu") and not step.ctx.logits_only and
+                tuple(step.layer.dilation_rate) == (1, 1) and step.layer.groups == 1):
             continue
         out = step.outputs[0]
         users = consumers.get(out, [])
