@@ -96,5 +96,6 @@ extern PyMethodDef pc_methods_data[];   /* batches */
 extern PyMethodDef pc_methods_normalization[];   /* batch/layer normalization, global pooling */
 extern PyMethodDef pc_methods_merge[];   /* merge layers, concatenation */
 extern PyMethodDef pc_methods_resample[];   /* upsampling, padding, cropping, permutation */
+extern PyMethodDef pc_methods_conv_general[];   /* dilated, grouped, transposed, depthwise conv */
 
 #endif

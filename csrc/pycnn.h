@@ -178,6 +178,59 @@ int pc_conv2d_forward(pc_runtime *rt, const pc_conv_shape *s, const float *x, co
 int pc_conv2d_backward(pc_runtime *rt, const pc_conv_shape *s, const float *x, const float *w,
                        const float *y, const float *dy, float *dx, float *dw, float *db);
 
+/* ---- dilated, grouped and transposed convolution (conv_general.c) ------------------------------
+ * The convolution of pc_conv2d with dilation and groups (Keras' dilation_rate and groups):
+ *   y[n][oh][ow][g*Og + o] = act(b[g*Og + o] + sum_{i,j,c} x[n][oh*sh + i*dh - pt][ow*sw + j*dw - pl][g*Cg + c]
+ *                                                         * w[i][j][c][g*Og + o])
+ * for group g < groups, Cg = c / groups, Og = o / groups; kernel w[kh][kw][Cg][o]. Cells outside
+ * the image read as zero; any output size is memory-safe. act: LINEAR or RELU. */
+typedef struct {
+    int n, h, w, c;        /* input  x[n][h][w][c] */
+    int kh, kw, o;         /* kernel w[kh][kw][c/groups][o] */
+    int oh, ow;            /* output y[n][oh][ow][o] */
+    int sh, sw, pt, pl;    /* strides, top and left padding */
+    int dh, dw;            /* dilation (>= 1) */
+    int groups;            /* divides c and o */
+} pc_convg_shape;
+
+int pc_convg_forward(pc_runtime *rt, const pc_convg_shape *s, const float *x, const float *w,
+                     const float *b, float *y, pc_act act);
+/* dx, db may be NULL; dw, db overwritten. y (a fused relu's output) or NULL, as pc_conv2d. */
+int pc_convg_backward(pc_runtime *rt, const pc_convg_shape *s, const float *x, const float *w,
+                      const float *y, const float *dy, float *dx, float *dw, float *db);
+/* The transpose of the convolution s (Keras' Conv2DTranspose): its input x[n][s->oh][s->ow][s->o]
+ * is on s's output side, its output y[n][s->h][s->w][s->c] on s's input side, with the same
+ * kernel w[kh][kw][c/groups][o] (Keras: (kh, kw, filters, in_channels)):
+ *   y = act(b + s^T x),   y[n][p][q][c] = b[c] + sum over (oh, ow, i, j, o) with
+ *        oh*sh + i*dh - pt = p and ow*sw + j*dw - pl = q of x[n][oh][ow][o] * w[i][j][c][o].
+ * Backward: dx = s(dy) (the convolution's forward product, no bias), dw = s's kernel gradient
+ * with x and dy exchanged, db[c] = sum dy; dy masked by y > 0 first when y (a fused relu's
+ * output) is given; dx, db may be NULL. */
+int pc_conv_transpose_forward(pc_runtime *rt, const pc_convg_shape *s, const float *x,
+                              const float *w, const float *b, float *y, pc_act act);
+int pc_conv_transpose_backward(pc_runtime *rt, const pc_convg_shape *s, const float *x,
+                               const float *w, const float *y, const float *dy, float *dx,
+                               float *dw, float *db);
+
+/* ---- depthwise convolution (depthwise.c) -----------------------------------------------------
+ *   y[n][oh][ow][c*dm + m] = act(b[c*dm + m] + sum_{i,j} x[n][oh*sh + i*dh - pt][ow*sw + j*dw - pl][c]
+ *                                                          * w[i][j][c][m])
+ * kernel w[kh][kw][c][dm] (Keras' DepthwiseConv2D), bias and output c*dm channels. A direct
+ * kernel vectorised along the channels (no GEMM: memory-bound). act: LINEAR or RELU. Backward
+ * as pc_conv2d_backward (dx, db may be NULL; y a fused relu's output or NULL). */
+typedef struct {
+    int n, h, w, c;
+    int kh, kw, dm;
+    int oh, ow;
+    int sh, sw, pt, pl;
+    int dh, dw;
+} pc_dw_shape;
+
+int pc_depthwise_forward(pc_runtime *rt, const pc_dw_shape *s, const float *x, const float *w,
+                         const float *b, float *y, pc_act act);
+int pc_depthwise_backward(pc_runtime *rt, const pc_dw_shape *s, const float *x, const float *w,
+                          const float *y, const float *dy, float *dx, float *dw, float *db);
+
 /* ---- pooling (pool.c) -----------------------------------------------------------------------
  * Windows ph x pw, strides sh x sw, top/left padding pt/pl, output oh x ow given by the caller.
  * Max pooling: padding is -inf; argmax[n][oh][ow][c] = h*W + w of the window's FIRST maximum in

@@ -78,7 +78,7 @@ static PyMethodDef runtime_methods[] = {
 static PyMethodDef *const method_tables[] = {
     runtime_methods, pc_methods_dense, pc_methods_conv, pc_methods_activations,
     pc_methods_losses, pc_methods_metrics, pc_methods_optimizers, pc_methods_data,
-    pc_methods_merge, pc_methods_resample, pc_methods_normalization};
+    pc_methods_merge, pc_methods_resample, pc_methods_normalization, pc_methods_conv_general};
 
 static int module_exec(PyObject *module)
 {
