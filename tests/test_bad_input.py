@@ -79,12 +79,26 @@ WITH_Y = pytest.mark.parametrize("entry", ["evaluate", "fit"])
     np.zeros((2, 784), dtype=np.complex64),
     "not an array",
     None,
-    {"x": 1},
 ])
 def test_non_numeric_x_is_a_type_error(entry, bad):
     model = dense_model()
     _, y = data(2)
     raises(TypeError, lambda: ENTRY_POINTS[entry](model, bad, y), f"{entry}(x)")
+
+
+@ALL
+def test_x_as_a_dict_is_keyed_by_input_name(entry):
+    """Inputs may be given as a dict by input name: unknown keys are a ValueError naming the
+    missing input and the keys received; a non-numeric array under the right name is a
+    TypeError as any non-numeric x; the right name and data work."""
+    model = dense_model()
+    x, y = data(2)
+    (name,) = model.input_names
+    raises(ValueError, lambda: ENTRY_POINTS[entry](model, {"x": 1}, y), f"{entry}(x)", name,
+           "'x'")
+    raises(TypeError, lambda: ENTRY_POINTS[entry](
+        model, {name: np.zeros((2, 784), dtype=object)}, y), f"{entry}(x)")
+    ENTRY_POINTS[entry](model, {name: x}, y)
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.float64, np.float16, np.int32, np.int64, bool])

@@ -10,12 +10,11 @@
   tests/reference.py, consistent with its own forward pass (directional derivative), the same
   for any thread count and on every SIMD path (fixture ``isa``), outputs fully overwritten,
   and safe for any int32 content of ``argmax``.
-* Models (pycnn/models/graph.py ``Graph.set_fusion`` / ``fused_pairs``; Conv2D
-  ``can_fuse_pool`` / ``forward_pooled`` / ``backward_pooled``): which (conv, pool) pairs run
-  fused, and training with fusion on and off giving bit-identical weights, history and
-  predictions (for batches whose dw sums keep their k blocks, as there). (Every pycnn layer takes one input and a model has one output, so no graph can
-  have a convolution whose output feeds two layers that both reach the output: that case of
-  the fusion rule cannot be built and is not tested.)
+* Models (the ``conv_maxpool`` rule of pycnn/models/fusion.py, its ``ConvMaxPoolStep``, the
+  compiled plan's ``fused_pairs``, ``model.set_fusion``): which (conv, pool) pairs run fused,
+  and training with fusion on and off giving bit-identical weights, history and predictions
+  (for batches whose dw sums keep their k blocks, as there); a convolution whose output is
+  also read by another layer, or is a model output, is not fused.
 * The GEMM driver's column split for short A (csrc/gemm.c ``split_by_columns`` /
   ``gemm_by_columns``): shapes with at most mc rows where N splits more evenly than M, through
   ``_C.gemm`` and ``_C.dense_forward`` / ``_C.dense_backward``: correct against float64 and
@@ -41,6 +40,8 @@ import reference as ref  # noqa: E402
 
 import pycnn  # noqa: E402
 from pycnn import _C, layers  # noqa: E402
+from pycnn.models import fusion  # noqa: E402
+from pycnn.models.plan import LayerStep  # noqa: E402
 
 from test_lecture import build_part2_convnet  # noqa: E402
 from test_kernels import (_gemm_operands, assert_close, directional_check, f32, nans,  # noqa: E402
@@ -580,7 +581,8 @@ def test_huge_conv_geometry_is_refused_quickly(kind):
 
 @pytest.fixture
 def spy(monkeypatch):
-    """Counts the calls of Conv2D.forward_pooled (fused) and MaxPooling2D.forward (unfused)."""
+    """Counts the calls of the fused step (fusion.ConvMaxPoolStep.forward/backward) and of
+    MaxPooling2D.forward (unfused)."""
     calls = {"forward_pooled": 0, "backward_pooled": 0, "pool_forward": 0}
 
     def wrap(cls, name, key):
@@ -590,10 +592,18 @@ def spy(monkeypatch):
             calls[key] += 1
             return orig(self, *a, **k)
         monkeypatch.setattr(cls, name, counted)
-    wrap(layers.Conv2D, "forward_pooled", "forward_pooled")
-    wrap(layers.Conv2D, "backward_pooled", "backward_pooled")
+    wrap(fusion.ConvMaxPoolStep, "forward", "forward_pooled")
+    wrap(fusion.ConvMaxPoolStep, "backward", "backward_pooled")
     wrap(layers.MaxPooling2D, "forward", "pool_forward")
     return calls
+
+
+def fused_pairs(model):
+    """The (conv, pool) pairs the model's compiled plans run fused: the same in training (as
+    fit compiles it, the output at logits) and in inference."""
+    train = model.compiled_plan(True, logits=(True,)).fused_pairs
+    assert model.compiled_plan(False).fused_pairs == train
+    return train
 
 
 def lecture_convnet():
@@ -615,7 +625,7 @@ def train(build, x, y, fusion, epochs=2, batch_size=16, **fit_kw):
     pycnn.utils.set_random_seed(11)
     model = build()
     model.predict(x[:2], verbose=0)
-    model._graph.set_fusion(fusion)
+    model.set_fusion("conv_maxpool", fusion)
     pycnn.utils.set_random_seed(23)
     history = model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0, **fit_kw)
     return model, history
@@ -624,7 +634,7 @@ def train(build, x, y, fusion, epochs=2, batch_size=16, **fit_kw):
 def assert_same_training(build, x, y, **fit_kw):
     fused, h1 = train(build, x, y, True, **fit_kw)
     plain, h2 = train(build, x, y, False, **fit_kw)
-    assert plain._graph.fused_pairs == []
+    assert fused_pairs(plain) == []
     for i, (a, b) in enumerate(zip(fused.get_weights(), plain.get_weights())):
         np.testing.assert_array_equal(a, b, err_msg=f"weight {i} differs with fusion on/off")
     assert h1.history == h2.history
@@ -640,15 +650,15 @@ def test_lecture_convnet_fuses_both_conv_pool_pairs():
     model = lecture_convnet()
     conv1, pool1, conv2, pool2, conv3 = [l for l in model.layers
                                         if isinstance(l, (layers.Conv2D, layers.MaxPooling2D))]
-    pairs = model._graph.fused_pairs
+    pairs = fused_pairs(model)
     assert len(pairs) == 2, pairs
     assert pairs[0][0] is conv1 and pairs[0][1] is pool1
     assert pairs[1][0] is conv2 and pairs[1][1] is pool2
     assert all(c is not conv3 for c, _ in pairs)
-    model._graph.set_fusion(False)
-    assert model._graph.fused_pairs == []
-    model._graph.set_fusion(True)
-    assert [(c.name, p.name) for c, p in model._graph.fused_pairs] == \
+    model.set_fusion("conv_maxpool", False)
+    assert fused_pairs(model) == []
+    model.set_fusion("conv_maxpool", True)
+    assert [(c.name, p.name) for c, p in fused_pairs(model)] == \
         [(conv1.name, pool1.name), (conv2.name, pool2.name)]
 
 
@@ -661,10 +671,10 @@ def test_lecture_convnet_trains_bit_identically_with_and_without_fusion(spy):
 def test_fusion_off_runs_the_layers_one_by_one(spy):
     x, _ = random_data(4, (28, 28, 1))
     model = lecture_convnet()
-    model._graph.set_fusion(False)
+    model.set_fusion("conv_maxpool", False)
     model.predict(x, verbose=0)
     assert spy["forward_pooled"] == 0 and spy["pool_forward"] == 2
-    model._graph.set_fusion(True)
+    model.set_fusion("conv_maxpool", True)
     model.predict(x, verbose=0)
     assert spy["forward_pooled"] == 2 and spy["pool_forward"] == 2
 
@@ -688,22 +698,23 @@ def test_sequential_convnet_fuses_and_trains_bit_identically(spy, with_input):
         assert model._graph is None               # built by the first data
         model.predict(x[:2], verbose=0)
     convs = [l for l in model.layers if isinstance(l, (layers.Conv2D, layers.MaxPooling2D))]
-    assert [(c.name, p.name) for c, p in model._graph.fused_pairs] == \
+    assert [(c.name, p.name) for c, p in fused_pairs(model)] == \
         [(convs[0].name, convs[1].name), (convs[2].name, convs[3].name)]
     assert_same_training(lambda: _sequential_convnet(with_input), x, y, batch_size=8)
     assert spy["forward_pooled"] > 0
 
 
 def _gradients(model, x, y):
-    """One training step's weight gradients as fit computes them (no update)."""
-    out = model._graph.forward(f32(x), training=True)
-    fused = model._fused_softmax()
-    pre = model._graph.output_node.layer.preactivation() if fused else out
-    loss, grad = model.loss.compute(pre, y, fused or model.loss.from_logits)
+    """One training step's weight gradients as fit computes them (no update), and the plan
+    that ran it (its steps keep the per-call contexts)."""
+    plan = model.compiled_plan(True, logits=(True,))
+    fused = plan.logits_outputs[0]
+    (out,) = plan.forward([f32(x)])         # the logits when the softmax is fused
+    loss, grad = model.loss.compute(out, y, fused or model.loss.from_logits)
     for v in model.trainable_weights:
         v.grad[...] = np.nan
-    model._graph.backward(grad, from_logits=fused)
-    return loss, [v.grad.copy() for v in model.trainable_weights]
+    plan.backward([grad])
+    return loss, [v.grad.copy() for v in model.trainable_weights], plan
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
@@ -714,18 +725,19 @@ def test_sigmoid_or_tanh_conv_before_max_pooling_is_not_fused_and_trains_correct
     out = layers.Dense(4, activation="softmax")(layers.Flatten()(pool(conv(inp))))
     model = pycnn.Model(inp, out)
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
-    assert model._graph.fused_pairs == []
-    assert not conv.can_fuse_pool(pool)
+    assert fused_pairs(model) == []
     x, y = random_data(6, (7, 7, 2), classes=4, seed=3)
     x = f32(x * 2 - 1)
-    loss, grads = _gradients(model, x, y)
+    loss, grads, plan = _gradients(model, x, y)
+    steps = [s for s in plan.steps if isinstance(s, LayerStep) and s.layer in (conv, pool)]
+    assert [s.layer for s in steps] == [conv, pool]         # each runs as its own step
     assert spy["forward_pooled"] == 0 and spy["pool_forward"] == 1
     # float64 reference of the same step, routed through the C pooling's argmax
     w, b, w2, b2 = [v.astype(np.float64) for v in model.get_weights()]
     z = ref.conv2d_forward(x, w, b, (1, 1), (0, 0), (5, 5))
     a = ref.activation_forward(activation, z)
     p, _ = ref.maxpool2d_forward(a, (2, 2), (2, 2), (0, 0), (2, 2))
-    am = pool._buffers["argmax"]
+    am = steps[1].ctx.buffers()["argmax"]
     np.testing.assert_array_equal(gather(a, am), p)        # C argmax: a maximum in float64 too
     logits = p.reshape(6, -1) @ w2 + b2
     eloss, _, dlogits = ref.softmax_xent_sparse(logits, y)
@@ -783,7 +795,7 @@ def test_pairs_that_must_not_be_fused(spy, case, functional):
                       else "sparse_categorical_crossentropy")
         return model
 
-    assert build()._graph.fused_pairs == []
+    assert fused_pairs(build()) == []
     x, y = random_data(12, (8, 8, 2), classes=3, seed=4)
     if case == "conv_is_the_output":
         y = rng(5).random((12, 6, 6, 3), dtype=np.float32)
@@ -800,11 +812,56 @@ def test_fused_pool_as_the_last_pooling_before_a_linear_output(spy):
                                   layers.MaxPooling2D(2), layers.Flatten()])
         model.compile(optimizer="sgd", loss="mse")
         return model
-    assert len(build()._graph.fused_pairs) == 1
+    assert len(fused_pairs(build())) == 1
     x, _ = random_data(10, (9, 9, 3))
     y = rng(6).random((10, 64), dtype=np.float32)
     assert_same_training(build, x, y, batch_size=5)
     assert spy["backward_pooled"] > 0
+
+
+def test_a_convolution_read_by_two_layers_or_also_an_output_is_not_fused(spy):
+    """The rule fuses a convolution into its max pooling only when the pooling is the only
+    reader of its output: a second reader, or the output being a model output, needs the
+    convolution's values, which the fused step never stores. Another pair of the same model
+    is still fused, and training is bit-identical with the rule on and off."""
+    def build():
+        pycnn.utils.set_random_seed(3)
+        inp = pycnn.Input(shape=(8, 8, 2))
+        two_readers = layers.Conv2D(3, 3, activation="relu", name="two_readers")
+        a = two_readers(inp)
+        o1 = layers.Dense(3, activation="softmax")(layers.Flatten()(layers.MaxPooling2D(2)(a)))
+        o2 = layers.Flatten()(layers.MaxPooling2D(3)(a))
+        also_output = layers.Conv2D(2, 3, name="also_output")
+        h = also_output(inp)
+        o4 = layers.Flatten()(layers.MaxPooling2D(2)(h))
+        g = layers.Conv2D(2, 3, activation="relu", name="fused_conv")(inp)
+        o5 = layers.Flatten()(layers.MaxPooling2D(2, name="fused_pool")(g))
+        model = pycnn.Model(inp, [o1, o2, h, o4, o5])
+        model.compile(optimizer="sgd", loss=["sparse_categorical_crossentropy", "mse", "mse",
+                                             "mse", "mse"])
+        return model
+
+    model = build()
+    assert [(c.name, p.name) for c, p in fused_pairs(model)] == [("fused_conv", "fused_pool")]
+    x, y = random_data(8, (8, 8, 2), classes=3, seed=7)
+    r = rng(8)
+    ys = [y, r.random((8, 12), dtype=np.float32), r.random((8, 6, 6, 2), dtype=np.float32),
+          r.random((8, 18), dtype=np.float32), r.random((8, 18), dtype=np.float32)]
+    results = []
+    for on in (True, False):
+        model = build()
+        model.set_fusion("conv_maxpool", on)
+        before = dict(spy)
+        history = model.fit(x, ys, batch_size=4, epochs=2, shuffle=False, verbose=0)
+        fused_calls = spy["forward_pooled"] - before["forward_pooled"]
+        assert fused_calls == (4 if on else 0)          # 2 epochs x 2 batches, one pair
+        results.append((model.get_weights(), history.history, model.predict(x, verbose=0)))
+    (w1, h1, p1), (w2, h2, p2) = results
+    for a, b in zip(w1, w2):
+        np.testing.assert_array_equal(a, b)
+    assert list(h1.values()) == list(h2.values())       # (auto names differ per build)
+    for a, b in zip(p1, p2):
+        np.testing.assert_array_equal(a, b)
 
 
 # =============================================================================================

@@ -5,7 +5,7 @@ tests/reference.py.
   models and concepts: 5x5 input, 3x3 window, strides, "same"/"valid", 2x2 pooling, 104,202
   and 712,202 parameters);
 * forward values of every layer type against the float64 reference;
-* gradients: ``layer.backward(dy)`` (dL/dx and each ``Variable.grad``) for the scalar loss
+* gradients: ``layer.backward(ctx, dy)`` (dL/dx and each ``Variable.grad``) for the scalar loss
   ``L = sum(forward(x) * R)``, against the reference backward and against central finite
   differences (float64, a few random coordinates) of the reference forward;
 * a whole functional convnet: one training step's gradients against float64 finite
@@ -29,6 +29,8 @@ import reference as ref  # noqa: E402
 
 import pycnn  # noqa: E402
 from pycnn import _C, backend, layers  # noqa: E402
+
+from pycnn.layers.context import Context  # noqa: E402
 
 from conftest import ISAS  # noqa: E402
 ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax")
@@ -109,12 +111,13 @@ def run_backward(layer, x, r, training=False):
     start as NaN so a kernel that does not write all of them is caught.
     Returns (y, R, dx, [grad of each weight])."""
     y = layer(x, training=training) if training else layer(x)
-    # layer(x) returned a copy; run forward again so backward sees this very call
-    y = np.array(layer.forward(f32(x), training=training))
+    # layer(x) used its own context; run forward again in one we keep for the backward pass
+    ctx = Context()
+    y = np.array(layer.forward(ctx, f32(x), training=training))
     R = r.standard_normal(y.shape)
     for v in layer.weights:
         v.grad[...] = np.nan
-    dx = layer.backward(f32(R))
+    dx = layer.backward(ctx, f32(R))
     dx = None if dx is None else np.array(dx)
     return y, R, dx, [v.grad.copy() for v in layer.weights]
 
@@ -817,11 +820,13 @@ def test_conv2d_backward_without_input_gradient(isa):
     """need_dx=False (the first layer of a model) returns None and still fills the weights'
     gradients."""
     layer, x, s, p, a = _make_conv(CONV_CASES[2], 32)
+    ctx = Context()
     layer(x)
+    layer.forward(ctx, x)
     R = f32(np.random.default_rng(33).standard_normal(layer.compute_output_shape(x.shape)))
     layer.kernel.grad[...] = np.nan
     layer.bias.grad[...] = np.nan
-    assert layer.backward(R, need_dx=False) is None
+    assert layer.backward(ctx, R, need_dx=False) is None
     _, edw, edb = ref_conv_grads(x, layer.kernel.numpy(), layer.bias.numpy(), R, s, p, a)
     assert_close(layer.kernel.grad, edw, "d kernel")
     assert_close(layer.bias.grad, edb, "d bias")
@@ -859,8 +864,9 @@ def test_max_pooling_gradient_goes_to_the_first_maximum_of_a_tie(isa):
     x[0, 2:, 2:, 1] = 3.0                          # a tie of four in one window
     x[0, 0, 1, 0] = x[0, 1, 0, 0] = 5.0            # a tie of two: first in row order is (0, 1)
     layer = layers.MaxPooling2D()
-    layer(x)
-    dx = layer.backward(np.ones((1, 2, 2, 2), np.float32))
+    ctx = Context()
+    layer.forward(ctx, x)
+    dx = layer.backward(ctx, np.ones((1, 2, 2, 2), np.float32))
     expected = np.zeros_like(x)
     expected[0, 0, 0, 1] = expected[0, 0, 2, 1] = expected[0, 2, 0, 1] = 1  # all-zero windows
     expected[0, 2, 2, 1] = 1
@@ -909,14 +915,15 @@ def test_dropout_gradient_uses_the_same_mask(isa):
     r = np.random.default_rng(53)
     layer = layers.Dropout(0.4, seed=1)
     x = f32(r.uniform(0.5, 1.5, (4, 30)))
-    y = np.array(layer.forward(x, training=True))
+    ctx = Context()
+    y = np.array(layer.forward(ctx, x, training=True))
     R = f32(r.standard_normal(y.shape))
-    dx = layer.backward(R)
+    dx = layer.backward(ctx, R)
     mask = y / x                       # 0 or 1/(1-rate)
     np.testing.assert_allclose(dx, R * mask, rtol=1e-6)
     assert (dx == 0).sum() == (y == 0).sum()
-    layer.forward(x, training=False)
-    np.testing.assert_array_equal(layer.backward(R), R)
+    layer.forward(ctx, x, training=False)
+    np.testing.assert_array_equal(layer.backward(ctx, R), R)
 
 
 def test_flatten_and_reshape_gradients_are_reshapes():
@@ -1020,16 +1027,15 @@ def test_reference_model_backward_matches_its_finite_differences():
 
 
 def _graph_gradients(model, x, y):
-    """One training step's gradients, as Model.fit computes them (no optimizer update)."""
-    out = model._graph.forward(f32(x), training=True)
-    fused = model._fused_softmax()
-    if fused:
-        loss, grad = model.loss.compute(model._graph.output_node.layer.preactivation(), y, True)
-    else:
-        loss, grad = model.loss.compute(out, y, model.loss.from_logits)
+    """One training step's gradients, as Model.fit computes them (no optimizer update): the
+    training plan with the output at logits when the loss can take them."""
+    plan = model.compiled_plan(True, logits=(True,))
+    fused = plan.logits_outputs[0]
+    (out,) = plan.forward([f32(x)])     # the logits when fused, else the probabilities
+    loss, grad = model.loss.compute(out, y, True if fused else model.loss.from_logits)
     for v in model.trainable_weights:
         v.grad[...] = np.nan
-    model._graph.backward(grad, from_logits=fused)
+    plan.backward([grad])
     return loss, fused, [v.grad.copy() for v in model.trainable_weights]
 
 
@@ -1091,9 +1097,11 @@ def test_unfused_softmax_probabilities_path_gives_the_same_gradients(isa):
     model = _small_convnet("softmax")
     model.set_weights(params)
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
-    out = model._graph.forward(f32(x), training=True)
+    plan = model.compiled_plan(True, logits=(False,))
+    assert not plan.logits_outputs[0]
+    (out,) = plan.forward([f32(x)])
     loss, grad = model.loss.compute(out, y, False)
-    model._graph.backward(grad, from_logits=False)
+    plan.backward([grad])
     grads = [v.grad.copy() for v in model.trainable_weights]
     ref_loss, ref_grads = _ref_model_grads(x, y, params)
     assert loss == pytest.approx(ref_loss, rel=1e-4)
@@ -1114,7 +1122,9 @@ def test_model_gradients_with_dropout_in_the_graph(isa):
     x = randn(r, (3, 4, 4, 2))
     y = np.array([0, 2, 1])
     loss, fused, (dw, db) = _graph_gradients(model, x, y)
-    mask = f64(d._mask)
+    (step,) = [s for s in model.compiled_plan(True, logits=(True,)).steps
+               if getattr(s, "layer", None) is d]
+    mask = f64(step.ctx.mask)
     assert set(np.unique(mask)) <= {0.0, 2.0}
     w, b = (f64(v) for v in model.get_weights())
     flat = f64(x).reshape(3, -1) * mask

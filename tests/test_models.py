@@ -18,6 +18,14 @@ import pycnn
 import pycnn as keras
 from pycnn import layers
 from pycnn.callbacks import Callback
+from pycnn.layers.context import Context
+from pycnn.models.trainer import _Step
+
+
+def _fit_takes_logits(model) -> bool:
+    """Whether fit's compiled plan stops the (single) output at its logits, the softmax
+    computed inside the crossentropy."""
+    return bool(_Step(model, True).logits[0])
 
 RTOL = 2e-5     # fit computes the loss from logits, evaluate from probabilities
 
@@ -607,7 +615,7 @@ def test_fit_metrics_see_the_softmax_output_when_the_loss_fuses_it(output):
     metric = _RecordingMetric()
     model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=0.0),
                   loss="sparse_categorical_crossentropy", metrics=[metric])
-    assert model._fused_softmax()
+    assert _fit_takes_logits(model)
     expect = model.predict(x, batch_size=64, verbose=0)
     model.fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0)
     assert len(metric.seen) == 1
@@ -637,23 +645,53 @@ def test_softmax_over_the_last_axis_of_a_3d_output_is_not_fused_into_the_loss():
     model = keras.Model(inputs=inp, outputs=layers.Dense(5, activation="softmax")(inp))
     model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=0.0),
                   loss="categorical_crossentropy")
-    assert not model._fused_softmax()
+    assert not _fit_takes_logits(model)
     history = model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0)
     assert history.history["loss"][0] == pytest.approx(model.evaluate(x, y, verbose=0), rel=1e-5)
 
 
-def test_forward_logits_is_the_output_before_the_final_softmax():
+def test_from_logits_loss_on_a_softmax_output_warns_and_takes_the_logits():
+    """tf.keras (TensorFlow backend) takes a softmax output's logits into a from_logits=True
+    crossentropy, with a warning, rather than applying the softmax twice: fit and evaluate
+    report the crossentropy of the pre-softmax values."""
+    r = np.random.default_rng(5)
+    x = r.normal(size=(32, 5)).astype(np.float32)
+    y = r.integers(0, 3, 32)
+    inp = keras.Input(shape=(5,))
+    model = keras.Model(inp, layers.Dense(3, activation="softmax")(inp))
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    w, b = (v.astype(np.float64) for v in model.get_weights())
+    z = x.astype(np.float64) @ w + b
+    z -= z.max(axis=1, keepdims=True)
+    expect = -np.mean((z - np.log(np.exp(z).sum(axis=1, keepdims=True)))[np.arange(32), y])
+    with pytest.warns(UserWarning, match="from_logits=True"):
+        history = model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0)
+    assert _fit_takes_logits(model)
+    assert history.history["loss"][0] == pytest.approx(expect, rel=1e-5)
+    assert model.evaluate(x, y, verbose=0) == pytest.approx(expect, rel=1e-5)
+
+
+def test_logits_only_context_gives_the_output_before_the_final_softmax():
+    """A call whose context has ``logits_only`` returns the pre-activation values (the same
+    numbers as the layer without its activation), a plain call their softmax; a layer without
+    a final activation is never asked for logits by the plan."""
     x, _ = make_data(20)
     model = dense_model()
     layer = model.layers[-1]
-    h = model.layers[-2].forward(x, training=True)
-    z = layer.forward_logits(h, training=True).copy()
-    probs = layer.forward(h, training=True)
-    np.testing.assert_allclose(z, layer.preactivation(), rtol=0, atol=0)
+    h = model.layers[-2].forward(Context(), x, training=True)
+    z = layer.forward(Context(logits_only=True), h, training=True).copy()
+    probs = layer.forward(Context(), h, training=True)
+    linear = layers.Dense(layer.units)
+    linear.build(h.shape)
+    linear.set_weights(layer.get_weights())
+    np.testing.assert_allclose(z, linear.forward(Context(), h), rtol=0, atol=0)
     e = np.exp(z.astype(np.float64) - z.max(axis=1, keepdims=True))
     np.testing.assert_allclose(probs, e / e.sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-7)
-    with pytest.raises(NotImplementedError, match="Flatten has no fused activation"):
-        layers.Flatten().forward_logits(x)
+    assert not layers.Flatten.supports_logits
+    inp = keras.Input(shape=(3, 4))
+    flat = keras.Model(inp, layers.Flatten()(inp))
+    assert flat.compiled_plan(True, logits=(True,)).logits_outputs == [False]
 
 
 def test_loss_objects_callable_like_keras():
@@ -911,8 +949,9 @@ def test_weights_gradients_slots_and_buffers_start_on_a_cache_line(seed):
         assert _line_aligned(w.value) and _line_aligned(w.grad), w.name
         for slot in model.optimizer.get_slots(w).values():
             assert _line_aligned(slot), w.name
-    for layer in model.layers:
-        for key, buf in layer._buffers.items():
-            assert _line_aligned(buf), (layer.name, key)
+    for step in model._train.plan.steps:           # the plan fit ran: every step wrote
+        assert step.ctx.buffers(), step.name
+        for key, buf in step.ctx.buffers().items():
+            assert _line_aligned(buf), (step.name, key)
     model.set_weights([np.ones(w.shape, np.float32) for w in model.weights])
     assert all(_line_aligned(w.value) for w in model.weights)

@@ -51,11 +51,17 @@ class CompiledLoss:
                                  f"loss_weights={loss_weights!r}")
             self.weights.append(float(w))
 
-    def logits_for(self, i: int, activation: str) -> bool:
+    def logits_for(self, i: int, activation: str, rank: int = 2) -> bool:
         """Whether output i's loss takes the logits of an output whose last activation is
-        ``activation`` (Keras' TensorFlow backend does so for the crossentropies)."""
+        ``activation`` (Keras' TensorFlow backend does so for the crossentropies). A softmax is
+        taken into the loss only on a (batch, classes) output of rank ``rank`` 2: over the last
+        axis of a larger output it is not the one the loss's rows take. A loss with
+        ``from_logits=True`` on a softmax output warns and takes the logits too, as Keras'
+        TensorFlow backend does (no softmax applied twice)."""
         loss = self.losses[i]
         if loss is None:
+            return False
+        if activation == "softmax" and rank != 2:
             return False
         decide = getattr(loss, "output_logits", None)
         if decide is not None:
@@ -103,8 +109,12 @@ class CompiledMetrics:
 
     @staticmethod
     def _check(m) -> None:
-        if isinstance(m, str) and m not in ("accuracy", "acc"):
-            _resolve(m, None, (None, 2))
+        """Unknown metric identifiers (names, or anything that is not a metric) are refused at
+        compile, as Keras does."""
+        if isinstance(m, metrics_mod.Metric) or (isinstance(m, str) and
+                                                 m in ("accuracy", "acc")):
+            return
+        _resolve(m, None, (None, 2))
 
     def build(self, losses: Sequence, output_shapes: Sequence[tuple]) -> None:
         self.metrics = []

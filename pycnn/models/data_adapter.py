@@ -14,8 +14,9 @@ from . import data as data_mod
 
 
 def is_batch_source(x: Any) -> bool:
-    """Whether ``x`` yields batches itself (a generator, Sequence or dataset)."""
-    if x is None or isinstance(x, (np.ndarray, list, tuple, dict)):
+    """Whether ``x`` yields batches itself (a generator, Sequence or dataset); a string is
+    not (it is bad data, reported as such)."""
+    if x is None or isinstance(x, (np.ndarray, list, tuple, dict, str, bytes)):
         return False
     if hasattr(x, "__array__"):
         return False

@@ -119,6 +119,19 @@ class Model(Trainer, Layer):
         pass
 
     @property
+    def trainable(self) -> bool:
+        """Whether the optimizer updates the model's weights. Setting it sets it on every
+        layer of the model (nested models' layers included), as Keras does: a model frozen
+        with ``trainable = False`` stays frozen inside a model that uses it."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = bool(value)
+        for layer in self.layers:
+            layer.trainable = value
+
+    @property
     def layers(self) -> list[Layer]:
         if self._graph is not None:
             return list(self._graph.layers)

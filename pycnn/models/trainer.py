@@ -78,7 +78,8 @@ class _Step:
     def __init__(self, model, training: bool):
         closs = model._compiled_loss
         probe = model.compiled_plan(training)
-        logits = tuple(closs.logits_for(i, probe.output_activation(i))
+        logits = tuple(closs.logits_for(i, probe.output_activation(i),
+                                        len(probe.graph.outputs[i].shape))
                        for i in range(len(closs.losses)))
         self.plan = model.compiled_plan(training, logits)
         self.locks = _layer_locks(model)

@@ -77,11 +77,11 @@ def write(model, h5, include_optimizer: bool = True) -> None:
             g.create_dataset(str(k), data=np.asarray(value))
 
 
-def _read_array(ds, where: str) -> np.ndarray:
+def _read_array(ds, where: str, max_elements: int = MAX_ELEMENTS) -> np.ndarray:
     import h5py
     if not isinstance(ds, h5py.Dataset):
         raise ValueError(f"{where} is not an array")
-    if ds.dtype.kind not in "fiu" or ds.size > MAX_ELEMENTS:
+    if ds.dtype.kind not in "fiu" or ds.size > max_elements:
         raise ValueError(f"{where} has dtype {ds.dtype} and {ds.size} values; expected a "
                          "numeric array")
     return ds[()]
@@ -101,18 +101,21 @@ def read(model, h5, filepath: str, skip_mismatch: bool = False,
         if group is None:
             problems.append(f'layer "{layer.name}" (no group {path!r} in the file)')
             continue
-        arrays = [_read_array(group[k], f"{filepath}: {path}/vars/{k}")
-                  for k in sorted(group.keys(), key=lambda s: int(s) if s.isdigit() else -1)]
-        if len(arrays) != len(layer.weights):
+        keys = sorted(group.keys(), key=lambda s: int(s) if s.isdigit() else -1)
+        if len(keys) != len(layer.weights):
             problems.append(f'layer "{layer.name}" expects {len(layer.weights)} variables, '
-                            f"the file has {len(arrays)} at {path!r}")
+                            f"the file has {len(keys)} at {path!r}")
             continue
-        bad = [(v, a) for v, a in zip(layer.weights, arrays) if a.shape != v.shape]
+        # shapes compared before anything is read (a file cannot make pycnn inflate more
+        # than the model holds)
+        shapes = [getattr(group[k], "shape", None) for k in keys]
+        bad = [(v, s) for v, s in zip(layer.weights, shapes) if tuple(s or ()) != v.shape]
         if bad:
-            v, a = bad[0]
+            v, s = bad[0]
             problems.append(f'layer "{layer.name}" weight {v.name.rsplit("/", 1)[-1]!r} has '
-                            f"shape {v.shape}, the file has {a.shape} at {path!r}")
+                            f"shape {v.shape}, the file has {s} at {path!r}")
             continue
+        arrays = [_read_array(group[k], f"{filepath}: {path}/vars/{k}") for k in keys]
         updates.extend(zip(layer.weights, arrays))
     if problems and not skip_mismatch:
         raise ValueError(f"{filepath}: cannot load the weights: " + "; ".join(problems))

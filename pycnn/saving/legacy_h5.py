@@ -27,8 +27,17 @@ def _weight_name(var) -> str:
     return f"{var.name}:0"
 
 
+#: HDF5 keeps attributes in an object header of at most 64 KiB: longer names cannot be stored.
+MAX_NAME = 16384
+
+
 def write_weights(model, group) -> None:
     names = [l.name for l in model.layers]
+    long = [n for n in names if len(n.encode("utf8")) > MAX_NAME]
+    if long:
+        raise ValueError(f"Layer name of {len(long[0])} characters ({long[0][:40]!r}...) is "
+                         f"too long for an HDF5 file (at most {MAX_NAME} bytes); rename the "
+                         "layer or save as .keras or .npz")
     group.attrs["layer_names"] = np.array([n.encode("utf8") for n in names])
     group.attrs["backend"] = b"tensorflow"
     group.attrs["keras_version"] = KERAS_VERSION.encode()
@@ -45,6 +54,8 @@ def read_weights(model, group, filepath: str, by_name: bool = False,
     from ..models.saving import assign_layers
     if "layer_names" not in group.attrs:
         raise ValueError(f"{filepath}: not a Keras weights file (no 'layer_names')")
+    # no array larger than the model's largest weight is read (sizes checked before reading)
+    largest = max((int(np.prod(v.shape)) for v in model.weights), default=0)
     stored = []
     for raw in group.attrs["layer_names"]:
         name = raw.decode("utf8") if isinstance(raw, bytes) else str(raw)
@@ -53,7 +64,7 @@ def read_weights(model, group, filepath: str, by_name: bool = False,
             raise ValueError(f"{filepath}: layer group {name!r} is missing")
         wnames = [w.decode("utf8") if isinstance(w, bytes) else str(w)
                   for w in g.attrs.get("weight_names", [])]
-        arrays = [(w, _read_array(g[w], f"{filepath}: {name}/{w}")) for w in wnames]
+        arrays = [(w, _read_array(g[w], f"{filepath}: {name}/{w}", largest)) for w in wnames]
         if arrays:
             stored.append((name, arrays))
     assign_layers(model, stored, filepath, skip_mismatch=skip_mismatch, by_name=by_name)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Iterable
@@ -70,7 +71,7 @@ def _read_header(fp, where: str) -> tuple[tuple[int, ...], bool, np.dtype, int]:
     reader = readers.get(version, np.lib.format.read_array_header_2_0)   # 3.0: utf-8 header
     try:
         shape, fortran_order, dtype = reader(fp, max_header_size=MAX_HEADER_BYTES)
-    except (ValueError, SyntaxError, TypeError) as exc:
+    except (ValueError, SyntaxError, TypeError, tokenize.TokenError) as exc:
         raise _fail(where, f"corrupt .npy header ({exc})") from None
     return tuple(int(d) for d in shape), bool(fortran_order), dtype, fp.tell()
 
@@ -125,7 +126,8 @@ def _open(path: str) -> zipfile.ZipFile:
         return zipfile.ZipFile(path)
     except FileNotFoundError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError,
+            NotImplementedError) as exc:
         raise _fail(path, f"not a readable .npz archive ({type(exc).__name__}: {exc})") \
             from None
 
