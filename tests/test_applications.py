@@ -12,9 +12,7 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import h5py
