@@ -94,10 +94,10 @@ class Conv2D(_Activated):
         if self._general:
             _C.convg_forward(x, self.kernel.value, self.bias.value if self.bias else None, z,
                              self.strides, pads, self.dilation_rate, self.groups,
-                             activation=self._fused)
+                             activation="linear" if ctx.logits_only else self._fused)
         else:
             _C.conv2d_forward(x, self.kernel.value, self.bias.value if self.bias else None, z,
-                              self.strides, pads, activation=self._fused)
+                              self.strides, pads, activation="linear" if ctx.logits_only else self._fused)
         ctx.x, ctx.pads = x, pads
         return self._activate(ctx, z)
 

@@ -90,7 +90,7 @@ class Dense(_Activated):
         x2 = x.reshape(-1, in_dim)
         z = ctx.buffer("z", (x2.shape[0], self.units))
         _C.dense_forward(x2, self.kernel.value, self.bias.value if self.bias else None, z,
-                         activation=self._fused)
+                         activation="linear" if ctx.logits_only else self._fused)
         ctx.x2, ctx.in_shape = x2, x.shape
         return self._activate(ctx, z).reshape(x.shape[:-1] + (self.units,))
 

@@ -54,11 +54,19 @@ class Variable:
         return self._value.copy()
 
     def assign(self, value) -> "Variable":
-        self._value = np.broadcast_to(np.asarray(value, dtype=self.dtype), self.shape).copy()
+        value = np.asarray(value, dtype=self.dtype)
+        if value.shape == self._value.shape:
+            self._value = value.copy()
+        else:
+            self._value = np.broadcast_to(value, self.shape).copy()
         return self
 
     def assign_add(self, value) -> "Variable":
-        return self.assign(self._value + np.asarray(value, dtype=self.dtype))
+        value = np.asarray(value, dtype=self.dtype)
+        if value.shape == self._value.shape:        # the common case: no broadcast
+            self._value = (self._value + value).astype(self.dtype, copy=False)
+            return self
+        return self.assign(self._value + value)
 
     def assign_sub(self, value) -> "Variable":
         return self.assign(self._value - np.asarray(value, dtype=self.dtype))
@@ -219,8 +227,16 @@ class Mean(Reduce):
         self.count = self.add_weight("count")
 
     def update_state(self, values, sample_weight=None) -> None:
+        if isinstance(values, float) and isinstance(sample_weight, int):
+            # the loss tracker's case (a Python float per batch, weighted by the batch size),
+            # in float32 scalars as Keras accumulates it; once per training step, so kept lean
+            total, count = self.total, self.count
+            w = np.float32(sample_weight)
+            total._value = np.asarray(total._value + np.float32(values) * w, np.float32)
+            count._value = np.asarray(count._value + w, np.float32)
+            return
         if np.ndim(values) == 0 and np.ndim(sample_weight) == 0:
-            # the loss tracker's case, in float32 scalars as Keras (no reduction needed)
+            # a scalar with a scalar weight: float32 scalars as Keras (no reduction needed)
             v = np.float32(values)
             w = np.float32(1.0 if sample_weight is None else sample_weight)
             self.total.assign_add(v * w)

@@ -146,6 +146,21 @@ class Plan:
             for s in step.outputs:
                 needs[s] = needs[s] or flows
         self._needs_grad = needs
+        # the backward walk, decided once: per step (reversed), its trainable variables, which
+        # input gradients it makes, and which of its variables another step may already have
+        # written (a shared layer): only those are tracked while the pass runs
+        count: dict[int, int] = {}
+        for step in self.steps:
+            for v in step.trainable_variables():
+                count[id(v)] = count.get(id(v), 0) + 1
+        self._backward_walk = []
+        for step, trainable in zip(reversed(self.steps), reversed(self._trainable)):
+            need = [needs[s] for s in step.inputs]
+            if not trainable and not any(need):
+                continue
+            variables = step.trainable_variables()
+            self._backward_walk.append(
+                (step, need, variables, [v for v in variables if count[id(v)] > 1]))
 
     @property
     def fused_pairs(self) -> list[tuple[Layer, ...]]:
@@ -168,41 +183,52 @@ class Plan:
             if g is not None:
                 self._accumulate(grads, slot, g)
         reached: list[Variable] = []
-        seen: set[int] = set()
-        for step, trainable in zip(reversed(self.steps), reversed(self._trainable)):
-            douts_step = [grads.pop(s, None) for s in step.outputs]
-            if all(g is None for g in douts_step):
-                continue
-            need = [self._needs_grad[s] for s in step.inputs]
-            if not trainable and not any(need):
-                continue
-            douts_step = [np.zeros_like(self._shape_ref(step, i)) if g is None else g
-                          for i, g in enumerate(douts_step)]
-            variables = step.trainable_variables()
-            shared = [v for v in variables if id(v) in seen]
-            saved = [v.grad for v in shared]
-            for v in shared:            # a second call of a shared layer: sum its gradients
-                key = (id(step), id(v))
-                buf = self._grad_scratch.get(key)
-                if buf is None or buf.shape != v.grad.shape:
-                    buf = self._grad_scratch[key] = np.empty_like(v.grad)
-                v.grad = buf
-            try:
+        seen: set[int] = set()          # shared variables already written in this pass
+        for step, need, variables, shared_vars in self._backward_walk:
+            outs = step.outputs
+            if len(outs) == 1:
+                g = grads.pop(outs[0], None)
+                if g is None:
+                    continue
+                douts_step = [g]
+            else:
+                douts_step = [grads.pop(s, None) for s in outs]
+                if all(g is None for g in douts_step):
+                    continue
+                douts_step = [np.zeros_like(self._shape_ref(step, i)) if g is None else g
+                              for i, g in enumerate(douts_step)]
+            if shared_vars:
+                dxs = self._backward_shared(step, douts_step, need, shared_vars, seen)
+            else:
                 dxs = step.backward(douts_step, need)
-            finally:
-                for v, g in zip(shared, saved):
-                    np.add(g, v.grad, out=g)
-                    v.grad = g
-            for v in variables:
-                if id(v) not in seen:
-                    seen.add(id(v))
-                    reached.append(v)
+            reached.extend(v for v in variables if id(v) not in seen)
+            if shared_vars:
+                seen.update(id(v) for v in shared_vars)
             for slot, dx, n in zip(step.inputs, dxs, need):
                 if n and dx is not None:
                     self._accumulate(grads, slot, dx)
         if return_input_grads:
             return reached, [grads.get(s) for s in self.input_slots]
         return reached
+
+    def _backward_shared(self, step: Step, douts: list, need: list, shared_vars: list,
+                         seen: set) -> list:
+        """A step whose layer another step also ran: when that step already wrote the
+        gradients of this pass, this one writes into scratch and adds them in."""
+        written = [v for v in shared_vars if id(v) in seen]
+        saved = [v.grad for v in written]
+        for v in written:
+            key = (id(step), id(v))
+            buf = self._grad_scratch.get(key)
+            if buf is None or buf.shape != v.grad.shape:
+                buf = self._grad_scratch[key] = np.empty_like(v.grad)
+            v.grad = buf
+        try:
+            return step.backward(douts, need)
+        finally:
+            for v, g in zip(written, saved):
+                np.add(g, v.grad, out=g)
+                v.grad = g
 
     def _shape_ref(self, step: Step, i: int) -> np.ndarray:
         raise ValueError(f"Layer(s) {[l.name for l in step.layers]}: an output without a "
