@@ -112,10 +112,14 @@ def test_callback_list_sets_model_and_params_and_adds_history_and_progbar():
     assert cl.callbacks == [user_history]
 
 
-def test_a_user_history_is_the_one_fit_returns():
+def test_a_user_history_is_the_one_fit_returns_and_accumulates_values_as_keras():
     history = C.History()
-    assert fit(tiny_model(), [history], epochs=2) is history
-    assert history.epoch == [0, 1]
+    model = tiny_model()
+    assert fit(model, [history], epochs=2) is history
+    assert history.epoch == [0, 1] and len(history.history["loss"]) == 2
+    fit(model, [history], epochs=1)
+    assert history.epoch == [0] and len(history.history["loss"]) == 3
+    assert len(fit(model, [], epochs=1).history["loss"]) == 1
 
 
 @pytest.mark.parametrize("bad", [object(), "cb", [C.History(), 3]])

@@ -16,8 +16,9 @@ class History(Callback):
         self.epoch: list[int] = []
 
     def on_train_begin(self, logs=None):
+        # as Keras: the epochs restart, the values of an instance passed to several fit()
+        # calls accumulate (fit makes a new History for every call otherwise)
         self.epoch = []
-        self.history = {}
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch.append(epoch)
