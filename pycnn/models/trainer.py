@@ -484,11 +484,12 @@ class Trainer:
                 self._prepare_batch(first, "fit")
         self._require_built("fit")
         self._build_metrics()
-        history = callbacks_mod.History()
-        cbs = [history] + list(callbacks or [])
-        if verbose:
-            cbs.append(callbacks_mod.ProgbarLogger(verbose))
-        self._terminate_on_nan = any(isinstance(c, callbacks_mod.TerminateOnNaN) for c in cbs)
+        # the user's callbacks, then History and the progress bar (Keras' order: History
+        # records what the callbacks add to the logs, e.g. ReduceLROnPlateau's learning_rate)
+        cb = callbacks_mod.CallbackList(callbacks, add_history=True, add_progbar=verbose != 0)
+        history = cb._history
+        self._terminate_on_nan = any(isinstance(c, callbacks_mod.TerminateOnNaN)
+                                     for c in cb.callbacks)
         self.stop_training = False
         self._train = _Step(self, True)
         self._test = _Step(self, False)
@@ -498,12 +499,15 @@ class Trainer:
         self._has_regularizers = any(v.regularizer is not None for v in self.trainable_weights)
         params = {"verbose": verbose, "epochs": epochs, "steps": batches.steps,
                   "metric_names": self.metrics_names}
-        cb = callbacks_mod.CallbackList(cbs, self, params)
+        cb.set_model(self)
+        cb.set_params(params)
         interrupt = _Interrupt()
         logs: dict[str, float] = {}
         epoch = initial_epoch
         with interrupt.armed():
             cb.call("on_train_begin", None)
+            resumed = self.__dict__.pop("_initial_epoch", None)     # set by BackupAndRestore
+            initial_epoch = epoch = resumed or initial_epoch
             for epoch in range(initial_epoch, epochs):
                 self.reset_metrics()
                 cb.call("on_epoch_begin", epoch, None)
@@ -520,7 +524,9 @@ class Trainer:
                     break
                 epoch_logs = dict(logs)
                 if val is not None and self._validate_now(epoch, validation_freq):
-                    val_logs = self._evaluate_batches(val, None)
+                    cb.call("on_test_begin", None)
+                    val_logs = self._evaluate_batches(val, cb)
+                    cb.call("on_test_end", val_logs)
                     epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
                 if interrupt.requested:
                     break
@@ -603,12 +609,9 @@ class Trainer:
             self._test = _Step(self, False)
             self._has_regularizers = any(v.regularizer is not None
                                          for v in self.trainable_weights)
-            cbs = list(callbacks or [])
-            if verbose:
-                cbs.append(callbacks_mod.ProgbarLogger(verbose, mode="test"))
-            cb = callbacks_mod.CallbackList(cbs, self, {
-                "verbose": verbose, "epochs": 1, "steps": batches.steps,
-                "metric_names": self.metrics_names})
+            cb = callbacks_mod.CallbackList(
+                callbacks, add_progbar=verbose != 0, model=self, verbose=verbose, epochs=1,
+                steps=batches.steps, metric_names=self.metrics_names)
             cb.call("on_test_begin", None)
             logs = self._evaluate_batches(batches, cb)
             cb.call("on_test_end", logs)
@@ -635,12 +638,9 @@ class Trainer:
             else:
                 xs = self._prepare_inputs(x, "predict(x)")
                 batches = data_adapter.ArrayBatches(xs, None, None, batch_size, steps)
-            cbs = list(callbacks or [])
-            if verbose:
-                cbs.append(callbacks_mod.ProgbarLogger(verbose, mode="predict"))
-            cb = callbacks_mod.CallbackList(cbs, self, {"verbose": verbose, "epochs": 1,
-                                                        "steps": batches.steps,
-                                                        "metric_names": []})
+            cb = callbacks_mod.CallbackList(callbacks, add_progbar=verbose != 0, model=self,
+                                            verbose=verbose, epochs=1, steps=batches.steps,
+                                            metric_names=[])
             cb.call("on_predict_begin", None)
             chunks: list[list[np.ndarray]] = []
             if isinstance(batches, data_adapter.IterableBatches) and not self.built:
