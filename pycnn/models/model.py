@@ -508,6 +508,12 @@ class Model(Trainer, Layer):
         summary_table.print_summary(self.name, self._summary_rows(), trainable,
                                     total - trainable, print_fn=print_fn, **kwargs)
 
+    def _repr_html_(self) -> Optional[str]:
+        """The summary as an HTML table, which Jupyter shows for a model (None before it is
+        built: Jupyter then shows the repr)."""
+        from ..utils import layer_stats
+        return layer_stats.summary_html(self)
+
     # ---- config --------------------------------------------------------------------------------
     def get_config(self) -> dict:
         from . import functional_config
