@@ -106,9 +106,8 @@ def conv_arithmetic(input_size: Size, kernel: Size, strides: Size = 1,
     if not (0 <= wi < oh and 0 <= wj < ow):
         raise ValueError(f"window must be an output position in [0, {oh}) x [0, {ow}). "
                          f"Received: window={window!r}")
-    from matplotlib.patches import Rectangle
-
     plt = pyplot()
+    from matplotlib.patches import Rectangle
     H, W = ih + pt + pb, iw + pl + pr
     lines = text.count("\n") + 1
     longest = max(len(t) for t in text.split("\n"))

@@ -162,8 +162,8 @@ def plot_model(model, to_file: Optional[str] = "model.png", show_shapes: bool = 
     boxes, edges, (width, height) = model_layout(model, show_shapes, show_layer_names, rankdir,
                                                  show_dtype, show_layer_activations,
                                                  show_trainable)
-    from matplotlib.patches import Rectangle
     plt = pyplot()
+    from matplotlib.patches import Rectangle
     fig = plt.figure(figsize=(width, height), dpi=dpi)
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(0, width)
