@@ -400,7 +400,7 @@ def test_conv_arithmetic_writes_the_lecture_formula_with_the_numbers(tmp_path, i
     img = _png(path, fig)
     _not_blank(img)
     # the output grid: o x o cells, the window's cell in blue
-    assert len([p for p in fig.axes[1].patches]) == o * o
+    assert len(fig.axes[1].collections[0].get_paths()) == o * o
     assert np.sum((img[..., 2] > 0.6) & (img[..., 0] < 0.25)) > 50
 
 

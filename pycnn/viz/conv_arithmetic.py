@@ -107,6 +107,7 @@ def conv_arithmetic(input_size: Size, kernel: Size, strides: Size = 1,
         raise ValueError(f"window must be an output position in [0, {oh}) x [0, {ow}). "
                          f"Received: window={window!r}")
     plt = pyplot()
+    from matplotlib.collections import PatchCollection
     from matplotlib.patches import Rectangle
     H, W = ih + pt + pb, iw + pl + pr
     lines = text.count("\n") + 1
@@ -117,28 +118,33 @@ def conv_arithmetic(input_size: Size, kernel: Size, strides: Size = 1,
                           top=1 - (0.75 + 0.25 * lines) / fig.get_figheight(), bottom=0.04,
                           left=0.04, right=0.96)
     ax_in, ax_out = fig.add_subplot(gs[0]), fig.add_subplot(gs[1])
+    cells = {True: [], False: []}
     for r in range(H):
         for c in range(W):
-            inside = pt <= r < pt + ih and pl <= c < pl + iw
-            ax_in.add_patch(Rectangle((c, r), 1, 1, facecolor="white" if inside else "#d9d9d9",
-                                      edgecolor="#555555" if inside else "#999999",
-                                      linestyle="-" if inside else "--", linewidth=0.8,
-                                      hatch=None if inside else "//"))
-    for i in range(oh):
-        for j in range(ow):
-            ax_in.plot(j * sw + 0.5, i * sh + 0.5, "o", color="#1f4e9e", markersize=2.5)
+            cells[pt <= r < pt + ih and pl <= c < pl + iw].append(Rectangle((c, r), 1, 1))
+    ax_in.add_collection(PatchCollection(cells[True], facecolor="white", edgecolor="#555555",
+                                         linewidth=0.8))
+    if cells[False]:
+        ax_in.add_collection(PatchCollection(cells[False], facecolor="#d9d9d9",
+                                             edgecolor="#999999", linestyle="--",
+                                             linewidth=0.8, hatch="//"))
+    ax_in.plot([j * sw + 0.5 for i in range(oh) for j in range(ow)],
+               [i * sh + 0.5 for i in range(oh) for j in range(ow)], "o", color="#1f4e9e",
+               markersize=2.5, linestyle="none")
     ax_in.add_patch(Rectangle((wj * sw, wi * sh), fw, fh, facecolor="#1f77b4", alpha=0.35,
                               edgecolor="#1f4e9e", linewidth=2.5))
     nxt = (wi, wj + 1) if wj + 1 < ow else ((wi + 1, 0) if wi + 1 < oh else None)
     if nxt is not None:
         ax_in.add_patch(Rectangle((nxt[1] * sw, nxt[0] * sh), fw, fh, fill=False,
                                   edgecolor="#ff7f0e", linestyle="--", linewidth=2))
+    out_cells, colours = [], []
     for r in range(oh):
         for c in range(ow):
-            colour = "#1f77b4" if (r, c) == (wi, wj) else \
-                ("#ffbb78" if nxt is not None and (r, c) == nxt else "#e6f0fa")
-            ax_out.add_patch(Rectangle((c, r), 1, 1, facecolor=colour, edgecolor="#555555",
-                                       linewidth=0.8))
+            out_cells.append(Rectangle((c, r), 1, 1))
+            colours.append("#1f77b4" if (r, c) == (wi, wj) else
+                           ("#ffbb78" if nxt is not None and (r, c) == nxt else "#e6f0fa"))
+    ax_out.add_collection(PatchCollection(out_cells, facecolor=colours, edgecolor="#555555",
+                                          linewidth=0.8))
     pad_text = (f"padding {padding!r}" if isinstance(padding, str) else f"padding {padding}") \
         + (f" ({pt}/{pb}, {pl}/{pr})" if (pt, pb, pl, pr) != (0, 0, 0, 0) else "")
     ax_in.set_title(f"input {ih}x{iw}, {pad_text}\nkernel {fh}x{fw}, stride {sh}"

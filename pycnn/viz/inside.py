@@ -318,7 +318,7 @@ def class_activation_map(model, image, layer: Optional[LayerRef] = None,
     name = str(class_names[k]) if class_names is not None and k < len(class_names) else str(k)
     axes[0].imshow(shown, cmap=grey, vmin=0, vmax=1)
     axes[0].set_title("image")
-    axes[1].matshow(cam, cmap=cmap, vmin=0, vmax=1)
+    axes[1].imshow(cam, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
     axes[1].set_title("Grad-CAM heatmap")
     colours = plt.get_cmap(cmap)(heat)[..., :3]
     base = np.repeat(shown[..., None], 3, axis=-1) if shown.ndim == 2 else shown[..., :3]
