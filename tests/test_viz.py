@@ -530,3 +530,19 @@ def test_models_show_their_summary_as_html_in_notebooks():
         def call(self, x):
             return self.d(x)
     assert Sub()._repr_html_() is None
+
+
+def test_receptive_field_through_a_nested_model_composes_its_layers():
+    base = pycnn.Sequential([pycnn.Input(shape=(16, 16, 1)), layers.Conv2D(2, 3),
+                             layers.MaxPool2D(2)], name="base")
+    inp = pycnn.Input(shape=(16, 16, 1))
+    x = layers.Conv2D(1, 3, padding="same", name="pre")(inp)
+    x = base(x)
+    x = layers.Conv2D(2, 3, name="post")(x)
+    out = layers.Dense(2, name="head")(layers.Flatten(name="flat")(x))
+    stats = viz.layer_stats(pycnn.Model(inp, out))
+    # pre 3 (jump 1); base: conv 3 -> 5, pool 2 -> 6 (jump 2); post: 6 + 2 * 2 = 10 (jump 2)
+    assert stats["base"].receptive_field == (6, 6) and stats["base"].jump == (2, 2)
+    assert stats["post"].receptive_field == (10, 10) and stats["post"].jump == (2, 2)
+    assert stats["base"].flops == 2 * 14 * 14 * 2 * 9 + 7 * 7 * 2 * 4
+    assert stats["head"].receptive_field == (16, 16)

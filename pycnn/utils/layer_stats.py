@@ -109,8 +109,28 @@ def _whole(input_shape) -> tuple:
 
 def layer_stats(model) -> dict[str, LayerStats]:
     """``{layer name: LayerStats}`` for every layer of a built model (the first call of a
-    shared layer gives its receptive field; its FLOPs are summed over its calls)."""
-    graph = model._current_graph()
+    shared layer gives its receptive field; its FLOPs are summed over its calls). A nested
+    model counts as one layer: its receptive field composed from its own layers'."""
+    return _walk(model._current_graph())[0]
+
+
+def _nested(layer, first):
+    """The state after a nested model: its own output's receptive field (relative to its
+    input) composed with ``first``."""
+    graph = layer._current_graph()
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        return "?"
+    inner = _walk(graph)[1].get(graph.outputs[0].id, "?")
+    if inner in ("?", None):
+        return inner
+    (size, jump), (isize, ijump) = first, inner
+    if any(r is None for r in isize):          # the whole input, of a size not known
+        return (tuple(None for _ in isize), None)
+    out_size = tuple(r + (ir - 1) * j for r, ir, j in zip(size, isize, jump))
+    return (out_size, None if ijump is None else tuple(j * ij for j, ij in zip(jump, ijump)))
+
+
+def _walk(graph) -> tuple[dict, dict]:
     state: dict[int, tuple] = {}        # tensor id -> (size, jump) | None | "?"
     whole = _whole(graph.inputs[0].shape) if graph.inputs else ()
     out: dict[str, LayerStats] = {}
@@ -138,6 +158,8 @@ def layer_stats(model) -> dict[str, LayerStats]:
                 st = (size, jump)
         elif first == "?" or first is None:
             st = first
+        elif hasattr(layer, "_current_graph") and first[1] is not None:
+            st = _nested(layer, first)
         elif name.startswith("Global"):
             st = (whole, None)
         elif _window(layer) and "Transpose" not in name and first[1] is not None:
@@ -165,7 +187,7 @@ def layer_stats(model) -> dict[str, LayerStats]:
             out[layer.name] = _stats(st, flops)
         elif prev.flops is not None:
             prev.flops = None if flops is None else prev.flops + flops
-    return out
+    return out, state
 
 
 def _stats(st, flops) -> LayerStats:
