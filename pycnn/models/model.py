@@ -499,8 +499,11 @@ class Model(Trainer, Layer):
 
     def summary(self, line_length: Optional[int] = None, positions=None, print_fn=None,
                 expand_nested: bool = False, show_trainable: bool = False,
-                layer_range=None) -> None:
-        """Print the layer table, as tf.keras 2.15 prints it."""
+                layer_range=None, show_receptive_field: bool = False,
+                show_flops: bool = False) -> None:
+        """Print the layer table, as tf.keras 2.15 prints it. ``show_receptive_field`` and
+        ``show_flops`` add pycnn's columns (utils/layer_stats.py): each layer's receptive
+        field and jump, and its FLOPs per sample."""
         self._require_built("summary")
         trainable = int(sum(math.prod(v.shape) for v in self.trainable_weights))
         total = int(sum(math.prod(v.shape) for v in self.weights))
@@ -509,8 +512,20 @@ class Model(Trainer, Layer):
             kwargs["line_length"] = line_length
         if positions is not None:
             kwargs["positions"] = positions
+        if show_receptive_field or show_flops:
+            from ..utils import layer_stats
+            layer_stats.print_summary(self, self._summary_rows(), trainable, total - trainable,
+                                      bool(show_receptive_field), bool(show_flops),
+                                      print_fn=print_fn, **kwargs)
+            return
         summary_table.print_summary(self.name, self._summary_rows(), trainable,
                                     total - trainable, print_fn=print_fn, **kwargs)
+
+    def _repr_html_(self) -> Optional[str]:
+        """The summary as an HTML table, which Jupyter shows for a model (None before it is
+        built: Jupyter then shows the repr)."""
+        from ..utils import layer_stats
+        return layer_stats.summary_html(self)
 
     # ---- config --------------------------------------------------------------------------------
     def get_config(self) -> dict:
