@@ -2,6 +2,7 @@
 from .base import InputSpec, Layer, Variable
 from .convolutional import Conv2D, Convolution2D
 from .core import Activation, Dense, Dropout, Flatten, ReLU, Reshape, Softmax
+from .lambda_layer import Lambda
 from .pooling import AveragePooling2D, AvgPool2D, MaxPool2D, MaxPooling2D
 from .symbolic import Input, InputLayer, KerasTensor
 # -- normalization, activation, global pooling and noise layers (layers-norm) --
@@ -33,7 +34,7 @@ _MERGE_AND_RESHAPE = [
     "subtract"]
 
 __all__ = ["Activation", "AveragePooling2D", "AvgPool2D", "Conv2D", "Convolution2D", "Dense",
-           "Dropout", "Flatten", "Input", "InputLayer", "InputSpec", "KerasTensor", "Layer",
+           "Dropout", "Flatten", "Input", "InputLayer", "InputSpec", "KerasTensor", "Lambda", "Layer",
            "MaxPool2D", "MaxPooling2D", "ReLU", "Reshape", "Softmax", "Variable"]
 __all__ += _MERGE_AND_RESHAPE
 __all__ += __all_norm__
