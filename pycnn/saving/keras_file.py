@@ -67,8 +67,10 @@ def load(filepath: str, custom_objects: Optional[dict] = None, compile: bool = T
             config = json.loads(_member(zf, "config.json", filepath))
         except ValueError as err:
             raise ValueError(f"{filepath}: corrupt config.json ({err})") from None
+        from ..layers.lambda_layer import safe_mode_scope
         try:
-            model = functional_config.deserialize_layer(config, custom_objects, filepath)
+            with safe_mode_scope(safe_mode):
+                model = functional_config.deserialize_layer(config, custom_objects, filepath)
         except ValueError as err:
             if filepath in str(err):
                 raise
