@@ -112,7 +112,9 @@ def traced_graph(layer: Layer, structure: Any, shapes: list, training: bool):
                for i, (s, d) in enumerate(zip(shapes, dtypes))]
     packed = tensors[0] if isinstance(structure, KerasTensor) else \
         pack_like(structure, tensors)
-    out = layer.call(packed, **_call_kwargs(layer, training, None))
+    from ..ops.core import tracing
+    with tracing():
+        out = layer.call(packed, **_call_kwargs(layer, training, None))
     leaves = [as_node_input(v, "output") for v in flatten(out)]
     if not leaves:
         raise ValueError(f'Layer "{layer.name}": call() returned no tensors')

@@ -12,6 +12,8 @@ the two runs is unknown in the output.
 """
 from __future__ import annotations
 
+import contextlib
+import threading
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -24,8 +26,30 @@ from ..layers.symbolic import KerasTensor, Node
 _PROBE_SIZES = (2, 3)
 
 
+_trace_state = threading.local()
+
+
+@contextlib.contextmanager
+def tracing():
+    """While a layer's ``call`` (or a loss) is traced, ops on weights record nodes even when no
+    other argument is symbolic (``self.kernel / ops.sqrt(ops.sum(self.kernel ** 2))``), so the
+    graph reads the weights' values at each run instead of freezing them."""
+    depth = getattr(_trace_state, "depth", 0)
+    _trace_state.depth = depth + 1
+    try:
+        yield
+    finally:
+        _trace_state.depth = depth
+
+
 def is_symbolic(x: Any) -> bool:
     return isinstance(x, KerasTensor)
+
+
+def _records(args) -> bool:
+    if any(isinstance(a, KerasTensor) for a in args):
+        return True
+    return getattr(_trace_state, "depth", 0) > 0 and any(isinstance(a, Variable) for a in args)
 
 
 def to_array(x: Any, name: str = "x") -> np.ndarray:
@@ -203,7 +227,7 @@ def apply(op: Op, *args, names: Sequence[str] = ()):
     is symbolic. Returns a float32 array (the op's own dtype for integer ops) or a
     KerasTensor."""
     names = list(names) + [f"x{i}" for i in range(len(names), len(args))]
-    if any(is_symbolic(a) for a in args):
+    if _records(args):
         return _record(op, args, names)
     arrays = [to_array(a, n) for a, n in zip(args, names)]
     try:

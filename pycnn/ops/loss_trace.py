@@ -35,7 +35,9 @@ class TracedLossFunction:
             yt = KerasTensor(_shape(y_true), dtype="float32" if y_true.dtype.kind == "f"
                              else str(y_true.dtype), name="y_true")
             yp = KerasTensor(_shape(y_pred), name="y_pred")
-            out = self.fn(yt, yp)
+            from .core import tracing
+            with tracing():
+                out = self.fn(yt, yp)
             leaves = flatten(out)
             if len(leaves) != 1:
                 raise ValueError(f"The loss function {self.name!r} must return one tensor "
