@@ -54,6 +54,15 @@ def _array_ufunc(self, ufunc, method, *inputs, **kwargs):
     return fn(*inputs)
 
 
+def _reduction(fn):
+    def method(self, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
+        if out is not None:
+            raise TypeError("A symbolic tensor cannot be reduced into `out`")
+        return fn(self, axis=axis, keepdims=keepdims)
+    method.__name__ = fn.__name__
+    return method
+
+
 def install() -> None:
     """Give KerasTensor and Variable their operators."""
     for cls in (KerasTensor, Variable):
@@ -68,6 +77,11 @@ def install() -> None:
                      ("le", np.less_equal)):
         setattr(KerasTensor, f"__{name}__", _compare(uf))
     KerasTensor.__getitem__ = lambda self, key: ops.getitem(self, key)
+    for name in ("sum", "mean", "max", "min"):      # np.mean(x, axis=...) calls x.mean
+        setattr(KerasTensor, name, _reduction(getattr(ops, name)))
+    KerasTensor.reshape = lambda self, *shape: ops.reshape(
+        self, shape[0] if len(shape) == 1 else shape)
+    KerasTensor.T = property(lambda self: ops.transpose(self))
     KerasTensor.__array_ufunc__ = _array_ufunc
     KerasTensor.__array_priority__ = 1000
 
