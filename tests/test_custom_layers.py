@@ -387,3 +387,21 @@ def test_call_must_return_tensors():
 
     with pytest.raises(TypeError):
         Bad()(keras.Input((2,)))
+
+
+def my_loss(y_true, y_pred):
+    return ops.mean(ops.square(y_true - y_pred), axis=-1)
+
+
+def test_a_model_compiled_with_a_custom_loss_loads_with_custom_objects(tmp_path):
+    model = keras.Sequential([keras.Input((4,)), layers.Dense(2)])
+    model.compile("sgd", my_loss, metrics=[my_loss])
+    x, y = np.ones((8, 4), np.float32), np.zeros((8, 2), np.float32)
+    model.fit(x, y, verbose=0)
+    path = tmp_path / "c.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, custom_objects={"my_loss": my_loss})
+    assert loaded.evaluate(x, y, verbose=0)[0] == pytest.approx(
+        model.evaluate(x, y, verbose=0)[0], rel=1e-6)
+    hist = loaded.fit(x, y, epochs=2, verbose=0)
+    assert hist.history["loss"][1] < hist.history["loss"][0]
