@@ -35,9 +35,6 @@ __all__ = ["abs", "absolute", "add", "argmax", "argmin", "average_pool", "binary
            "sigmoid", "softmax", "sqrt", "square", "squeeze", "stack", "subtract", "sum",
            "tanh", "transpose", "true_divide", "where"]
 
-_builtin_abs, _builtin_max, _builtin_min, _builtin_sum = abs, max, min, sum
-
-
 def _int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"`{name}` must be an integer. Received: {name}={value!r}")

@@ -8,7 +8,7 @@ from typing import Optional
 import numpy as np
 
 from .. import _C
-from .core import Op, f32, unbroadcast
+from .core import Op, unbroadcast
 
 
 def _fl(a: np.ndarray) -> np.ndarray:
@@ -451,5 +451,3 @@ def scalar_attr(value, name: str) -> Optional[float]:
         raise TypeError(f"`{name}` must be a number. Received: {name}={value!r}")
     return float(value)
 
-
-__all__ = ["f32"]
