@@ -8,6 +8,7 @@ from . import backend
 from . import activations, initializers, layers, losses, metrics, optimizers, callbacks
 from . import utils, datasets
 from . import preprocessing      # keras.preprocessing.image.ImageDataGenerator
+from . import ops
 from .backend import get_num_threads, set_num_threads
 from .layers import Input, InputLayer
 from .models import Model, Sequential
@@ -16,4 +17,4 @@ __version__ = "0.1.0"
 
 __all__ = ["Input", "InputLayer", "Model", "Sequential", "activations", "backend", "callbacks",
            "datasets", "get_num_threads", "initializers", "layers", "losses", "metrics",
-           "optimizers", "set_num_threads", "utils"]
+           "ops", "optimizers", "set_num_threads", "utils"]

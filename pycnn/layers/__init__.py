@@ -4,6 +4,7 @@ from .conv_variants import (Conv1D, Conv2DTranspose, Convolution1D, Convolution2
                             DepthwiseConv2D, SeparableConv2D, SeparableConvolution2D)
 from .convolutional import Conv2D, Convolution2D
 from .core import Activation, Dense, Dropout, Flatten, ReLU, Reshape, Softmax
+from .lambda_layer import Lambda
 from .pooling import AveragePooling2D, AvgPool2D, MaxPool2D, MaxPooling2D
 from .symbolic import Input, InputLayer, KerasTensor
 # -- normalization, activation, global pooling and noise layers (layers-norm) --
@@ -40,7 +41,7 @@ _MERGE_AND_RESHAPE = [
 __all__ = ["Activation", "AveragePooling2D", "AvgPool2D", "Conv1D", "Conv2D", "Conv2DTranspose",
            "Convolution1D", "Convolution2D", "Convolution2DTranspose", "Dense",
            "DepthwiseConv2D", "SeparableConv2D", "SeparableConvolution2D",
-           "Dropout", "Flatten", "Input", "InputLayer", "InputSpec", "KerasTensor", "Layer",
+           "Dropout", "Flatten", "Input", "InputLayer", "InputSpec", "KerasTensor", "Lambda", "Layer",
            "MaxPool2D", "MaxPooling2D", "ReLU", "Reshape", "Softmax", "Variable"]
 __all__ += _MERGE_AND_RESHAPE
 __all__ += __all_norm__

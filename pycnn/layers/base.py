@@ -194,6 +194,13 @@ class Layer:
     @trainable.setter
     def trainable(self, value: bool) -> None:
         self._trainable = bool(value)
+        for layer in self._sublayers():        # Keras freezes a layer's sublayers with it
+            layer.trainable = value
+
+    def _sublayers(self) -> list:
+        """The layers a ``call``-based layer holds as attributes (none for other layers)."""
+        from . import call_layer
+        return call_layer.sublayers(self) if call_layer.is_call_based(self) else []
 
     # ---- weights ------------------------------------------------------------------------------
     def add_weight(self, *args, shape: Optional[Sequence[int]] = None, initializer=None,
@@ -233,6 +240,7 @@ class Layer:
             raise ValueError(f"initializer of {self.name}/{name} returned shape {value.shape}, "
                              f"expected {shape}")
         var = Variable(value, f"{self.name}/{name}", trainable)
+        var._layer = self           # whose ``trainable`` also decides (ops read variables)
         if regularizer is not None:
             from .. import regularizers
             var.regularizer = regularizers.get(regularizer)
@@ -244,34 +252,41 @@ class Layer:
 
     @property
     def weights(self) -> list[Variable]:
-        return list(self._variables)
+        """The layer's own weights, then its sublayers' (a ``call``-based layer's)."""
+        out = list(self._variables)
+        for layer in self._sublayers():
+            out += [v for v in layer.weights if not any(v is o for o in out)]
+        return out
 
     @property
     def trainable_weights(self) -> list[Variable]:
-        return [v for v in self._variables if v.trainable and self.trainable]
+        return [v for v in self.weights if v.trainable and self.trainable and
+                getattr(v, "_layer", self).trainable]
 
     @property
     def non_trainable_weights(self) -> list[Variable]:
-        return [v for v in self._variables if not (v.trainable and self.trainable)]
+        trainable = {id(v) for v in self.trainable_weights}
+        return [v for v in self.weights if id(v) not in trainable]
 
     def get_weights(self) -> list[np.ndarray]:
         """The layer's weights as NumPy arrays, in Keras' order (kernel, then bias)."""
-        return [v.numpy() for v in self._variables]
+        return [v.numpy() for v in self.weights]
 
     def set_weights(self, weights: Sequence) -> None:
         """Set the weights from arrays in ``get_weights()``'s order and shapes."""
         weights = list(weights)
-        if len(weights) != len(self._variables):
-            raise ValueError(f'Layer "{self.name}" expects {len(self._variables)} weights, but '
+        variables = self.weights
+        if len(weights) != len(variables):
+            raise ValueError(f'Layer "{self.name}" expects {len(variables)} weights, but '
                              f"the weight list provided has {len(weights)} entries")
-        for var, w in zip(self._variables, weights):
+        for var, w in zip(variables, weights):
             w = np.asarray(w)
             if w.shape != var.shape:
                 raise ValueError(f'Layer "{self.name}" weight shape {var.shape} is not '
                                  f"compatible with provided weight shape {w.shape}")
             if w.dtype.kind not in "fiub":
                 raise TypeError(f'Layer "{self.name}": weights must be numeric, got {w.dtype}')
-        for var, w in zip(self._variables, weights):
+        for var, w in zip(variables, weights):
             var.assign(w)
 
     def count_params(self) -> int:
@@ -279,7 +294,7 @@ class Layer:
             raise ValueError(f"You tried to call `count_params` on layer '{self.name}', but "
                              "the layer isn't built. You can build it manually via: "
                              f"`{self.name}.build(batch_input_shape)`.")
-        return int(sum(math.prod(v.shape) for v in self._variables))
+        return int(sum(math.prod(v.shape) for v in self.weights))
 
     # ---- shapes -----------------------------------------------------------------------------
     def build(self, input_shape: Shape) -> None:
@@ -350,6 +365,11 @@ class Layer:
         if isinstance(inputs, (list, tuple)) and len(inputs) == 1 and not self.multi_input:
             inputs = inputs[0]
         flat = flatten(inputs)
+        from . import call_layer
+        if call_layer.is_call_based(self):      # a layer written with call() and ops
+            if any(isinstance(t, KerasTensor) for t in flat):
+                return call_layer.call_symbolic(self, inputs, training)
+            return call_layer.call_eager(self, inputs, training, mask)
         if any(isinstance(t, KerasTensor) for t in flat):
             if not all(isinstance(t, KerasTensor) for t in flat):
                 raise ValueError(f'Layer "{self.name}" was called on a mix of symbolic tensors '

@@ -97,7 +97,13 @@ class Loss:
 
     def prepare_targets(self, y, out_shape: tuple, where: str) -> np.ndarray:
         """Targets checked and converted once per fit/evaluate against the output shape."""
+        if self._has_call():
+            return data_mod.as_float_input(y, where)
         return data_mod.dense_targets(y, out_shape, where)
+
+    def _has_call(self) -> bool:
+        """A subclass written as in Keras 3: ``call(y_true, y_pred)`` with ops."""
+        return callable(getattr(type(self), "call", None))
 
     def compute(self, y_pred: np.ndarray, y_true: np.ndarray, from_logits: bool,
                 grad: bool = True, probs_out: Optional[np.ndarray] = None,
@@ -105,6 +111,12 @@ class Loss:
         """(reduced loss, d loss / d y_pred) for a batch. With ``from_logits``, y_pred are
         logits for ``logit_activation``, whose output lands in ``probs_out`` when given.
         With reduction "none" the value and gradient are those of the sum."""
+        if self._has_call():
+            traced = self.__dict__.get("_traced")
+            if traced is None:
+                from ..ops.loss_trace import TracedLossFunction
+                traced = self._traced = TracedLossFunction(self.call, self.name)
+            return traced.compute(y_true, y_pred, self.reduction, sample_weight, grad)
         y_pred = np.asarray(y_pred)
         shape = row_shape(y_pred)
         rows = int(np.prod(shape)) if shape else 1
@@ -178,6 +190,14 @@ class Loss:
     def __call__(self, y_true, y_pred, sample_weight=None):
         """The loss reduced as Keras' ``Loss.__call__``: a float, or with reduction="none" an
         array of the per-sample losses times the sample weights."""
+        if self._has_call():
+            from ..ops.loss_trace import reduce_values
+            values = np.asarray(self.call(y_true, y_pred), dtype=np.float32)
+            if self.reduction == "none":
+                return values if sample_weight is None else \
+                    values * broadcast_sample_weight(sample_weight, values.shape, self.name)
+            return float(np.float32(reduce_values(values, sample_weight, self.reduction,
+                                                  self.name)[0]))
         y_pred_in = y_pred
         y, y_pred = self._standalone(y_true, y_pred, self.name)
         shape = row_shape(y_pred)
@@ -228,9 +248,15 @@ class LossFunctionWrapper(Loss):
 
     def compute(self, y_pred, y_true, from_logits, grad=True, probs_out=None,
                 sample_weight=None):
-        if grad:
-            raise NotImplementedError("custom loss functions are differentiated by the plan")
-        return self._reduce(y_true, y_pred, sample_weight), None
+        """The reduced loss and its gradient: ``fn`` (written with ``pycnn.ops``) is traced
+        once per shape into a plan that differentiates it (ops/loss_trace.py)."""
+        traced = self.__dict__.get("_traced")
+        if traced is None:
+            from ..ops.loss_trace import TracedLossFunction
+            fn, kwargs = self.fn, self.fn_kwargs
+            traced = self._traced = TracedLossFunction(
+                (lambda yt, yp: fn(yt, yp, **kwargs)) if kwargs else fn, self.name)
+        return traced.compute(y_true, y_pred, self.reduction, sample_weight, grad)
 
     def _values(self, y_true, y_pred) -> np.ndarray:
         y_pred = np.asarray(y_pred, dtype=np.float64)

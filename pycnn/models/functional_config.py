@@ -211,7 +211,8 @@ def deserialize_layer(entry: dict, custom_objects: Optional[dict] = None,
             if "custom_objects" in inspect.signature(cls.from_config).parameters \
             else cls.from_config(config)
     if "from_config" in cls.__dict__ and cls.from_config.__func__ is not Layer.from_config.__func__:
-        return cls.from_config(config)
+        with serialization.custom_object_scope(custom_objects or {}):
+            return cls.from_config(config)
     with serialization.custom_object_scope(custom_objects or {}):
         layer = serialization.construct(cls, config, label)
     build = entry.get("build_config")

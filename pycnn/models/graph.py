@@ -166,8 +166,12 @@ def lower(graph: Graph, training: bool, trace: Any = None) -> Lowered:
 
 
 def _graph_of(layer: Layer, node: Node, training: bool, trace) -> Optional[Graph]:
-    """The graph of a model used as a layer (None for an ordinary layer)."""
+    """The graph of a model used as a layer, or of a layer written with ``call`` (traced per
+    shapes and mode); None for an ordinary layer."""
     from .model import Model
     if not isinstance(layer, Model):
+        from ..layers import call_layer
+        if call_layer.is_call_based(layer):
+            return call_layer.graph_for_node(layer, node, training)
         return None
     return layer._graph_for([t.shape for t in node.inputs], training)

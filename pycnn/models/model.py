@@ -240,7 +240,9 @@ class Model(Trainer, Layer):
         params = inspect.signature(self.call).parameters
         if "training" in params:
             kwargs["training"] = training
-        outputs = self.call(structure, **kwargs)
+        from ..ops.core import tracing
+        with tracing():                 # ops on weights inside call() record graph nodes
+            outputs = self.call(structure, **kwargs)
         if self._output_structure is None or not self._traced:
             self._output_structure = outputs
         if not all(isinstance(t, KerasTensor) for t in flatten(outputs)):

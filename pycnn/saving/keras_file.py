@@ -67,8 +67,10 @@ def load(filepath: str, custom_objects: Optional[dict] = None, compile: bool = T
             config = json.loads(_member(zf, "config.json", filepath))
         except ValueError as err:
             raise ValueError(f"{filepath}: corrupt config.json ({err})") from None
+        from ..layers.lambda_layer import safe_mode_scope
         try:
-            model = functional_config.deserialize_layer(config, custom_objects, filepath)
+            with safe_mode_scope(safe_mode):
+                model = functional_config.deserialize_layer(config, custom_objects, filepath)
         except ValueError as err:
             if filepath in str(err):
                 raise
@@ -97,6 +99,10 @@ def compile_from_config(model, cfg: dict, custom_objects: Optional[dict] = None)
             return {k: loss_of(x) for k, x in v.items()}
         if isinstance(v, dict):
             return serialization.deserialize(v, vars(losses), custom_objects, "loss")
+        if isinstance(v, str):          # a custom loss function saved by its name
+            found = serialization.get_registered_object(v, custom_objects)
+            if found is not None:
+                return found
         return v
 
     def metric_of(v):
@@ -106,6 +112,10 @@ def compile_from_config(model, cfg: dict, custom_objects: Optional[dict] = None)
             return {k: metric_of(x) for k, x in v.items()}
         if isinstance(v, dict):
             return serialization.deserialize(v, vars(metrics), custom_objects, "metric")
+        if isinstance(v, str):
+            found = serialization.get_registered_object(v, custom_objects)
+            if found is not None:
+                return found
         return v
 
     opt = cfg.get("optimizer")
