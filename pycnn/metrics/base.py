@@ -64,7 +64,7 @@ class Variable:
     def assign_add(self, value) -> "Variable":
         value = np.asarray(value, dtype=self.dtype)
         if value.shape == self._value.shape:        # the common case: no broadcast
-            self._value = (self._value + value).astype(self.dtype, copy=False)
+            self._value = np.asarray(self._value + value, dtype=self.dtype)
             return self
         return self.assign(self._value + value)
 
