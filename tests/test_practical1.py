@@ -2,8 +2,8 @@
 train.csv, 2 epochs; test.csv then holds only MNIST's first 500 test images, so the submission
 has 500 rows, not Kaggle's 28,000 or MNIST's 10,000), in a child process as a student runs it.
 
-The child finds MNIST through ``PYCNN_DATA_DIR`` (taken from the environment when it holds
-``mnist/``, else the shared data beside the checkout; the test skips when neither has it)."""
+The child finds MNIST through ``PYCNN_DATA_DIR`` (see ``data_dir``; the tests skip when MNIST
+is nowhere to be found)."""
 from __future__ import annotations
 
 import csv
@@ -23,9 +23,14 @@ QUICK_TEST_IMAGES = 500
 
 @pytest.fixture(scope="module")
 def data_dir(request) -> Path:
-    env = os.environ.get("PYCNN_DATA_DIR")
-    if env and (Path(env) / "mnist").is_dir():
-        return Path(env)
+    """``$PYCNN_DATA_DIR``, else ``shared/data`` beside the checkout or beside the directory
+    holding it (a worktree), as the example looks; else the suite's ``mnist_dir`` (skips)."""
+    candidates = [Path(os.environ["PYCNN_DATA_DIR"])] if os.environ.get("PYCNN_DATA_DIR") \
+        else []
+    candidates += [d / "shared" / "data" for d in ROOT.parents[:2]]
+    for d in candidates:
+        if (d / "mnist").is_dir():
+            return d
     return request.getfixturevalue("mnist_dir")
 
 
