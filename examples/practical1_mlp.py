@@ -18,6 +18,12 @@ with a linear warmup and a cosine decay of the learning rate, batches of 128, 40
 ``--time-budget`` seconds (600), whichever ends first: the schedule follows whichever is
 further along, so on a busy machine the rate is still annealed when the time runs out.
 
+Measured on the project's shared 2-core machine (AMD EPYC, AVX-512), 40 epochs each: seeds
+0, 1, 2 gave test accuracies 0.9928, 0.9930, 0.9929 in 425, 410, 417 s of training (about
+500 s of process CPU time; 6-13 s per epoch depending on the other jobs). With the machine
+busier (load 8-10) the 600 s budget stopped seeds 0 and 1 after 16 and 26 epochs, at 0.9906
+and 0.9923.
+
 Run:  python examples/practical1_mlp.py [--seed 0] [--epochs 40] [--workdir DIR] [--quick]
       python examples/practical1_mlp.py --help      (the knobs: --units, --dropout, ...)
 """
