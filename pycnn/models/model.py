@@ -172,6 +172,8 @@ class Model(Trainer, Layer):
     def output_names(self) -> list[str]:
         if isinstance(self._output_structure, dict):
             return list(self._output_structure)
+        if self._graph is None and self._traced:        # subclassed: tf.keras 2's names
+            return [f"output_{i + 1}" for i in range(len(self.outputs))]
         return [t.node.layer.name if t.node is not None else t.name for t in self.outputs]
 
     @property
@@ -233,9 +235,15 @@ class Model(Trainer, Layer):
         return graph
 
     def _trace(self, shapes: list[tuple], training: bool) -> Graph:
-        tensors = [Input(batch_shape=(None,) + tuple(s[1:]), name=f"{self.name}_input_{i}")
-                   for i, s in enumerate(shapes)]
-        structure = tensors[0] if len(tensors) == 1 else tensors
+        keys = getattr(self, "_input_names", None)
+        if keys and len(keys) == len(shapes):       # called with a dict: call() gets a dict
+            tensors = [Input(batch_shape=(None,) + tuple(s[1:]), name=k)
+                       for k, s in zip(keys, shapes)]
+            structure = dict(zip(keys, tensors))
+        else:
+            tensors = [Input(batch_shape=(None,) + tuple(s[1:]),
+                             name=f"{self.name}_input_{i}") for i, s in enumerate(shapes)]
+            structure = tensors[0] if len(tensors) == 1 else tensors
         kwargs = {}
         params = inspect.signature(self.call).parameters
         if "training" in params:
@@ -309,6 +317,8 @@ class Model(Trainer, Layer):
     def _flatten_inputs(self, x, where: str) -> list:
         """The arrays for each model input, in the order of ``model.inputs``."""
         if isinstance(x, dict):
+            if not self.built and self._graph is None:
+                self._input_names = list(x)     # a subclassed model traced with these keys
             names = self.input_names if self.built else list(x)
             missing = [n for n in names if n not in x]
             if missing:
