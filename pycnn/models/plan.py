@@ -104,7 +104,7 @@ class Plan:
         logits = list(logits_outputs) + [False] * (len(self.output_slots) - len(logits_outputs))
         self.logits_outputs = [bool(v) for v in logits]
         self._mark_logits(steps)
-        self.steps = fusion.apply(steps, self.output_slots, fusions)
+        self.steps = fusion.apply(steps, self.output_slots, fusions, training)
         self._producer = {s: step for step in self.steps for s in step.outputs}
         self._analyse_gradients(input_grads)
         self._acc: dict[int, np.ndarray] = {}            # gradient sums of shared tensors
