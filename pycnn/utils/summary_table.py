@@ -283,17 +283,16 @@ def _rich_table_lines(headers, justify, rows, widths) -> list[str]:
     def rule(left, fill, mid, right):
         return left + mid.join(fill * (w + 2) for w in widths) + right
 
-    def row_lines(cells, bar):
+    def row_lines(cells, bar, bottom=False):
+        # rich aligns body cells at the top, header cells at the bottom
         wrapped = [_rich_wrap(str(c), w, j) for c, w, j in zip(cells, widths, justify)]
         height = max(len(c) for c in wrapped)
-        lines = []
-        for i in range(height):
-            parts = [c[i] if i < len(c) else " " * w for c, w in zip(wrapped, widths)]
-            lines.append(bar + bar.join(f" {p} " for p in parts) + bar)
-        return lines
+        wrapped = [([" " * w] * (height - len(c)) + c) if bottom else
+                   (c + [" " * w] * (height - len(c))) for c, w in zip(wrapped, widths)]
+        return [bar + bar.join(f" {c[i]} " for c in wrapped) + bar for i in range(height)]
 
     lines = [rule("┏", "━", "┳", "┓")]
-    lines += row_lines(headers, "┃")
+    lines += row_lines(headers, "┃", bottom=True)
     lines.append(rule("┡", "━", "╇", "┩"))
     for i, cells in enumerate(rows):
         if i:
