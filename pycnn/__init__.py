@@ -5,6 +5,7 @@
     from pycnn.datasets import mnist
 """
 from . import backend
+from . import config               # config.set_output_style("keras3"): Keras 3's printing
 from . import activations, initializers, layers, losses, metrics, optimizers, callbacks
 from . import utils, datasets
 from . import preprocessing      # keras.preprocessing.image.ImageDataGenerator
@@ -17,4 +18,4 @@ __version__ = "0.1.0"
 
 __all__ = ["Input", "InputLayer", "Model", "Sequential", "activations", "backend", "callbacks",
            "datasets", "get_num_threads", "initializers", "layers", "losses", "metrics",
-           "ops", "optimizers", "set_num_threads", "utils"]
+           "config", "ops", "optimizers", "set_num_threads", "utils"]
