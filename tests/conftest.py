@@ -1,7 +1,8 @@
 """Shared fixtures of pycnn's test suite.
 
-* ``mnist_dir``: the real MNIST files (``../shared/data`` beside the checkout, holding
-  ``mnist/``); tests that need it skip, saying where the data was looked for, when it is absent.
+* ``mnist_dir``: the real MNIST files (``$PYCNN_DATA_DIR``, else ``../shared/data`` beside the
+  checkout, holding ``mnist/``: see ``datadir.py``); tests that need it skip, saying where the
+  data was looked for, when it is absent.
 * ``mnist_env``: ``PYCNN_DATA_DIR`` pointed at ``mnist_dir``, so the lecture's
   ``mnist.load_data()`` runs verbatim without a network.
 * ``small_mnist``: a session-wide normalized subset (the first 10,000 training and 2,000 test
@@ -23,8 +24,7 @@ import pytest
 
 import pycnn
 
-#: ``<checkout>/../shared/data``: its ``mnist/`` sub-directory holds the four IDX files.
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+from datadir import DATA_DIR  # noqa: E402  (its ``mnist/`` holds the four IDX files)
 
 SEED = 1234
 
@@ -60,7 +60,7 @@ def mnist_dir() -> Path:
                if not (mnist / n).is_file() and not (mnist / f"{n}.gz").is_file()]
     if missing:
         pytest.skip(f"real MNIST data not found: expected {', '.join(missing)} (or .gz) in "
-                    f"{mnist} (the shared data directory beside the checkout)")
+                    f"{mnist} (set PYCNN_DATA_DIR to the directory holding mnist/)")
     return DATA_DIR
 
 
