@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 import pytest
+from childproc import child_env, run_python
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEED = 20240601
@@ -1122,26 +1123,12 @@ def _child(argv):
     print("FUZZ-RESULT " + json.dumps(stats), file=real_stdout, flush=True)
 
 
-def _child_env():
-    import pycnn
-    root = os.path.dirname(os.path.dirname(os.path.abspath(pycnn.__file__)))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([root, HERE] + [p for p in
-                                                        env.get("PYTHONPATH", "").split(os.pathsep)
-                                                        if p])
-    return env, pycnn.__file__
-
-
-def _python():
-    # -P: do not put the working directory first on sys.path (which may hold a different build)
-    return [sys.executable, "-P"] if sys.version_info >= (3, 11) else [sys.executable]
-
-
 def run_family(family, seed=SEED, count=None, max_crashes=MAX_CRASHES):
     """Run cases [0, count) of a family in child processes; after a crash, resume after the
     crashing case. Returns a dict with cases, crashes, bad (disallowed exceptions), raised."""
     count = COUNTS[family] if count is None else count
-    env, pycnn_file = _child_env()
+    import pycnn
+    env, pycnn_file = child_env(tests_importable=True), pycnn.__file__
     result = {"cases": 0, "crashes": [], "bad": [], "raised": Counter()}
     start = 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -1149,9 +1136,8 @@ def run_family(family, seed=SEED, count=None, max_crashes=MAX_CRASHES):
         while start < count:
             code = "import sys, test_fuzz; test_fuzz._child(sys.argv[1:])"
             argv = [family, str(seed), str(start), str(count), crumb, pycnn_file]
-            proc = subprocess.run(_python() + ["-X", "faulthandler", "-c", code] + argv,
-                                  env=env, capture_output=True, text=True,
-                                  timeout=CHILD_TIMEOUT, cwd=tempfile.gettempdir())
+            proc = run_python(code, *argv, env=env, timeout=CHILD_TIMEOUT,
+                              flags=["-X", "faulthandler"])
             lines = [l for l in proc.stdout.splitlines() if l.startswith("FUZZ-RESULT ")]
             if proc.returncode == 0 and lines:
                 stats = json.loads(lines[-1][len("FUZZ-RESULT "):])
@@ -1226,10 +1212,8 @@ def test_models_fuzz():
 # =============================================================================================
 
 def run_snippet(code: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    env, _ = _child_env()
-    return subprocess.run(_python() + ["-c", textwrap.dedent(code)], env=env,
-                          capture_output=True, text=True, timeout=timeout,
-                          cwd=tempfile.gettempdir())
+    return run_python(textwrap.dedent(code), env=child_env(tests_importable=True),
+                      timeout=timeout)
 
 
 def _assert_snippet_ok(code: str) -> str:
