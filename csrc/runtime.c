@@ -35,6 +35,26 @@ const char *pc_isa_name(pc_isa isa)
     }
 }
 
+/* The elementwise loops' variant for the path `isa` (see runtime.h). */
+static pc_isa loop_isa_for(pc_isa isa)
+{
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+    __builtin_cpu_init();
+    if (isa >= PC_ISA_AVX512 && __builtin_cpu_supports("x86-64-v4"))
+        return PC_ISA_AVX512;
+    if (isa >= PC_ISA_AVX2 && __builtin_cpu_supports("x86-64-v3"))
+        return PC_ISA_AVX2;
+#else
+    (void)isa;
+#endif
+    return PC_ISA_GENERIC;
+}
+
+pc_isa pc_best_loop_isa(void)
+{
+    return loop_isa_for(pc_detect_isa());
+}
+
 int pc_select_isa(pc_runtime *rt, pc_isa isa)
 {
     if (isa > rt->best_isa)
@@ -43,6 +63,7 @@ int pc_select_isa(pc_runtime *rt, pc_isa isa)
     if (!k)
         return -1;
     rt->ukernel = *k;
+    rt->loop_isa = loop_isa_for(isa);
     return 0;
 }
 

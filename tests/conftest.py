@@ -11,8 +11,9 @@
   names (``conv2d``, ``dense_1``, ``input_1``, ...) never depend on the order tests run in.
 * ``seed``: ``pycnn.utils.set_random_seed(1234)`` (weights, shuffling and dropout repeat).
 * ``keep_num_threads``: restores pycnn's thread count after a test that changes it.
-* ``isa`` (parametrized): runs a test once per SIMD path of the GEMM micro-kernel (``ISAS``),
-  skipping the paths this CPU lacks, and restores the path in use afterwards.
+* ``isa`` (parametrized): runs a test once per SIMD path (``ISAS``) of every kernel family: the
+  GEMM micro-kernel and the elementwise loops both follow ``_C.set_isa``. Skips the paths this
+  CPU lacks, and restores the path in use afterwards.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from datadir import DATA_DIR  # noqa: E402  (its ``mnist/`` holds the four IDX f
 
 SEED = 1234
 
-#: The SIMD paths of the GEMM micro-kernel, from the portable one up.
+#: The SIMD paths of the kernels, from the portable one up.
 ISAS = ("generic", "avx2", "avx512")
 
 
@@ -43,7 +44,7 @@ def isa(request):
     except ValueError as e:
         pytest.skip(f"CPU does not support the {request.param!r} SIMD path "
                     f"(set_isa raised ValueError: {e})")
-    assert _C.isa() == request.param
+    assert _C.isa() == request.param and _C.loop_isa() == request.param
     try:
         yield request.param
     finally:
