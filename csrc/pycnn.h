@@ -10,11 +10,19 @@
  *   conv kernel  w[KH][KW][C][O]          (HWIO, as Keras stores it)
  *   dense kernel w[IN][OUT]
  *   biases       b[OUT]
- * Every array is C-contiguous; the binding (pycnn_module.c) checks this before calling.
+ * Every array is C-contiguous; the binding (bind_<family>.c) checks this before calling.
  *
  * Worked example: the lecture's second convolution on a batch of 128,
- *   pc_conv2d_forward(&rt, x, 128, 13, 13, 32, w, 3, 3, 64, b, y, 11, 11, 1, 1, 0, 0, PC_ACT_RELU)
- * reads x[128][13][13][32] and w[3][3][32][64] and writes y[128][11][11][64] = relu(x (*) w + b).
+ *   pc_runtime rt;
+ *   pc_runtime_init(&rt, 2);
+ *   pc_conv_shape s = {.n = 128, .h = 13, .w = 13, .c = 32, .kh = 3, .kw = 3, .o = 64,
+ *                      .oh = 11, .ow = 11, .sh = 1, .sw = 1, .pt = 0, .pl = 0};
+ *   pc_runtime_enter(&rt);
+ *   int rc = pc_conv2d_forward(&rt, &s, x, w, b, y, PC_ACT_RELU);
+ *   pc_runtime_leave(&rt);
+ *   pc_runtime_destroy(&rt);
+ * reads x[128][13][13][32] and w[3][3][32][64] and writes y[128][11][11][64] = relu(x (*) w + b);
+ * rc is PC_OK, or PC_ENOMEM when the scratch could not grow.
  *
  * Determinism: every kernel gives bit-identical results for any thread count. Work is split
  * into tasks whose boundaries do not depend on the number of threads, and every reduction adds
