@@ -189,22 +189,37 @@ static int check_shape(const pc_norm_shape *s)
            (size_t)s->a * s->c * s->b / s->a / s->c == (size_t)s->b;
 }
 
-int pc_batchnorm_forward(pc_runtime *rt, const pc_norm_shape *s, const float *x, float *mean,
-                         float *var, const float *gamma, const float *beta, float eps,
-                         int batch_stats, float *y)
+/* The job of one call: its tasks, and the scratch for the coefficients (mu, k1, k2, k3: c
+ * floats each, from *coef on) and the partial sums. */
+static int bn_setup(pc_runtime *rt, const pc_norm_shape *s, const float *x, const float *dy,
+                    float *out, bn_job *j, int *tasks, float **coef)
 {
     if (!check_shape(s))
         return PC_EINVAL;
     int rows_per, rc;
-    const int tasks = bn_tasks(s, &rows_per);
-    float *coef;
+    *tasks = bn_tasks(s, &rows_per);
     double *partial;
-    if ((rc = bn_scratch(rt, s, tasks, &coef, &partial)))
+    if ((rc = bn_scratch(rt, s, *tasks, coef, &partial)))
+        return rc;
+    const int c = s->c;
+    *j = (bn_job){.s = s, .x = x, .dy = dy, .mu = *coef, .k1 = *coef + c, .k2 = *coef + 2 * c,
+                  .k3 = *coef + 3 * c, .partial = partial, .out = out, .rows_per = rows_per,
+                  .isa = pc_loop_isa(rt)};
+    return PC_OK;
+}
+
+int pc_batchnorm_forward(pc_runtime *rt, const pc_norm_shape *s, const float *x, float *mean,
+                         float *var, const float *gamma, const float *beta, float eps,
+                         int batch_stats, float *y)
+{
+    bn_job j;
+    int tasks, rc;
+    float *coef;
+    if ((rc = bn_setup(rt, s, x, NULL, y, &j, &tasks, &coef)))
         return rc;
     const int c = s->c;
     float *mu = coef, *k1 = coef + c, *k2 = coef + 2 * c, *k3 = coef + 3 * c;
-    bn_job j = {.s = s, .x = x, .mu = mu, .k1 = k1, .k2 = k2, .k3 = k3, .partial = partial,
-                .out = y, .rows_per = rows_per, .isa = pc_loop_isa(rt)};
+    double *partial = j.partial;
     if (batch_stats) {
         /* shifted by the first cell of each channel: no cancellation for a large mean */
         for (int ch = 0; ch < c; ch++)
@@ -235,19 +250,15 @@ int pc_batchnorm_backward(pc_runtime *rt, const pc_norm_shape *s, const float *x
                           int batch_stats, const float *dy, float *dx, float *dgamma,
                           float *dbeta)
 {
-    if (!check_shape(s))
-        return PC_EINVAL;
-    int rows_per, rc;
-    const int tasks = bn_tasks(s, &rows_per);
+    bn_job j;
+    int tasks, rc;
     float *coef;
-    double *partial;
-    if ((rc = bn_scratch(rt, s, tasks, &coef, &partial)))
+    if ((rc = bn_setup(rt, s, x, dy, dx, &j, &tasks, &coef)))
         return rc;
     const int c = s->c;
     float *mu = coef, *k1 = coef + c, *k2 = coef + 2 * c, *k3 = coef + 3 * c;
+    double *partial = j.partial;
     memcpy(mu, mean, (size_t)c * sizeof(float));
-    bn_job j = {.s = s, .x = x, .dy = dy, .mu = mu, .k1 = k1, .k2 = k2, .k3 = k3,
-                .partial = partial, .out = dx, .rows_per = rows_per, .isa = pc_loop_isa(rt)};
     const int need_sums = dgamma || dbeta || (dx && batch_stats);
     if (need_sums) {
         if ((rc = pc_parallel(rt, tasks, sums_task, &j)))
