@@ -243,9 +243,9 @@ PC_SIMD_LOOP void avg_forward_body(void *ctx, int n, int thread)
             int h0, h1, w0, w1;
             window(s, oh, ow, &h0, &h1, &w0, &w1);
             memset(y, 0, (size_t)C * sizeof(float));
-            const int count = (h1 - h0) * (w1 - w0);
-            if (count <= 0)
+            if (h1 <= h0 || w1 <= w0)                /* padding only */
                 continue;
+            const int count = (h1 - h0) * (w1 - w0);
             for (int h = h0; h < h1; h++)
                 for (int w = w0; w < w1; w++) {
                     const float *xc = x + ((size_t)h * s->w + w) * C;
@@ -278,9 +278,9 @@ PC_SIMD_LOOP void avg_backward_body(void *ctx, int n, int thread)
         for (int ow = 0; ow < s->ow; ow++, dy += C) {
             int h0, h1, w0, w1;
             window(s, oh, ow, &h0, &h1, &w0, &w1);
-            const int count = (h1 - h0) * (w1 - w0);
-            if (count <= 0)
+            if (h1 <= h0 || w1 <= w0)                /* padding only */
                 continue;
+            const int count = (h1 - h0) * (w1 - w0);
             const float inv = 1.0f / (float)count;
             for (int h = h0; h < h1; h++)
                 for (int w = w0; w < w1; w++) {
