@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import zipfile
 
@@ -19,6 +18,7 @@ import pytest
 
 import pycnn
 from pycnn import layers
+from childproc import run_python
 
 h5py = pytest.importorskip("h5py")
 
@@ -269,8 +269,7 @@ for f in FILES:
         np.testing.assert_allclose(np.asarray(a), b, rtol=1e-4, atol=1e-5)
 print("ok")
 """.replace("HEADER", header).replace("FILES", files)
-    done = subprocess.run([python, "-c", script, str(tmp_path)], capture_output=True,
-                          text=True, timeout=300)
+    done = run_python(script, str(tmp_path), python=python, env=dict(os.environ), timeout=300)
     assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-3000:]
 
 
