@@ -292,6 +292,8 @@ class Trainer:
             outs, loss, douts, shown, out_losses = self._forward_loss(step, xs, ys, sw)
             if self._has_regularizers:
                 loss += self._regularization()
+            if step.plan._activity:
+                loss += step.plan.activity_penalty
             if math.isfinite(loss):
                 reached = step.plan.backward(douts)
                 variables = [v for v in reached if v.trainable]
@@ -344,6 +346,8 @@ class Trainer:
             outs, loss, _, shown, out_losses = self._forward_loss_no_grad(step, xs, ys, sw)
             if self._has_regularizers:
                 loss += self._regularization()
+            if step.plan._activity:
+                loss += step.plan.activity_penalty
         finally:
             for lock in reversed(step.locks):
                 lock.release()
