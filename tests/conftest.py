@@ -25,7 +25,7 @@ import pytest
 
 import pycnn
 
-from datadir import DATA_DIR  # noqa: E402  (its ``mnist/`` holds the four IDX files)
+from datadir import DATA_DIR  # its ``mnist/`` holds the four IDX files
 
 SEED = 1234
 
