@@ -169,3 +169,30 @@ def test_see_inside_draws_the_lecture_pictures(tmp_path):
 def test_see_inside_default_output_directory_is_ignored_by_git():
     ignored = (ROOT / ".gitignore").read_text().split()
     assert "see_inside_output/" in ignored
+
+
+def test_fit_takes_the_practicals_float_steps_per_epoch_as_tf_keras_2_does():
+    """The practical's ``fit(img_iter, steps_per_epoch=len(x_train) / batch_size)``: tf.keras
+    2 runs ceil(steps) batches an epoch (2.21: 4 batches for 100 / 32); 0, negative, NaN and
+    infinite steps stay errors."""
+    import math
+
+    import numpy as np
+    import pycnn as keras
+    from pycnn.preprocessing.image import ImageDataGenerator
+
+    x = np.random.default_rng(0).random((100, 8, 8, 1), dtype=np.float32)
+    y = keras.utils.to_categorical(np.arange(100) % 3, 3)
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.compile(loss="categorical_crossentropy")
+    batches = []
+    count = keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: batches.append(b))
+    img_iter = ImageDataGenerator(rotation_range=10).flow(x, y, batch_size=32)
+    model.fit(img_iter, epochs=2, steps_per_epoch=len(x) / 32, verbose=0, callbacks=[count])
+    assert batches == [0, 1, 2, 3, 0, 1, 2, 3]
+    model.fit(x, y, epochs=1, steps_per_epoch=np.float64(1.5), verbose=0, callbacks=[count])
+    assert batches[8:] == [0, 1]
+    for bad in (0.0, -1.5, math.nan, math.inf):
+        with pytest.raises(ValueError, match="steps_per_epoch"):
+            model.fit(img_iter, steps_per_epoch=bad, verbose=0)
