@@ -188,7 +188,8 @@ def main():
     batch_size = 32
     img_iter = datagen.flow(x_train, y_train, batch_size=batch_size)
     timer = EpochTimer()
-    model.fit(img_iter, epochs=epochs, validation_data=(x_valid, y_valid), callbacks=[timer])
+    model.fit(img_iter, epochs=epochs, steps_per_epoch=len(x_train) / batch_size,
+              validation_data=(x_valid, y_valid), callbacks=[timer])
     _, aug_acc = model.evaluate(x_valid, y_valid, verbose=0)
     aug_time = float(np.mean(timer.times))
 

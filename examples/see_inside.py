@@ -89,6 +89,8 @@ def main():
                 to_file=out / "filters_conv2.png")
     viz.filters(model, "conv3", ascent_steps=steps, max_filters=32,
                 to_file=out / "filters_conv3.png")
+    # Grad-CAM on conv2 (11x11) rather than the default, the last convolution (3x3 here,
+    # too coarse to show much on a 28x28 digit)
     for i in range(3):
         viz.class_activation_map(model, test_images[i], layer="conv2",
                                  to_file=out / f"class_activation_{i}.png")
