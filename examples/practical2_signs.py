@@ -206,14 +206,14 @@ def main():
             image_path = out / "new_image.png"
             big = np.kron(x_valid[0], np.ones((2, 2, 1)))
             save_img(image_path, big)
-            print(f"wrote {image_path} (a {class_names[int(np.argmax(y_valid[0]))]})")
+            print(f"wrote {image_path} (class: {class_names[int(np.argmax(y_valid[0]))]})")
         image = load_img(image_path, color_mode="grayscale", target_size=(28, 28))
         image = img_to_array(image)
         image = image.reshape(1, 28, 28, 1)
         image = image / 255
         prediction = model.predict(image)
         predicted = int(np.argmax(prediction))
-        print(f"the loaded model says {image_path} is a {class_names[predicted]} "
+        print(f"the loaded model says {image_path} shows: {class_names[predicted]} "
               f"(p = {prediction[0, predicted]:.3f})")
         reloaded_acc = model.evaluate(x_valid, y_valid, verbose=0)[1]
 
