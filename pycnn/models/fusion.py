@@ -92,9 +92,11 @@ class ConvMaxPoolStep:
         conv_pads, conv_hw, pooled_shape, pool_pads = self._geometry(x.shape)
         y = ctx.buffer("y", pooled_shape)
         argmax = ctx.buffer("argmax", pooled_shape, np.int32)
-        ctx.args = (conv_hw, self.pool.pool_size, self.pool.strides, pool_pads)
-        _C.conv2d_maxpool_forward(x, conv.kernel.value, conv.bias.value if conv.bias else None,
-                                  y, argmax, conv.strides, conv_pads, *ctx.args,
+        ctx.pooling = dict(conv_hw=conv_hw, pool=self.pool.pool_size,
+                           pool_strides=self.pool.strides, pool_pads=pool_pads)
+        _C.conv2d_maxpool_forward(x=x, w=conv.kernel.value,
+                                  b=conv.bias.value if conv.bias else None, y=y, argmax=argmax,
+                                  strides=conv.strides, pads=conv_pads, **ctx.pooling,
                                   activation=conv._fused)
         ctx.x, ctx.y, ctx.argmax, ctx.conv_pads = x, y, argmax, conv_pads
         values[self.outputs[0]] = y
@@ -104,9 +106,9 @@ class ConvMaxPoolStep:
         dy = np.ascontiguousarray(douts[0], dtype=np.float32).reshape(ctx.y.shape)
         dx = ctx.buffer("dx", ctx.x.shape) if need_dx[0] else None
         _C.conv2d_maxpool_backward(
-            ctx.x, conv.kernel.value, dy, ctx.argmax, dx, conv.kernel.grad,
-            conv.bias.grad if conv.bias else None, conv.strides, ctx.conv_pads, *ctx.args,
-            y=ctx.y if conv.activation == "relu" else None)
+            x=ctx.x, w=conv.kernel.value, dy=dy, argmax=ctx.argmax, dx=dx, dw=conv.kernel.grad,
+            db=conv.bias.grad if conv.bias else None, strides=conv.strides, pads=ctx.conv_pads,
+            **ctx.pooling, y=ctx.y if conv.activation == "relu" else None)
         return [dx]
 
     def release(self):
