@@ -42,6 +42,14 @@ typedef struct {
     int flag;
 } opt_job;
 
+/* Whether the gradient goes to the rule as it is: no scaling, clipping or weight decay (the
+ * default of every optimizer: its loop then skips those operations). */
+static inline int plain_pre(const opt_job *a)
+{
+    return a->gscale == 1.0f && a->clip == INFINITY && a->decay == 0.0f;
+}
+
+
 /* a rule's loop over [lo, hi) on SIMD path isa (PC_SIMD_VARIANTS) */
 typedef size_t (*range_fn)(pc_isa isa, const opt_job *a, size_t lo, size_t hi);
 
@@ -161,6 +169,18 @@ PC_SIMD_LOOP size_t rmsprop_range_body(const opt_job *a, size_t lo, size_t hi)
     RANGE_LOCALS;
     const float lr = a->c[0], rho = a->c[1], epsilon = a->c[2], momentum = a->c[3];
     float *v = a->s0 + lo;
+    if (!a->s1 && !a->s2 && plain_pre(a)) {  /* Keras' default RMSprop, nothing before it */
+        for (size_t i = 0; i < n; i++) {
+            const float gi = g[i], w0 = w[i];
+            const float nv = rho * v[i] + (1.0f - rho) * gi * gi;
+            const float nw = w0 - lr * gi / sqrtf(nv + epsilon);
+            const int ok = pc_finite(nw) & pc_finite(nv);
+            v[i] = ok ? nv : v[i];
+            w[i] = ok ? nw : w0;
+            bad += !ok;
+        }
+        return bad;
+    }
     if (!a->s1 && !a->s2) {          /* Keras' default RMSprop: the loop that vectorises */
         for (size_t i = 0; i < n; i++) {
             const float gi = pre_grad(g[i], gscale, clip);
@@ -221,6 +241,20 @@ PC_SIMD_LOOP size_t adam_range_body(const opt_job *a, size_t lo, size_t hi)
     RANGE_LOCALS;
     const float alpha = a->c[0], beta_1 = a->c[1], beta_2 = a->c[2], epsilon = a->c[3];
     float *m = a->s0 + lo, *v = a->s1 + lo;
+    if (!a->s2 && plain_pre(a)) {      /* Keras' default Adam, nothing before it */
+        for (size_t i = 0; i < n; i++) {
+            const float gi = g[i], w0 = w[i];
+            const float nm = m[i] + (gi - m[i]) * (1.0f - beta_1);
+            const float nv = v[i] + (gi * gi - v[i]) * (1.0f - beta_2);
+            const float nw = w0 - nm * alpha / (sqrtf(nv) + epsilon);
+            const int ok = pc_finite(nw) & pc_finite(nv) & pc_finite(nm);
+            m[i] = ok ? nm : m[i];
+            v[i] = ok ? nv : v[i];
+            w[i] = ok ? nw : w0;
+            bad += !ok;
+        }
+        return bad;
+    }
     if (!a->s2) {
         for (size_t i = 0; i < n; i++) {
             const float gi = pre_grad(g[i], gscale, clip);
