@@ -1,6 +1,6 @@
 """Images per second of VGG16 feature extraction (``include_top=False``, 180x180x3, batch 32:
 the convolutional base of Chollet's transfer-learning example), pycnn beside PyTorch's
-torchvision VGG16 ``features`` when torch and torchvision are importable.
+VGG16's ``features`` in PyTorch (the same layers as torchvision's) when torch is importable.
 
     python3 benchmarks/vgg16_features.py [--threads N] [--batches B] [--batch 32] [--size 180]
 
@@ -41,14 +41,30 @@ def bench_pycnn(x, threads: int, batches: int) -> list:
     return time_batches(lambda a: model.predict(a, batch_size=len(a), verbose=0), x, batches)
 
 
+#: VGG16's convolutional base: filters per 3x3 convolution, "M" a 2x2 max pooling.
+VGG16_BASE = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
+              512, 512, 512, "M"]
+
+
+def torch_vgg16_features(torch):
+    """torchvision's ``vgg16().features`` written out in plain torch (the same layers)."""
+    mods, c = [], 3
+    for v in VGG16_BASE:
+        if v == "M":
+            mods.append(torch.nn.MaxPool2d(2, 2))
+        else:
+            mods += [torch.nn.Conv2d(c, v, 3, padding=1), torch.nn.ReLU(inplace=True)]
+            c = v
+    return torch.nn.Sequential(*mods)
+
+
 def bench_torch(x, threads: int, batches: int):
     try:
         import torch
-        import torchvision
     except ImportError:
         return None
     torch.set_num_threads(threads)
-    features = torchvision.models.vgg16(weights=None).features.eval()
+    features = torch_vgg16_features(torch).eval()
     xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
 
     def run(a):
@@ -72,7 +88,7 @@ def main() -> None:
           f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     rows = [("pycnn", bench_pycnn(x, args.threads, args.batches))]
     torch_times = bench_torch(x, args.threads, args.batches)
-    rows.append(("torchvision", torch_times))
+    rows.append(("PyTorch", torch_times))
     for name, times in rows:
         if times is None:
             print(f"  {name:12s} not importable (skipped)")

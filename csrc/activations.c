@@ -12,6 +12,7 @@ typedef struct {
     float *out;
     size_t size, cols;
     int backward;
+    pc_isa isa;              /* the loops' SIMD path */
 } act_job;
 
 double pc_softmax_row(const float *z, float *p, size_t n)
@@ -52,8 +53,8 @@ static void softmax_rows_backward(const float *y, const float *dy, float *dx, si
 /* Elementwise loops over restrict pointers (and an in-place variant), so the compiler
  * vectorises them. relu(x) = x <= 0 ? 0 : x: NaN stays NaN (as in NumPy, TensorFlow and JAX)
  * and -0 becomes +0; its gradient passes dy where y > 0 (0 where y is NaN). */
-PC_MULTIVERSION
-static void forward_range(pc_act act, const float *restrict x, float *restrict y, size_t n)
+PC_SIMD_LOOP void forward_range_body(pc_act act, const float *restrict x, float *restrict y,
+                                     size_t n)
 {
     switch (act) {
     case PC_ACT_RELU:
@@ -70,8 +71,10 @@ static void forward_range(pc_act act, const float *restrict x, float *restrict y
     }
 }
 
-PC_MULTIVERSION
-static void forward_range_inplace(pc_act act, float *restrict v, size_t n)
+PC_SIMD_VARIANTS(forward_range, (pc_act act, const float *restrict x, float *restrict y, size_t n),
+                 (act, x, y, n))
+
+PC_SIMD_LOOP void forward_range_inplace_body(pc_act act, float *restrict v, size_t n)
 {
     switch (act) {
     case PC_ACT_RELU:
@@ -88,9 +91,10 @@ static void forward_range_inplace(pc_act act, float *restrict v, size_t n)
     }
 }
 
-PC_MULTIVERSION
-static void backward_range(pc_act act, const float *restrict y, const float *restrict dy,
-                           float *restrict dx, size_t n)
+PC_SIMD_VARIANTS(forward_range_inplace, (pc_act act, float *restrict v, size_t n), (act, v, n))
+
+PC_SIMD_LOOP void backward_range_body(pc_act act, const float *restrict y, const float *restrict dy,
+                                      float *restrict dx, size_t n)
 {
     switch (act) {
     case PC_ACT_RELU:
@@ -107,9 +111,12 @@ static void backward_range(pc_act act, const float *restrict y, const float *res
     }
 }
 
-PC_MULTIVERSION
-static void backward_range_inplace(pc_act act, const float *restrict y, float *restrict g,
-                                   size_t n)
+PC_SIMD_VARIANTS(backward_range, (pc_act act, const float *restrict y, const float *restrict dy,
+                                  float *restrict dx, size_t n),
+                 (act, y, dy, dx, n))
+
+PC_SIMD_LOOP void backward_range_inplace_body(pc_act act, const float *restrict y,
+                                              float *restrict g, size_t n)
 {
     switch (act) {
     case PC_ACT_RELU:
@@ -125,6 +132,10 @@ static void backward_range_inplace(pc_act act, const float *restrict y, float *r
         break;
     }
 }
+
+PC_SIMD_VARIANTS(backward_range_inplace, (pc_act act, const float *restrict y, float *restrict g,
+                                          size_t n),
+                 (act, y, g, n))
 
 static void act_task(void *ctx, int task, int thread)
 {
@@ -146,19 +157,20 @@ static void act_task(void *ctx, int task, int thread)
         return;
     }
     if (!j->backward && j->x == j->out)
-        forward_range_inplace(j->act, j->out + lo, hi - lo);
+        forward_range_inplace(j->isa, j->act, j->out + lo, hi - lo);
     else if (!j->backward)
-        forward_range(j->act, j->x + lo, j->out + lo, hi - lo);
+        forward_range(j->isa, j->act, j->x + lo, j->out + lo, hi - lo);
     else if (j->out == j->dy)
-        backward_range_inplace(j->act, j->y + lo, j->out + lo, hi - lo);
+        backward_range_inplace(j->isa, j->act, j->y + lo, j->out + lo, hi - lo);
     else
-        backward_range(j->act, j->y + lo, j->dy + lo, j->out + lo, hi - lo);
+        backward_range(j->isa, j->act, j->y + lo, j->dy + lo, j->out + lo, hi - lo);
 }
 
 static int run(pc_runtime *rt, act_job *j)
 {
     if (j->size == 0)
         return PC_OK;
+    j->isa = pc_loop_isa(rt);
     size_t tasks;
     if (j->act == PC_ACT_SOFTMAX) {
         if (j->cols == 0 || j->size % j->cols)

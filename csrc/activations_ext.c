@@ -23,6 +23,7 @@ typedef struct {
     float *out;
     size_t size;
     int backward;
+    pc_isa isa;              /* the loops' SIMD path */
 } ext_job;
 
 int pc_act_needs_input(pc_act act, float alpha)
@@ -57,8 +58,7 @@ static inline float softplusf(float x)
 
 static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-PC_MULTIVERSION
-static void fwd(pc_act act, float alpha, const float *x, float *y, size_t n)
+PC_SIMD_LOOP void fwd_body(pc_act act, float alpha, const float *x, float *y, size_t n)
 {
     switch (act) {
     case PC_ACT_ELU:
@@ -128,12 +128,13 @@ static void fwd(pc_act act, float alpha, const float *x, float *y, size_t n)
         break;
     }
 }
+PC_SIMD_VARIANTS(fwd, (pc_act act, float alpha, const float *x, float *y, size_t n),
+                 (act, alpha, x, y, n))
 
 /* d = f'(.) given y (and x for the kinds that need it); dx = dy * d. dx may equal dy, so each
  * element is read before it is written, one at a time. */
-PC_MULTIVERSION
-static void bwd(pc_act act, float alpha, const float *x, const float *y, const float *dy,
-                float *dx, size_t n)
+PC_SIMD_LOOP void bwd_body(pc_act act, float alpha, const float *x, const float *y, const float *dy,
+                           float *dx, size_t n)
 {
     switch (act) {
     case PC_ACT_ELU:
@@ -210,6 +211,9 @@ static void bwd(pc_act act, float alpha, const float *x, const float *y, const f
         break;
     }
 }
+PC_SIMD_VARIANTS(bwd, (pc_act act, float alpha, const float *x, const float *y, const float *dy,
+                       float *dx, size_t n),
+                 (act, alpha, x, y, dy, dx, n))
 
 static void ext_task(void *ctx, int task, int thread)
 {
@@ -217,10 +221,10 @@ static void ext_task(void *ctx, int task, int thread)
     const ext_job *j = ctx;
     const size_t lo = (size_t)task * BLOCK, hi = lo + BLOCK < j->size ? lo + BLOCK : j->size;
     if (j->backward)
-        bwd(j->act, j->alpha, j->x ? j->x + lo : NULL, j->y + lo, j->dy + lo, j->out + lo,
+        bwd(j->isa, j->act, j->alpha, j->x ? j->x + lo : NULL, j->y + lo, j->dy + lo, j->out + lo,
             hi - lo);
     else
-        fwd(j->act, j->alpha, j->x + lo, j->out + lo, hi - lo);
+        fwd(j->isa, j->act, j->alpha, j->x + lo, j->out + lo, hi - lo);
 }
 
 static int run_ext(pc_runtime *rt, ext_job *j)
@@ -232,6 +236,7 @@ static int run_ext(pc_runtime *rt, ext_job *j)
     const size_t tasks = (j->size + BLOCK - 1) / BLOCK;
     if (tasks > 0x7fffffff)
         return PC_EINVAL;
+    j->isa = pc_loop_isa(rt);
     return pc_parallel(rt, (int)tasks, ext_task, j);
 }
 

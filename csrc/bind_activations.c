@@ -33,14 +33,13 @@ static PyObject *py_activation_forward(PyObject *m, PyObject *args, PyObject *kw
 {
     static char *kwlist[] = {"kind", "x", "y", "alpha", NULL};
     const char *F = "activation_forward", *kind;
-    PyObject *okind, *ox, *oy, *oalpha = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO|O", kwlist, &okind, &ox, &oy, &oalpha) ||
-        !(kind = kind_string(F, okind)))
-        return NULL;
+    PyObject *okind, *oalpha = Py_None;
     PyArrayObject *x, *y;
     pc_act act;
-    if (parse_act(F, kind, &act, 0) || get_array(ox, F, "x", NPY_FLOAT32, -1, IN, 0, &x) ||
-        get_array(oy, F, "y", NPY_FLOAT32, -1, OUT, 0, &y) || same_shape(F, x, "x", y, "y"))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO&O&|O", kwlist, &okind, IN_F32("x", -1, &x),
+                                     OUT_F32("y", -1, &y), &oalpha) ||
+        !(kind = kind_string(F, okind)) || parse_act(F, kind, &act, 0) ||
+        same_shape(F, x, "x", y, "y"))
         return NULL;
     if (x != y && overlaps(x, y))
         return PyErr_Format(PyExc_ValueError, "%s(): 'y' must be 'x' itself or not share "
@@ -65,18 +64,14 @@ static PyObject *py_activation_backward(PyObject *m, PyObject *args, PyObject *k
 {
     static char *kwlist[] = {"kind", "y", "dy", "dx", "x", "alpha", NULL};
     const char *F = "activation_backward", *kind;
-    PyObject *okind, *oy, *ody, *odx, *ox = Py_None, *oalpha = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|OO", kwlist, &okind, &oy, &ody, &odx, &ox,
-                                     &oalpha) ||
-        !(kind = kind_string(F, okind)))
-        return NULL;
-    PyArrayObject *y, *dy, *dx, *x;
+    PyObject *okind, *oalpha = Py_None;
+    PyArrayObject *y, *dy, *dx, *x = NULL;
     pc_act act;
-    if (parse_act(F, kind, &act, 0) || get_array(oy, F, "y", NPY_FLOAT32, -1, IN, 0, &y) ||
-        get_array(ody, F, "dy", NPY_FLOAT32, -1, IN, 0, &dy) ||
-        get_array(odx, F, "dx", NPY_FLOAT32, -1, OUT, 0, &dx) ||
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO&O&O&|O&O", kwlist, &okind,
+                                     IN_F32("y", -1, &y), IN_F32("dy", -1, &dy),
+                                     OUT_F32("dx", -1, &dx), OPT_IN_F32("x", -1, &x), &oalpha) ||
+        !(kind = kind_string(F, okind)) || parse_act(F, kind, &act, 0) ||
         same_shape(F, y, "y", dy, "dy") || same_shape(F, y, "y", dx, "dx") ||
-        get_array(ox, F, "x", NPY_FLOAT32, -1, IN, 1, &x) ||
         (x && same_shape(F, y, "y", x, "x")))
         return NULL;
     if (overlaps(dx, y) || (dx != dy && overlaps(dx, dy)) || overlaps(dx, x))

@@ -7,14 +7,10 @@ static PyObject *py_take_rows(PyObject *m, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"x", "indices", "out", NULL};
     const char *F = "take_rows";
-    PyObject *o[3];
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO", kwlist, &o[0], &o[1], &o[2]))
-        return parse_error(F);
     PyArrayObject *x, *idx, *out;
-    if (get_array(o[0], F, "x", NPY_FLOAT32, -1, IN, 0, &x) ||
-        get_array(o[1], F, "indices", NPY_INT64, 1, IN, 0, &idx) ||
-        get_array(o[2], F, "out", NPY_FLOAT32, -1, OUT, 0, &out))
-        return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&", kwlist, IN_F32("x", -1, &x),
+                                     IN_I64("indices", 1, &idx), OUT_F32("out", -1, &out)))
+        return parse_error(F);
     if (PyArray_NDIM(out) != PyArray_NDIM(x))
         return PyErr_Format(PyExc_ValueError, "%s(): argument 'out' must have the rank of 'x' "
                             "(%d), got rank %d", F, PyArray_NDIM(x), PyArray_NDIM(out));

@@ -7,14 +7,10 @@ static PyObject *py_gemm(PyObject *m, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"a", "b", "c", "trans_a", "trans_b", "accumulate", NULL};
     const char *F = "gemm";
-    PyObject *oa, *ob, *oc;
-    int ta = 0, tb = 0, acc = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO|ppp", kwlist, &oa, &ob, &oc, &ta, &tb, &acc))
-        return NULL;
     PyArrayObject *a, *b, *c;
-    if (get_array(oa, F, "a", NPY_FLOAT32, 2, IN, 0, &a) ||
-        get_array(ob, F, "b", NPY_FLOAT32, 2, IN, 0, &b) ||
-        get_array(oc, F, "c", NPY_FLOAT32, 2, OUT, 0, &c))
+    int ta = 0, tb = 0, acc = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&|ppp", kwlist, IN_F32("a", 2, &a),
+                                     IN_F32("b", 2, &b), OUT_F32("c", 2, &c), &ta, &tb, &acc))
         return NULL;
     const int M = ta ? dim(a, 1) : dim(a, 0), K = ta ? dim(a, 0) : dim(a, 1);
     const int KB = tb ? dim(b, 1) : dim(b, 0), N = tb ? dim(b, 0) : dim(b, 1);
@@ -43,15 +39,12 @@ static PyObject *py_dense_forward(PyObject *m, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"x", "w", "b", "y", "activation", NULL};
     const char *F = "dense_forward", *acts = "linear";
-    PyObject *ox, *ow, *ob, *oy;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|s", kwlist, &ox, &ow, &ob, &oy, &acts))
-        return NULL;
     PyArrayObject *x, *w, *b, *y;
     pc_act act;
-    if (get_array(ox, F, "x", NPY_FLOAT32, 2, IN, 0, &x) ||
-        get_array(ow, F, "w", NPY_FLOAT32, 2, IN, 0, &w) ||
-        get_array(ob, F, "b", NPY_FLOAT32, 1, IN, 1, &b) ||
-        get_array(oy, F, "y", NPY_FLOAT32, 2, OUT, 0, &y) || parse_act(F, acts, &act, 1))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&O&|s", kwlist, IN_F32("x", 2, &x),
+                                     IN_F32("w", 2, &w), OPT_IN_F32("b", 1, &b),
+                                     OUT_F32("y", 2, &y), &acts) ||
+        parse_act(F, acts, &act, 1))
         return NULL;
     const int N = dim(x, 0), NI = dim(x, 1), NO = dim(w, 1);
     if (expect_shape(F, "w", w, 2, (int[]){NI, NO}) || (b && expect_shape(F, "b", b, 1, &NO)) ||
@@ -71,16 +64,11 @@ static PyObject *py_dense_backward(PyObject *m, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"x", "w", "dy", "dx", "dw", "db", NULL};
     const char *F = "dense_backward";
-    PyObject *ox, *ow, *ody, *odx, *odw, *odb;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOO", kwlist, &ox, &ow, &ody, &odx, &odw, &odb))
-        return NULL;
     PyArrayObject *x, *w, *dy, *dx, *dw, *db;
-    if (get_array(ox, F, "x", NPY_FLOAT32, 2, IN, 0, &x) ||
-        get_array(ow, F, "w", NPY_FLOAT32, 2, IN, 0, &w) ||
-        get_array(ody, F, "dy", NPY_FLOAT32, 2, IN, 0, &dy) ||
-        get_array(odx, F, "dx", NPY_FLOAT32, 2, OUT, 1, &dx) ||
-        get_array(odw, F, "dw", NPY_FLOAT32, 2, OUT, 0, &dw) ||
-        get_array(odb, F, "db", NPY_FLOAT32, 1, OUT, 1, &db))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&O&O&O&", kwlist, IN_F32("x", 2, &x),
+                                     IN_F32("w", 2, &w), IN_F32("dy", 2, &dy),
+                                     OPT_OUT_F32("dx", 2, &dx), OUT_F32("dw", 2, &dw),
+                                     OPT_OUT_F32("db", 1, &db)))
         return NULL;
     const int N = dim(x, 0), NI = dim(x, 1), NO = dim(w, 1);
     if (expect_shape(F, "w", w, 2, (int[]){NI, NO}) || expect_shape(F, "dy", dy, 2, (int[]){N, NO}) ||

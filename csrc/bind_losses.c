@@ -21,13 +21,13 @@ static int check_labels(const char *F, PyArrayObject *labels, int n, int classes
 }
 
 /* The optional per-row weights (float32 (rows,)) and per-row losses (float64 (rows,)). */
-static int get_rows_args(const char *F, PyObject *ow, PyObject *ol, int rows, PyArrayObject **w,
-                         PyArrayObject **l)
+#define ROW_WEIGHTS(out) PC_ARG("row_weights", NPY_FLOAT32, 1, IN, 1, out)
+#define ROW_LOSSES(out) OPT_OUT_F64("row_losses", 1, out)
+
+static int check_rows_args(const char *F, int rows, PyArrayObject *w, PyArrayObject *l)
 {
-    return get_array(ow, F, "row_weights", NPY_FLOAT32, 1, IN, 1, w) ||
-           get_array(ol, F, "row_losses", NPY_FLOAT64, 1, OUT, 1, l) ||
-           (*w && expect_shape(F, "row_weights", *w, 1, &rows)) ||
-           (*l && expect_shape(F, "row_losses", *l, 1, &rows));
+    return (w && expect_shape(F, "row_weights", w, 1, &rows)) ||
+           (l && expect_shape(F, "row_losses", l, 1, &rows));
 }
 
 /* The four crossentropies share one entry point. Arguments, in order:
@@ -58,26 +58,25 @@ static PyObject *crossentropy(PyObject *m, const loss_spec *L, PyObject *args, P
 {
     const char *F = L->name;
     char *const *names = L->kwlist;
-    PyObject *o[4] = {NULL, NULL, Py_None, Py_None}, *ow = Py_None, *ol = Py_None;
     PyArrayObject *a[6] = {NULL, NULL, NULL, NULL, NULL, NULL};   /* scores truth probs grad w l */
-    int ok = L->softmax
-        ? PyArg_ParseTupleAndKeywords(args, kw, "OOOO|$OO", (char **)names, &o[0], &o[1], &o[2],
-                                      &o[3], &ow, &ol)
-        : PyArg_ParseTupleAndKeywords(args, kw, "OOO|$OO", (char **)names, &o[0], &o[1], &o[3],
-                                      &ow, &ol);
-    if (!ok)
-        return NULL;
     const char *grad_name = names[L->softmax ? 3 : 2];
-    if (get_array(o[0], F, names[0], NPY_FLOAT32, 2, IN, 0, &a[0]) ||
-        get_array(o[1], F, names[1], L->sparse ? NPY_INT64 : NPY_FLOAT32, L->sparse ? 1 : 2, IN,
-                  0, &a[1]) ||
-        (L->softmax && get_array(o[2], F, names[2], NPY_FLOAT32, 2, OUT, 0, &a[2])) ||
-        get_array(o[3], F, grad_name, NPY_FLOAT32, 2, OUT, 1, &a[3]) ||
-        (a[2] && same_shape(F, a[0], names[0], a[2], names[2])) ||
+    pc_arg truth = {F, names[1], L->sparse ? NPY_INT64 : NPY_FLOAT32, L->sparse ? 1 : 2, IN, 0,
+                    &a[1]};
+    int ok = L->softmax
+        ? PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&O&|$O&O&", (char **)names,
+                                      IN_F32(names[0], 2, &a[0]), pc_arg_array, &truth,
+                                      OUT_F32(names[2], 2, &a[2]),
+                                      OPT_OUT_F32(grad_name, 2, &a[3]), ROW_WEIGHTS(&a[4]),
+                                      ROW_LOSSES(&a[5]))
+        : PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&|$O&O&", (char **)names,
+                                      IN_F32(names[0], 2, &a[0]), pc_arg_array, &truth,
+                                      OPT_OUT_F32(grad_name, 2, &a[3]), ROW_WEIGHTS(&a[4]),
+                                      ROW_LOSSES(&a[5]));
+    if (!ok || (a[2] && same_shape(F, a[0], names[0], a[2], names[2])) ||
         (a[3] && same_shape(F, a[0], names[0], a[3], grad_name)))
         return NULL;
     const int n = dim(a[0], 0), classes = dim(a[0], 1);
-    if (get_rows_args(F, ow, ol, n, &a[4], &a[5]))
+    if (check_rows_args(F, n, a[4], a[5]))
         return NULL;
     if (L->sparse ? check_labels(F, a[1], n, classes) : same_shape(F, a[0], names[0], a[1], names[1]))
         return NULL;
@@ -141,12 +140,14 @@ static PyObject *py_loss_rows(PyObject *m, PyObject *args, PyObject *kw)
     static const char *F = "loss_rows";
     static char *names[] = {"kind", "y_pred", "y_true", "grad", "row_weights", "row_losses",
                             "probs", "delta", "alpha", "gamma", "balance", NULL};
-    PyObject *okind, *o[3] = {NULL, NULL, Py_None}, *ow = Py_None, *ol = Py_None,
-                     *op = Py_None;
+    PyObject *okind;
+    PyArrayObject *a[6] = {NULL, NULL, NULL, NULL, NULL, NULL};   /* pred truth w | grad l probs */
     pc_loss_params prm = {1.0f, 0.25f, 2.0f, 0};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO|O$OOOfffp", names, &okind, &o[0], &o[1],
-                                     &o[2], &ow, &ol, &op, &prm.delta, &prm.alpha, &prm.gamma,
-                                     &prm.balance))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO&O&|O&$O&O&O&fffp", names, &okind,
+                                     IN_F32("y_pred", 2, &a[0]), IN_F32("y_true", 2, &a[1]),
+                                     OPT_OUT_F32("grad", 2, &a[3]), ROW_WEIGHTS(&a[2]),
+                                     ROW_LOSSES(&a[4]), OPT_OUT_F32("probs", 2, &a[5]),
+                                     &prm.delta, &prm.alpha, &prm.gamma, &prm.balance))
         return parse_error(F);
     const char *kind_name = kind_string(F, okind);
     if (!kind_name)
@@ -157,17 +158,12 @@ static PyObject *py_loss_rows(PyObject *m, PyObject *args, PyObject *kw)
             kind = (int)LOSS_KINDS[i].kind;
     if (kind < 0)
         return PyErr_Format(PyExc_ValueError, "%s(): unknown loss kind '%s'", F, kind_name);
-    PyArrayObject *a[6] = {NULL, NULL, NULL, NULL, NULL, NULL};   /* pred truth w | grad l probs */
-    if (get_array(o[0], F, "y_pred", NPY_FLOAT32, 2, IN, 0, &a[0]) ||
-        get_array(o[1], F, "y_true", NPY_FLOAT32, 2, IN, 0, &a[1]) ||
-        get_array(o[2], F, "grad", NPY_FLOAT32, 2, OUT, 1, &a[3]) ||
-        get_array(op, F, "probs", NPY_FLOAT32, 2, OUT, 1, &a[5]) ||
-        same_shape(F, a[0], "y_pred", a[1], "y_true") ||
+    if (same_shape(F, a[0], "y_pred", a[1], "y_true") ||
         (a[3] && same_shape(F, a[0], "y_pred", a[3], "grad")) ||
         (a[5] && same_shape(F, a[0], "y_pred", a[5], "probs")))
         return NULL;
     const int rows = dim(a[0], 0), cols = dim(a[0], 1);
-    if (get_rows_args(F, ow, ol, rows, &a[2], &a[4]))
+    if (check_rows_args(F, rows, a[2], a[4]))
         return NULL;
     if (a[5] && kind != PC_LOSS_BCE_LOGITS && kind != PC_LOSS_FOCAL_LOGITS)
         return PyErr_Format(PyExc_ValueError, "%s(): 'probs' is written only by the kinds "

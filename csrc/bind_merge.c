@@ -166,15 +166,13 @@ static PyObject *py_merge_forward(PyObject *m, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"kind", "xs", "y", NULL};
     const char *F = "merge_forward";
-    PyObject *okind, *oxs, *oy;
-    pc_merge_op op;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO", kwlist, &okind, &oxs, &oy) ||
-        parse_op(F, okind, &op))
-        return NULL;
+    PyObject *okind, *oxs;
     PyArrayObject *y;
+    pc_merge_op op;
     array_list xs;
-    if (get_array(oy, F, "y", NPY_FLOAT32, -1, OUT, 0, &y) ||
-        get_list(oxs, F, "xs", IN, 0, -1, &xs))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO&", kwlist, &okind, &oxs,
+                                     OUT_F32("y", -1, &y)) ||
+        parse_op(F, okind, &op) || get_list(oxs, F, "xs", IN, 0, -1, &xs))
         return NULL;
     pc_merge_shape s;
     int *in_dims = NULL;
@@ -197,15 +195,13 @@ static PyObject *py_merge_backward(PyObject *m, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"kind", "xs", "dy", "dxs", NULL};
     const char *F = "merge_backward";
-    PyObject *okind, *oxs, *ody, *odxs;
-    pc_merge_op op;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO", kwlist, &okind, &oxs, &ody, &odxs) ||
-        parse_op(F, okind, &op))
-        return NULL;
+    PyObject *okind, *oxs, *odxs;
     PyArrayObject *dy;
+    pc_merge_op op;
     array_list xs, dxs;
-    if (get_array(ody, F, "dy", NPY_FLOAT32, -1, IN, 0, &dy) ||
-        get_list(oxs, F, "xs", IN, 0, -1, &xs))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO&O", kwlist, &okind, &oxs,
+                                     IN_F32("dy", -1, &dy), &odxs) ||
+        parse_op(F, okind, &op) || get_list(oxs, F, "xs", IN, 0, -1, &xs))
         return NULL;
     if (get_list(odxs, F, "dxs", OUT, 1, -1, &dxs)) {
         free_list(&xs);
@@ -294,14 +290,14 @@ static PyObject *py_concat_forward(PyObject *m, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"xs", "y", "axis", NULL};
     const char *F = "concat_forward";
-    PyObject *oxs, *oy;
-    int axis;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOi", kwlist, &oxs, &oy, &axis))
-        return parse_error(F);
+    PyObject *oxs;
     PyArrayObject *y;
+    int axis;
     array_list xs;
-    if (get_array(oy, F, "y", NPY_FLOAT32, -1, OUT, 0, &y) ||
-        get_list(oxs, F, "xs", IN, 0, -1, &xs))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO&i", kwlist, &oxs, OUT_F32("y", -1, &y),
+                                     &axis))
+        return parse_error(F);
+    if (get_list(oxs, F, "xs", IN, 0, -1, &xs))
         return NULL;
     size_t outer, *inner = NULL;
     PyObject *result = NULL;
@@ -323,14 +319,14 @@ static PyObject *py_concat_backward(PyObject *m, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"dy", "dxs", "axis", "sizes", NULL};
     const char *F = "concat_backward";
-    PyObject *ody, *odxs, *osizes;
-    int axis;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOiO", kwlist, &ody, &odxs, &axis, &osizes))
-        return parse_error(F);
+    PyObject *odxs, *osizes;
     PyArrayObject *dy;
+    int axis;
     array_list dxs;
-    if (get_array(ody, F, "dy", NPY_FLOAT32, -1, IN, 0, &dy) ||
-        get_list(odxs, F, "dxs", OUT, 1, -1, &dxs))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&OiO", kwlist, IN_F32("dy", -1, &dy), &odxs,
+                                     &axis, &osizes))
+        return parse_error(F);
+    if (get_list(odxs, F, "dxs", OUT, 1, -1, &dxs))
         return NULL;
     size_t outer, *inner = NULL;
     long *len = NULL;

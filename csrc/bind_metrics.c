@@ -11,17 +11,13 @@ static PyObject *py_confusion_thresholds(PyObject *m, PyObject *args, PyObject *
     static const char *F = "confusion_thresholds";
     static char *names[] = {"y_pred", "y_true", "weights", "thresholds", "counts", "evenly",
                             "with_epsilon", NULL};
-    PyObject *o[5];
-    int evenly = 0, with_eps = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOO|pp", names, &o[0], &o[1], &o[2], &o[3],
-                                     &o[4], &evenly, &with_eps))
-        return NULL;
     PyArrayObject *a[5] = {NULL, NULL, NULL, NULL, NULL};
-    if (get_array(o[0], F, "y_pred", NPY_FLOAT32, 2, IN, 0, &a[0]) ||
-        get_array(o[1], F, "y_true", NPY_FLOAT32, 2, IN, 0, &a[1]) ||
-        get_array(o[2], F, "weights", NPY_FLOAT32, 2, IN, 1, &a[2]) ||
-        get_array(o[3], F, "thresholds", NPY_FLOAT32, 1, IN, 0, &a[3]) ||
-        get_array(o[4], F, "counts", NPY_FLOAT64, 3, OUT, 0, &a[4]) ||
+    int evenly = 0, with_eps = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&O&O&|pp", names,
+                                     IN_F32("y_pred", 2, &a[0]), IN_F32("y_true", 2, &a[1]),
+                                     OPT_IN_F32("weights", 2, &a[2]),
+                                     IN_F32("thresholds", 1, &a[3]),
+                                     OUT_F64("counts", 3, &a[4]), &evenly, &with_eps) ||
         same_shape(F, a[0], "y_pred", a[1], "y_true") ||
         (a[2] && same_shape(F, a[0], "y_pred", a[2], "weights")))
         return NULL;
@@ -50,14 +46,10 @@ static PyObject *py_confusion_matrix(PyObject *m, PyObject *args, PyObject *kw)
 {
     static const char *F = "confusion_matrix";
     static char *names[] = {"y_true", "y_pred", "weights", "cm", NULL};
-    PyObject *o[4];
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO", names, &o[0], &o[1], &o[2], &o[3]))
-        return NULL;
     PyArrayObject *a[4] = {NULL, NULL, NULL, NULL};
-    if (get_array(o[0], F, "y_true", NPY_INT64, 1, IN, 0, &a[0]) ||
-        get_array(o[1], F, "y_pred", NPY_INT64, 1, IN, 0, &a[1]) ||
-        get_array(o[2], F, "weights", NPY_FLOAT32, 1, IN, 1, &a[2]) ||
-        get_array(o[3], F, "cm", NPY_FLOAT64, 2, OUT, 0, &a[3]) ||
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&O&", names, IN_I64("y_true", 1, &a[0]),
+                                     IN_I64("y_pred", 1, &a[1]), OPT_IN_F32("weights", 1, &a[2]),
+                                     OUT_F64("cm", 2, &a[3])) ||
         same_shape(F, a[0], "y_true", a[1], "y_pred") ||
         (a[2] && same_shape(F, a[0], "y_true", a[2], "weights")))
         return NULL;

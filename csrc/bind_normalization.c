@@ -19,14 +19,19 @@ static int get_eps(const char *F, PyObject *obj, float *eps)
     return 0;
 }
 
-/* A (c,) float32 array or None. */
+/* A (c,) float32 array (or None: a == NULL). */
+static int channels(const char *F, const char *name, PyArrayObject *a, int c)
+{
+    return a ? expect_shape(F, name, a, 1, &c) : 0;
+}
+
+/* A (c,) float32 array or None whose mode (IN or OUT) is known only after parsing. */
 static int get_channels(PyObject *obj, const char *F, const char *name, int c, int mode,
                         int optional, PyArrayObject **out)
 {
-    const int want[1] = {c};
     if (get_array(obj, F, name, NPY_FLOAT32, 1, mode, optional, out))
         return -1;
-    return *out ? expect_shape(F, name, *out, 1, want) : 0;
+    return channels(F, name, *out, c);
 }
 
 static PyObject *py_batchnorm_forward(PyObject *m, PyObject *args, PyObject *kw)
@@ -34,21 +39,19 @@ static PyObject *py_batchnorm_forward(PyObject *m, PyObject *args, PyObject *kw)
     static char *kwlist[] = {"x", "mean", "var", "gamma", "beta", "y", "epsilon", "training",
                              NULL};
     const char *F = "batchnorm_forward";
-    PyObject *ox, *omean, *ovar, *ogamma, *obeta, *oy, *oeps;
-    int training;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOOp", kwlist, &ox, &omean, &ovar, &ogamma,
-                                     &obeta, &oy, &oeps, &training))
-        return NULL;
+    PyObject *omean, *ovar, *oeps;     /* mean and var: outputs when training */
     PyArrayObject *x, *mean, *var, *gamma, *beta, *y;
+    int training;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&OOO&O&O&Op", kwlist, IN_F32("x", 3, &x),
+                                     &omean, &ovar, OPT_IN_F32("gamma", 1, &gamma),
+                                     OPT_IN_F32("beta", 1, &beta), OUT_F32("y", 3, &y), &oeps,
+                                     &training))
+        return NULL;
     float eps;
-    const int mode = training ? OUT : IN;
-    if (get_array(ox, F, "x", NPY_FLOAT32, 3, IN, 0, &x) ||
-        get_channels(omean, F, "mean", dim(x, 1), mode, 0, &mean) ||
-        get_channels(ovar, F, "var", dim(x, 1), mode, 0, &var) ||
-        get_channels(ogamma, F, "gamma", dim(x, 1), IN, 1, &gamma) ||
-        get_channels(obeta, F, "beta", dim(x, 1), IN, 1, &beta) ||
-        get_array(oy, F, "y", NPY_FLOAT32, 3, OUT, 0, &y) || same_shape(F, x, "x", y, "y") ||
-        get_eps(F, oeps, &eps))
+    const int mode = training ? OUT : IN, c = dim(x, 1);
+    if (get_channels(omean, F, "mean", c, mode, 0, &mean) ||
+        get_channels(ovar, F, "var", c, mode, 0, &var) || channels(F, "gamma", gamma, c) ||
+        channels(F, "beta", beta, c) || same_shape(F, x, "x", y, "y") || get_eps(F, oeps, &eps))
         return NULL;
     PyArrayObject *arrs[] = {x, gamma, beta, mean, var, y};
     const char *names[] = {"x", "gamma", "beta", "mean", "var", "y"};
@@ -68,22 +71,22 @@ static PyObject *py_batchnorm_backward(PyObject *m, PyObject *args, PyObject *kw
     static char *kwlist[] = {"x", "mean", "var", "gamma", "dy", "dx", "dgamma", "dbeta",
                              "epsilon", "training", NULL};
     const char *F = "batchnorm_backward";
-    PyObject *ox, *omean, *ovar, *ogamma, *ody, *odx, *odg, *odb, *oeps;
-    int training;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOOOOp", kwlist, &ox, &omean, &ovar,
-                                     &ogamma, &ody, &odx, &odg, &odb, &oeps, &training))
-        return NULL;
+    PyObject *oeps;
     PyArrayObject *x, *mean, *var, *gamma, *dy, *dx, *dg, *db;
+    int training;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&O&O&O&O&O&Op", kwlist,
+                                     IN_F32("x", 3, &x), IN_F32("mean", 1, &mean),
+                                     IN_F32("var", 1, &var), OPT_IN_F32("gamma", 1, &gamma),
+                                     IN_F32("dy", 3, &dy), OPT_OUT_F32("dx", 3, &dx),
+                                     OPT_OUT_F32("dgamma", 1, &dg),
+                                     OPT_OUT_F32("dbeta", 1, &db), &oeps, &training))
+        return NULL;
     float eps;
-    if (get_array(ox, F, "x", NPY_FLOAT32, 3, IN, 0, &x) ||
-        get_channels(omean, F, "mean", dim(x, 1), IN, 0, &mean) ||
-        get_channels(ovar, F, "var", dim(x, 1), IN, 0, &var) ||
-        get_channels(ogamma, F, "gamma", dim(x, 1), IN, 1, &gamma) ||
-        get_array(ody, F, "dy", NPY_FLOAT32, 3, IN, 0, &dy) || same_shape(F, x, "x", dy, "dy") ||
-        get_array(odx, F, "dx", NPY_FLOAT32, 3, OUT, 1, &dx) ||
-        (dx && same_shape(F, x, "x", dx, "dx")) ||
-        get_channels(odg, F, "dgamma", dim(x, 1), OUT, 1, &dg) ||
-        get_channels(odb, F, "dbeta", dim(x, 1), OUT, 1, &db) || get_eps(F, oeps, &eps))
+    const int c = dim(x, 1);
+    if (channels(F, "mean", mean, c) || channels(F, "var", var, c) ||
+        channels(F, "gamma", gamma, c) || same_shape(F, x, "x", dy, "dy") ||
+        (dx && same_shape(F, x, "x", dx, "dx")) || channels(F, "dgamma", dg, c) ||
+        channels(F, "dbeta", db, c) || get_eps(F, oeps, &eps))
         return NULL;
     PyArrayObject *arrs[] = {x, mean, var, gamma, dy, dx, dg, db};
     const char *names[] = {"x", "mean", "var", "gamma", "dy", "dx", "dgamma", "dbeta"};
@@ -102,19 +105,18 @@ static PyObject *py_layernorm_forward(PyObject *m, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"x", "gamma", "beta", "y", "mean", "inv", "epsilon", "rms", NULL};
     const char *F = "layernorm_forward";
-    PyObject *ox, *ogamma, *obeta, *oy, *omean, *oinv, *oeps;
-    int rms = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOO|p", kwlist, &ox, &ogamma, &obeta, &oy,
-                                     &omean, &oinv, &oeps, &rms))
-        return NULL;
+    PyObject *oeps;
     PyArrayObject *x, *gamma, *beta, *y, *mean, *inv;
+    int rms = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&O&O&O&O|p", kwlist, IN_F32("x", 2, &x),
+                                     OPT_IN_F32("gamma", 1, &gamma), OPT_IN_F32("beta", 1, &beta),
+                                     OUT_F32("y", 2, &y), OUT_F32("mean", 1, &mean),
+                                     OUT_F32("inv", 1, &inv), &oeps, &rms))
+        return NULL;
     float eps;
-    if (get_array(ox, F, "x", NPY_FLOAT32, 2, IN, 0, &x) ||
-        get_channels(ogamma, F, "gamma", dim(x, 1), IN, 1, &gamma) ||
-        get_channels(obeta, F, "beta", dim(x, 1), IN, 1, &beta) ||
-        get_array(oy, F, "y", NPY_FLOAT32, 2, OUT, 0, &y) || same_shape(F, x, "x", y, "y") ||
-        get_channels(omean, F, "mean", dim(x, 0), OUT, 0, &mean) ||
-        get_channels(oinv, F, "inv", dim(x, 0), OUT, 0, &inv) || get_eps(F, oeps, &eps))
+    if (channels(F, "gamma", gamma, dim(x, 1)) || channels(F, "beta", beta, dim(x, 1)) ||
+        same_shape(F, x, "x", y, "y") || channels(F, "mean", mean, dim(x, 0)) ||
+        channels(F, "inv", inv, dim(x, 0)) || get_eps(F, oeps, &eps))
         return NULL;
     if (rms && beta)
         return PyErr_Format(PyExc_ValueError, "%s(): rms scaling takes no 'beta'", F);
@@ -135,21 +137,19 @@ static PyObject *py_layernorm_backward(PyObject *m, PyObject *args, PyObject *kw
     static char *kwlist[] = {"x", "gamma", "mean", "inv", "dy", "dx", "dgamma", "dbeta", "rms",
                              NULL};
     const char *F = "layernorm_backward";
-    PyObject *ox, *ogamma, *omean, *oinv, *ody, *odx, *odg, *odb;
-    int rms = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOOO|p", kwlist, &ox, &ogamma, &omean,
-                                     &oinv, &ody, &odx, &odg, &odb, &rms))
-        return NULL;
     PyArrayObject *x, *gamma, *mean, *inv, *dy, *dx, *dg, *db;
-    if (get_array(ox, F, "x", NPY_FLOAT32, 2, IN, 0, &x) ||
-        get_channels(ogamma, F, "gamma", dim(x, 1), IN, 1, &gamma) ||
-        get_channels(omean, F, "mean", dim(x, 0), IN, 0, &mean) ||
-        get_channels(oinv, F, "inv", dim(x, 0), IN, 0, &inv) ||
-        get_array(ody, F, "dy", NPY_FLOAT32, 2, IN, 0, &dy) || same_shape(F, x, "x", dy, "dy") ||
-        get_array(odx, F, "dx", NPY_FLOAT32, 2, OUT, 1, &dx) ||
-        (dx && same_shape(F, x, "x", dx, "dx")) ||
-        get_channels(odg, F, "dgamma", dim(x, 1), OUT, 1, &dg) ||
-        get_channels(odb, F, "dbeta", dim(x, 1), OUT, 1, &db))
+    int rms = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&O&O&O&O&O&|p", kwlist, IN_F32("x", 2, &x),
+                                     OPT_IN_F32("gamma", 1, &gamma), IN_F32("mean", 1, &mean),
+                                     IN_F32("inv", 1, &inv), IN_F32("dy", 2, &dy),
+                                     OPT_OUT_F32("dx", 2, &dx), OPT_OUT_F32("dgamma", 1, &dg),
+                                     OPT_OUT_F32("dbeta", 1, &db), &rms))
+        return NULL;
+    const int rows = dim(x, 0), cols = dim(x, 1);
+    if (channels(F, "gamma", gamma, cols) || channels(F, "mean", mean, rows) ||
+        channels(F, "inv", inv, rows) || same_shape(F, x, "x", dy, "dy") ||
+        (dx && same_shape(F, x, "x", dx, "dx")) || channels(F, "dgamma", dg, cols) ||
+        channels(F, "dbeta", db, cols))
         return NULL;
     PyArrayObject *arrs[] = {x, gamma, mean, inv, dy, dx, dg, db};
     const char *names[] = {"x", "gamma", "mean", "inv", "dy", "dx", "dgamma", "dbeta"};
@@ -167,13 +167,9 @@ static PyObject *py_global_pool_forward(PyObject *m, PyObject *args, PyObject *k
 {
     static char *kwlist[] = {"x", "y", "argmax", NULL};
     const char *F = "global_pool_forward";
-    PyObject *ox, *oy, *oam;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO", kwlist, &ox, &oy, &oam))
-        return NULL;
     PyArrayObject *x, *y, *am;
-    if (get_array(ox, F, "x", NPY_FLOAT32, 3, IN, 0, &x) ||
-        get_array(oy, F, "y", NPY_FLOAT32, 2, OUT, 0, &y) ||
-        get_array(oam, F, "argmax", NPY_INT32, 2, OUT, 1, &am))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&", kwlist, IN_F32("x", 3, &x),
+                                     OUT_F32("y", 2, &y), OPT_OUT_I32("argmax", 2, &am)))
         return NULL;
     const int want[2] = {dim(x, 0), dim(x, 2)};
     if (expect_shape(F, "y", y, 2, want) || (am && expect_shape(F, "argmax", am, 2, want)))
@@ -193,13 +189,10 @@ static PyObject *py_global_pool_backward(PyObject *m, PyObject *args, PyObject *
 {
     static char *kwlist[] = {"dy", "argmax", "dx", NULL};
     const char *F = "global_pool_backward";
-    PyObject *ody, *oam, *odx;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO", kwlist, &ody, &oam, &odx))
-        return NULL;
     PyArrayObject *dy, *am, *dx;
-    if (get_array(ody, F, "dy", NPY_FLOAT32, 2, IN, 0, &dy) ||
-        get_array(oam, F, "argmax", NPY_INT32, 2, IN, 1, &am) ||
-        get_array(odx, F, "dx", NPY_FLOAT32, 3, OUT, 0, &dx))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&", kwlist, IN_F32("dy", 2, &dy),
+                                     PC_ARG("argmax", NPY_INT32, 2, IN, 1, &am),
+                                     OUT_F32("dx", 3, &dx)))
         return NULL;
     const int want[2] = {dim(dx, 0), dim(dx, 2)};
     if (expect_shape(F, "dy", dy, 2, want) || (am && expect_shape(F, "argmax", am, 2, want)))

@@ -12,15 +12,16 @@
 
 #include <math.h>
 
-/* objs[0] is an output (w, or the state being updated), objs[1] the read-only input (g), the
- * rest outputs; from index first_opt on, None is accepted. Same size, pairwise disjoint. */
-static int opt_arrays(const char *F, PyObject **objs, const char **names, int n, int first_opt,
-                      PyArrayObject **arrs)
+/* The arrays of an update, as parsed with the converters below: arrs[0] is an output (w, or the
+ * state being updated), arrs[1] the read-only input (g), the rest outputs (NULL: None). Same
+ * size, pairwise disjoint. */
+#define STATE(name, out) OUT_F32(name, -1, out)
+#define OPT_STATE(name, out) OPT_OUT_F32(name, -1, out)
+#define GRAD(name, out) IN_F32(name, -1, out)
+
+static int opt_arrays(const char *F, PyArrayObject **arrs, const char **names, int n)
 {
     for (int i = 0; i < n; i++) {
-        const int mode = (i == 1) ? IN : OUT;
-        if (get_array(objs[i], F, names[i], NPY_FLOAT32, -1, mode, i >= first_opt, &arrs[i]))
-            return -1;
         if (arrs[i] && PyArray_SIZE(arrs[i]) != PyArray_SIZE(arrs[0])) {
             PyErr_Format(PyExc_ValueError, "%s(): '%s' has %zd elements but '%s' has %zd", F,
                          names[i], (Py_ssize_t)PyArray_SIZE(arrs[i]), names[0],
@@ -67,16 +68,16 @@ static PyObject *py_sgd_update(PyObject *m, PyObject *args, PyObject *kw)
     static char *kwlist[] = {"w", "g", "velocity", "lr", "momentum", "nesterov", "gscale",
                              "clip", "decay", NULL};
     const char *F = "sgd_update";
-    PyObject *o[3];
+    PyArrayObject *a[3];
     float lr, momentum;
     int nesterov = 0;
     pc_opt_pre pre = PRE_INIT;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOff|p$fff", kwlist, &o[0], &o[1], &o[2], &lr,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&ff|p$fff", kwlist, STATE("w", &a[0]),
+                                     GRAD("g", &a[1]), OPT_STATE("velocity", &a[2]), &lr,
                                      &momentum, &nesterov, &pre.gscale, &pre.clip, &pre.decay))
         return parse_error(F);
     const char *names[] = {"w", "g", "velocity"};
-    PyArrayObject *a[3];
-    if (opt_arrays(F, o, names, 3, 2, a) || check_pre(F, &pre))
+    if (opt_arrays(F, a, names, 3) || check_pre(F, &pre))
         return NULL;
     if (momentum != 0.0f && !a[2])
         return PyErr_Format(PyExc_ValueError, "%s(): 'velocity' is required when momentum != 0", F);
@@ -92,17 +93,17 @@ static PyObject *py_rmsprop_update(PyObject *m, PyObject *args, PyObject *kw)
     static char *kwlist[] = {"w", "g", "v", "lr", "rho", "epsilon", "momentum", "mom",
                              "centered", "mg", "gscale", "clip", "decay", NULL};
     const char *F = "rmsprop_update";
-    PyObject *o[5] = {NULL, NULL, NULL, Py_None, Py_None};
+    PyArrayObject *a[5] = {NULL, NULL, NULL, NULL, NULL};
     float lr, rho, eps, momentum = 0.0f;
     int centered = 0;
     pc_opt_pre pre = PRE_INIT;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOfff|fOpO$fff", kwlist, &o[0], &o[1], &o[2],
-                                     &lr, &rho, &eps, &momentum, &o[3], &centered, &o[4],
-                                     &pre.gscale, &pre.clip, &pre.decay))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&fff|fO&pO&$fff", kwlist, STATE("w", &a[0]),
+                                     GRAD("g", &a[1]), STATE("v", &a[2]), &lr, &rho, &eps,
+                                     &momentum, OPT_STATE("mom", &a[3]), &centered,
+                                     OPT_STATE("mg", &a[4]), &pre.gscale, &pre.clip, &pre.decay))
         return parse_error(F);
     const char *names[] = {"w", "g", "v", "mom", "mg"};
-    PyArrayObject *a[5];
-    if (opt_arrays(F, o, names, 5, 3, a) || check_pre(F, &pre))
+    if (opt_arrays(F, a, names, 5) || check_pre(F, &pre))
         return NULL;
     if (momentum > 0.0f && !a[3])
         return PyErr_Format(PyExc_ValueError, "%s(): 'mom' is required when momentum > 0", F);
@@ -121,19 +122,20 @@ static PyObject *py_adam_update(PyObject *m, PyObject *args, PyObject *kw)
     static char *kwlist[] = {"w", "g", "m", "v", "lr", "beta_1", "beta_2", "epsilon", "step",
                              "vhat", "gscale", "clip", "decay", NULL};
     const char *F = "adam_update";
-    PyObject *o[5] = {NULL, NULL, NULL, NULL, Py_None};
+    PyArrayObject *a[5] = {NULL, NULL, NULL, NULL, NULL};
     float lr, b1, b2, eps;
     long long step;
     pc_opt_pre pre = PRE_INIT;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOffffL|O$fff", kwlist, &o[0], &o[1], &o[2],
-                                     &o[3], &lr, &b1, &b2, &eps, &step, &o[4], &pre.gscale,
-                                     &pre.clip, &pre.decay))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&O&ffffL|O&$fff", kwlist,
+                                     STATE("w", &a[0]), GRAD("g", &a[1]), STATE("m", &a[2]),
+                                     STATE("v", &a[3]), &lr, &b1, &b2, &eps, &step,
+                                     OPT_STATE("vhat", &a[4]), &pre.gscale, &pre.clip,
+                                     &pre.decay))
         return parse_error(F);
     if (check_step(F, step))
         return NULL;
     const char *names[] = {"w", "g", "m", "v", "vhat"};
-    PyArrayObject *a[5];
-    if (opt_arrays(F, o, names, 5, 4, a) || check_pre(F, &pre))
+    if (opt_arrays(F, a, names, 5) || check_pre(F, &pre))
         return NULL;
     pc_runtime *rt = runtime_of(m);
     size_t bad;
@@ -148,19 +150,19 @@ static PyObject *py_adamax_update(PyObject *m, PyObject *args, PyObject *kw)
     static char *kwlist[] = {"w", "g", "m", "u", "lr", "beta_1", "beta_2", "epsilon", "step",
                              "gscale", "clip", "decay", NULL};
     const char *F = "adamax_update";
-    PyObject *o[4];
+    PyArrayObject *a[4];
     float lr, b1, b2, eps;
     long long step;
     pc_opt_pre pre = PRE_INIT;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOffffL|$fff", kwlist, &o[0], &o[1], &o[2],
-                                     &o[3], &lr, &b1, &b2, &eps, &step, &pre.gscale, &pre.clip,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&O&ffffL|$fff", kwlist, STATE("w", &a[0]),
+                                     GRAD("g", &a[1]), STATE("m", &a[2]), STATE("u", &a[3]),
+                                     &lr, &b1, &b2, &eps, &step, &pre.gscale, &pre.clip,
                                      &pre.decay))
         return parse_error(F);
     if (check_step(F, step))
         return NULL;
     const char *names[] = {"w", "g", "m", "u"};
-    PyArrayObject *a[4];
-    if (opt_arrays(F, o, names, 4, 4, a) || check_pre(F, &pre))
+    if (opt_arrays(F, a, names, 4) || check_pre(F, &pre))
         return NULL;
     pc_runtime *rt = runtime_of(m);
     size_t bad;
@@ -175,13 +177,14 @@ static PyObject *py_nadam_update(PyObject *m, PyObject *args, PyObject *kw)
     static char *kwlist[] = {"w", "g", "m", "v", "lr", "beta_1", "beta_2", "epsilon", "step",
                              "u_product", "gscale", "clip", "decay", NULL};
     const char *F = "nadam_update";
-    PyObject *o[4];
+    PyArrayObject *a[4];
     float lr, b1, b2, eps;
     long long step;
     double u_product;
     pc_opt_pre pre = PRE_INIT;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOffffLd|$fff", kwlist, &o[0], &o[1], &o[2],
-                                     &o[3], &lr, &b1, &b2, &eps, &step, &u_product, &pre.gscale,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&O&ffffLd|$fff", kwlist, STATE("w", &a[0]),
+                                     GRAD("g", &a[1]), STATE("m", &a[2]), STATE("v", &a[3]),
+                                     &lr, &b1, &b2, &eps, &step, &u_product, &pre.gscale,
                                      &pre.clip, &pre.decay))
         return parse_error(F);
     if (check_step(F, step))
@@ -190,8 +193,7 @@ static PyObject *py_nadam_update(PyObject *m, PyObject *args, PyObject *kw)
         return PyErr_Format(PyExc_ValueError, "%s(): 'u_product' must be in (-1, 1), got %g",
                             F, u_product);
     const char *names[] = {"w", "g", "m", "v"};
-    PyArrayObject *a[4];
-    if (opt_arrays(F, o, names, 4, 4, a) || check_pre(F, &pre))
+    if (opt_arrays(F, a, names, 4) || check_pre(F, &pre))
         return NULL;
     pc_runtime *rt = runtime_of(m);
     size_t bad;
@@ -205,15 +207,15 @@ static PyObject *py_adagrad_update(PyObject *m, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"w", "g", "acc", "lr", "epsilon", "gscale", "clip", "decay", NULL};
     const char *F = "adagrad_update";
-    PyObject *o[3];
+    PyArrayObject *a[3];
     float lr, eps;
     pc_opt_pre pre = PRE_INIT;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOff|$fff", kwlist, &o[0], &o[1], &o[2], &lr,
-                                     &eps, &pre.gscale, &pre.clip, &pre.decay))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&ff|$fff", kwlist, STATE("w", &a[0]),
+                                     GRAD("g", &a[1]), STATE("acc", &a[2]), &lr, &eps,
+                                     &pre.gscale, &pre.clip, &pre.decay))
         return parse_error(F);
     const char *names[] = {"w", "g", "acc"};
-    PyArrayObject *a[3];
-    if (opt_arrays(F, o, names, 3, 3, a) || check_pre(F, &pre))
+    if (opt_arrays(F, a, names, 3) || check_pre(F, &pre))
         return NULL;
     pc_runtime *rt = runtime_of(m);
     size_t bad;
@@ -227,15 +229,16 @@ static PyObject *py_adadelta_update(PyObject *m, PyObject *args, PyObject *kw)
     static char *kwlist[] = {"w", "g", "acc_grad", "acc_delta", "lr", "rho", "epsilon",
                              "gscale", "clip", "decay", NULL};
     const char *F = "adadelta_update";
-    PyObject *o[4];
+    PyArrayObject *a[4];
     float lr, rho, eps;
     pc_opt_pre pre = PRE_INIT;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOfff|$fff", kwlist, &o[0], &o[1], &o[2],
-                                     &o[3], &lr, &rho, &eps, &pre.gscale, &pre.clip, &pre.decay))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&O&fff|$fff", kwlist, STATE("w", &a[0]),
+                                     GRAD("g", &a[1]), STATE("acc_grad", &a[2]),
+                                     STATE("acc_delta", &a[3]), &lr, &rho, &eps, &pre.gscale,
+                                     &pre.clip, &pre.decay))
         return parse_error(F);
     const char *names[] = {"w", "g", "acc_grad", "acc_delta"};
-    PyArrayObject *a[4];
-    if (opt_arrays(F, o, names, 4, 4, a) || check_pre(F, &pre))
+    if (opt_arrays(F, a, names, 4) || check_pre(F, &pre))
         return NULL;
     pc_runtime *rt = runtime_of(m);
     size_t bad;
@@ -249,15 +252,15 @@ static PyObject *py_lion_update(PyObject *m, PyObject *args, PyObject *kw)
     static char *kwlist[] = {"w", "g", "m", "lr", "beta_1", "beta_2", "gscale", "clip", "decay",
                              NULL};
     const char *F = "lion_update";
-    PyObject *o[3];
+    PyArrayObject *a[3];
     float lr, b1, b2;
     pc_opt_pre pre = PRE_INIT;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOfff|$fff", kwlist, &o[0], &o[1], &o[2], &lr,
-                                     &b1, &b2, &pre.gscale, &pre.clip, &pre.decay))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&fff|$fff", kwlist, STATE("w", &a[0]),
+                                     GRAD("g", &a[1]), STATE("m", &a[2]), &lr, &b1, &b2,
+                                     &pre.gscale, &pre.clip, &pre.decay))
         return parse_error(F);
     const char *names[] = {"w", "g", "m"};
-    PyArrayObject *a[3];
-    if (opt_arrays(F, o, names, 3, 3, a) || check_pre(F, &pre))
+    if (opt_arrays(F, a, names, 3) || check_pre(F, &pre))
         return NULL;
     pc_runtime *rt = runtime_of(m);
     size_t bad;
@@ -270,13 +273,13 @@ static PyObject *py_ema_update(PyObject *m, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"average", "w", "momentum", NULL};
     const char *F = "ema_update";
-    PyObject *o[2];
+    PyArrayObject *a[2];
     float momentum;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOf", kwlist, &o[0], &o[1], &momentum))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&f", kwlist, STATE("average", &a[0]),
+                                     GRAD("w", &a[1]), &momentum))
         return parse_error(F);
     const char *names[] = {"average", "w"};
-    PyArrayObject *a[2];
-    if (opt_arrays(F, o, names, 2, 2, a))
+    if (opt_arrays(F, a, names, 2))
         return NULL;
     if (!(momentum >= 0.0f && momentum <= 1.0f))
         return PyErr_Format(PyExc_ValueError, "%s(): 'momentum' must be in [0, 1], got %g", F,
@@ -294,13 +297,13 @@ static PyObject *py_grad_accumulate(PyObject *m, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"acc", "g", "divisor", NULL};
     const char *F = "grad_accumulate";
-    PyObject *o[2];
+    PyArrayObject *a[2];
     float divisor = 1.0f;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|f", kwlist, &o[0], &o[1], &divisor))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&|f", kwlist, STATE("acc", &a[0]),
+                                     GRAD("g", &a[1]), &divisor))
         return parse_error(F);
     const char *names[] = {"acc", "g"};
-    PyArrayObject *a[2];
-    if (opt_arrays(F, o, names, 2, 2, a))
+    if (opt_arrays(F, a, names, 2))
         return NULL;
     if (!(divisor >= 1.0f) || !isfinite(divisor))
         return PyErr_Format(PyExc_ValueError, "%s(): 'divisor' must be a finite number >= 1, "
@@ -318,12 +321,9 @@ static PyObject *py_sum_squares(PyObject *m, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"x", NULL};
     const char *F = "sum_squares";
-    PyObject *o;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O", kwlist, &o))
-        return parse_error(F);
     PyArrayObject *a;
-    if (get_array(o, F, "x", NPY_FLOAT32, -1, IN, 0, &a))
-        return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&", kwlist, IN_F32("x", -1, &a)))
+        return parse_error(F);
     pc_runtime *rt = runtime_of(m);
     double s;
     RUN_KERNEL_INTO(rt, s, pc_sum_squares(rt, FLOAT(a), SIZE(a)));

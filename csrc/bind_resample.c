@@ -26,14 +26,15 @@ static int upsample_args(const char *F, PyObject *args, PyObject *kw, char **kwl
                          PyArrayObject **small, PyArrayObject **large, int *sh, int *sw,
                          int *bilinear)
 {
-    PyObject *o1, *o2, *osize, *ointerp;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO", kwlist, &o1, &o2, &osize, &ointerp) ||
+    PyObject *osize, *ointerp;
+    pc_arg in = {F, small_is_in ? small_name : large_name, NPY_FLOAT32, 4, IN, 0,
+                 small_is_in ? small : large};
+    pc_arg out = {F, small_is_in ? large_name : small_name, NPY_FLOAT32, 4, OUT, 0,
+                  small_is_in ? large : small};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&OO", kwlist, pc_arg_array, &in,
+                                     pc_arg_array, &out, &osize, &ointerp) ||
         parse_pair(osize, F, "size", sh, sw) || check_window(F, "size", *sh, *sw, 1) ||
         parse_interpolation(F, ointerp, bilinear))
-        return -1;
-    PyObject *osmall = small_is_in ? o1 : o2, *olarge = small_is_in ? o2 : o1;
-    if (get_array(osmall, F, small_name, NPY_FLOAT32, 4, small_is_in ? IN : OUT, 0, small) ||
-        get_array(olarge, F, large_name, NPY_FLOAT32, 4, small_is_in ? OUT : IN, 0, large))
         return -1;
     const long long H = (long long)dim(*small, 1) * *sh, W = (long long)dim(*small, 2) * *sw;
     if (H > INT_MAX || W > INT_MAX) {
@@ -91,14 +92,12 @@ static PyObject *py_shift2d(PyObject *m, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"x", "y", "offset", NULL};
     const char *F = "shift2d";
-    PyObject *ox, *oy, *ooff;
-    int dt, dl;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO", kwlist, &ox, &oy, &ooff) ||
-        parse_pair(ooff, F, "offset", &dt, &dl))
-        return NULL;
+    PyObject *ooff;
     PyArrayObject *x, *y;
-    if (get_array(ox, F, "x", NPY_FLOAT32, 4, IN, 0, &x) ||
-        get_array(oy, F, "y", NPY_FLOAT32, 4, OUT, 0, &y) ||
+    int dt, dl;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O", kwlist, IN_F32("x", 4, &x),
+                                     OUT_F32("y", 4, &y), &ooff) ||
+        parse_pair(ooff, F, "offset", &dt, &dl) ||
         expect_shape(F, "y", y, 4, (int[]){dim(x, 0), -1, -1, dim(x, 3)}))
         return NULL;
     PyArrayObject *arrs[] = {x, y};
@@ -116,12 +115,10 @@ static PyObject *py_permute(PyObject *m, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"x", "y", "perm", NULL};
     const char *F = "permute";
-    PyObject *ox, *oy, *operm;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO", kwlist, &ox, &oy, &operm))
-        return NULL;
+    PyObject *operm;
     PyArrayObject *x, *y;
-    if (get_array(ox, F, "x", NPY_FLOAT32, -1, IN, 0, &x) ||
-        get_array(oy, F, "y", NPY_FLOAT32, -1, OUT, 0, &y))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O", kwlist, IN_F32("x", -1, &x),
+                                     OUT_F32("y", -1, &y), &operm))
         return NULL;
     const int r = PyArray_NDIM(x);
     if (r < 2 || r > PC_PERMUTE_MAX_RANK || PyArray_NDIM(y) != r)

@@ -69,6 +69,16 @@ int get_array(PyObject *obj, const char *func, const char *name, int typenum, in
     return 0;
 }
 
+int pc_arg_array(PyObject *obj, void *arg)
+{
+    const pc_arg *p = arg;
+    PyArrayObject *a;
+    if (get_array(obj, p->func, p->name, p->typenum, p->ndim, p->mode, p->optional, &a))
+        return 0;
+    *p->out = a;
+    return 1;
+}
+
 int dim(PyArrayObject *a, int d) { return (int)PyArray_DIM(a, d); }
 
 int overlaps(PyArrayObject *a, PyArrayObject *b)

@@ -4,8 +4,9 @@
  *
  * The binding (`pycnn._C`) is split by kernel family: bind_<family>.c defines the entry points
  * of one family and its method table pc_methods_<family>; pycnn_module.c defines the module and
- * adds every family's table. Each entry point converts its arguments once with get_array()
- * (which names the function, the argument and what was expected in every error), checks that
+ * adds every family's table. Each entry point converts its arguments once, as it parses them,
+ * with the "O&" converter pc_arg_array (get_array() underneath, which names the function, the
+ * argument and what was expected in every error), checks that
  * the shapes fit together, releases the GIL, runs one kernel inside pc_runtime_enter/leave, and
  * turns the kernel's error code into a Python exception. Nothing here allocates array memory:
  * outputs are created by the caller and overwritten. The contract is docs/kernels.md.
@@ -60,6 +61,41 @@ pc_runtime *runtime_of(PyObject *module);
  * `ndim` dimensions (ndim < 0: any rank); OUT arrays must be writeable. None is accepted when
  * `optional`, giving *out = NULL. Returns 0, or -1 with an exception set. */
 int get_array(PyObject *obj, const char *func, const char *name, int typenum, int ndim, int mode, int optional, PyArrayObject **out);
+/* One array argument of an entry point, as PyArg_ParseTupleAndKeywords' "O&" converter
+ * pc_arg_array takes it: the entry point (func) and the argument's name for the errors, the
+ * expected dtype and rank (-1: any), IN or OUT, whether None is accepted, and where to store
+ * the array (NULL for None; an optional argument not given keeps what *out held). Write them
+ * with the macros below, one per kind of argument, in an entry point whose name is in `F`:
+ *
+ *     PyArrayObject *x, *b = NULL, *y;
+ *     if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&", kwlist, IN_F32("x", 2, &x),
+ *                                      OPT_IN_F32("b", 1, &b), OUT_F32("y", 2, &y)))
+ *         return NULL;
+ */
+typedef struct {
+    const char *func, *name;
+    int typenum, ndim;
+    int mode, optional;
+    PyArrayObject **out;
+} pc_arg;
+
+/* The "O&" converter: get_array() with a pc_arg's expectations; 1 on success, else 0 with the
+ * exception set. */
+int pc_arg_array(PyObject *obj, void *arg);
+
+#define PC_ARG(name, type, ndim, mode, optional, out) \
+    pc_arg_array, &(pc_arg){F, name, type, ndim, mode, optional, out}
+#define IN_F32(name, ndim, out) PC_ARG(name, NPY_FLOAT32, ndim, IN, 0, out)
+#define OUT_F32(name, ndim, out) PC_ARG(name, NPY_FLOAT32, ndim, OUT, 0, out)
+#define OPT_IN_F32(name, ndim, out) PC_ARG(name, NPY_FLOAT32, ndim, IN, 1, out)
+#define OPT_OUT_F32(name, ndim, out) PC_ARG(name, NPY_FLOAT32, ndim, OUT, 1, out)
+#define IN_I32(name, ndim, out) PC_ARG(name, NPY_INT32, ndim, IN, 0, out)
+#define OUT_I32(name, ndim, out) PC_ARG(name, NPY_INT32, ndim, OUT, 0, out)
+#define OPT_OUT_I32(name, ndim, out) PC_ARG(name, NPY_INT32, ndim, OUT, 1, out)
+#define IN_I64(name, ndim, out) PC_ARG(name, NPY_INT64, ndim, IN, 0, out)
+#define OPT_OUT_F64(name, ndim, out) PC_ARG(name, NPY_FLOAT64, ndim, OUT, 1, out)
+#define OUT_F64(name, ndim, out) PC_ARG(name, NPY_FLOAT64, ndim, OUT, 0, out)
+
 /* Axis d's size (every size fits an int: get_array checked). */
 int dim(PyArrayObject *a, int d);
 /* Whether two arrays share memory (NULL shares nothing). */

@@ -12,19 +12,19 @@ typedef struct {
     const int32_t *argmax_in;
     pc_runtime *rt;
     int s, c, is_max;
+    pc_isa isa;              /* the loops' SIMD path */
     atomic_int failed;
 } gp_job;
 
-PC_MULTIVERSION
-static void add_row(double *restrict acc, const float *restrict x, int c)
+PC_SIMD_LOOP void add_row_body(double *restrict acc, const float *restrict x, int c)
 {
     for (int k = 0; k < c; k++)
         acc[k] += x[k];
 }
+PC_SIMD_VARIANTS(add_row, (double *restrict acc, const float *restrict x, int c), (acc, x, c))
 
-PC_MULTIVERSION
-static void max_row(float *restrict y, int32_t *restrict am, const float *restrict x, int32_t i,
-                    int c)
+PC_SIMD_LOOP void max_row_body(float *restrict y, int32_t *restrict am, const float *restrict x,
+                               int32_t i, int c)
 {
     for (int k = 0; k < c; k++) {
         const float v = x[k];
@@ -34,6 +34,9 @@ static void max_row(float *restrict y, int32_t *restrict am, const float *restri
         am[k] = take ? i : am[k];
     }
 }
+PC_SIMD_VARIANTS(max_row, (float *restrict y, int32_t *restrict am, const float *restrict x,
+                           int32_t i, int c),
+                 (y, am, x, i, c))
 
 static void gp_forward_task(void *ctx, int n, int thread)
 {
@@ -48,7 +51,7 @@ static void gp_forward_task(void *ctx, int n, int thread)
             am[k] = 0;
         }
         for (int i = 1; i < s; i++)
-            max_row(y, am, x + (size_t)i * c, i, c);
+            max_row(j->isa, y, am, x + (size_t)i * c, i, c);
         return;
     }
     double *acc = (double *)(void *)pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_WORK,
@@ -60,7 +63,7 @@ static void gp_forward_task(void *ctx, int n, int thread)
     for (int k = 0; k < c; k++)
         acc[k] = 0.0;
     for (int i = 0; i < s; i++)
-        add_row(acc, x + (size_t)i * c, c);
+        add_row(j->isa, acc, x + (size_t)i * c, c);
     for (int k = 0; k < c; k++)
         y[k] = (float)(acc[k] / s);
 }
@@ -89,7 +92,8 @@ int pc_global_pool_forward(pc_runtime *rt, const float *x, int n, int s, int c, 
 {
     if (n <= 0 || s <= 0 || c <= 0 || (is_max && !argmax))
         return PC_EINVAL;
-    gp_job j = {.x = x, .y = y, .argmax = argmax, .rt = rt, .s = s, .c = c, .is_max = is_max};
+    gp_job j = {.x = x, .y = y, .argmax = argmax, .rt = rt, .s = s, .c = c, .is_max = is_max,
+                .isa = pc_loop_isa(rt)};
     atomic_init(&j.failed, 0);
     int rc = pc_parallel(rt, n, gp_forward_task, &j);
     return rc ? rc : (atomic_load(&j.failed) ? PC_ENOMEM : PC_OK);
@@ -103,7 +107,8 @@ int pc_global_pool_backward(pc_runtime *rt, const float *dy, int n, int s, int c
     for (size_t i = 0; is_max && i < (size_t)n * c; i++)
         if (argmax[i] < 0 || argmax[i] >= s)
             return PC_EINVAL;
-    gp_job j = {.dy = dy, .dx = dx, .argmax_in = argmax, .s = s, .c = c, .is_max = is_max};
+    gp_job j = {.dy = dy, .dx = dx, .argmax_in = argmax, .s = s, .c = c, .is_max = is_max,
+                .isa = pc_loop_isa(rt)};
     atomic_init(&j.failed, 0);
     return pc_parallel(rt, n, gp_backward_task, &j);
 }

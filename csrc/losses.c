@@ -258,15 +258,16 @@ typedef struct {
     const float *row_w;
     double *row_loss;
     float *grad, *probs;
+    pc_isa isa;             /* the elementwise losses' SIMD path */
 } row_job;
 
 /* ELEMENTWISE(name, value, derivative): the row loss is the mean over the row of `value`
  * (a float expression of x = y_pred, y = y_true and the parameters), the gradient `w / cols *
  * derivative`; both loops are plain so that GCC vectorises them. */
 #define ELEMENTWISE(NAME, SETUP, VALUE, DERIV)                                                  \
-    PC_MULTIVERSION                                                                             \
-    static double NAME(const float *restrict px, const float *restrict py, size_t n,            \
-                       const pc_loss_params *prm, float *restrict g, float gs)                  \
+    PC_SIMD_LOOP double NAME##_body(const float *restrict px, const float *restrict py,         \
+                                    size_t n, const pc_loss_params *prm, float *restrict g,     \
+                                    float gs)                                                   \
     {                                                                                           \
         SETUP;                                                                                  \
         (void)prm;                                                                              \
@@ -281,7 +282,11 @@ typedef struct {
                 g[i] = gs * (DERIV);                                                            \
             }                                                                                   \
         return s;                                                                               \
-    }
+    }                                                                                           \
+    PC_SIMD_VARIANTS_RET(double, NAME, (const float *restrict px, const float *restrict py,     \
+                                        size_t n, const pc_loss_params *prm,                    \
+                                        float *restrict g, float gs),                           \
+                         (px, py, n, prm, g, gs))
 
 ELEMENTWISE(mse_row, , (x - y) * (x - y), 2.0f * (x - y))
 ELEMENTWISE(mae_row, , fabsf(x - y), signf(x - y))
@@ -408,20 +413,20 @@ static double row_value(const row_job *j, const float *x, const float *y, float 
     const float per = w / (float)n;    /* the elementwise losses are means over the row */
     const double inv = 1.0 / (double)n;
     switch (j->kind) {
-    case PC_LOSS_MSE: return mse_row(x, y, n, &j->prm, g, per) * inv;
-    case PC_LOSS_MAE: return mae_row(x, y, n, &j->prm, g, per) * inv;
-    case PC_LOSS_MAPE: return mape_row(x, y, n, &j->prm, g, per) * inv;
-    case PC_LOSS_MSLE: return msle_row(x, y, n, &j->prm, g, per) * inv;
-    case PC_LOSS_HUBER: return huber_row(x, y, n, &j->prm, g, per) * inv;
-    case PC_LOSS_LOGCOSH: return logcosh_row(x, y, n, &j->prm, g, per) * inv;
-    case PC_LOSS_POISSON: return poisson_row(x, y, n, &j->prm, g, per) * inv;
-    case PC_LOSS_HINGE: return hinge_row(x, y, n, &j->prm, g, per) * inv;
-    case PC_LOSS_SQUARED_HINGE: return squared_hinge_row(x, y, n, &j->prm, g, per) * inv;
-    case PC_LOSS_BCE: return bce_row(x, y, n, &j->prm, g, per) * inv;
-    case PC_LOSS_BCE_LOGITS: return bce_logits_row(x, y, n, &j->prm, g, per) * inv;
+    case PC_LOSS_MSE: return mse_row(j->isa, x, y, n, &j->prm, g, per) * inv;
+    case PC_LOSS_MAE: return mae_row(j->isa, x, y, n, &j->prm, g, per) * inv;
+    case PC_LOSS_MAPE: return mape_row(j->isa, x, y, n, &j->prm, g, per) * inv;
+    case PC_LOSS_MSLE: return msle_row(j->isa, x, y, n, &j->prm, g, per) * inv;
+    case PC_LOSS_HUBER: return huber_row(j->isa, x, y, n, &j->prm, g, per) * inv;
+    case PC_LOSS_LOGCOSH: return logcosh_row(j->isa, x, y, n, &j->prm, g, per) * inv;
+    case PC_LOSS_POISSON: return poisson_row(j->isa, x, y, n, &j->prm, g, per) * inv;
+    case PC_LOSS_HINGE: return hinge_row(j->isa, x, y, n, &j->prm, g, per) * inv;
+    case PC_LOSS_SQUARED_HINGE: return squared_hinge_row(j->isa, x, y, n, &j->prm, g, per) * inv;
+    case PC_LOSS_BCE: return bce_row(j->isa, x, y, n, &j->prm, g, per) * inv;
+    case PC_LOSS_BCE_LOGITS: return bce_logits_row(j->isa, x, y, n, &j->prm, g, per) * inv;
     case PC_LOSS_FOCAL: return focal_row(x, y, n, &j->prm, g, per, 0) * inv;
     case PC_LOSS_FOCAL_LOGITS: return focal_row(x, y, n, &j->prm, g, per, 1) * inv;
-    case PC_LOSS_KLD: return kld_row(x, y, n, &j->prm, g, w);
+    case PC_LOSS_KLD: return kld_row(j->isa, x, y, n, &j->prm, g, w);
     case PC_LOSS_COSINE: return cosine_row(x, y, n, g, w);
     case PC_LOSS_CATEGORICAL_HINGE: return categorical_hinge_row(x, y, n, g, w);
     }
@@ -451,7 +456,7 @@ int pc_loss_rows(pc_runtime *rt, pc_loss_kind kind, const pc_loss_params *prm, c
     double *own = row_buffer(rt, row_loss, rows);
     if (!own)
         return PC_ENOMEM;
-    row_job j = {kind, *prm, pred, truth, rows, cols, row_w, own, grad, probs};
+    row_job j = {kind, *prm, pred, truth, rows, cols, row_w, own, grad, probs, pc_loop_isa(rt)};
     const int rc = run_rows(rt, loss_rows_task, &j, rows, cols);
     if (rc)
         return rc;

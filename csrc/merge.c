@@ -28,61 +28,71 @@ typedef struct {
 
 /* ---- the fast path: every input has y's shape ---------------------------------------------- */
 
-PC_MULTIVERSION
-static void add_into(float *restrict y, const float *restrict x, size_t n)
+PC_SIMD_LOOP void add_into_body(float *restrict y, const float *restrict x, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         y[i] += x[i];
 }
+PC_SIMD_VARIANTS(add_into, (float *restrict y, const float *restrict x, size_t n), (y, x, n))
 
-PC_MULTIVERSION
-static void sum2(float *restrict y, const float *restrict a, const float *restrict b, size_t n)
+PC_SIMD_LOOP void sum2_body(float *restrict y, const float *restrict a, const float *restrict b,
+                            size_t n)
 {
     for (size_t i = 0; i < n; i++)
         y[i] = a[i] + b[i];
 }
+PC_SIMD_VARIANTS(sum2, (float *restrict y, const float *restrict a, const float *restrict b,
+                        size_t n),
+                 (y, a, b, n))
 
-PC_MULTIVERSION
-static void sub2(float *restrict y, const float *restrict a, const float *restrict b, size_t n)
+PC_SIMD_LOOP void sub2_body(float *restrict y, const float *restrict a, const float *restrict b,
+                            size_t n)
 {
     for (size_t i = 0; i < n; i++)
         y[i] = a[i] - b[i];
 }
+PC_SIMD_VARIANTS(sub2, (float *restrict y, const float *restrict a, const float *restrict b,
+                        size_t n),
+                 (y, a, b, n))
 
-PC_MULTIVERSION
-static void mul2(float *restrict y, const float *restrict a, const float *restrict b, size_t n)
+PC_SIMD_LOOP void mul2_body(float *restrict y, const float *restrict a, const float *restrict b,
+                            size_t n)
 {
     for (size_t i = 0; i < n; i++)
         y[i] = a[i] * b[i];
 }
+PC_SIMD_VARIANTS(mul2, (float *restrict y, const float *restrict a, const float *restrict b,
+                        size_t n),
+                 (y, a, b, n))
 
-PC_MULTIVERSION
-static void mul_into(float *restrict y, const float *restrict x, size_t n)
+PC_SIMD_LOOP void mul_into_body(float *restrict y, const float *restrict x, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         y[i] *= x[i];
 }
+PC_SIMD_VARIANTS(mul_into, (float *restrict y, const float *restrict x, size_t n), (y, x, n))
 
-PC_MULTIVERSION
-static void div_by(float *restrict y, float d, size_t n)
+PC_SIMD_LOOP void div_by_body(float *restrict y, float d, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         y[i] /= d;
 }
+PC_SIMD_VARIANTS(div_by, (float *restrict y, float d, size_t n), (y, d, n))
 
-PC_MULTIVERSION
-static void div_to(float *restrict y, const float *restrict x, float d, size_t n)
+PC_SIMD_LOOP void div_to_body(float *restrict y, const float *restrict x, float d, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         y[i] = x[i] / d;
 }
+PC_SIMD_VARIANTS(div_to, (float *restrict y, const float *restrict x, float d, size_t n),
+                 (y, x, d, n))
 
-PC_MULTIVERSION
-static void negate(float *restrict y, const float *restrict x, size_t n)
+PC_SIMD_LOOP void negate_body(float *restrict y, const float *restrict x, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         y[i] = -x[i];
 }
+PC_SIMD_VARIANTS(negate, (float *restrict y, const float *restrict x, size_t n), (y, x, n))
 
 /* One pairwise step of maximum (minimum): the running value o against x. The value propagates
  * NaN; the gradient mask is TensorFlow's (o >= x: the running value keeps the gradient, else x
@@ -107,9 +117,8 @@ static inline float combine(pc_merge_op op, float o, float x)
     }
 }
 
-PC_MULTIVERSION
-static void max_step(float *restrict o, int32_t *restrict win, const float *restrict x,
-                     int32_t k, size_t n)
+PC_SIMD_LOOP void max_step_body(float *restrict o, int32_t *restrict win, const float *restrict x,
+                                int32_t k, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         const int keep = o[i] >= x[i];
@@ -119,10 +128,12 @@ static void max_step(float *restrict o, int32_t *restrict win, const float *rest
         o[i] = (keep || nan) ? o[i] : x[i];
     }
 }
+PC_SIMD_VARIANTS(max_step, (float *restrict o, int32_t *restrict win, const float *restrict x,
+                            int32_t k, size_t n),
+                 (o, win, x, k, n))
 
-PC_MULTIVERSION
-static void min_step(float *restrict o, int32_t *restrict win, const float *restrict x,
-                     int32_t k, size_t n)
+PC_SIMD_LOOP void min_step_body(float *restrict o, int32_t *restrict win, const float *restrict x,
+                                int32_t k, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         const int keep = o[i] <= x[i];
@@ -132,34 +143,41 @@ static void min_step(float *restrict o, int32_t *restrict win, const float *rest
         o[i] = (keep || nan) ? o[i] : x[i];
     }
 }
+PC_SIMD_VARIANTS(min_step, (float *restrict o, int32_t *restrict win, const float *restrict x,
+                            int32_t k, size_t n),
+                 (o, win, x, k, n))
 
-PC_MULTIVERSION
-static void select_winner(float *restrict dx, const float *restrict dy,
-                          const int32_t *restrict win, int32_t k, size_t n)
+PC_SIMD_LOOP void select_winner_body(float *restrict dx, const float *restrict dy,
+                                     const int32_t *restrict win, int32_t k, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         dx[i] = win[i] == k ? dy[i] : 0.0f;
 }
+PC_SIMD_VARIANTS(select_winner, (float *restrict dx, const float *restrict dy,
+                                 const int32_t *restrict win, int32_t k, size_t n),
+                 (dx, dy, win, k, n))
 
 /* y[lo, lo + n) from the inputs (o: y itself, or scratch for the backward's winners) */
 static void extreme_range(pc_merge_op op, const merge_job *j, size_t lo, size_t n, float *o,
                           int32_t *win)
 {
     const int k = j->s->k;
+    const pc_isa isa = pc_loop_isa(j->rt);
     memcpy(o, j->xs[0] + lo, n * sizeof(float));
     if (win)
         memset(win, 0, n * sizeof(int32_t));
     for (int i = 1; i < k; i++) {
         if (op == PC_MERGE_MAXIMUM)
-            max_step(o, win, j->xs[i] + lo, i, n);
+            max_step(isa, o, win, j->xs[i] + lo, i, n);
         else
-            min_step(o, win, j->xs[i] + lo, i, n);
+            min_step(isa, o, win, j->xs[i] + lo, i, n);
     }
 }
 
 static void fast_forward(merge_job *j, size_t lo, size_t n)
 {
     const int k = j->s->k;
+    const pc_isa isa = pc_loop_isa(j->rt);
     float *y = j->y + lo;
     const float *const *xs = j->xs;
     switch (j->op) {
@@ -168,22 +186,22 @@ static void fast_forward(merge_job *j, size_t lo, size_t n)
         if (k == 1)
             memcpy(y, xs[0] + lo, n * sizeof(float));
         else
-            sum2(y, xs[0] + lo, xs[1] + lo, n);
+            sum2(isa, y, xs[0] + lo, xs[1] + lo, n);
         for (int i = 2; i < k; i++)
-            add_into(y, xs[i] + lo, n);
+            add_into(isa, y, xs[i] + lo, n);
         if (j->op == PC_MERGE_AVERAGE)
-            div_by(y, (float)k, n);
+            div_by(isa, y, (float)k, n);
         break;
     case PC_MERGE_SUBTRACT:
-        sub2(y, xs[0] + lo, xs[1] + lo, n);
+        sub2(isa, y, xs[0] + lo, xs[1] + lo, n);
         break;
     case PC_MERGE_MULTIPLY:
         if (k == 1)
             memcpy(y, xs[0] + lo, n * sizeof(float));
         else
-            mul2(y, xs[0] + lo, xs[1] + lo, n);
+            mul2(isa, y, xs[0] + lo, xs[1] + lo, n);
         for (int i = 2; i < k; i++)
-            mul_into(y, xs[i] + lo, n);
+            mul_into(isa, y, xs[i] + lo, n);
         break;
     default:
         extreme_range(j->op, j, lo, n, y, NULL);
@@ -193,6 +211,7 @@ static void fast_forward(merge_job *j, size_t lo, size_t n)
 static void fast_backward(merge_job *j, size_t lo, size_t n, int thread)
 {
     const int k = j->s->k;
+    const pc_isa isa = pc_loop_isa(j->rt);
     const float *dy = j->dy + lo;
     switch (j->op) {
     case PC_MERGE_ADD:
@@ -203,9 +222,9 @@ static void fast_backward(merge_job *j, size_t lo, size_t n, int thread)
                 continue;
             float *dx = j->dxs[i] + lo;
             if (j->op == PC_MERGE_AVERAGE)
-                div_to(dx, dy, (float)k, n);
+                div_to(isa, dx, dy, (float)k, n);
             else if (j->op == PC_MERGE_SUBTRACT && i == 1)
-                negate(dx, dy, n);
+                negate(isa, dx, dy, n);
             else
                 memcpy(dx, dy, n * sizeof(float));
         }
@@ -219,7 +238,7 @@ static void fast_backward(merge_job *j, size_t lo, size_t n, int thread)
             memcpy(dx, dy, n * sizeof(float));
             for (int m = 0; m < k; m++)
                 if (m != i)
-                    mul_into(dx, j->xs[m] + lo, n);
+                    mul_into(isa, dx, j->xs[m] + lo, n);
         }
         break;
     default: {
@@ -232,7 +251,7 @@ static void fast_backward(merge_job *j, size_t lo, size_t n, int thread)
         extreme_range(j->op, j, lo, n, o, win);
         for (int i = 0; i < k; i++)
             if (j->dxs[i])
-                select_winner(j->dxs[i] + lo, dy, win, i, n);
+                select_winner(isa, j->dxs[i] + lo, dy, win, i, n);
     }
     }
 }

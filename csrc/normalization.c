@@ -20,12 +20,12 @@ typedef struct {
     double *partial;        /* [task][2][c] */
     float *out;
     int rows_per;
+    pc_isa isa;             /* the loops' SIMD path */
 } bn_job;
 
 /* s[ch] += x - mu[ch], q[ch] += (x - mu[ch])^2 over one row of c channels (b = 1) */
-PC_MULTIVERSION
-static void moments_row(const float *restrict x, const float *restrict mu, double *restrict s,
-                        double *restrict q, int c)
+PC_SIMD_LOOP void moments_row_body(const float *restrict x, const float *restrict mu,
+                                   double *restrict s, double *restrict q, int c)
 {
     for (int ch = 0; ch < c; ch++) {
         const double d = (double)x[ch] - (double)mu[ch];
@@ -33,11 +33,14 @@ static void moments_row(const float *restrict x, const float *restrict mu, doubl
         q[ch] += d * d;
     }
 }
+PC_SIMD_VARIANTS(moments_row, (const float *restrict x, const float *restrict mu,
+                               double *restrict s, double *restrict q, int c),
+                 (x, mu, s, q, c))
 
 /* s[ch] += dy, q[ch] += dy (x - mu[ch]) over one row (b = 1) */
-PC_MULTIVERSION
-static void grad_sums_row(const float *restrict x, const float *restrict dy,
-                          const float *restrict mu, double *restrict s, double *restrict q, int c)
+PC_SIMD_LOOP void grad_sums_row_body(const float *restrict x, const float *restrict dy,
+                                     const float *restrict mu, double *restrict s,
+                                     double *restrict q, int c)
 {
     for (int ch = 0; ch < c; ch++) {
         const double g = dy[ch];
@@ -45,6 +48,10 @@ static void grad_sums_row(const float *restrict x, const float *restrict dy,
         q[ch] += g * ((double)x[ch] - (double)mu[ch]);
     }
 }
+PC_SIMD_VARIANTS(grad_sums_row, (const float *restrict x, const float *restrict dy,
+                                 const float *restrict mu, double *restrict s, double *restrict q,
+                                 int c),
+                 (x, dy, mu, s, q, c))
 
 static void sums_task(void *ctx, int task, int thread)
 {
@@ -62,9 +69,9 @@ static void sums_task(void *ctx, int task, int thread)
         const float *x = j->x + r * row, *dy = j->dy ? j->dy + r * row : NULL;
         if (b == 1) {
             if (dy)
-                grad_sums_row(x, dy, j->mu, s, q, c);
+                grad_sums_row(j->isa, x, dy, j->mu, s, q, c);
             else
-                moments_row(x, j->mu, s, q, c);
+                moments_row(j->isa, x, j->mu, s, q, c);
             continue;
         }
         for (int ch = 0; ch < c; ch++) {
@@ -91,10 +98,10 @@ static void sums_task(void *ctx, int task, int thread)
 
 /* out = k1[ch] * (x - mu[ch]) + k3[ch]            (dy NULL: the forward pass)
  * out = k1[ch] * dy + k2[ch] * (x - mu[ch]) + k3[ch]   (the input gradient) */
-PC_MULTIVERSION
-static void apply_row(const float *restrict x, const float *restrict dy, const float *restrict mu,
-                      const float *restrict k1, const float *restrict k2,
-                      const float *restrict k3, float *restrict out, int c)
+PC_SIMD_LOOP void apply_row_body(const float *restrict x, const float *restrict dy,
+                                 const float *restrict mu, const float *restrict k1,
+                                 const float *restrict k2, const float *restrict k3,
+                                 float *restrict out, int c)
 {
     if (dy)
         for (int ch = 0; ch < c; ch++)
@@ -103,10 +110,14 @@ static void apply_row(const float *restrict x, const float *restrict dy, const f
         for (int ch = 0; ch < c; ch++)
             out[ch] = k1[ch] * (x[ch] - mu[ch]) + k3[ch];
 }
+PC_SIMD_VARIANTS(apply_row, (const float *restrict x, const float *restrict dy,
+                             const float *restrict mu, const float *restrict k1,
+                             const float *restrict k2, const float *restrict k3,
+                             float *restrict out, int c),
+                 (x, dy, mu, k1, k2, k3, out, c))
 
-PC_MULTIVERSION
-static void apply_inner(const float *restrict x, const float *restrict dy, float mu, float k1,
-                        float k2, float k3, float *restrict out, int b)
+PC_SIMD_LOOP void apply_inner_body(const float *restrict x, const float *restrict dy, float mu,
+                                   float k1, float k2, float k3, float *restrict out, int b)
 {
     if (dy)
         for (int i = 0; i < b; i++)
@@ -115,6 +126,9 @@ static void apply_inner(const float *restrict x, const float *restrict dy, float
         for (int i = 0; i < b; i++)
             out[i] = k1 * (x[i] - mu) + k3;
 }
+PC_SIMD_VARIANTS(apply_inner, (const float *restrict x, const float *restrict dy, float mu,
+                               float k1, float k2, float k3, float *restrict out, int b),
+                 (x, dy, mu, k1, k2, k3, out, b))
 
 static void apply_task(void *ctx, int task, int thread)
 {
@@ -129,11 +143,11 @@ static void apply_task(void *ctx, int task, int thread)
         const float *x = j->x + r * row, *dy = j->dy ? j->dy + r * row : NULL;
         float *out = j->out + r * row;
         if (b == 1) {
-            apply_row(x, dy, j->mu, j->k1, j->k2, j->k3, out, c);
+            apply_row(j->isa, x, dy, j->mu, j->k1, j->k2, j->k3, out, c);
             continue;
         }
         for (int ch = 0; ch < c; ch++)
-            apply_inner(x + (size_t)ch * b, dy ? dy + (size_t)ch * b : NULL, j->mu[ch],
+            apply_inner(j->isa, x + (size_t)ch * b, dy ? dy + (size_t)ch * b : NULL, j->mu[ch],
                         j->k1[ch], j->k2[ch], j->k3[ch], out + (size_t)ch * b, b);
     }
 }
@@ -175,22 +189,37 @@ static int check_shape(const pc_norm_shape *s)
            (size_t)s->a * s->c * s->b / s->a / s->c == (size_t)s->b;
 }
 
-int pc_batchnorm_forward(pc_runtime *rt, const pc_norm_shape *s, const float *x, float *mean,
-                         float *var, const float *gamma, const float *beta, float eps,
-                         int batch_stats, float *y)
+/* The job of one call: its tasks, and the scratch for the coefficients (mu, k1, k2, k3: c
+ * floats each, from *coef on) and the partial sums. */
+static int bn_setup(pc_runtime *rt, const pc_norm_shape *s, const float *x, const float *dy,
+                    float *out, bn_job *j, int *tasks, float **coef)
 {
     if (!check_shape(s))
         return PC_EINVAL;
     int rows_per, rc;
-    const int tasks = bn_tasks(s, &rows_per);
-    float *coef;
+    *tasks = bn_tasks(s, &rows_per);
     double *partial;
-    if ((rc = bn_scratch(rt, s, tasks, &coef, &partial)))
+    if ((rc = bn_scratch(rt, s, *tasks, coef, &partial)))
+        return rc;
+    const int c = s->c;
+    *j = (bn_job){.s = s, .x = x, .dy = dy, .mu = *coef, .k1 = *coef + c, .k2 = *coef + 2 * c,
+                  .k3 = *coef + 3 * c, .partial = partial, .out = out, .rows_per = rows_per,
+                  .isa = pc_loop_isa(rt)};
+    return PC_OK;
+}
+
+int pc_batchnorm_forward(pc_runtime *rt, const pc_norm_shape *s, const float *x, float *mean,
+                         float *var, const float *gamma, const float *beta, float eps,
+                         int batch_stats, float *y)
+{
+    bn_job j;
+    int tasks, rc;
+    float *coef;
+    if ((rc = bn_setup(rt, s, x, NULL, y, &j, &tasks, &coef)))
         return rc;
     const int c = s->c;
     float *mu = coef, *k1 = coef + c, *k2 = coef + 2 * c, *k3 = coef + 3 * c;
-    bn_job j = {.s = s, .x = x, .mu = mu, .k1 = k1, .k2 = k2, .k3 = k3, .partial = partial,
-                .out = y, .rows_per = rows_per};
+    double *partial = j.partial;
     if (batch_stats) {
         /* shifted by the first cell of each channel: no cancellation for a large mean */
         for (int ch = 0; ch < c; ch++)
@@ -221,19 +250,15 @@ int pc_batchnorm_backward(pc_runtime *rt, const pc_norm_shape *s, const float *x
                           int batch_stats, const float *dy, float *dx, float *dgamma,
                           float *dbeta)
 {
-    if (!check_shape(s))
-        return PC_EINVAL;
-    int rows_per, rc;
-    const int tasks = bn_tasks(s, &rows_per);
+    bn_job j;
+    int tasks, rc;
     float *coef;
-    double *partial;
-    if ((rc = bn_scratch(rt, s, tasks, &coef, &partial)))
+    if ((rc = bn_setup(rt, s, x, dy, dx, &j, &tasks, &coef)))
         return rc;
     const int c = s->c;
     float *mu = coef, *k1 = coef + c, *k2 = coef + 2 * c, *k3 = coef + 3 * c;
+    double *partial = j.partial;
     memcpy(mu, mean, (size_t)c * sizeof(float));
-    bn_job j = {.s = s, .x = x, .dy = dy, .mu = mu, .k1 = k1, .k2 = k2, .k3 = k3,
-                .partial = partial, .out = dx, .rows_per = rows_per};
     const int need_sums = dgamma || dbeta || (dx && batch_stats);
     if (need_sums) {
         if ((rc = pc_parallel(rt, tasks, sums_task, &j)))

@@ -42,10 +42,20 @@ typedef struct {
     int flag;
 } opt_job;
 
-typedef size_t (*range_fn)(const opt_job *a, size_t lo, size_t hi);
+/* Whether the gradient goes to the rule as it is: no scaling, clipping or weight decay (the
+ * default of every optimizer: its loop then skips those operations). */
+static inline int plain_pre(const opt_job *a)
+{
+    return a->gscale == 1.0f && a->clip == INFINITY && a->decay == 0.0f;
+}
+
+
+/* a rule's loop over [lo, hi) on SIMD path isa (PC_SIMD_VARIANTS) */
+typedef size_t (*range_fn)(pc_isa isa, const opt_job *a, size_t lo, size_t hi);
 
 typedef struct {
     range_fn fn;
+    pc_isa isa;
     const opt_job *args;
     size_t size, block;
     size_t bad[MAX_RANGES];
@@ -57,7 +67,7 @@ static void range_task(void *ctx, int task, int thread)
     ranges_job *r = ctx;
     const size_t lo = (size_t)task * r->block;
     const size_t hi = lo + r->block < r->size ? lo + r->block : r->size;
-    r->bad[task] = r->fn(r->args, lo, hi);
+    r->bad[task] = r->fn(r->isa, r->args, lo, hi);
 }
 
 /* the ranges of a variable of `size` floats: boundaries from the size alone */
@@ -71,9 +81,11 @@ static size_t range_block(size_t size)
 
 static size_t over_ranges(pc_runtime *rt, range_fn fn, const opt_job *args, size_t size)
 {
+    const pc_isa isa = pc_loop_isa(rt);
     if (size < 2 * RANGE_BLOCK)
-        return fn(args, 0, size);
-    ranges_job r = {.fn = fn, .args = args, .size = size, .block = range_block(size)};
+        return fn(isa, args, 0, size);
+    ranges_job r = {.fn = fn, .isa = isa, .args = args, .size = size,
+                    .block = range_block(size)};
     const size_t tasks = (size + r.block - 1) / r.block;
     pc_parallel(rt, (int)tasks, range_task, &r);
     size_t bad = 0;
@@ -106,8 +118,7 @@ static opt_job make_job(float *w, const float *g, float *s0, float *s1, float *s
 /* ---- SGD: v = momentum * v - lr * g; w += v, or w += momentum * v - lr * g (Nesterov) ------ */
 /* c: lr, momentum; flag: nesterov; s0: velocity (NULL without momentum) */
 
-PC_MULTIVERSION
-static size_t sgd_range(const opt_job *a, size_t lo, size_t hi)
+PC_SIMD_LOOP size_t sgd_range_body(const opt_job *a, size_t lo, size_t hi)
 {
     RANGE_LOCALS;
     const float lr = a->c[0], momentum = a->c[1];
@@ -137,6 +148,7 @@ static size_t sgd_range(const opt_job *a, size_t lo, size_t hi)
     }
     return bad;
 }
+PC_SIMD_VARIANTS_RET(size_t, sgd_range, (const opt_job *a, size_t lo, size_t hi), (a, lo, hi))
 
 size_t pc_sgd_update(pc_runtime *rt, float *w, const float *g, float *velocity, size_t size,
                      const pc_opt_pre *pre, float lr, float momentum, int nesterov)
@@ -152,12 +164,23 @@ size_t pc_sgd_update(pc_runtime *rt, float *w, const float *g, float *velocity, 
  * inc = lr g / sqrt(v [- mg^2] + eps); [mom = momentum mom + inc; w -= mom] else w -= inc
  * c: lr, rho, epsilon, momentum; s0: v, s1: mom (or NULL), s2: mg (or NULL) */
 
-PC_MULTIVERSION
-static size_t rmsprop_range(const opt_job *a, size_t lo, size_t hi)
+PC_SIMD_LOOP size_t rmsprop_range_body(const opt_job *a, size_t lo, size_t hi)
 {
     RANGE_LOCALS;
     const float lr = a->c[0], rho = a->c[1], epsilon = a->c[2], momentum = a->c[3];
     float *v = a->s0 + lo;
+    if (!a->s1 && !a->s2 && plain_pre(a)) {  /* Keras' default RMSprop, nothing before it */
+        for (size_t i = 0; i < n; i++) {
+            const float gi = g[i], w0 = w[i];
+            const float nv = rho * v[i] + (1.0f - rho) * gi * gi;
+            const float nw = w0 - lr * gi / sqrtf(nv + epsilon);
+            const int ok = pc_finite(nw) & pc_finite(nv);
+            v[i] = ok ? nv : v[i];
+            w[i] = ok ? nw : w0;
+            bad += !ok;
+        }
+        return bad;
+    }
     if (!a->s1 && !a->s2) {          /* Keras' default RMSprop: the loop that vectorises */
         for (size_t i = 0; i < n; i++) {
             const float gi = pre_grad(g[i], gscale, clip);
@@ -195,6 +218,7 @@ static size_t rmsprop_range(const opt_job *a, size_t lo, size_t hi)
     }
     return bad;
 }
+PC_SIMD_VARIANTS_RET(size_t, rmsprop_range, (const opt_job *a, size_t lo, size_t hi), (a, lo, hi))
 
 size_t pc_rmsprop_update(pc_runtime *rt, float *w, const float *g, float *v, size_t size,
                          const pc_opt_pre *pre, float lr, float rho, float epsilon,
@@ -212,12 +236,25 @@ size_t pc_rmsprop_update(pc_runtime *rt, float *w, const float *g, float *v, siz
  * w -= alpha m / (sqrt(v or vh) + eps), alpha = lr sqrt(1 - b2^t) / (1 - b1^t)
  * c: alpha, beta_1, beta_2, epsilon; s0: m, s1: v, s2: vh (amsgrad) or NULL */
 
-PC_MULTIVERSION
-static size_t adam_range(const opt_job *a, size_t lo, size_t hi)
+PC_SIMD_LOOP size_t adam_range_body(const opt_job *a, size_t lo, size_t hi)
 {
     RANGE_LOCALS;
     const float alpha = a->c[0], beta_1 = a->c[1], beta_2 = a->c[2], epsilon = a->c[3];
     float *m = a->s0 + lo, *v = a->s1 + lo;
+    if (!a->s2 && plain_pre(a)) {      /* Keras' default Adam, nothing before it */
+        for (size_t i = 0; i < n; i++) {
+            const float gi = g[i], w0 = w[i];
+            const float nm = m[i] + (gi - m[i]) * (1.0f - beta_1);
+            const float nv = v[i] + (gi * gi - v[i]) * (1.0f - beta_2);
+            const float nw = w0 - nm * alpha / (sqrtf(nv) + epsilon);
+            const int ok = pc_finite(nw) & pc_finite(nv) & pc_finite(nm);
+            m[i] = ok ? nm : m[i];
+            v[i] = ok ? nv : v[i];
+            w[i] = ok ? nw : w0;
+            bad += !ok;
+        }
+        return bad;
+    }
     if (!a->s2) {
         for (size_t i = 0; i < n; i++) {
             const float gi = pre_grad(g[i], gscale, clip);
@@ -250,6 +287,7 @@ static size_t adam_range(const opt_job *a, size_t lo, size_t hi)
     }
     return bad;
 }
+PC_SIMD_VARIANTS_RET(size_t, adam_range, (const opt_job *a, size_t lo, size_t hi), (a, lo, hi))
 
 size_t pc_adam_update(pc_runtime *rt, float *w, const float *g, float *m, float *v, float *vhat,
                       size_t size, const pc_opt_pre *pre, float lr, float beta_1, float beta_2,
@@ -267,8 +305,7 @@ size_t pc_adam_update(pc_runtime *rt, float *w, const float *g, float *m, float 
 /* ---- Adamax: m += (g - m)(1 - b1); u = max(b2 u, |g|); w -= lr m / ((1 - b1^t)(u + eps)) -----
  * c: lr / (1 - b1^t), beta_1, beta_2, epsilon; s0: m, s1: u */
 
-PC_MULTIVERSION
-static size_t adamax_range(const opt_job *a, size_t lo, size_t hi)
+PC_SIMD_LOOP size_t adamax_range_body(const opt_job *a, size_t lo, size_t hi)
 {
     RANGE_LOCALS;
     const float scale = a->c[0], beta_1 = a->c[1], beta_2 = a->c[2], epsilon = a->c[3];
@@ -287,6 +324,7 @@ static size_t adamax_range(const opt_job *a, size_t lo, size_t hi)
     }
     return bad;
 }
+PC_SIMD_VARIANTS_RET(size_t, adamax_range, (const opt_job *a, size_t lo, size_t hi), (a, lo, hi))
 
 size_t pc_adamax_update(pc_runtime *rt, float *w, const float *g, float *m, float *u, size_t size,
                         const pc_opt_pre *pre, float lr, float beta_1, float beta_2,
@@ -308,8 +346,7 @@ size_t pc_adamax_update(pc_runtime *rt, float *w, const float *g, float *m, floa
  * c: u_t1 / (1 - P u_t1), (1 - u_t) / (1 - P), 1 / (1 - b2^t), lr, beta_1, beta_2, epsilon;
  * s0: m, s1: v */
 
-PC_MULTIVERSION
-static size_t nadam_range(const opt_job *a, size_t lo, size_t hi)
+PC_SIMD_LOOP size_t nadam_range_body(const opt_job *a, size_t lo, size_t hi)
 {
     RANGE_LOCALS;
     const float cm = a->c[0], cg = a->c[1], cv = a->c[2], lr = a->c[3];
@@ -331,6 +368,7 @@ static size_t nadam_range(const opt_job *a, size_t lo, size_t hi)
     }
     return bad;
 }
+PC_SIMD_VARIANTS_RET(size_t, nadam_range, (const opt_job *a, size_t lo, size_t hi), (a, lo, hi))
 
 size_t pc_nadam_update(pc_runtime *rt, float *w, const float *g, float *m, float *v, size_t size,
                        const pc_opt_pre *pre, float lr, float beta_1, float beta_2,
@@ -353,8 +391,7 @@ size_t pc_nadam_update(pc_runtime *rt, float *w, const float *g, float *m, float
 /* ---- Adagrad: acc += g^2; w -= lr g / sqrt(acc + eps) -------------------------------------------
  * c: lr, epsilon; s0: acc */
 
-PC_MULTIVERSION
-static size_t adagrad_range(const opt_job *a, size_t lo, size_t hi)
+PC_SIMD_LOOP size_t adagrad_range_body(const opt_job *a, size_t lo, size_t hi)
 {
     RANGE_LOCALS;
     const float lr = a->c[0], epsilon = a->c[1];
@@ -371,6 +408,7 @@ static size_t adagrad_range(const opt_job *a, size_t lo, size_t hi)
     }
     return bad;
 }
+PC_SIMD_VARIANTS_RET(size_t, adagrad_range, (const opt_job *a, size_t lo, size_t hi), (a, lo, hi))
 
 size_t pc_adagrad_update(pc_runtime *rt, float *w, const float *g, float *acc, size_t size,
                          const pc_opt_pre *pre, float lr, float epsilon)
@@ -384,8 +422,7 @@ size_t pc_adagrad_update(pc_runtime *rt, float *w, const float *g, float *acc, s
 /* ---- Adadelta: ag = rho ag + (1 - rho) g^2; d = -sqrt(ad + eps) g / sqrt(ag + eps); -----------
  * ad = rho ad + (1 - rho) d^2; w += lr d.   c: lr, rho, epsilon; s0: ag, s1: ad */
 
-PC_MULTIVERSION
-static size_t adadelta_range(const opt_job *a, size_t lo, size_t hi)
+PC_SIMD_LOOP size_t adadelta_range_body(const opt_job *a, size_t lo, size_t hi)
 {
     RANGE_LOCALS;
     const float lr = a->c[0], rho = a->c[1], epsilon = a->c[2];
@@ -405,6 +442,7 @@ static size_t adadelta_range(const opt_job *a, size_t lo, size_t hi)
     }
     return bad;
 }
+PC_SIMD_VARIANTS_RET(size_t, adadelta_range, (const opt_job *a, size_t lo, size_t hi), (a, lo, hi))
 
 size_t pc_adadelta_update(pc_runtime *rt, float *w, const float *g, float *acc_grad,
                           float *acc_delta, size_t size, const pc_opt_pre *pre, float lr,
@@ -420,8 +458,7 @@ size_t pc_adadelta_update(pc_runtime *rt, float *w, const float *g, float *acc_g
 /* ---- Lion: w -= lr sign(b1 m + (1 - b1) g); m = b2 m + (1 - b2) g ------------------------------
  * c: lr, beta_1, beta_2; s0: m */
 
-PC_MULTIVERSION
-static size_t lion_range(const opt_job *a, size_t lo, size_t hi)
+PC_SIMD_LOOP size_t lion_range_body(const opt_job *a, size_t lo, size_t hi)
 {
     RANGE_LOCALS;
     const float lr = a->c[0], beta_1 = a->c[1], beta_2 = a->c[2];
@@ -440,6 +477,7 @@ static size_t lion_range(const opt_job *a, size_t lo, size_t hi)
     }
     return bad;
 }
+PC_SIMD_VARIANTS_RET(size_t, lion_range, (const opt_job *a, size_t lo, size_t hi), (a, lo, hi))
 
 size_t pc_lion_update(pc_runtime *rt, float *w, const float *g, float *m, size_t size,
                       const pc_opt_pre *pre, float lr, float beta_1, float beta_2)
@@ -454,8 +492,7 @@ size_t pc_lion_update(pc_runtime *rt, float *w, const float *g, float *m, size_t
 /* ---- moving average of the weights: avg = momentum avg + (1 - momentum) w --------------------
  * (the "g" of the job is the weights, read only; s0 is the average) */
 
-PC_MULTIVERSION
-static size_t ema_range(const opt_job *a, size_t lo, size_t hi)
+PC_SIMD_LOOP size_t ema_range_body(const opt_job *a, size_t lo, size_t hi)
 {
     float *avg = a->s0 + lo;
     const float *w = a->g + lo;
@@ -465,6 +502,7 @@ static size_t ema_range(const opt_job *a, size_t lo, size_t hi)
         avg[i] = momentum * avg[i] + (1.0f - momentum) * w[i];
     return 0;
 }
+PC_SIMD_VARIANTS_RET(size_t, ema_range, (const opt_job *a, size_t lo, size_t hi), (a, lo, hi))
 
 void pc_ema_update(pc_runtime *rt, float *average, const float *w, size_t size, float momentum)
 {
@@ -475,8 +513,7 @@ void pc_ema_update(pc_runtime *rt, float *average, const float *w, size_t size, 
 
 /* ---- gradient accumulation: acc = (g + acc) / divisor --------------------------------------- */
 
-PC_MULTIVERSION
-static size_t accumulate_range(const opt_job *a, size_t lo, size_t hi)
+PC_SIMD_LOOP size_t accumulate_range_body(const opt_job *a, size_t lo, size_t hi)
 {
     float *acc = a->s0 + lo;
     const float *g = a->g + lo;
@@ -486,6 +523,8 @@ static size_t accumulate_range(const opt_job *a, size_t lo, size_t hi)
         acc[i] = (g[i] + acc[i]) / divisor;
     return 0;
 }
+PC_SIMD_VARIANTS_RET(size_t, accumulate_range, (const opt_job *a, size_t lo, size_t hi),
+                     (a, lo, hi))
 
 void pc_grad_accumulate(pc_runtime *rt, float *acc, const float *g, size_t size, float divisor)
 {
@@ -505,11 +544,11 @@ void pc_grad_accumulate(pc_runtime *rt, float *acc, const float *g, size_t size,
 typedef struct {
     const float *x;
     size_t size, block;
+    pc_isa isa;
     double part[MAX_RANGES];
 } sumsq_job;
 
-PC_MULTIVERSION
-static double sum_squares_range(const float *x, size_t n)
+PC_SIMD_LOOP double sum_squares_range_body(const float *x, size_t n)
 {
     double acc[SUM_LANES] = {0};
     size_t i = 0;
@@ -523,6 +562,7 @@ static double sum_squares_range(const float *x, size_t n)
         s += acc[l];
     return s;
 }
+PC_SIMD_VARIANTS_RET(double, sum_squares_range, (const float *x, size_t n), (x, n))
 
 static void sumsq_task(void *ctx, int task, int thread)
 {
@@ -530,7 +570,7 @@ static void sumsq_task(void *ctx, int task, int thread)
     sumsq_job *j = ctx;
     const size_t lo = (size_t)task * j->block;
     const size_t hi = lo + j->block < j->size ? lo + j->block : j->size;
-    j->part[task] = sum_squares_range(j->x + lo, hi - lo);
+    j->part[task] = sum_squares_range(j->isa, j->x + lo, hi - lo);
 }
 
 double pc_sum_squares(pc_runtime *rt, const float *x, size_t size)
@@ -539,8 +579,8 @@ double pc_sum_squares(pc_runtime *rt, const float *x, size_t size)
     if (tasks > MAX_RANGES)
         tasks = MAX_RANGES;
     if (tasks <= 1)
-        return sum_squares_range(x, size);
-    sumsq_job j = {.x = x, .size = size};
+        return sum_squares_range(pc_loop_isa(rt), x, size);
+    sumsq_job j = {.x = x, .size = size, .isa = pc_loop_isa(rt)};
     j.block = ((size + tasks - 1) / tasks + 15) / 16 * 16;
     tasks = (size + j.block - 1) / j.block;
     pc_parallel(rt, (int)tasks, sumsq_task, &j);

@@ -10,6 +10,7 @@ typedef struct {
     float *y, *dx;
     int32_t *argmax;
     const int32_t *argmax_in;
+    pc_isa isa;              /* the loops' SIMD path */
 } pool_job;
 
 /* The window of output (oh, ow) clipped to the image: rows [h0, h1), columns [w0, w1). */
@@ -29,9 +30,8 @@ static void window(const pc_pool_shape *s, int oh, int ow, int *h0, int *h1, int
 
 /* y, am: the running maximum over channels and its cell (TAKES_MAX). Separate functions over
  * restrict pointers so the channel loop is vectorised (compiled per ISA). */
-PC_MULTIVERSION __attribute__((noinline))
-static void max_update(float *restrict y, int32_t *restrict am, const float *restrict xc,
-                       int32_t cell, int C)
+PC_SIMD_LOOP void max_update_body(float *restrict y, int32_t *restrict am, const float *restrict xc,
+                                  int32_t cell, int C)
 {
     for (int c = 0; c < C; c++) {
         const float v = xc[c], m = y[c];
@@ -40,6 +40,9 @@ static void max_update(float *restrict y, int32_t *restrict am, const float *res
         am[c] = better ? cell : am[c];
     }
 }
+PC_SIMD_VARIANTS(max_update, (float *restrict y, int32_t *restrict am, const float *restrict xc,
+                              int32_t cell, int C),
+                 (y, am, xc, cell, C))
 
 static void max_init(float *restrict y, int32_t *restrict am, const float *restrict xc,
                      int32_t cell, int C)
@@ -52,10 +55,9 @@ static void max_init(float *restrict y, int32_t *restrict am, const float *restr
 
 /* A whole 2x2 window (cells a, b in the first row, c, d in the second) in one pass over the
  * channels: the common case, without the running max going through memory between cells. */
-PC_MULTIVERSION __attribute__((noinline))
-static void max_2x2(float *restrict y, int32_t *restrict am, const float *restrict a,
-                    const float *restrict b, const float *restrict c, const float *restrict d,
-                    int32_t cell, int32_t row, int C)
+PC_SIMD_LOOP void max_2x2_body(float *restrict y, int32_t *restrict am, const float *restrict a,
+                               const float *restrict b, const float *restrict c,
+                               const float *restrict d, int32_t cell, int32_t row, int C)
 {
     for (int k = 0; k < C; k++) {
         const float ak = a[k], bk = b[k], ck = c[k], dk = d[k];
@@ -81,8 +83,13 @@ static void max_2x2(float *restrict y, int32_t *restrict am, const float *restri
         am[k] = i;
     }
 }
+PC_SIMD_VARIANTS(max_2x2, (float *restrict y, int32_t *restrict am, const float *restrict a,
+                           const float *restrict b, const float *restrict c,
+                           const float *restrict d, int32_t cell, int32_t row, int C),
+                 (y, am, a, b, c, d, cell, row, C))
 
-void pc_maxpool2d_image(const pc_pool_shape *s, const float *x, float *y, int32_t *am, int am_w)
+void pc_maxpool2d_image_isa(pc_isa isa, const pc_pool_shape *s, const float *x, float *y,
+                            int32_t *am, int am_w)
 {
     const int C = s->c;
     for (int oh = 0; oh < s->oh; oh++) {
@@ -100,13 +107,13 @@ void pc_maxpool2d_image(const pc_pool_shape *s, const float *x, float *y, int32_
             const int32_t first = h0 * am_w + w0;
             if (h1 - h0 == 2 && w1 - w0 == 2) {
                 const float *c = a + (size_t)s->w * C;
-                max_2x2(y, am, a, a + C, c, c + C, first, am_w, C);
+                max_2x2(isa, y, am, a, a + C, c, c + C, first, am_w, C);
                 continue;
             }
             max_init(y, am, a, first, C);
             for (int h = h0; h < h1; h++)
                 for (int w = (h == h0 ? w0 + 1 : w0); w < w1; w++)
-                    max_update(y, am, x + ((size_t)h * s->w + w) * C, h * am_w + w, C);
+                    max_update(isa, y, am, x + ((size_t)h * s->w + w) * C, h * am_w + w, C);
         }
     }
 }
@@ -117,8 +124,8 @@ static void max_forward_task(void *ctx, int n, int thread)
     const pool_job *j = ctx;
     const pc_pool_shape *s = j->s;
     const size_t out = (size_t)n * s->oh * s->ow * s->c;
-    pc_maxpool2d_image(s, j->x + (size_t)n * s->h * s->w * s->c, j->y + out, j->argmax + out,
-                       s->w);
+    pc_maxpool2d_image_isa(j->isa, s, j->x + (size_t)n * s->h * s->w * s->c, j->y + out,
+                           j->argmax + out, s->w);
 }
 
 /* Non-overlapping windows without padding: every input cell is in at most one window, so each
@@ -130,9 +137,9 @@ static int tiled(const pc_pool_shape *s)
            (long long)s->oh * s->ph <= s->h && (long long)s->ow * s->pw <= s->w;
 }
 
-PC_MULTIVERSION __attribute__((noinline))
-static void select_cell(float *restrict dx, const float *restrict dy, const int32_t *restrict am,
-                        const float *restrict relu_y, int32_t cell, int C)
+PC_SIMD_LOOP void select_cell_body(float *restrict dx, const float *restrict dy,
+                                   const int32_t *restrict am, const float *restrict relu_y,
+                                   int32_t cell, int C)
 {
     if (relu_y) {
         for (int c = 0; c < C; c++)
@@ -142,12 +149,16 @@ static void select_cell(float *restrict dx, const float *restrict dy, const int3
             dx[c] = am[c] == cell ? dy[c] : 0.0f;
     }
 }
+PC_SIMD_VARIANTS(select_cell, (float *restrict dx, const float *restrict dy,
+                               const int32_t *restrict am, const float *restrict relu_y,
+                               int32_t cell, int C),
+                 (dx, dy, am, relu_y, cell, C))
 
 /* select_cell for the four cells of a 2x2 window at once (dy, argmax and mask read once) */
-PC_MULTIVERSION __attribute__((noinline))
-static void select_2x2(float *restrict a, float *restrict b, float *restrict c,
-                       float *restrict d, const float *restrict dy, const int32_t *restrict am,
-                       const float *restrict relu_y, int32_t cell, int32_t row, int C)
+PC_SIMD_LOOP void select_2x2_body(float *restrict a, float *restrict b, float *restrict c,
+                                  float *restrict d, const float *restrict dy,
+                                  const int32_t *restrict am, const float *restrict relu_y,
+                                  int32_t cell, int32_t row, int C)
 {
     for (int k = 0; k < C; k++) {
         const float g = relu_y && !(relu_y[k] > 0.0f) ? 0.0f : dy[k];
@@ -158,9 +169,14 @@ static void select_2x2(float *restrict a, float *restrict b, float *restrict c,
         d[k] = i == cell + row + 1 ? g : 0.0f;
     }
 }
+PC_SIMD_VARIANTS(select_2x2, (float *restrict a, float *restrict b, float *restrict c,
+                              float *restrict d, const float *restrict dy,
+                              const int32_t *restrict am, const float *restrict relu_y,
+                              int32_t cell, int32_t row, int C),
+                 (a, b, c, d, dy, am, relu_y, cell, row, C))
 
-void pc_maxpool2d_image_backward(const pc_pool_shape *s, const float *dy, const int32_t *am,
-                                 const float *relu_y, float *dx, int am_w)
+void pc_maxpool2d_image_backward_isa(pc_isa isa, const pc_pool_shape *s, const float *dy,
+                                     const int32_t *am, const float *relu_y, float *dx, int am_w)
 {
     const int C = s->c;
     const size_t cells = (size_t)s->h * s->w;
@@ -171,13 +187,13 @@ void pc_maxpool2d_image_backward(const pc_pool_shape *s, const float *dy, const 
                 if (s->ph == 2 && s->pw == 2) {
                     float *a = dx + ((size_t)2 * oh * s->w + 2 * ow) * C;
                     float *c = a + (size_t)s->w * C;
-                    select_2x2(a, a + C, c, c + C, dy + o, am + o, relu_y ? relu_y + o : NULL,
+                    select_2x2(isa, a, a + C, c, c + C, dy + o, am + o, relu_y ? relu_y + o : NULL,
                                2 * oh * am_w + 2 * ow, am_w, C);
                     continue;
                 }
                 for (int h = oh * s->ph; h < (oh + 1) * s->ph; h++)
                     for (int w = ow * s->pw; w < (ow + 1) * s->pw; w++)
-                        select_cell(dx + ((size_t)h * s->w + w) * C, dy + o, am + o,
+                        select_cell(isa, dx + ((size_t)h * s->w + w) * C, dy + o, am + o,
                                     relu_y ? relu_y + o : NULL, h * am_w + w, C);
             }
             for (int w = s->ow * s->pw; w < s->w; w++)         /* columns no window covers */
@@ -210,12 +226,11 @@ static void max_backward_task(void *ctx, int n, int thread)
     const pool_job *j = ctx;
     const pc_pool_shape *s = j->s;
     const size_t out = (size_t)n * s->oh * s->ow * s->c;
-    pc_maxpool2d_image_backward(s, j->dy + out, j->argmax_in + out, NULL,
-                                j->dx + (size_t)n * s->h * s->w * s->c, s->w);
+    pc_maxpool2d_image_backward_isa(j->isa, s, j->dy + out, j->argmax_in + out, NULL,
+                                    j->dx + (size_t)n * s->h * s->w * s->c, s->w);
 }
 
-PC_MULTIVERSION
-static void avg_forward_task(void *ctx, int n, int thread)
+PC_SIMD_LOOP void avg_forward_body(void *ctx, int n, int thread)
 {
     (void)thread;
     const pool_job *j = ctx;
@@ -228,9 +243,9 @@ static void avg_forward_task(void *ctx, int n, int thread)
             int h0, h1, w0, w1;
             window(s, oh, ow, &h0, &h1, &w0, &w1);
             memset(y, 0, (size_t)C * sizeof(float));
-            const int count = (h1 - h0) * (w1 - w0);
-            if (count <= 0)
+            if (h1 <= h0 || w1 <= w0)                /* padding only */
                 continue;
+            const int count = (h1 - h0) * (w1 - w0);
             for (int h = h0; h < h1; h++)
                 for (int w = w0; w < w1; w++) {
                     const float *xc = x + ((size_t)h * s->w + w) * C;
@@ -243,9 +258,14 @@ static void avg_forward_task(void *ctx, int n, int thread)
         }
     }
 }
+PC_SIMD_VARIANTS(avg_forward, (void *ctx, int n, int thread), (ctx, n, thread))
 
-PC_MULTIVERSION
-static void avg_backward_task(void *ctx, int n, int thread)
+static void avg_forward_task(void *ctx, int n, int thread)
+{
+    avg_forward(((const pool_job *)ctx)->isa, ctx, n, thread);
+}
+
+PC_SIMD_LOOP void avg_backward_body(void *ctx, int n, int thread)
 {
     (void)thread;
     const pool_job *j = ctx;
@@ -258,9 +278,9 @@ static void avg_backward_task(void *ctx, int n, int thread)
         for (int ow = 0; ow < s->ow; ow++, dy += C) {
             int h0, h1, w0, w1;
             window(s, oh, ow, &h0, &h1, &w0, &w1);
-            const int count = (h1 - h0) * (w1 - w0);
-            if (count <= 0)
+            if (h1 <= h0 || w1 <= w0)                /* padding only */
                 continue;
+            const int count = (h1 - h0) * (w1 - w0);
             const float inv = 1.0f / (float)count;
             for (int h = h0; h < h1; h++)
                 for (int w = w0; w < w1; w++) {
@@ -271,29 +291,46 @@ static void avg_backward_task(void *ctx, int n, int thread)
         }
     }
 }
+PC_SIMD_VARIANTS(avg_backward, (void *ctx, int n, int thread), (ctx, n, thread))
+
+static void avg_backward_task(void *ctx, int n, int thread)
+{
+    avg_backward(((const pool_job *)ctx)->isa, ctx, n, thread);
+}
+
+void pc_maxpool2d_image(const pc_pool_shape *s, const float *x, float *y, int32_t *am, int am_w)
+{
+    pc_maxpool2d_image_isa(pc_best_loop_isa(), s, x, y, am, am_w);
+}
+
+void pc_maxpool2d_image_backward(const pc_pool_shape *s, const float *dy, const int32_t *am,
+                                 const float *relu_y, float *dx, int am_w)
+{
+    pc_maxpool2d_image_backward_isa(pc_best_loop_isa(), s, dy, am, relu_y, dx, am_w);
+}
 
 int pc_maxpool2d_forward(pc_runtime *rt, const pc_pool_shape *s, const float *x, float *y,
                          int32_t *argmax)
 {
-    pool_job j = {.s = s, .x = x, .y = y, .argmax = argmax};
+    pool_job j = {.s = s, .x = x, .y = y, .argmax = argmax, .isa = pc_loop_isa(rt)};
     return pc_parallel(rt, s->n, max_forward_task, &j);
 }
 
 int pc_maxpool2d_backward(pc_runtime *rt, const pc_pool_shape *s, const float *dy,
                           const int32_t *argmax, float *dx)
 {
-    pool_job j = {.s = s, .dy = dy, .argmax_in = argmax, .dx = dx};
+    pool_job j = {.s = s, .dy = dy, .argmax_in = argmax, .dx = dx, .isa = pc_loop_isa(rt)};
     return pc_parallel(rt, s->n, max_backward_task, &j);
 }
 
 int pc_avgpool2d_forward(pc_runtime *rt, const pc_pool_shape *s, const float *x, float *y)
 {
-    pool_job j = {.s = s, .x = x, .y = y};
+    pool_job j = {.s = s, .x = x, .y = y, .isa = pc_loop_isa(rt)};
     return pc_parallel(rt, s->n, avg_forward_task, &j);
 }
 
 int pc_avgpool2d_backward(pc_runtime *rt, const pc_pool_shape *s, const float *dy, float *dx)
 {
-    pool_job j = {.s = s, .dy = dy, .dx = dx};
+    pool_job j = {.s = s, .dy = dy, .dx = dx, .isa = pc_loop_isa(rt)};
     return pc_parallel(rt, s->n, avg_backward_task, &j);
 }

@@ -10,11 +10,19 @@
  *   conv kernel  w[KH][KW][C][O]          (HWIO, as Keras stores it)
  *   dense kernel w[IN][OUT]
  *   biases       b[OUT]
- * Every array is C-contiguous; the binding (pycnn_module.c) checks this before calling.
+ * Every array is C-contiguous; the binding (bind_<family>.c) checks this before calling.
  *
  * Worked example: the lecture's second convolution on a batch of 128,
- *   pc_conv2d_forward(&rt, x, 128, 13, 13, 32, w, 3, 3, 64, b, y, 11, 11, 1, 1, 0, 0, PC_ACT_RELU)
- * reads x[128][13][13][32] and w[3][3][32][64] and writes y[128][11][11][64] = relu(x (*) w + b).
+ *   pc_runtime rt;
+ *   pc_runtime_init(&rt, 2);
+ *   pc_conv_shape s = {.n = 128, .h = 13, .w = 13, .c = 32, .kh = 3, .kw = 3, .o = 64,
+ *                      .oh = 11, .ow = 11, .sh = 1, .sw = 1, .pt = 0, .pl = 0};
+ *   pc_runtime_enter(&rt);
+ *   int rc = pc_conv2d_forward(&rt, &s, x, w, b, y, PC_ACT_RELU);
+ *   pc_runtime_leave(&rt);
+ *   pc_runtime_destroy(&rt);
+ * reads x[128][13][13][32] and w[3][3][32][64] and writes y[128][11][11][64] = relu(x (*) w + b);
+ * rc is PC_OK, or PC_ENOMEM when the scratch could not grow.
  *
  * Determinism: every kernel gives bit-identical results for any thread count. Work is split
  * into tasks whose boundaries do not depend on the number of threads, and every reduction adds
@@ -35,14 +43,55 @@ enum {
     PC_ENONFINITE = -3/* a non-finite value where the kernel cannot accept one */
 };
 
-/* PC_MULTIVERSION marks an elementwise loop to be compiled for AVX-512, AVX2 and the baseline
- * ISA, the loader picking the best the CPU supports (GCC's target_clones; the GEMM micro-kernels
- * are chosen by the runtime instead, see runtime.h). Elsewhere it is empty: one portable build. */
+/* Elementwise loops for every SIMD path, chosen by the runtime (pc_select_isa, PYCNN_ISA,
+ * pycnn.backend.set_simd_path) like the GEMM micro-kernels:
+ *
+ *     PC_SIMD_LOOP void scale_body(float *restrict y, float a, size_t n)
+ *     {
+ *         for (size_t i = 0; i < n; i++) y[i] *= a;
+ *     }
+ *     PC_SIMD_VARIANTS(scale, (float *restrict y, float a, size_t n), (y, a, n))
+ *     ...
+ *     scale(pc_loop_isa(rt), y, 2.0f, n);
+ *
+ * The body (a plain loop GCC vectorises) is always inlined into three variants compiled for
+ * x86-64-v4 (AVX-512), x86-64-v3 (AVX2 + FMA) and the baseline, and `name(isa, ...)` calls the
+ * variant of `isa`. PC_SIMD_VARIANTS_RET(type, ...) does the same for a body returning `type`.
+ * ISO C contracts no a*b+c into an FMA and reassociates no sum, so every variant computes the
+ * same float operations in the same order: the paths differ in speed, never in results.
+ * Elsewhere (other CPUs and compilers, or -DPYCNN_NO_CLONES) there is one portable build.
+ *
+ * PC_MULTIVERSION (GCC's target_clones: the loader picks the variant, whatever the runtime's
+ * choice) remains for loops outside these families (convolution, Winograd, GEMM packing). */
+#define PC_UNPAREN(...) __VA_ARGS__
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(PYCNN_NO_CLONES)
 #define PC_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define PC_SIMD_LOOP static inline __attribute__((always_inline))
+#define PC_SIMD_VARIANTS_(ret, name, params, args, RETURN)                                        \
+    __attribute__((target("arch=x86-64-v4"), noinline)) static ret name##_v4 params              \
+    { RETURN name##_body args; }                                                                  \
+    __attribute__((target("arch=x86-64-v3"), noinline)) static ret name##_v3 params              \
+    { RETURN name##_body args; }                                                                  \
+    __attribute__((noinline)) static ret name##_v1 params { RETURN name##_body args; }            \
+    static inline ret name(pc_isa isa, PC_UNPAREN params)                                         \
+    {                                                                                             \
+        if (isa == PC_ISA_AVX512) { RETURN name##_v4 args; }                                      \
+        else if (isa == PC_ISA_AVX2) { RETURN name##_v3 args; }                                   \
+        else { RETURN name##_v1 args; }                                                           \
+    }
 #else
 #define PC_MULTIVERSION
+#define PC_SIMD_LOOP static inline
+#define PC_SIMD_VARIANTS_(ret, name, params, args, RETURN)                                        \
+    static inline ret name(pc_isa isa, PC_UNPAREN params)                                         \
+    {                                                                                             \
+        (void)isa;                                                                                \
+        RETURN name##_body args;                                                                  \
+    }
 #endif
+#define PC_SIMD_VARIANTS(name, params, args) PC_SIMD_VARIANTS_(void, name, params, args, )
+#define PC_SIMD_VARIANTS_RET(ret, name, params, args) \
+    PC_SIMD_VARIANTS_(ret, name, params, args, return)
 
 /* Copies n floats; an inline loop for the short rows of im2col and packing (a libc memcpy call
  * per 3 or 12 floats costs more than the copy). */
@@ -254,6 +303,13 @@ int pc_maxpool2d_backward(pc_runtime *rt, const pc_pool_shape *s, const float *d
  * windows; with ph = pw = 0 it scatters through argmax alone. argmax numbers cell (h, w) as
  * h * am_w + w: am_w = s->w for a whole image, larger when x is the top-left s->h x s->w part
  * of a map am_w wide (the fused convolution computes only the cells the windows read). */
+void pc_maxpool2d_image_isa(pc_isa isa, const pc_pool_shape *s, const float *x, float *y,
+                            int32_t *argmax, int am_w);
+void pc_maxpool2d_image_backward_isa(pc_isa isa, const pc_pool_shape *s, const float *dy,
+                                     const int32_t *argmax, const float *relu_y, float *dx,
+                                     int am_w);
+/* The same on the CPU's best loop path, whatever the runtime's choice (pc_best_loop_isa): for
+ * callers without a runtime at hand (the fused convolution, conv2d.c). */
 void pc_maxpool2d_image(const pc_pool_shape *s, const float *x, float *y, int32_t *argmax,
                         int am_w);
 void pc_maxpool2d_image_backward(const pc_pool_shape *s, const float *dy, const int32_t *argmax,

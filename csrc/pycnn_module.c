@@ -38,6 +38,12 @@ static PyObject *py_isa(PyObject *m, PyObject *unused)
     return PyUnicode_FromString(pc_isa_name(runtime_of(m)->ukernel.isa));
 }
 
+static PyObject *py_loop_isa(PyObject *m, PyObject *unused)
+{
+    (void)unused;
+    return PyUnicode_FromString(pc_isa_name(pc_loop_isa(runtime_of(m))));
+}
+
 static PyObject *py_best_isa(PyObject *m, PyObject *unused)
 {
     (void)unused;
@@ -71,6 +77,8 @@ static PyMethodDef runtime_methods[] = {
     {"num_threads", py_num_threads, METH_NOARGS, "num_threads() -> int: the thread pool's size."},
     {"set_num_threads", py_set_num_threads, METH_O, "set_num_threads(n): use n threads (n >= 1)."},
     {"isa", py_isa, METH_NOARGS, "isa() -> str: the SIMD path in use."},
+    {"loop_isa", py_loop_isa, METH_NOARGS,
+     "loop_isa() -> str: the SIMD path of the elementwise loops (follows set_isa)."},
     {"best_isa", py_best_isa, METH_NOARGS, "best_isa() -> str: the best SIMD path this CPU supports."},
     {"set_isa", py_set_isa, METH_O, "set_isa(name): choose 'avx512', 'avx2' or 'generic'."},
     {NULL, NULL, 0, NULL}};

@@ -15,6 +15,7 @@ typedef struct {
     const float *x;
     float *y;
     size_t rows, per;       /* rows (or samples) of the task space; per task */
+    pc_isa isa;             /* the loops' SIMD path */
 } rs_job;
 
 static size_t per_task(size_t work_per_unit)
@@ -28,6 +29,7 @@ static int launch(pc_runtime *rt, rs_job *j, size_t units, size_t work_per_unit,
         return PC_OK;
     j->rows = units;
     j->per = per_task(work_per_unit);
+    j->isa = pc_loop_isa(rt);
     const size_t tasks = (units + j->per - 1) / j->per;
     if (tasks > 0x7fffffff)
         return PC_EINVAL;
@@ -67,12 +69,12 @@ static void nearest_fwd_task(void *ctx, int task, int thread)
     }
 }
 
-PC_MULTIVERSION
-static void add_floats(float *restrict d, const float *restrict s, size_t n)
+PC_SIMD_LOOP void add_floats_body(float *restrict d, const float *restrict s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         d[i] += s[i];
 }
+PC_SIMD_VARIANTS(add_floats, (float *restrict d, const float *restrict s, size_t n), (d, s, n))
 
 static void nearest_bwd_task(void *ctx, int task, int thread)
 {
@@ -92,7 +94,7 @@ static void nearest_bwd_task(void *ctx, int task, int thread)
                     if (a == 0 && b == 0)
                         pc_copy_floats(d, g, C);
                     else
-                        add_floats(d, g, C);
+                        add_floats(j->isa, d, g, C);
                 }
         }
     }
@@ -131,21 +133,26 @@ static inline void coord(int o, int s, int in, int *i0, int *i1, float *l)
     *l = (float)(src - f);
 }
 
-PC_MULTIVERSION
-static void lerp4(float *restrict y, const float *restrict a, const float *restrict b,
-                  const float *restrict c, const float *restrict d, float lx, float ly, size_t n)
+PC_SIMD_LOOP void lerp4_body(float *restrict y, const float *restrict a, const float *restrict b,
+                             const float *restrict c, const float *restrict d, float lx, float ly,
+                             size_t n)
 {
     const float mx = 1.0f - lx, my = 1.0f - ly;
     for (size_t i = 0; i < n; i++)
         y[i] = my * (mx * a[i] + lx * b[i]) + ly * (mx * c[i] + lx * d[i]);
 }
+PC_SIMD_VARIANTS(lerp4, (float *restrict y, const float *restrict a, const float *restrict b,
+                         const float *restrict c, const float *restrict d, float lx, float ly,
+                         size_t n),
+                 (y, a, b, c, d, lx, ly, n))
 
-PC_MULTIVERSION
-static void axpy(float *restrict d, const float *restrict g, float wgt, size_t n)
+PC_SIMD_LOOP void axpy_body(float *restrict d, const float *restrict g, float wgt, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         d[i] += wgt * g[i];
 }
+PC_SIMD_VARIANTS(axpy, (float *restrict d, const float *restrict g, float wgt, size_t n),
+                 (d, g, wgt, n))
 
 static void bilinear_fwd_task(void *ctx, int task, int thread)
 {
@@ -167,7 +174,7 @@ static void bilinear_fwd_task(void *ctx, int task, int thread)
             int c0, c1;
             float lx;
             coord(o, j->sw, j->w, &c0, &c1, &lx);
-            lerp4(y + (size_t)o * C, top + (size_t)c0 * C, top + (size_t)c1 * C,
+            lerp4(j->isa, y + (size_t)o * C, top + (size_t)c0 * C, top + (size_t)c1 * C,
                   bot + (size_t)c0 * C, bot + (size_t)c1 * C, lx, ly, C);
         }
     }
@@ -194,10 +201,10 @@ static void bilinear_bwd_task(void *ctx, int task, int thread)
                 float lx;
                 coord(o, j->sw, j->w, &c0, &c1, &lx);
                 const float mx = 1.0f - lx, my = 1.0f - ly;
-                axpy(top + (size_t)c0 * C, dy, my * mx, C);
-                axpy(top + (size_t)c1 * C, dy, my * lx, C);
-                axpy(bot + (size_t)c0 * C, dy, ly * mx, C);
-                axpy(bot + (size_t)c1 * C, dy, ly * lx, C);
+                axpy(j->isa, top + (size_t)c0 * C, dy, my * mx, C);
+                axpy(j->isa, top + (size_t)c1 * C, dy, my * lx, C);
+                axpy(j->isa, bot + (size_t)c0 * C, dy, ly * mx, C);
+                axpy(j->isa, bot + (size_t)c1 * C, dy, ly * lx, C);
             }
         }
     }

@@ -35,6 +35,26 @@ const char *pc_isa_name(pc_isa isa)
     }
 }
 
+/* The elementwise loops' variant for the path `isa` (see runtime.h). */
+static pc_isa loop_isa_for(pc_isa isa)
+{
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+    __builtin_cpu_init();
+    if (isa >= PC_ISA_AVX512 && __builtin_cpu_supports("x86-64-v4"))
+        return PC_ISA_AVX512;
+    if (isa >= PC_ISA_AVX2 && __builtin_cpu_supports("x86-64-v3"))
+        return PC_ISA_AVX2;
+#else
+    (void)isa;
+#endif
+    return PC_ISA_GENERIC;
+}
+
+pc_isa pc_best_loop_isa(void)
+{
+    return loop_isa_for(pc_detect_isa());
+}
+
 int pc_select_isa(pc_runtime *rt, pc_isa isa)
 {
     if (isa > rt->best_isa)
@@ -43,6 +63,7 @@ int pc_select_isa(pc_runtime *rt, pc_isa isa)
     if (!k)
         return -1;
     rt->ukernel = *k;
+    rt->loop_isa = loop_isa_for(isa);
     return 0;
 }
 
@@ -149,13 +170,12 @@ static void run_tasks(pc_runtime *rt, int thread)
 
 /* Between jobs a worker first spins for a moment (a batch's kernels follow each other within
  * microseconds, and waking a sleeping thread costs tens of them), then sleeps on the condvar.
- * The spin is short, bounded in time, and uses plain loads, not PAUSE. Measured on the
- * project's 2-vCPU KVM machine: a long PAUSE loop (~3 ms) made a 128x784x512 GEMM take 24 ms
- * instead of 0.5 (pause-loop exiting: the host deschedules the spinning vCPU). With plain loads,
- * an earlier build measured spins of 60 us or more halving training speed; with the current
- * kernels (fewer, longer calls per step) 200 us measures best in alternating runs: batch-32
- * predict 21-22k -> 23-26k img/s, convnet step 16.4-17.7 -> 15.5-16.3 ms, dense step
- * 1.75 -> 1.63 ms, against 20 us. No spinning when there are more threads than CPUs. */
+ * The spin is short, bounded in time, and uses plain loads, not PAUSE. Measured on a 2-vCPU KVM
+ * machine: a long PAUSE loop (~3 ms) made a 128x784x512 GEMM take 24 ms instead of 0.5
+ * (pause-loop exiting: the host deschedules the spinning vCPU). With plain loads, 200 us
+ * measures best in alternating runs against 20 us: batch-32 predict 21-22k -> 23-26k img/s,
+ * convnet step 16.4-17.7 -> 15.5-16.3 ms, dense step 1.75 -> 1.63 ms. No spinning when there
+ * are more threads than CPUs. */
 #define SPIN_NS 200000L
 
 static long long now_ns(void)

@@ -143,6 +143,7 @@ typedef struct pc_runtime {
     /* SIMD */
     pc_ukernel ukernel;
     pc_isa best_isa;
+    pc_isa loop_isa;             /* the elementwise loops' path (pc_loop_isa) */
 } pc_runtime;
 
 /* Create / destroy. init returns 0, or -1 when out of memory (or the fork handlers could not be
@@ -166,9 +167,20 @@ int pc_parallel(pc_runtime *rt, int ntasks, pc_task_fn fn, void *ctx);
 float *pc_thread_scratch(pc_runtime *rt, int thread, int slot, size_t n);
 float *pc_shared_scratch(pc_runtime *rt, int slot, size_t n);
 
-/* SIMD path: the best the CPU supports, and choosing one (returns -1 if unsupported). */
+/* SIMD path: the best the CPU supports, and choosing one (returns -1 if unsupported). The
+ * choice selects the GEMM micro-kernel and the elementwise loops' variant (PC_SIMD_VARIANTS in
+ * pycnn.h): the same path where the CPU has the whole x86-64 level that variant is compiled for
+ * (x86-64-v4 for avx512, x86-64-v3 for avx2), else the next one down. */
 pc_isa pc_detect_isa(void);
 int pc_select_isa(pc_runtime *rt, pc_isa isa);
 const char *pc_isa_name(pc_isa isa);
+
+/* The loops' path of the best ISA the CPU supports (what pc_runtime_init selects). */
+pc_isa pc_best_loop_isa(void);
+
+static inline pc_isa pc_loop_isa(const pc_runtime *rt)
+{
+    return rt->loop_isa;
+}
 
 #endif

@@ -14,11 +14,6 @@ import numpy as np
 
 from . import _C
 
-#: The activations the C kernels implement, by Keras name (aliases: swish, hard_swish).
-KERNEL_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax", "elu", "selu",
-                      "softplus", "softsign", "silu", "hard_sigmoid", "hard_silu", "relu6",
-                      "leaky_relu", "exponential", "gelu", "mish", "log_sigmoid", "hard_tanh")
-
 #: Kinds whose gradient the kernels compute from the forward input (not from the output).
 _NEEDS_INPUT = frozenset({"silu", "hard_silu", "gelu", "gelu_tanh", "mish"})
 

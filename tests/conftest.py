@@ -1,7 +1,8 @@
 """Shared fixtures of pycnn's test suite.
 
-* ``mnist_dir``: the real MNIST files (``../shared/data`` beside the checkout, holding
-  ``mnist/``); tests that need it skip, saying where the data was looked for, when it is absent.
+* ``mnist_dir``: the real MNIST files (``$PYCNN_DATA_DIR``, else ``../shared/data`` beside the
+  checkout, holding ``mnist/``: see ``datadir.py``); tests that need it skip, saying where the
+  data was looked for, when it is absent.
 * ``mnist_env``: ``PYCNN_DATA_DIR`` pointed at ``mnist_dir``, so the lecture's
   ``mnist.load_data()`` runs verbatim without a network.
 * ``small_mnist``: a session-wide normalized subset (the first 10,000 training and 2,000 test
@@ -10,8 +11,9 @@
   names (``conv2d``, ``dense_1``, ``input_1``, ...) never depend on the order tests run in.
 * ``seed``: ``pycnn.utils.set_random_seed(1234)`` (weights, shuffling and dropout repeat).
 * ``keep_num_threads``: restores pycnn's thread count after a test that changes it.
-* ``isa`` (parametrized): runs a test once per SIMD path of the GEMM micro-kernel (``ISAS``),
-  skipping the paths this CPU lacks, and restores the path in use afterwards.
+* ``isa`` (parametrized): runs a test once per SIMD path (``ISAS``) of every kernel family: the
+  GEMM micro-kernel and the elementwise loops both follow ``_C.set_isa``. Skips the paths this
+  CPU lacks, and restores the path in use afterwards.
 """
 from __future__ import annotations
 
@@ -23,12 +25,11 @@ import pytest
 
 import pycnn
 
-#: ``<checkout>/../shared/data``: its ``mnist/`` sub-directory holds the four IDX files.
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+from datadir import DATA_DIR  # its ``mnist/`` holds the four IDX files
 
 SEED = 1234
 
-#: The SIMD paths of the GEMM micro-kernel, from the portable one up.
+#: The SIMD paths of the kernels, from the portable one up.
 ISAS = ("generic", "avx2", "avx512")
 
 
@@ -43,7 +44,7 @@ def isa(request):
     except ValueError as e:
         pytest.skip(f"CPU does not support the {request.param!r} SIMD path "
                     f"(set_isa raised ValueError: {e})")
-    assert _C.isa() == request.param
+    assert _C.isa() == request.param and _C.loop_isa() == request.param
     try:
         yield request.param
     finally:
@@ -60,7 +61,7 @@ def mnist_dir() -> Path:
                if not (mnist / n).is_file() and not (mnist / f"{n}.gz").is_file()]
     if missing:
         pytest.skip(f"real MNIST data not found: expected {', '.join(missing)} (or .gz) in "
-                    f"{mnist} (the shared data directory beside the checkout)")
+                    f"{mnist} (set PYCNN_DATA_DIR to the directory holding mnist/)")
     return DATA_DIR
 
 

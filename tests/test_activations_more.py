@@ -334,6 +334,12 @@ def test_prelu_weights_config_and_errors():
 # get / serialize / deserialize
 # ---------------------------------------------------------------------------------------------
 
+#: The activations the C kernels implement, by Keras name (aliases: swish, hard_swish).
+KERNEL_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax", "elu", "selu",
+                      "softplus", "softsign", "silu", "hard_sigmoid", "hard_silu", "relu6",
+                      "leaky_relu", "exponential", "gelu", "mish", "log_sigmoid", "hard_tanh")
+
+
 def test_get_gives_canonical_callable_names():
     assert activations.get(None) == "linear"
     assert activations.get("swish") == "silu" and activations.get("hard_swish") == "hard_silu"
@@ -343,7 +349,7 @@ def test_get_gives_canonical_callable_names():
     np.testing.assert_array_equal(activations.get("relu6")(np.array([-1.0, 3.0, 9.0])),
                                   [0, 3, 6])
     assert json.dumps({"a": activations.get("elu")}) == '{"a": "elu"}'
-    for name in activations.KERNEL_ACTIVATIONS:
+    for name in KERNEL_ACTIVATIONS:
         assert activations.get(name) == name
     with pytest.raises(ValueError, match="Unknown activation"):
         activations.get("gelu_tanh")

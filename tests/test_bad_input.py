@@ -8,11 +8,9 @@ one test and is reported as such instead of killing the test run."""
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import pickle
 import subprocess
-import sys
 import tempfile
 import threading
 
@@ -22,6 +20,7 @@ import pytest
 import pycnn
 import pycnn as keras
 from pycnn import layers
+from childproc import child_env, popen_python
 
 
 # ---- models used below ---------------------------------------------------------------------------
@@ -596,10 +595,9 @@ class CWorker:
 
     def _start(self):
         self.stderr = tempfile.TemporaryFile()
-        env = dict(os.environ, PYCNN_NUM_THREADS="2", PYTHONFAULTHANDLER="1")
-        self.proc = subprocess.Popen([sys.executable, "-c", WORKER], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self.stderr, text=True,
-                                     env=env)
+        env = child_env(PYCNN_NUM_THREADS="2", PYTHONFAULTHANDLER="1")
+        self.proc = popen_python(WORKER, env=env, stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=self.stderr, text=True)
 
     def run(self, code: str, timeout: float = 60) -> dict:
         if self.proc is None or self.proc.poll() is not None:

@@ -110,18 +110,22 @@ def test_predictions_during_set_weights_match_one_of_the_two_weight_sets():
     p2 = model.predict(x, batch_size=64, verbose=0)
     outs = []
     stop = threading.Event()
+    flips = [0]
 
     def flip():
-        for i in range(200):
-            model.set_weights(w1 if i % 2 else w2)
-        stop.set()
+        while not stop.is_set():
+            model.set_weights(w1 if flips[0] % 2 else w2)
+            flips[0] += 1
 
     def predict():
-        while not stop.is_set():
-            outs.append(model.predict(x, batch_size=64, verbose=0))
+        try:
+            for _ in range(40):
+                outs.append(model.predict(x, batch_size=64, verbose=0))
+        finally:
+            stop.set()
 
     _run_threads([flip, predict])
-    assert outs
+    assert len(outs) == 40 and flips[0] > 0
     for out in outs:
         assert np.array_equal(out, p1) or np.array_equal(out, p2), \
             "a prediction used weights from two different sets"

@@ -25,7 +25,7 @@ import pycnn.datasets
 from pycnn.datasets import _fetch, _idx, fashion_mnist, mnist
 from pycnn.datasets import ChecksumError, DatasetNotFoundError
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from datadir import DATA_DIR as SHARED_DATA
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 STEMS = [stem for stem, _ in _idx.IDX_FILES.values()]
 GZ_NAMES = [stem + ".gz" for stem in STEMS]

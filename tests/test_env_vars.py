@@ -4,24 +4,19 @@ Each case imports pycnn in a child process (the variables are read once, at impo
 modified environment, so the test process' own pycnn state is never touched."""
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from childproc import child_env, run_python
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _import_pycnn(**env: str) -> subprocess.CompletedProcess:
-    child_env = {k: v for k, v in os.environ.items() if not k.startswith("PYCNN_")}
-    child_env.update(env)
-    child_env["PYTHONPATH"] = str(ROOT) + os.pathsep + child_env.get("PYTHONPATH", "")
     code = ("import pycnn, sys; "
             "print(pycnn.get_num_threads(), pycnn.backend.simd_path()); sys.stdout.flush()")
-    return subprocess.run([sys.executable, "-c", code], env=child_env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    return run_python(code, env=child_env(drop_pycnn_vars=True, **env), cwd=str(ROOT))
 
 
 @pytest.mark.parametrize("value", ["5000", "1025", "0", "-3", "four", "2.5"])

@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import functools
 import os
-import subprocess
 import sys
-import tempfile
 import types
 
 import numpy as np
@@ -46,6 +44,7 @@ from pycnn.models.plan import LayerStep  # noqa: E402
 from test_lecture import build_part2_convnet  # noqa: E402
 from test_kernels import (_gemm_operands, assert_close, directional_check, f32, nans,  # noqa: E402
                           randn, rng)
+from childproc import child_env, run_python
 
 
 def by_threads(fn, counts=(1, 2, 3)):
@@ -548,11 +547,8 @@ def test_huge_conv_geometry_is_refused_quickly(kind):
     MemoryError naming the function, without crashing and without computing the huge
     convolution output (the child process has 6 GB of address space and 2 s of CPU time; the
     kernel allocates and computes every one of the conv_hw cells it is given)."""
-    env = dict(os.environ, PYCNN_NUM_THREADS="2",
-               PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(pycnn.__file__))))
-    proc = subprocess.run([sys.executable, "-c", HUGE_SNIPPET, kind, repr(HUGE_CASES)],
-                          env=env, capture_output=True, text=True, timeout=120,
-                          cwd=tempfile.gettempdir())
+    proc = run_python(HUGE_SNIPPET, kind, repr(HUGE_CASES),
+                      env=child_env(PYCNN_NUM_THREADS="2"))
     lines = proc.stdout.splitlines()
     outcomes, case = {}, None
     for line in lines:

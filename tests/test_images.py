@@ -30,6 +30,7 @@ from pycnn.utils import (  # noqa: E402
     save_img,
 )
 from pycnn.utils import image_resize  # noqa: E402
+from childproc import run_python
 
 FIXTURE = Path(__file__).parent / "data" / "tf_image_resize.npz"
 
@@ -161,11 +162,8 @@ def test_missing_pillow_names_pip_install(monkeypatch):
 
 
 def test_import_pycnn_does_not_import_pillow():
-    import subprocess
-
-    code = "import sys, pycnn; print('PIL' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=Path(__file__).parents[1], check=True)
+    out = run_python("import sys, pycnn; print('PIL' in sys.modules)")
+    assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import zipfile
 
@@ -19,6 +18,7 @@ import pytest
 
 import pycnn
 from pycnn import layers
+from childproc import run_python
 
 h5py = pytest.importorskip("h5py")
 
@@ -269,6 +269,33 @@ for f in FILES:
         np.testing.assert_allclose(np.asarray(a), b, rtol=1e-4, atol=1e-5)
 print("ok")
 """.replace("HEADER", header).replace("FILES", files)
-    done = subprocess.run([python, "-c", script, str(tmp_path)], capture_output=True,
-                          text=True, timeout=300)
+    done = run_python(script, str(tmp_path), python=python, env=dict(os.environ), timeout=300)
     assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-3000:]
+
+
+def test_a_keras_file_member_declaring_a_huge_size_is_refused_before_inflating(tmp_path):
+    """A zip bomb inside a .keras file: the member's declared size and compression ratio are
+    checked against bounds before anything is inflated."""
+    model = pycnn.Sequential([pycnn.Input(shape=(4,)), layers.Dense(3)])
+    model.save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    with zipfile.ZipFile(tmp_path / "bomb.keras", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("metadata.json", members["metadata.json"])
+        zf.writestr("config.json", members["config.json"])
+        zf.writestr("model.weights.h5", b"\0" * (64 * 2**20))    # 64 MiB of zeros: ~1000x
+    with pytest.raises(ValueError, match=r"bomb\.keras.*model\.weights\.h5.*refusing"):
+        pycnn.saving.load_model(tmp_path / "bomb.keras")
+
+
+def test_a_weights_file_whose_array_is_larger_than_the_layer_is_refused_unread(tmp_path):
+    model = pycnn.Sequential([pycnn.Input(shape=(4,)), layers.Dense(3, name="d")])
+    with h5py.File(tmp_path / "w.h5", "w") as f:
+        f.attrs["layer_names"] = [b"d"]
+        g = f.create_group("d")
+        g.attrs["weight_names"] = [b"d/kernel:0", b"d/bias:0"]
+        g.create_dataset("d/kernel:0", shape=(40000, 40000), dtype="f4",
+                         compression="gzip")            # 6 GB declared, a few KB on disk
+        g["d/bias:0"] = np.zeros(3, np.float32)
+    with pytest.raises(ValueError, match=r"w\.h5"):
+        model.load_weights(tmp_path / "w.h5")

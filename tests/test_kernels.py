@@ -11,7 +11,6 @@ thread counts, and bad input raising TypeError/ValueError that names the argumen
 
 import os
 import re
-import subprocess
 import sys
 import textwrap
 
@@ -24,6 +23,7 @@ import reference as ref  # noqa: E402
 from pycnn import _C  # noqa: E402
 
 from conftest import ISAS  # noqa: E402
+from childproc import child_env, run_python
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,19 +144,9 @@ def test_set_isa_and_threads_bad_values(keep_num_threads):
     assert _C.num_threads() >= 1
 
 
-def _subprocess_env(**extra):
-    import pycnn
-    root = os.path.dirname(os.path.dirname(os.path.abspath(pycnn.__file__)))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    env.update(extra)
-    return env
-
-
 def test_pycnn_isa_env_var():
-    out = subprocess.run([sys.executable, "-c", "from pycnn import _C; print(_C.isa())"],
-                         env=_subprocess_env(PYCNN_ISA="generic"), capture_output=True,
-                         text=True, timeout=60)
+    out = run_python("from pycnn import _C; print(_C.isa())", env=child_env(PYCNN_ISA="generic"),
+                     timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "generic"
 
@@ -194,8 +184,7 @@ def test_concurrent_calls_from_python_threads():
         [t.join() for t in ts]
         print("OK" if not errors else "MISMATCH " + ",".join(sorted(set(errors))))
     """)
-    out = subprocess.run([sys.executable, "-c", code], env=_subprocess_env(),
-                         capture_output=True, text=True, timeout=120)
+    out = run_python(code)
     assert out.returncode == 0, f"subprocess died (rc={out.returncode}): {out.stderr[-2000:]}"
     assert out.stdout.strip() == "OK", out.stdout
 

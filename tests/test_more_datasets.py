@@ -14,7 +14,6 @@ import json
 import os
 import pickle
 import struct
-import subprocess
 import tarfile
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from pycnn.datasets import (
     imdb,
     reuters,
 )
+from childproc import run_python
 
 KERAS_PY = Path("/work/venvs/keras3/bin/python")
 
@@ -626,8 +626,7 @@ out['cifar'] = [x.tolist(), list(map(int, y))]
 print(json.dumps(out))
 """
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
-    run = subprocess.run([str(KERAS_PY), "-c", script], capture_output=True, text=True, env=env,
-                         timeout=300)
+    run = run_python(script, python=str(KERAS_PY), env=env, timeout=300)
     if run.returncode != 0:
         pytest.skip(f"Keras could not run: {run.stderr[-300:]}")
     ref = json.loads(run.stdout.strip().splitlines()[-1])

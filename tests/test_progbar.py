@@ -363,3 +363,124 @@ def test_render_console():
     assert render_console("abc\rxy") == "xyc"
     assert render_console("abc\b\bZ\nq") == "aZc\nq"
     assert render_console("12345" + "\b" * 5 + "\r" + "ab   \n") == "ab   \n"
+
+
+# ---- Keras 3's bar (tests/keras_refs/make_printing.py, Keras 3.15 with a fake clock) ----------
+import contextlib as _contextlib
+import io as _io
+import json as _json
+import os as _os
+import sys as _sys
+
+_REFS = _os.path.join(_os.path.dirname(__file__), "keras_refs")
+_sys.path.insert(0, _REFS)
+import printing_cases as _cases  # noqa: E402
+
+_sys.path.remove(_REFS)
+with open(_os.path.join(_REFS, "printing_keras3.json"), encoding="utf-8") as _f:
+    _KERAS3 = _json.load(_f)
+
+
+@pytest.mark.parametrize("name", sorted(_cases.PROGBARS))
+def test_keras3_progbar_writes_what_keras_3_writes(name):
+    from pycnn.utils.progbar import Keras3Progbar
+
+    kwargs, updates, step = _cases.PROGBARS[name]
+    clock = _cases.FakeTime(step)
+    buf = _io.StringIO()
+    bar = Keras3Progbar(**kwargs, stream=buf, clock=clock.time, dynamic_display=True)
+    for current, values, finalize in updates:
+        bar.update(current, values, finalize=finalize)
+    assert buf.getvalue() == _KERAS3["progbar"][name]
+
+
+def test_keras3_progbar_final_line_by_hand():
+    from pycnn.utils.progbar import Keras3Progbar
+
+    t = iter([0.0, 3.0])
+    buf = _io.StringIO()
+    bar = Keras3Progbar(469, stream=buf, clock=lambda: next(t), dynamic_display=False,
+                        stateless_metrics=[])
+    bar.update(469, [("accuracy", 0.92391), ("loss", 0.26333)], finalize=True)
+    assert buf.getvalue() == ("\n\x1b[1m469/469\x1b[0m \x1b[32m" + "━" * 20 + "\x1b[0m\x1b[37m"
+                              "\x1b[0m \x1b[1m3s\x1b[0m 6ms/step - accuracy: 0.9239 - loss: 0.2633\n")
+    assert render_console(buf.getvalue().replace("\x1b[1m", "").replace("\x1b[0m", "")
+                          .replace("\x1b[32m", "").replace("\x1b[37m", "")) == \
+        "\n469/469 ━━━━━━━━━━━━━━━━━━━━ 3s 6ms/step - accuracy: 0.9239 - loss: 0.2633\n"
+
+
+def test_keras3_progbar_rejects_both_metric_lists():
+    from pycnn.utils.progbar import Keras3Progbar
+
+    with pytest.raises(ValueError, match="Only one of `stateful_metrics` or `stateless_metrics`"):
+        Keras3Progbar(3, stateful_metrics=["a"], stateless_metrics=["b"])
+
+
+@pytest.fixture
+def keras3_style():
+    import pycnn
+
+    before = pycnn.config.get_output_style()
+    pycnn.config.set_output_style("keras3")
+    yield
+    pycnn.config.set_output_style(before)
+
+
+@pytest.mark.parametrize("mode", ["v1", "v2", "predict"])
+def test_keras3_style_fit_prints_what_keras_3_prints(mode, keras3_style, monkeypatch):
+    import pycnn
+    import pycnn.utils.progbar as progbar_module
+    from pycnn import layers
+
+    monkeypatch.setattr(progbar_module, "time", _cases.FakeTime(0.0125))
+    buf = _io.StringIO()
+    with _contextlib.redirect_stdout(buf):
+        _cases.fit_run(pycnn, layers, mode)
+    assert buf.getvalue() == _KERAS3["fit"][mode]
+
+
+def test_keras3_style_sorts_the_logs_as_keras_3(keras3_style, capsys):
+    import pycnn
+    from pycnn.callbacks import ProgbarLogger
+
+    logger = ProgbarLogger()
+    logger.set_params({"verbose": 2, "epochs": 1, "steps": 2})
+    logger.on_train_begin()
+    logger.on_epoch_begin(0)
+    logger.on_epoch_end(0, {"loss": 0.5, "mae": 0.25, "accuracy": 0.75, "val_loss": 0.4,
+                            "val_accuracy": 0.5})
+    line = capsys.readouterr().out
+    assert line.startswith("2/2 - ")
+    assert line.endswith("/step - accuracy: 0.7500 - loss: 0.5000 - mae: 0.2500 - "
+                         "val_accuracy: 0.5000 - val_loss: 0.4000\n")
+
+
+def test_default_style_keeps_tf_keras_bar_and_log_order(capsys):
+    import pycnn
+    from pycnn.callbacks import ProgbarLogger
+    from pycnn.utils.progbar import Progbar
+
+    assert pycnn.config.get_output_style() == "tf_keras"
+    logger = ProgbarLogger()
+    logger.set_params({"verbose": 2, "epochs": 1, "steps": 2})
+    logger.on_train_begin()
+    logger.on_epoch_begin(0)
+    assert type(logger.progbar) is Progbar
+    logger.on_epoch_end(0, {"loss": 0.5, "accuracy": 0.75})
+    assert " - loss: 0.5000 - accuracy: 0.7500 - " in capsys.readouterr().out
+
+
+def test_environment_variable_gives_keras3_bar_in_a_child_process():
+    import subprocess
+
+    root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+    env = {k: v for k, v in _os.environ.items() if not k.startswith("PYCNN_")}
+    env.update(PYCNN_OUTPUT_STYLE="keras3",
+               PYTHONPATH=root + _os.pathsep + env.get("PYTHONPATH", ""))
+    code = ("import sys; sys.path.insert(0, 'tests/keras_refs'); import printing_cases as c; "
+            "import pycnn, pycnn.utils.progbar as p; from pycnn import layers; "
+            "p.time = c.FakeTime(0.0125); c.fit_run(pycnn, layers, 'v2')")
+    r = subprocess.run([_sys.executable, "-c", code], env=env, cwd=root, capture_output=True,
+                       text=True, encoding="utf-8", timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == _KERAS3["fit"]["v2"]

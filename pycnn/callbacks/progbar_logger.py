@@ -1,11 +1,13 @@
 """``ProgbarLogger``: the ``Epoch 3/5`` lines and progress bars of ``fit``, ``evaluate`` and
-``predict``, in tf.keras 2.15's format (pycnn.utils.progbar)."""
+``predict``, in tf.keras 2.15's format (pycnn.utils.progbar), or Keras 3's after
+``pycnn.config.set_output_style("keras3")``."""
 from __future__ import annotations
 
 import sys
 from typing import Optional
 
-from ..utils.progbar import Progbar, format_epoch_header
+from .. import config
+from ..utils.progbar import Progbar, format_epoch_header, make_progbar
 from .callback import Callback
 
 
@@ -36,6 +38,7 @@ class ProgbarLogger(Callback):
         self.target: Optional[int] = None
         self.seen = 0
         self.progbar: Optional[Progbar] = None
+        self._style = "tf_keras"
         self._called_in_fit = False
 
     def set_params(self, params: dict) -> None:
@@ -47,16 +50,23 @@ class ProgbarLogger(Callback):
 
     def _new_bar(self) -> None:
         self.seen = 0
+        self._style = config.get_output_style()
         stateful = set(self.params.get("metric_names") or ()) | self.stateful_metrics
-        self.progbar = Progbar(self.target, verbose=self.verbose, stateful_metrics=stateful,
-                               unit_name="step")
+        self.progbar = make_progbar(self.target, verbose=self.verbose, stateful_metrics=stateful,
+                                    unit_name="step", style=self._style)
+
+    def _items(self, logs) -> list:
+        """The logs as the bar shows them: in their order for tf.keras 2, sorted by name for
+        Keras 3 (its callbacks receive sorted logs: ``accuracy - loss - val_accuracy``)."""
+        items = list((logs or {}).items())
+        return sorted(items, key=lambda kv: kv[0]) if self._style == "keras3" else items
 
     def _update(self, batch: int, logs) -> None:
         if self.progbar is None:
             self._new_bar()
         self.seen = batch + 1
         if self.verbose == 1:
-            self.progbar.update(self.seen, list((logs or {}).items()), finalize=False)
+            self.progbar.update(self.seen, self._items(logs), finalize=False)
 
     def _finalize(self, logs) -> None:
         if self.progbar is None:
@@ -64,7 +74,7 @@ class ProgbarLogger(Callback):
         if self.target is None:             # a generator of unknown length: now it is known
             self.target = self.seen
             self.progbar.target = self.seen
-        self.progbar.update(self.target, list((logs or {}).items()), finalize=True)
+        self.progbar.update(self.target, self._items(logs), finalize=True)
 
     def on_train_begin(self, logs=None):
         self._called_in_fit = True

@@ -158,6 +158,9 @@ class IterableBatches:
     def epoch_iterator(self, shuffle: bool) -> Iterator:
         src = self.source
         if self._indexable():           # a Sequence: batches by index, order shuffled
+            begin = getattr(src, "on_epoch_begin", None)
+            if callable(begin):
+                begin()
             n = len(src) if self.steps is None else min(self.steps, len(src))
             order = backend.rng().permutation(len(src)) if shuffle and \
                 getattr(src, "shuffle", None) is None else np.arange(len(src))

@@ -12,6 +12,12 @@ Rules:
   cache (the convolution's output is never stored; the backward pass multiplies only the
   pooled cells' gradients).
 
+- ``bn_fold`` (inference plans only): a ``Conv2D`` or ``Dense`` without activation whose
+  output feeds only a ``BatchNormalization`` over its channels runs as one call with the
+  normalization folded into its kernel and bias (``BatchNormalization.fold_into``: the moving
+  statistics, recomputed at every batch so weight changes are seen). Equal to the two layers
+  apart up to float32 rounding (the folded kernel is computed in float64).
+
 The other fused pairs are decided where they are cheaper to express: bias + relu inside the
 GEMM's epilogue (the layer asks for ``activation="relu"``), and softmax (or sigmoid) into the
 loss through ``Context.logits_only``, which the plan sets on an output layer when its loss
@@ -39,13 +45,18 @@ def rule(name: str):
     return register
 
 
-def apply(steps: list, output_slots: Sequence[int], enabled: Optional[dict] = None) -> list:
+def apply(steps: list, output_slots: Sequence[int], enabled: Optional[dict] = None,
+          training: bool = True) -> list:
     """The steps with every enabled rule applied, in the order the rules were registered."""
     enabled = enabled or {}
     for name, fn in RULES.items():
-        if enabled.get(name, True):
+        if enabled.get(name, True) and (training is False or name not in INFERENCE_ONLY):
             steps = fn(steps, set(output_slots))
     return steps
+
+
+#: Rules that change a plan's numbers within rounding: never applied to a training plan.
+INFERENCE_ONLY = {"bn_fold"}
 
 
 class ConvMaxPoolStep:
@@ -81,9 +92,11 @@ class ConvMaxPoolStep:
         conv_pads, conv_hw, pooled_shape, pool_pads = self._geometry(x.shape)
         y = ctx.buffer("y", pooled_shape)
         argmax = ctx.buffer("argmax", pooled_shape, np.int32)
-        ctx.args = (conv_hw, self.pool.pool_size, self.pool.strides, pool_pads)
-        _C.conv2d_maxpool_forward(x, conv.kernel.value, conv.bias.value if conv.bias else None,
-                                  y, argmax, conv.strides, conv_pads, *ctx.args,
+        ctx.pooling = dict(conv_hw=conv_hw, pool=self.pool.pool_size,
+                           pool_strides=self.pool.strides, pool_pads=pool_pads)
+        _C.conv2d_maxpool_forward(x=x, w=conv.kernel.value,
+                                  b=conv.bias.value if conv.bias else None, y=y, argmax=argmax,
+                                  strides=conv.strides, pads=conv_pads, **ctx.pooling,
                                   activation=conv._fused)
         ctx.x, ctx.y, ctx.argmax, ctx.conv_pads = x, y, argmax, conv_pads
         values[self.outputs[0]] = y
@@ -93,9 +106,9 @@ class ConvMaxPoolStep:
         dy = np.ascontiguousarray(douts[0], dtype=np.float32).reshape(ctx.y.shape)
         dx = ctx.buffer("dx", ctx.x.shape) if need_dx[0] else None
         _C.conv2d_maxpool_backward(
-            ctx.x, conv.kernel.value, dy, ctx.argmax, dx, conv.kernel.grad,
-            conv.bias.grad if conv.bias else None, conv.strides, ctx.conv_pads, *ctx.args,
-            y=ctx.y if conv.activation == "relu" else None)
+            x=ctx.x, w=conv.kernel.value, dy=dy, argmax=ctx.argmax, dx=dx, dw=conv.kernel.grad,
+            db=conv.bias.grad if conv.bias else None, strides=conv.strides, pads=ctx.conv_pads,
+            **ctx.pooling, y=ctx.y if conv.activation == "relu" else None)
         return [dx]
 
     def release(self):
@@ -126,3 +139,78 @@ def fuse_conv_maxpool(steps: list, outputs: set) -> list:
             fused[id(step)] = ConvMaxPoolStep(step, pool)
             dropped.add(id(pool))
     return [fused.get(id(s), s) for s in steps if id(s) not in dropped]
+
+
+class FoldedBatchNormStep:
+    """``bn(layer(x))`` at inference as one call of ``layer`` with BN folded in."""
+
+    def __init__(self, layer_step, bn_step):
+        self.layer, self.bn = layer_step.layer, bn_step.layer
+        self.layers = (self.layer, self.bn)
+        self.inputs, self.outputs = layer_step.inputs, bn_step.outputs
+        self.ctx = Context()
+        self.name = f"{self.layer.name}+{self.bn.name}"
+
+    def trainable_variables(self):
+        return []           # an inference plan has no backward pass
+
+    def forward(self, values, training):
+        layer, ctx = self.layer, self.ctx
+        x = values[self.inputs[0]]
+        bias = layer.bias.value if layer.bias is not None else None
+        kernel, bias = self.bn.fold_into(layer.kernel.value, bias)
+        if isinstance(layer, Conv2D):
+            out_shape, pads = layer._geometry(x.shape)
+            y = ctx.buffer("y", out_shape)
+            _C.conv2d_forward(x, kernel, bias, y, layer.strides, pads, activation="linear")
+        else:
+            x2 = x.reshape(-1, kernel.shape[0])
+            y = ctx.buffer("y", (x2.shape[0], kernel.shape[1]))
+            _C.dense_forward(x2, kernel, bias, y, activation="linear")
+            y = y.reshape(x.shape[:-1] + (kernel.shape[1],))
+        values[self.outputs[0]] = y
+
+    def backward(self, douts, need_dx):
+        raise RuntimeError("a folded BatchNormalization step belongs to an inference plan")
+
+    def release(self):
+        self.ctx.release()
+
+
+@rule("bn_fold")
+def fold_batch_norm(steps: list, outputs: set) -> list:
+    from ..layers.core import Dense
+    from ..layers.normalization import BatchNormalization
+    from .plan import LayerStep
+    consumers: dict[int, list] = {}
+    for step in steps:
+        for s in step.inputs:
+            consumers.setdefault(s, []).append(step)
+    fused: dict[int, object] = {}
+    dropped: set[int] = set()
+    for step in steps:
+        layer = getattr(step, "layer", None)
+        if not (isinstance(step, LayerStep) and type(layer) in (Conv2D, Dense) and
+                layer.activation == "linear" and not step.ctx.logits_only):
+            continue
+        if type(layer) is Conv2D and (tuple(layer.dilation_rate) != (1, 1) or
+                                      layer.groups != 1):
+            continue
+        out = step.outputs[0]
+        users = consumers.get(out, [])
+        if out in outputs or len(users) != 1:
+            continue
+        bn = users[0]
+        bn_layer = getattr(bn, "layer", None)
+        if isinstance(bn, LayerStep) and type(bn_layer) is BatchNormalization and \
+                bn.inputs == [out] and bn.training is not True and \
+                _last_axis(bn_layer) and id(bn) not in dropped:
+            fused[id(step)] = FoldedBatchNormStep(step, bn)
+            dropped.add(id(bn))
+    return [fused.get(id(s), s) for s in steps if id(s) not in dropped]
+
+
+def _last_axis(bn) -> bool:
+    """Whether a BatchNormalization normalizes the last axis (the channels a kernel makes)."""
+    ndim = getattr(bn.input_spec, "ndim", None)
+    return bn.axis == -1 or (ndim is not None and bn.axis == ndim - 1)

@@ -53,6 +53,14 @@ class Model(Trainer, Layer):
 
     _default_name = "model"
 
+    @classmethod
+    def _auto_name(cls) -> str:
+        """tf.keras 2's default name: ``model`` for ``Model(inputs, outputs)``, ``sequential``,
+        else the snake_case of the subclass' name (``my_model`` for ``class MyModel``)."""
+        if "_default_name" in cls.__dict__:
+            return cls._default_name
+        return backend.snake_case(cls.__name__)
+
     def __init__(self, *args, **kwargs):
         inputs = kwargs.pop("inputs", None)
         outputs = kwargs.pop("outputs", None)
@@ -70,7 +78,7 @@ class Model(Trainer, Layer):
         if kwargs:
             raise TypeError(f"Unrecognized keyword arguments passed to Model: {kwargs}")
         object.__setattr__(self, "_tracked", [])
-        Layer.__init__(self, name=name or backend.unique_name(self._default_name),
+        Layer.__init__(self, name=name or backend.unique_name(self._auto_name()),
                        trainable=trainable)
         Trainer.__init__(self)
         self._graph: Optional[Graph] = None
@@ -172,6 +180,8 @@ class Model(Trainer, Layer):
     def output_names(self) -> list[str]:
         if isinstance(self._output_structure, dict):
             return list(self._output_structure)
+        if self._graph is None and self._traced:        # subclassed: tf.keras 2's names
+            return [f"output_{i + 1}" for i in range(len(self.outputs))]
         return [t.node.layer.name if t.node is not None else t.name for t in self.outputs]
 
     @property
@@ -233,9 +243,15 @@ class Model(Trainer, Layer):
         return graph
 
     def _trace(self, shapes: list[tuple], training: bool) -> Graph:
-        tensors = [Input(batch_shape=(None,) + tuple(s[1:]), name=f"{self.name}_input_{i}")
-                   for i, s in enumerate(shapes)]
-        structure = tensors[0] if len(tensors) == 1 else tensors
+        keys = getattr(self, "_input_names", None)
+        if keys and len(keys) == len(shapes):       # called with a dict: call() gets a dict
+            tensors = [Input(batch_shape=(None,) + tuple(s[1:]), name=k)
+                       for k, s in zip(keys, shapes)]
+            structure = dict(zip(keys, tensors))
+        else:
+            tensors = [Input(batch_shape=(None,) + tuple(s[1:]),
+                             name=f"{self.name}_input_{i}") for i, s in enumerate(shapes)]
+            structure = tensors[0] if len(tensors) == 1 else tensors
         kwargs = {}
         params = inspect.signature(self.call).parameters
         if "training" in params:
@@ -309,6 +325,8 @@ class Model(Trainer, Layer):
     def _flatten_inputs(self, x, where: str) -> list:
         """The arrays for each model input, in the order of ``model.inputs``."""
         if isinstance(x, dict):
+            if not self.built and self._graph is None:
+                self._input_names = list(x)     # a subclassed model traced with these keys
             names = self.input_names if self.built else list(x)
             missing = [n for n in names if n not in x]
             if missing:
@@ -477,35 +495,104 @@ class Model(Trainer, Layer):
             saving.save_model(self, filepath, overwrite, **kwargs)
 
     # ---- summary -------------------------------------------------------------------------------
-    def _summary_rows(self) -> list[tuple[str, str, str, int]]:
-        rows = []
+    def _summary_layers(self) -> list[tuple[Layer, list[Node]]]:
+        """The layers the summary lists, in Keras' order (``model.layers`` with the inputs of a
+        functional model), each with its nodes in this model."""
         graph = self._current_graph()
-        nodes = ([] if not self._show_input_layer() else graph.input_nodes()) + \
-            [n for n in graph.nodes if not isinstance(n.layer, InputLayer)]
-        seen = set()
-        for node in nodes:
-            layer = node.layer
-            if id(layer) in seen:
-                continue
-            seen.add(id(layer))
-            shapes = [format_shape(t.shape) for t in node.outputs]
-            shape = shapes[0] if len(shapes) == 1 else "[" + ", ".join(shapes) + "]"
-            if isinstance(layer, InputLayer):
-                shape = f"[{shape}]"
+        in_graph = {id(n) for n in graph._order}
+        if self._show_input_layer():
+            layers = list(graph.layers)
+        else:
+            layers, seen = [], set()
+            for node in graph.nodes:
+                if not isinstance(node.layer, InputLayer) and id(node.layer) not in seen:
+                    seen.add(id(node.layer))
+                    layers.append(node.layer)
+        return [(layer, [n for n in layer._inbound_nodes if id(n) in in_graph])
+                for layer in layers]
+
+    @staticmethod
+    def _summary_class_name(layer: Layer) -> str:
+        return "Functional" if type(layer) is Model else type(layer).__name__
+
+    @staticmethod
+    def _node_shape_text(node: Node) -> str:
+        shapes = [format_shape(t.shape) for t in node.outputs]
+        return shapes[0] if len(shapes) == 1 else "[" + ", ".join(shapes) + "]"
+
+    def _summary_rows(self, style: str = "tf_keras") -> list[tuple[str, str, str, int]]:
+        """``(name, class name, output shape text, parameter count)`` per layer. tf.keras 2
+        shows an input as ``[(None, 28, 28, 1)]``, a layer whose calls give different shapes
+        as ``multiple`` (so is every layer of a subclassed model); Keras 3 shows the shape
+        of the layer's last call."""
+        rows = []
+        subclassed = self._graph is None and not self._show_input_layer() and \
+            type(self).call is not Model.call
+        for layer, nodes in self._summary_layers():
+            texts = [self._node_shape_text(n) for n in nodes]
+            if style == "keras3":
+                shape = texts[-1] if texts else "?"
+            elif isinstance(layer, InputLayer):
+                shape = f"[{texts[0]}]"
+            elif subclassed or len(set(texts)) != 1:
+                shape = "multiple"
+            else:
+                shape = texts[0]
             params = int(sum(math.prod(v.shape) for v in layer.weights))
-            rows.append((layer.name, type(layer).__name__, shape, params))
+            rows.append((layer.name, self._summary_class_name(layer), shape, params))
         return rows
 
     def _show_input_layer(self) -> bool:
         return self._graph is not None
 
+    def _summary_is_sequential_like(self) -> bool:
+        """Keras' test for the three-column table: a Sequential or subclassed model, or a
+        functional one whose nodes form a chain (one node per depth, each with at most one
+        input tensor, no layer called twice)."""
+        if not self._show_input_layer():
+            return True
+        graph = self._current_graph()
+        nodes = list(graph._order)
+        in_graph = {id(n) for n in nodes}
+        depth: dict[int, int] = {}
+        for node in reversed(nodes):                    # consumers before their inputs
+            d = depth.setdefault(id(node), 0)
+            for t in node.inputs:
+                if t.node is not None and id(t.node) in in_graph:
+                    depth[id(t.node)] = max(depth.get(id(t.node), 0), d + 1)
+        per_depth: dict[int, int] = {}
+        for node in nodes:
+            if len(node.inputs) > 1:
+                return False
+            per_depth[depth[id(node)]] = per_depth.get(depth[id(node)], 0) + 1
+        if any(count > 1 for count in per_depth.values()):
+            return False
+        return len({id(n.layer) for n in nodes}) == len(nodes)
+
+    def _summary_connections(self, layers_nodes) -> list[list[str]]:
+        """Per layer, its inputs in this model as ``layer_name[node_index][tensor_index]``
+        (the node's index among every call of that layer, as Keras counts)."""
+        out = []
+        for _layer, nodes in layers_nodes:
+            cells = []
+            for node in nodes:
+                for t in node.inputs:
+                    src = t.node
+                    index = next(i for i, n in enumerate(src.layer._inbound_nodes) if n is src)
+                    cells.append(f"{src.layer.name}[{index}][{t.index}]")
+            out.append(cells)
+        return out
+
     def summary(self, line_length: Optional[int] = None, positions=None, print_fn=None,
                 expand_nested: bool = False, show_trainable: bool = False,
                 layer_range=None, show_receptive_field: bool = False,
                 show_flops: bool = False) -> None:
-        """Print the layer table, as tf.keras 2.15 prints it. ``show_receptive_field`` and
-        ``show_flops`` add pycnn's columns (utils/layer_stats.py): each layer's receptive
-        field and jump, and its FLOPs per sample."""
+        """Print the layer table, as tf.keras 2.15 prints it (Keras 3's boxed table after
+        ``pycnn.config.set_output_style("keras3")``): a functional model that is not a chain
+        gets a "Connected to" column. ``show_receptive_field`` and ``show_flops`` add pycnn's
+        columns (utils/layer_stats.py): each layer's receptive field and jump, and its FLOPs
+        per sample."""
+        from .. import config
         self._require_built("summary")
         trainable = int(sum(math.prod(v.shape) for v in self.trainable_weights))
         total = int(sum(math.prod(v.shape) for v in self.weights))
@@ -520,8 +607,33 @@ class Model(Trainer, Layer):
                                       bool(show_receptive_field), bool(show_flops),
                                       print_fn=print_fn, **kwargs)
             return
-        summary_table.print_summary(self.name, self._summary_rows(), trainable,
-                                    total - trainable, print_fn=print_fn, **kwargs)
+        sequential_like = self._summary_is_sequential_like()
+        if config.get_output_style() == "keras3":
+            connections = None if sequential_like else \
+                self._summary_connections(self._summary_layers())
+            optimizer = self.optimizer if self._compiled else None
+            optimizer_count = None
+            if optimizer is not None and getattr(optimizer, "built", False):
+                optimizer_count = int(sum(math.prod(v.shape) for v in optimizer.variables))
+            text = summary_table.keras3_summary_text(
+                self.name, self._summary_rows("keras3"), trainable, total - trainable,
+                connections=connections, optimizer_count=optimizer_count, **kwargs)
+            if print_fn is None:
+                import sys
+                sys.stdout.write(text)
+                sys.stdout.flush()
+            else:
+                print_fn(text)
+            return
+        rows = self._summary_rows()
+        if not sequential_like:
+            rows = [row + (cells,) for row, cells in
+                    zip(rows, self._summary_connections(self._summary_layers()))]
+            kwargs.setdefault("line_length", summary_table.CONNECTED_LINE_LENGTH)
+            kwargs.setdefault("positions", summary_table.CONNECTED_POSITIONS)
+            kwargs["headers"] = summary_table.CONNECTED_HEADERS
+        summary_table.print_summary(self.name, rows, trainable, total - trainable,
+                                    print_fn=print_fn, **kwargs)
 
     def _repr_html_(self) -> Optional[str]:
         """The summary as an HTML table, which Jupyter shows for a model (None before it is

@@ -104,8 +104,10 @@ class Plan:
         logits = list(logits_outputs) + [False] * (len(self.output_slots) - len(logits_outputs))
         self.logits_outputs = [bool(v) for v in logits]
         self._mark_logits(steps)
-        self.steps = fusion.apply(steps, self.output_slots, fusions)
+        self.steps = fusion.apply(steps, self.output_slots, fusions, training)
         self._producer = {s: step for step in self.steps for s in step.outputs}
+        self._activity = self._activity_terms(lowered.calls, slot_of)
+        self.activity_penalty = 0.0
         self._analyse_gradients(input_grads)
         self._acc: dict[int, np.ndarray] = {}            # gradient sums of shared tensors
         self._grad_scratch: dict[tuple, np.ndarray] = {}  # second calls of shared layers
@@ -125,6 +127,18 @@ class Plan:
                 step.ctx.logits_only = True
             else:
                 self.logits_outputs[i] = False
+
+    @staticmethod
+    def _activity_terms(calls, slot_of) -> list:
+        """(slot, regularizer) for each output of a layer with an ``activity_regularizer``."""
+        from .. import regularizers
+        terms = []
+        for call in calls:
+            reg = getattr(call.layer, "activity_regularizer", None)
+            if reg is not None:
+                reg = regularizers.get(reg)
+                terms += [(slot_of[k], reg) for k in call.outputs]
+        return terms
 
     def output_activation(self, i: int) -> str:
         """The activation of the layer producing output ``i`` ("linear" when unknown)."""
@@ -174,6 +188,11 @@ class Plan:
             values[slot] = x
         for step in self.steps:
             step.forward(values, self.training)
+        if self._activity:
+            # tf.keras 2: each activity penalty, divided by the batch size, joins the loss
+            self._activity_values = [(s, reg, values[s]) for s, reg in self._activity]
+            self.activity_penalty = sum(float(reg(v)) / len(v)
+                                        for _, reg, v in self._activity_values)
         return [values[s] for s in self.output_slots]
 
     def backward(self, douts: Sequence[Optional[np.ndarray]],
@@ -182,6 +201,9 @@ class Plan:
         for slot, g in zip(self.output_slots, douts):
             if g is not None:
                 self._accumulate(grads, slot, g)
+        for slot, reg, v in getattr(self, "_activity_values", ()):
+            self._accumulate(grads, slot, (reg.gradient(v) / np.float32(len(v))).astype(
+                np.float32).reshape(v.shape))
         reached: list[Variable] = []
         seen: set[int] = set()          # shared variables already written in this pass
         for step, need, variables, shared_vars in self._backward_walk:
@@ -252,6 +274,7 @@ class Plan:
         """Drop every reference to the last batch (the caller's arrays among them)."""
         for step in self.steps:
             step.release()
+        self._activity_values = []
 
 
 def _consumers(steps: Sequence[Step]) -> dict[int, list[Step]]:

@@ -292,6 +292,8 @@ class Trainer:
             outs, loss, douts, shown, out_losses = self._forward_loss(step, xs, ys, sw)
             if self._has_regularizers:
                 loss += self._regularization()
+            if step.plan._activity:
+                loss += step.plan.activity_penalty
             if math.isfinite(loss):
                 reached = step.plan.backward(douts)
                 variables = [v for v in reached if v.trainable]
@@ -344,6 +346,8 @@ class Trainer:
             outs, loss, _, shown, out_losses = self._forward_loss_no_grad(step, xs, ys, sw)
             if self._has_regularizers:
                 loss += self._regularization()
+            if step.plan._activity:
+                loss += step.plan.activity_penalty
         finally:
             for lock in reversed(step.locks):
                 lock.release()
@@ -417,6 +421,10 @@ class Trainer:
             raise ValueError(f"expected a non-negative integer. Received: "
                              f"initial_epoch={initial_epoch!r}")
         verbose = _verbosity(verbose)
+        if isinstance(steps_per_epoch, (float, np.floating)) and math.isfinite(steps_per_epoch) \
+                and steps_per_epoch > 0:
+            # tf.keras 2 runs ceil(steps) batches (the practical's len(x_train) / batch_size)
+            steps_per_epoch = math.ceil(steps_per_epoch)
         steps_per_epoch = _positive(steps_per_epoch, "steps_per_epoch", None)
         validation_steps = _positive(validation_steps, "validation_steps", None)
         validation_batch_size = _positive(validation_batch_size, "validation_batch_size",

@@ -8,13 +8,14 @@ import numpy as np
 
 from .. import backend
 from .progbar import Progbar
+from .sequence import PyDataset, Sequence
 from .summary_table import print_summary
 from .dataset import Dataset
 from .image_dataset import image_dataset_from_directory
 from .image_utils import array_to_img, img_to_array, load_img, save_img
 from .model_plot import plot_model
 
-__all__ = ["set_random_seed", "to_categorical", "Progbar", "print_summary", "Dataset",
+__all__ = ["PyDataset", "Sequence", "set_random_seed", "to_categorical", "Progbar", "print_summary", "Dataset",
            "image_dataset_from_directory", "array_to_img", "img_to_array", "load_img", "save_img",
            "plot_model"]
 

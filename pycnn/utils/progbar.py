@@ -26,7 +26,8 @@ import time
 
 import numpy as np
 
-__all__ = ["Progbar", "format_epoch_header", "render_console"]
+__all__ = ["Progbar", "Keras3Progbar", "make_progbar", "format_epoch_header",
+           "render_console"]
 
 
 def format_epoch_header(epoch, epochs):
@@ -311,6 +312,187 @@ class Progbar:
 
     def _update_stateful_metrics(self, stateful_metrics):
         self.stateful_metrics = self.stateful_metrics.union(stateful_metrics)
+
+
+class Keras3Progbar:
+    """Keras 3's progress bar (``keras.utils.Progbar`` in Keras 3), byte for byte.
+
+    verbose=1 draws ``\x1b[1m 12/469\x1b[0m`` then a bar of ``━`` (20 wide: the done part
+    green ``\x1b[32m``, the rest grey ``\x1b[37m``), then `` \x1b[1m7s\x1b[0m 5ms/step``
+    (the ETA while running, the elapsed seconds at the end, always followed by the time per
+    step) and `` - name: value`` per value. Keras 3 writes these ANSI codes whether or not the
+    output is a terminal, and redraws in place with ``\b``/``\r`` under the same rule as
+    tf.keras. verbose=2 writes one line at the end: ``469/469 - 3s - 6ms/step - accuracy:
+    0.9239 - loss: 0.2633``.
+
+    Args are those of :class:`Progbar` (``width`` defaults to 20), plus ``stateless_metrics``:
+    names averaged over the steps when ``stateful_metrics`` is not given (Keras 3's
+    ``ProgbarLogger`` passes an empty set: every value is shown as given). Without either, all
+    values are averaged; a value given at the final update replaces its average.
+    """
+
+    def __init__(
+        self,
+        target,
+        width=20,
+        verbose=1,
+        interval=0.05,
+        stateful_metrics=None,
+        stateless_metrics=None,
+        unit_name="step",
+        stream=None,
+        dynamic_display=None,
+        clock=None,
+    ):
+        if stateful_metrics is not None and stateless_metrics is not None:
+            raise ValueError(
+                "Only one of `stateful_metrics` or `stateless_metrics` can be provided. "
+                "`stateful_metrics` is used to make metrics stateless by default (with an "
+                "exclusion list), while `stateless_metrics` is used to make metrics stateful "
+                "by default (with an exclusion list)."
+            )
+        self.target = target
+        self.width = width
+        self.verbose = verbose
+        self.interval = interval
+        self.unit_name = unit_name
+        if stateful_metrics is not None:
+            self.stateful_metrics = set(stateful_metrics)
+            self.stateless_metrics = None
+        elif stateless_metrics is not None:
+            self.stateful_metrics = None
+            self.stateless_metrics = set(stateless_metrics)
+        else:
+            self.stateful_metrics = set()
+            self.stateless_metrics = None
+        self._stream = stream
+        self._clock = clock
+        if dynamic_display is None:
+            dynamic_display = _keras_dynamic_display(self.stream)
+        self._dynamic_display = bool(dynamic_display)
+        self._seen_so_far = 0
+        self._values = {}
+        self._values_order = []
+        self._start = self._now()
+        # Keras starts this at 0 (never throttling the first update with a real clock)
+        self._last_update = None
+        self._time_at_epoch_start = self._start
+        self._time_after_first_step = None
+        self._prev_total_width = 0
+
+    stream = Progbar.stream
+    dynamic_display = Progbar.dynamic_display
+    _now = Progbar._now
+    _write = Progbar._write
+    _estimate_step_duration = Progbar._estimate_step_duration
+
+    def _is_stateless(self, name):
+        if self.stateful_metrics is not None:
+            return name not in self.stateful_metrics
+        return name in self.stateless_metrics
+
+    def _value_text(self, name, abs_test=True):
+        values, count = self._values[name]
+        if not isinstance(values, float):
+            values = np.mean(values)
+        avg = values / max(1, count)
+        if (abs(avg) if abs_test else avg) > 1e-3:
+            return f"{avg:.4f}"
+        return f"{avg:.4e}"
+
+    def update(self, current, values=None, finalize=None):
+        """Update the bar (arguments as :meth:`Progbar.update`)."""
+        if finalize is None:
+            finalize = False if self.target is None else current >= self.target
+
+        for k, v in values or []:
+            if k not in self._values_order:
+                self._values_order.append(k)
+            if self._is_stateless(k):
+                if finalize:
+                    self._values[k] = [v, 1]
+                else:
+                    value_base = max(current - self._seen_so_far, 1)
+                    if k not in self._values:
+                        self._values[k] = [v * value_base, value_base]
+                    else:
+                        self._values[k][0] += v * value_base
+                        self._values[k][1] += value_base
+            else:
+                self._values[k] = [v, 1]
+        self._seen_so_far = current
+
+        now = self._now()
+        time_per_unit = self._estimate_step_duration(current, now)
+        known = self.target is not None and self.target > 0
+
+        if self.verbose == 1:
+            if (
+                self._last_update is not None
+                and now - self._last_update < self.interval
+                and not finalize
+            ):
+                return
+            message = ("\b" * self._prev_total_width + "\r") if self._dynamic_display else "\n"
+            special = 0
+            if known:
+                bar = f"%{_num_digits(self.target)}d/%d" % (current, self.target)
+                bar = f"\x1b[1m{bar}\x1b[0m "
+                special += 8
+                prog_width = int(self.width * float(current) / self.target)
+                if prog_width > 0:
+                    bar += f"\x1b[32m{'━' * prog_width}\x1b[0m"
+                    special += 9
+                bar += f"\x1b[37m{'━' * (self.width - prog_width)}\x1b[0m"
+                special += 9
+            else:
+                bar = "%7d/Unknown" % current
+            if known and not finalize:
+                info = f" \x1b[1m{format_eta(time_per_unit * (self.target - current))}\x1b[0m"
+            else:
+                info = f" \x1b[1m{now - self._start:.0f}s\x1b[0m"
+            special += 8
+            info += format_time(time_per_unit, self.unit_name)
+            for k in self._values_order:
+                info += f" - {k}: " + self._value_text(k)
+            total_width = len(bar) + len(info) - special
+            message += bar + info
+            if self._prev_total_width > total_width:
+                message += " " * (self._prev_total_width - total_width)
+            if finalize:
+                message += "\n"
+            self._write(message)
+            self._prev_total_width = total_width
+        elif self.verbose == 2:
+            if finalize and known:
+                count = f"%{_num_digits(self.target)}d/%d" % (current, self.target)
+                info = f"{count} - {now - self._start:.0f}s"
+                info += " -" + format_time(time_per_unit, self.unit_name)
+                for k in self._values_order:
+                    info += f" - {k}: " + self._value_text(k, abs_test=False)
+                self._write(info + "\n")
+
+        self._last_update = now
+
+    def add(self, n, values=None):
+        """Advance the bar by ``n`` steps."""
+        self.update(self._seen_so_far + n, values)
+
+
+def make_progbar(target, verbose=1, stateful_metrics=None, unit_name="step", style=None,
+                 **kwargs):
+    """The progress bar of the current output style (``pycnn.config``): tf.keras 2.15's
+    :class:`Progbar`, or :class:`Keras3Progbar` with every value shown as given (as Keras 3's
+    ``ProgbarLogger`` makes it)."""
+    if style is None:
+        from .. import config
+
+        style = config.get_output_style()
+    if style == "keras3":
+        return Keras3Progbar(target, verbose=verbose, stateless_metrics=set(),
+                             unit_name=unit_name, **kwargs)
+    return Progbar(target, verbose=verbose, stateful_metrics=stateful_metrics,
+                   unit_name=unit_name, **kwargs)
 
 
 def render_console(text):
