@@ -2,19 +2,19 @@
 train.csv, 2 epochs; test.csv then holds only MNIST's first 500 test images, so the submission
 has 500 rows, not Kaggle's 28,000 or MNIST's 10,000), in a child process as a student runs it.
 
-The child finds MNIST through ``PYCNN_DATA_DIR`` (see ``data_dir``; the tests skip when MNIST
-is nowhere to be found)."""
+The child finds MNIST through ``PYCNN_DATA_DIR`` set to the suite's ``mnist_dir`` (the tests
+skip when MNIST is not there)."""
 from __future__ import annotations
 
 import csv
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from childproc import child_env, python_cmd
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "practical1_mlp.py"
@@ -22,31 +22,16 @@ QUICK_TEST_IMAGES = 500
 
 
 @pytest.fixture(scope="module")
-def data_dir(request) -> Path:
-    """``$PYCNN_DATA_DIR``, else ``shared/data`` beside the checkout or beside the directory
-    holding it (a worktree), as the example looks; else the suite's ``mnist_dir`` (skips)."""
-    candidates = [Path(os.environ["PYCNN_DATA_DIR"])] if os.environ.get("PYCNN_DATA_DIR") \
-        else []
-    candidates += [d / "shared" / "data" for d in ROOT.parents[:2]]
-    for d in candidates:
-        if (d / "mnist").is_dir():
-            return d
-    return request.getfixturevalue("mnist_dir")
-
-
-@pytest.fixture(scope="module")
-def quick_run(data_dir, tmp_path_factory):
+def quick_run(mnist_dir, tmp_path_factory):
     """Run the example once with --quick into a temporary work directory; return (stdout,
     workdir)."""
     tmp_path = tmp_path_factory.mktemp("practical1")
     workdir = tmp_path / "work"
-    env = dict(os.environ, PYCNN_DATA_DIR=str(data_dir),
-               PYCNN_CACHE_DIR=str(tmp_path / "cache"), KERAS_HOME=str(tmp_path / "keras"),
-               PYTHONPATH=os.pathsep.join([str(ROOT)] + [p for p in os.environ.get(
-                   "PYTHONPATH", "").split(os.pathsep) if p]))
-    proc = subprocess.run([sys.executable, str(EXAMPLE), "--quick", "--seed", "0",
-                           "--workdir", str(workdir)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    env = child_env(PYCNN_DATA_DIR=str(mnist_dir), PYCNN_CACHE_DIR=str(tmp_path / "cache"),
+                    KERAS_HOME=str(tmp_path / "keras"))
+    proc = subprocess.run(python_cmd() + [str(EXAMPLE), "--quick", "--seed", "0",
+                                          "--workdir", str(workdir)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout, workdir
 
@@ -81,7 +66,7 @@ def test_quick_run_submission_has_kaggles_format(quick_run):
 
 
 def test_quick_run_prints_progress_and_an_accuracy_that_matches_the_submission(
-        quick_run, data_dir):
+        quick_run, mnist_dir):
     from pycnn.datasets import mnist
 
     out, workdir = quick_run
@@ -90,7 +75,7 @@ def test_quick_run_prints_progress_and_an_accuracy_that_matches_the_submission(
     m = re.search(r"^test accuracy: ([0-9.]+)$", out, re.M)
     assert m, out[-2000:]
     accuracy = float(m.group(1))
-    _, (_, y_test) = mnist.load_data(path=data_dir / "mnist")
+    _, (_, y_test) = mnist.load_data(path=mnist_dir / "mnist")
     with open(workdir / "submission.csv", newline="") as f:
         submitted = np.array([int(r["Label"]) for r in csv.DictReader(f)])
     assert accuracy == pytest.approx(np.mean(submitted == y_test[:QUICK_TEST_IMAGES]), abs=5e-5)
