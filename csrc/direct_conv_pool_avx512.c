@@ -11,20 +11,39 @@
 
 /* Pools one window (cells a b / c d, 16 filters): the first maximum in row-major order. A cell
  * replaces the running maximum m_ when it is greater or NaN, unless m_ is NaN already: NaN
- * propagates, with the first NaN's cell. */
+ * propagates, with the first NaN's cell. The ordered compares run first; only when a lane's
+ * a + b + c + d is NaN (a NaN in the window, or inf - inf) is the chain redone with the NaN
+ * rule, so windows without NaN cost what they did before NaN was handled. */
 #define POOL_HALF(a, b, c, d, ydst, amdst)                                                  \
     do {                                                                                    \
         __m512 m_ = (a);                                                                    \
         __m512i i_ = cell;                                                                  \
-        __mmask16 k_ = _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(m_, m_, _CMP_ORD_Q), (b), m_, _CMP_NLE_UQ);                             \
+        __mmask16 k_ = _mm512_cmp_ps_mask((b), m_, _CMP_GT_OQ);                             \
         m_ = _mm512_mask_blend_ps(k_, m_, (b));                                             \
         i_ = _mm512_mask_blend_epi32(k_, i_, cell_r);                                       \
-        k_ = _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(m_, m_, _CMP_ORD_Q), (c), m_, _CMP_NLE_UQ);                                       \
+        k_ = _mm512_cmp_ps_mask((c), m_, _CMP_GT_OQ);                                       \
         m_ = _mm512_mask_blend_ps(k_, m_, (c));                                             \
         i_ = _mm512_mask_blend_epi32(k_, i_, cell_d);                                       \
-        k_ = _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(m_, m_, _CMP_ORD_Q), (d), m_, _CMP_NLE_UQ);                                       \
+        k_ = _mm512_cmp_ps_mask((d), m_, _CMP_GT_OQ);                                       \
         m_ = _mm512_mask_blend_ps(k_, m_, (d));                                             \
         i_ = _mm512_mask_blend_epi32(k_, i_, cell_dr);                                      \
+        const __m512 s_ = _mm512_add_ps(_mm512_add_ps((a), (b)), _mm512_add_ps((c), (d)));  \
+        if (_mm512_cmp_ps_mask(s_, s_, _CMP_UNORD_Q)) {                                     \
+            m_ = (a);                                                                       \
+            i_ = cell;                                                                      \
+            k_ = _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(m_, m_, _CMP_ORD_Q), (b), m_,     \
+                                         _CMP_NLE_UQ);                                      \
+            m_ = _mm512_mask_blend_ps(k_, m_, (b));                                         \
+            i_ = _mm512_mask_blend_epi32(k_, i_, cell_r);                                   \
+            k_ = _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(m_, m_, _CMP_ORD_Q), (c), m_,     \
+                                         _CMP_NLE_UQ);                                      \
+            m_ = _mm512_mask_blend_ps(k_, m_, (c));                                         \
+            i_ = _mm512_mask_blend_epi32(k_, i_, cell_d);                                   \
+            k_ = _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(m_, m_, _CMP_ORD_Q), (d), m_,     \
+                                         _CMP_NLE_UQ);                                      \
+            m_ = _mm512_mask_blend_ps(k_, m_, (d));                                         \
+            i_ = _mm512_mask_blend_epi32(k_, i_, cell_dr);                                  \
+        }                                                                                   \
         _mm512_storeu_ps((ydst), m_);                                                       \
         _mm512_storeu_si512((void *)(amdst), i_);                                           \
     } while (0)
