@@ -169,31 +169,26 @@ PC_SIMD_LOOP size_t rmsprop_range_body(const opt_job *a, size_t lo, size_t hi)
     RANGE_LOCALS;
     const float lr = a->c[0], rho = a->c[1], epsilon = a->c[2], momentum = a->c[3];
     float *v = a->s0 + lo;
-    if (!a->s1 && !a->s2 && plain_pre(a)) {  /* Keras' default RMSprop, nothing before it */
-        for (size_t i = 0; i < n; i++) {
-            const float gi = g[i], w0 = w[i];
-            const float nv = rho * v[i] + (1.0f - rho) * gi * gi;
-            const float nw = w0 - lr * gi / sqrtf(nv + epsilon);
-            const int ok = pc_finite(nw) & pc_finite(nv);
-            v[i] = ok ? nv : v[i];
-            w[i] = ok ? nw : w0;
-            bad += !ok;
-        }
-        return bad;
+    /* Keras' default RMSprop (the loop that vectorises), without the gradient's scaling,
+     * clipping and weight decay when there are none */
+#define RMSPROP_LOOP(GI, WD)                                                                \
+    for (size_t i = 0; i < n; i++) {                                                        \
+        const float gi = (GI), w0 = w[i], wd = (WD);                                        \
+        const float nv = rho * v[i] + (1.0f - rho) * gi * gi;                               \
+        const float nw = wd - lr * gi / sqrtf(nv + epsilon);                                \
+        const int ok = pc_finite(nw) & pc_finite(nv);                                       \
+        v[i] = ok ? nv : v[i];                                                              \
+        w[i] = ok ? nw : w0;                                                                \
+        bad += !ok;                                                                         \
+    }                                                                                       \
+    return bad
+    if (!a->s1 && !a->s2 && plain_pre(a)) {
+        RMSPROP_LOOP(g[i], w0);
     }
-    if (!a->s1 && !a->s2) {          /* Keras' default RMSprop: the loop that vectorises */
-        for (size_t i = 0; i < n; i++) {
-            const float gi = pre_grad(g[i], gscale, clip);
-            const float w0 = w[i], wd = w0 - w0 * decay;
-            const float nv = rho * v[i] + (1.0f - rho) * gi * gi;
-            const float nw = wd - lr * gi / sqrtf(nv + epsilon);
-            const int ok = pc_finite(nw) & pc_finite(nv);
-            v[i] = ok ? nv : v[i];
-            w[i] = ok ? nw : w0;
-            bad += !ok;
-        }
-        return bad;
+    if (!a->s1 && !a->s2) {
+        RMSPROP_LOOP(pre_grad(g[i], gscale, clip), w0 - w0 * decay);
     }
+#undef RMSPROP_LOOP
     float *mom = a->s1 ? a->s1 + lo : NULL, *mg = a->s2 ? a->s2 + lo : NULL;
     for (size_t i = 0; i < n; i++) {
         const float gi = pre_grad(g[i], gscale, clip);
@@ -241,35 +236,28 @@ PC_SIMD_LOOP size_t adam_range_body(const opt_job *a, size_t lo, size_t hi)
     RANGE_LOCALS;
     const float alpha = a->c[0], beta_1 = a->c[1], beta_2 = a->c[2], epsilon = a->c[3];
     float *m = a->s0 + lo, *v = a->s1 + lo;
-    if (!a->s2 && plain_pre(a)) {      /* Keras' default Adam, nothing before it */
-        for (size_t i = 0; i < n; i++) {
-            const float gi = g[i], w0 = w[i];
-            const float nm = m[i] + (gi - m[i]) * (1.0f - beta_1);
-            const float nv = v[i] + (gi * gi - v[i]) * (1.0f - beta_2);
-            const float nw = w0 - nm * alpha / (sqrtf(nv) + epsilon);
-            const int ok = pc_finite(nw) & pc_finite(nv) & pc_finite(nm);
-            m[i] = ok ? nm : m[i];
-            v[i] = ok ? nv : v[i];
-            w[i] = ok ? nw : w0;
-            bad += !ok;
-        }
-        return bad;
+    /* Keras' default Adam, without the gradient's scaling, clipping and weight decay when
+     * there are none */
+#define ADAM_LOOP(GI, WD)                                                                   \
+    for (size_t i = 0; i < n; i++) {                                                        \
+        const float gi = (GI), w0 = w[i], wd = (WD);                                        \
+        const float nm = m[i] + (gi - m[i]) * (1.0f - beta_1);                              \
+        const float nv = v[i] + (gi * gi - v[i]) * (1.0f - beta_2);                         \
+        const float nw = wd - nm * alpha / (sqrtf(nv) + epsilon);                           \
+        const int ok = pc_finite(nw) & pc_finite(nv) & pc_finite(nm);                       \
+        m[i] = ok ? nm : m[i];                                                              \
+        v[i] = ok ? nv : v[i];                                                              \
+        w[i] = ok ? nw : w0;                                                                \
+        bad += !ok;                                                                         \
+    }                                                                                       \
+    return bad
+    if (!a->s2 && plain_pre(a)) {
+        ADAM_LOOP(g[i], w0);
     }
     if (!a->s2) {
-        for (size_t i = 0; i < n; i++) {
-            const float gi = pre_grad(g[i], gscale, clip);
-            const float w0 = w[i], wd = w0 - w0 * decay;
-            const float nm = m[i] + (gi - m[i]) * (1.0f - beta_1);
-            const float nv = v[i] + (gi * gi - v[i]) * (1.0f - beta_2);
-            const float nw = wd - nm * alpha / (sqrtf(nv) + epsilon);
-            const int ok = pc_finite(nw) & pc_finite(nv) & pc_finite(nm);
-            m[i] = ok ? nm : m[i];
-            v[i] = ok ? nv : v[i];
-            w[i] = ok ? nw : w0;
-            bad += !ok;
-        }
-        return bad;
+        ADAM_LOOP(pre_grad(g[i], gscale, clip), w0 - w0 * decay);
     }
+#undef ADAM_LOOP
     float *vh = a->s2 + lo;
     for (size_t i = 0; i < n; i++) {
         const float gi = pre_grad(g[i], gscale, clip);
