@@ -8,15 +8,18 @@
   convolutions of stride 2, concatenated skips, 1x1 output, binary crossentropy from logits),
   64x64x1, batch 32.
 
-    python3 benchmarks/course_models.py [--models bn_aug,signs,unet] [--repeats 3]
+    python3 benchmarks/course_models.py [--models bn_aug,signs,unet] [--repeats 3] [--json F]
 
-Prints seconds per epoch (median of the timed epochs after a warm-up epoch) and the ratio
-pycnn / PyTorch (< 1: pycnn is faster). PyTorch augments with affine_grid + grid_sample, its
+Prints seconds per epoch (median of the timed epochs after a warm-up epoch), the ratio
+pycnn / PyTorch (< 1: pycnn is faster) and pycnn's rate as a fraction of the CPU's peak, counting
+a training step as three times the forward FLOPs of ``summary(show_flops=True)`` (forward,
+input gradient, weight gradient). ``benchmarks/run.py`` runs this script and reports its rows. PyTorch augments with affine_grid + grid_sample, its
 idiomatic batched warp. Synthetic data: the timings do not depend on the pixels.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import statistics
@@ -96,8 +99,11 @@ def pycnn_model(name: str):
     return model
 
 
-def pycnn_epochs(name: str, x, y, batch: int, repeats: int, threads: int) -> list[float]:
+def pycnn_epochs(name: str, x, y, batch: int, repeats: int,
+                 threads: int) -> tuple[list[float], int]:
+    """The timed epochs' seconds and the model's forward FLOPs per sample."""
     import pycnn
+    from pycnn.utils.layer_stats import layer_stats
     pycnn.set_num_threads(threads)
     pycnn.utils.set_random_seed(0)
     model = pycnn_model(name)
@@ -107,7 +113,8 @@ def pycnn_epochs(name: str, x, y, batch: int, repeats: int, threads: int) -> lis
         t = time.perf_counter()
         model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
         times.append(time.perf_counter() - t)
-    return times
+    flops = sum(s.flops or 0 for s in layer_stats(model).values())
+    return times, flops
 
 
 # ---- PyTorch -------------------------------------------------------------------------------------
@@ -209,21 +216,41 @@ def main() -> None:
     ap.add_argument("--models", default="bn_aug,signs,unet")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--peak", type=float, default=115.0 * (os.cpu_count() or 1),
+                    help="the CPU's fp32 peak in GFLOP/s for these threads (default: 115 per "
+                         "core, a Zen 4 core's AVX-512 FMA rate; run.py passes the measured one)")
+    ap.add_argument("--fraction", type=float, default=1.0,
+                    help="train on this fraction of each model's samples (run.py --quick: 0.25)")
+    ap.add_argument("--json", help="also write the rows to this JSON file")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     print(f"{args.threads} thread(s), median of {args.repeats} epochs after a warm-up; load "
           f"average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-    print(f"| model | samples, batch | pycnn s/epoch | PyTorch s/epoch | ratio |")
-    print(f"|---|---|---|---|---|")
+    print("| model | samples, batch | pycnn s/epoch | PyTorch s/epoch | ratio | "
+          "pycnn % of peak |")
+    print("|---|---|---|---|---|---|")
+    rows = []
     for name in args.models.split(","):
         n, batch = SIZES[name]
+        n = max(batch, int(n * args.fraction) // batch * batch)
         x, y = data(name, n, rng)
-        p = statistics.median(pycnn_epochs(name, x, y, batch, args.repeats, args.threads))
+        times, fwd = pycnn_epochs(name, x, y, batch, args.repeats, args.threads)
+        p = statistics.median(times)
         try:
             t = statistics.median(torch_epochs(name, x, y, batch, args.repeats, args.threads))
         except ImportError:
-            t = float("nan")
-        print(f"| {name} | {n}, {batch} | {p:.3f} | {t:.3f} | {p / t:.2f} |", flush=True)
+            t = None
+        gflops = 3 * fwd * n / p / 1e9
+        rows.append({"model": name, "samples": n, "batch": batch, "pycnn_s": p, "torch_s": t,
+                     "ratio": p / t if t else None, "fwd_flops": fwd, "pycnn_gflops": gflops,
+                     "peak_fraction": gflops / args.peak})
+        ratio = f"{p / t:.2f}" if t else "-"
+        print(f"| {name} | {n}, {batch} | {p:.3f} | {t or float('nan'):.3f} | {ratio} | "
+              f"{100 * gflops / args.peak:.0f} % |", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"threads": args.threads, "repeats": args.repeats, "peak": args.peak,
+                       "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""pycnn benchmark harness: pycnn vs PyTorch vs Keras 3 on the two lecture models.
+"""pycnn benchmark harness: pycnn vs PyTorch vs Keras 3 on the two lecture models, then the
+course's other models and VGG16 feature extraction beside PyTorch.
 
     python benchmarks/run.py [--quick] [--threads N] [--epochs 5] [--out benchmarks/results.md]
 
@@ -26,6 +27,7 @@ import time
 from harness import BATCH, FRAMEWORKS, HERE, MODELS, REPO, log
 from harness import machine
 from harness.children import child_main
+from harness.course import course_runs
 from harness.flops import ARCH
 from harness.report import epoch_stats, fmt, merge_layer_runs, report
 from harness.runner import Runner
@@ -52,6 +54,11 @@ def parse_args(argv=None):
     ap.add_argument("--no-layers", action="store_true", help="skip the per-layer breakdown")
     ap.add_argument("--no-scaling", action="store_true",
                     help="skip the 1-thread vs all-threads convnet runs")
+    ap.add_argument("--no-course", action="store_true",
+                    help="skip the course models (benchmarks/course_models.py) and VGG16 "
+                         "feature extraction (benchmarks/vgg16_features.py)")
+    ap.add_argument("--course-repeats", type=int, default=None,
+                    help="timed epochs per course model (default 3; quick 1)")
     ap.add_argument("--scaling-size", type=int, default=None,
                     help="training images for the thread-scaling epoch (default 20,000; "
                          "quick 5,000)")
@@ -77,6 +84,7 @@ def apply_defaults(args):
     args.epochs = args.epochs or (2 if args.quick else 5)
     args.train_size = args.train_size or (5000 if args.quick else None)
     args.scaling_size = args.scaling_size or (5000 if args.quick else 20000)
+    args.course_repeats = args.course_repeats or (1 if args.quick else 3)
     args.frameworks = [f for f in args.frameworks.split(",") if f]
     args.models = [m for m in args.models.split(",") if m]
     args.predict_repeats = 1 if args.quick else 3
@@ -91,6 +99,7 @@ def rerender(args):
     info["peak"] = {int(k): v for k, v in info["peak"].items()}
     args.models = info["models"]
     args.scaling_size = info["scaling_size"]
+    info["course"] = raw.get("course") or {}
     layers = raw["layers"]
     if layers and not set(layers) <= set(ARCH):       # before per-model breakdowns
         layers = {"convnet": layers}
@@ -218,6 +227,8 @@ def main(argv=None):
         scaling = {}
         if not args.no_scaling and "convnet" in args.models and args.threads > 1:
             scaling = scaling_runs(R, args)
+        course = {} if args.no_course else \
+            course_runs(R, args, (peak["peak"] or {}).get(args.threads))
 
     info = {
         "started": started.isoformat(timespec="seconds"),
@@ -229,7 +240,7 @@ def main(argv=None):
         "train_size": args.train_size or 60000, "batch": BATCH, "seed": args.seed,
         "repeats": args.repeats, "quick": args.quick, "data": data,
         "models": args.models, "scaling_size": args.scaling_size,
-        **peak,
+        **peak, "course": course,
         "skipped": R.skipped, "errors": R.errors, "other_load": R.other_load,
     }
     write_outputs(args, info, results, layer_res, scaling)

@@ -494,6 +494,15 @@ def test_receptive_field_and_flops_of_the_lecture_convnet():
                      2 * 3 * 3 * 128 * 3 * 3 * 64, 0, 2 * 1152 * 10]
 
 
+def test_flops_of_transposed_convolutions_count_every_input_value_times_the_kernel():
+    m = pycnn.Sequential([pycnn.Input(shape=(5, 6, 3)),
+                          layers.Conv2DTranspose(4, 2, strides=2, name="up"),
+                          layers.Conv2DTranspose(2, 3, strides=1, padding="same", name="same")])
+    stats = viz.layer_stats(m)
+    assert stats["up"].flops == 2 * 5 * 6 * 3 * 2 * 2 * 4
+    assert stats["same"].flops == 2 * 10 * 12 * 4 * 3 * 3 * 2
+
+
 def test_summary_prints_receptive_field_and_flops_columns_only_when_asked():
     from pycnn.utils.summary_table import format_summary
     m = _lecture_convnet()

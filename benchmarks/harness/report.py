@@ -283,6 +283,32 @@ def scaling_section(info, scaling, scaling_size):
                       "parallel efficiency %"], rows), ""]
 
 
+def course_section(course):
+    """The course models' and VGG16's rows (course_models.py, vgg16_features.py)."""
+    L = []
+    models = (course.get("models") or {}).get("rows")
+    if models:
+        rows = [[r["model"], f"{r['samples']}, {r['batch']}", f"{r['pycnn_s']:.3f}",
+                 fmt(r["torch_s"], ".3f"), fmt(r["ratio"], ".2f"),
+                 f"{r['pycnn_gflops']:.1f} = {100 * r['peak_fraction']:.0f} %"]
+                for r in models]
+        L += ["## Course models (benchmarks/course_models.py)", "",
+              md_table(["model", "samples, batch", "pycnn s/epoch", "PyTorch s/epoch",
+                        "ratio pycnn/PyTorch", "pycnn GFLOP/s (% of peak)"], rows), "",
+              "bn_aug: RandomRotation + RandomZoom + RandomTranslation leading a "
+              "Dense-BatchNormalization-Dropout MLP; signs: practical 2's convnet; unet: a "
+              "small U-Net (64x64). Medians of the timed epochs after a warm-up epoch; GFLOP/s "
+              "count a training step as three forward passes.", ""]
+    vgg = course.get("vgg16")
+    if vgg and vgg.get("rows"):
+        rows = [[r["framework"], f"{r['images_per_s']:.1f}", f"{r['gflops']:.1f}"]
+                for r in vgg["rows"]]
+        L += [f"## VGG16 feature extraction ({vgg['size']}x{vgg['size']}x3, batch "
+              f"{vgg['batch']}, benchmarks/vgg16_features.py)", "",
+              md_table(["framework", "images/s (median batch)", "GFLOP/s"], rows), ""]
+    return L
+
+
 def errors_section(errors):
     L = ["## Errors", ""]
     for what, tail in errors:
@@ -303,6 +329,7 @@ def report(info, results, layer_res, scaling, args):
         L += layers_section(info, A, model, by_fw, peak)
     if scaling:
         L += scaling_section(info, scaling, args.scaling_size)
+    L += course_section(info.get("course") or {})
     if info["errors"]:
         L += errors_section(info["errors"])
     return "\n".join(L).rstrip()

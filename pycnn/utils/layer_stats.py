@@ -10,7 +10,8 @@ but end the grid (no jump); a Dense on flat vectors and global pooling see the w
 layers pycnn cannot reason about show ``?``.
 
 FLOPs per sample: multiply-adds counted twice, for Conv2D (``2 * out_h * out_w * filters *
-kh * kw * in_channels``) and Dense (``2 * in * units`` per position); pooling counts one
+kh * kw * in_channels``), transposed convolutions (``2 * in_h * in_w * in_channels * kh * kw *
+filters``) and Dense (``2 * in * units`` per position); pooling counts one
 operation per window element per output (``out size * pool size``), global pooling one per
 input element; bias additions and element-wise layers count 0.
 """
@@ -90,6 +91,9 @@ def _flops(layer, node) -> Optional[int]:
     if kernel is not None and getattr(layer, "kernel_size", None) is not None and \
             "Transpose" not in name:
         n = _prod(out[1:])
+        return None if n is None else 2 * n * int(math.prod(kernel.shape[:-1]))
+    if kernel is not None and "Transpose" in name:
+        n = _prod(ins[0][1:])          # every input value meets the whole kernel once
         return None if n is None else 2 * n * int(math.prod(kernel.shape[:-1]))
     if kernel is not None and name == "Dense":
         n = _prod(out[1:])
