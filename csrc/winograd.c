@@ -119,7 +119,7 @@ size_t pc_winograd_scratch_floats(const pc_runtime *rt, const pc_conv_shape *s)
 }
 
 /* 16 floats as one value: GCC's generic vectors (one zmm, two ymm or four xmm, whatever the
- * clone's ISA has); aligned(4): loads and stores through it need no alignment. The transforms
+ * variant's ISA has); aligned(4): loads and stores through it need no alignment. The transforms
  * below are written on them because GCC's own vectorisation of the channel loops (32 streams
  * of runtime stride) fell back to scalar inserts. */
 typedef float pc_v16 __attribute__((vector_size(64), aligned(4)));
