@@ -49,9 +49,8 @@ size_t pc_winograd_kernel_floats(const pc_runtime *rt, const pc_conv_shape *s)
 
 /* G g G^T for one input channel and nr (or fewer) filters: g##k are the kernel's 9 taps
  * (row-major) for filters o..o+n, u##xi the 16 outputs; vectorised over the filters */
-PC_MULTIVERSION
-static void kernel_transform(const float *w, ptrdiff_t tap, float *u,
-                             ptrdiff_t xi_stride, int n)
+PC_SIMD_LOOP void kernel_transform_body(const float *w, ptrdiff_t tap, float *u,
+                                       ptrdiff_t xi_stride, int n)
 {
     const float *restrict g0 = w, *restrict g1 = w + tap, *restrict g2 = w + 2 * tap;
     const float *restrict g3 = w + 3 * tap, *restrict g4 = w + 4 * tap;
@@ -87,16 +86,19 @@ static void kernel_transform(const float *w, ptrdiff_t tap, float *u,
     }
 #undef PC_WINO_ROW
 }
+PC_SIMD_VARIANTS(kernel_transform, (const float *w, ptrdiff_t tap, float *u, ptrdiff_t xi_stride,
+                                    int n), (w, tap, u, xi_stride, n))
 
 void pc_winograd_pack_kernel(const pc_runtime *rt, const pc_conv_shape *s, const float *w,
                              float *u)
 {
     const int C = s->c, O = s->o, nr = rt->ukernel.nr, op = o_padded(rt, s);
+    const pc_isa isa = pc_loop_isa(rt);
     memset(u, 0, pc_winograd_kernel_floats(rt, s) * sizeof(float));
     /* packed B of xi: sliver o / nr, row c, column o % nr */
     for (int c = 0; c < C; c++)
         for (int o = 0; o < O; o += nr)
-            kernel_transform(w + (size_t)c * O + o, (ptrdiff_t)C * O,
+            kernel_transform(isa, w + (size_t)c * O + o, (ptrdiff_t)C * O,
                              u + (size_t)(o / nr) * C * nr + (size_t)c * nr, (ptrdiff_t)C * op,
                              O - o < nr ? O - o : nr);
 }
@@ -117,7 +119,7 @@ size_t pc_winograd_scratch_floats(const pc_runtime *rt, const pc_conv_shape *s)
 }
 
 /* 16 floats as one value: GCC's generic vectors (one zmm, two ymm or four xmm, whatever the
- * clone's ISA has); aligned(4): loads and stores through it need no alignment. The transforms
+ * variant's ISA has); aligned(4): loads and stores through it need no alignment. The transforms
  * below are written on them because GCC's own vectorisation of the channel loops (32 streams
  * of runtime stride) fell back to scalar inserts. */
 typedef float pc_v16 __attribute__((vector_size(64), aligned(4)));
@@ -127,10 +129,9 @@ typedef int pc_vi16 __attribute__((vector_size(64), aligned(4)));
 
 /* B^T d B for one tile, over the channels: row r of the 4x4 patch is 4 cells of C floats at
  * d0..d3; v[xi][c] */
-PC_MULTIVERSION
-static void input_transform(const float *restrict d0, const float *restrict d1,
-                            const float *restrict d2, const float *restrict d3,
-                            float *restrict v, int C)
+PC_SIMD_LOOP void input_transform_body(const float *restrict d0, const float *restrict d1,
+                                      const float *restrict d2, const float *restrict d3,
+                                      float *restrict v, int C)
 {
     /* t = B^T d (rows): t0 = d0 - d2, t1 = d1 + d2, t2 = d2 - d1, t3 = d1 - d3 per column q;
      * then V = t B (columns) for each row r of t: (t_r0 - t_r2, t_r1 + t_r2, t_r2 - t_r1,
@@ -171,6 +172,9 @@ static void input_transform(const float *restrict d0, const float *restrict d1,
         }
     }
 }
+PC_SIMD_VARIANTS(input_transform, (const float *restrict d0, const float *restrict d1,
+                                   const float *restrict d2, const float *restrict d3,
+                                   float *restrict v, int C), (d0, d1, d2, d3, v, C))
 
 /* A^T m A for one tile, over the filters: m[xi * stride + o] is M[xi][tile][o]; the 2x2
  * outputs go to y0 (first row: 2 cells of O floats) and y1 (second row). For each row r of m:
@@ -195,10 +199,9 @@ static void input_transform(const float *restrict d0, const float *restrict d1,
     const T b0 = s10 - s20 - s30 + bo, b1 = s11 - s21 - s31 + bo
 #define PC_LD1(p) (*(p))
 
-PC_MULTIVERSION
-static void output_transform(const float *restrict m, ptrdiff_t stride,
-                             const float *restrict bias, int relu, float *restrict y0,
-                             float *restrict y1, int O)
+PC_SIMD_LOOP void output_transform_body(const float *restrict m, ptrdiff_t stride,
+                                       const float *restrict bias, int relu,
+                                       float *restrict y0, float *restrict y1, int O)
 {
     int o = 0;
     const pc_v16 zero = {0};
@@ -226,6 +229,9 @@ static void output_transform(const float *restrict m, ptrdiff_t stride,
         y1[O + o] = relu && b1 <= 0.0f ? 0.0f : b1;
     }
 }
+PC_SIMD_VARIANTS(output_transform, (const float *restrict m, ptrdiff_t stride,
+                                    const float *restrict bias, int relu, float *restrict y0,
+                                    float *restrict y1, int O), (m, stride, bias, relu, y0, y1, O))
 #undef PC_WINO_OUT
 #undef PC_LD1
 
@@ -265,6 +271,7 @@ void pc_winograd_forward(const pc_runtime *rt, const pc_conv_shape *s, const flo
                          float *out, float *scratch)
 {
     const pc_ukernel *uk = &rt->ukernel;
+    const pc_isa isa = pc_loop_isa(rt);
     const int C = s->c, O = s->o, mr = uk->mr, nr = uk->nr, op = o_padded(rt, s);
     const int G = group_tiles(rt);
     const int tw = tiles_1d(s->ow), per_img = tiles_1d(s->oh) * tw, total = count * per_img;
@@ -300,7 +307,7 @@ void pc_winograd_forward(const pc_runtime *rt, const pc_conv_shape *s, const flo
                 }
                 row[r] = e;
             }
-            input_transform(row[0], row[1], row[2], row[3], tmp + (size_t)t * XI * C, C);
+            input_transform(isa, row[0], row[1], row[2], row[3], tmp + (size_t)t * XI * C, C);
         }
         /* 2. the 16 GEMMs M[xi][t][o]: straight from tmp when the micro-kernel can read A's
          * rows in place (tile t's row of xi at tmp + (t*XI + xi)*C; a group short of a panel
@@ -323,12 +330,12 @@ void pc_winograd_forward(const pc_runtime *rt, const pc_conv_shape *s, const flo
             const int rows = oh0 + 1 < s->oh ? 2 : 1, cols = ow0 + 1 < s->ow ? 2 : 1;
             float *y0 = yn + ((size_t)oh0 * s->ow + ow0) * O;
             if (rows == 2 && cols == 2) {
-                output_transform(M + (size_t)t * op, (ptrdiff_t)G * op, b, act == PC_ACT_RELU,
+                output_transform(isa, M + (size_t)t * op, (ptrdiff_t)G * op, b, act == PC_ACT_RELU,
                                  y0, y0 + (size_t)s->ow * O, O);
                 continue;
             }
             /* a tile on the bottom or right border: only its cells inside the output */
-            output_transform(M + (size_t)t * op, (ptrdiff_t)G * op, b, act == PC_ACT_RELU,
+            output_transform(isa, M + (size_t)t * op, (ptrdiff_t)G * op, b, act == PC_ACT_RELU,
                              edge_tile, edge_tile + 2 * O, O);
             memcpy(y0, edge_tile, (size_t)cols * O * sizeof(float));
             if (rows == 2)
