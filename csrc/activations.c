@@ -123,7 +123,7 @@ PC_SIMD_LOOP void backward_range_inplace_body(pc_act act, const float *restrict 
         for (size_t i = 0; i < n; i++) g[i] = y[i] > 0.0f ? g[i] : 0.0f;
         break;
     case PC_ACT_SIGMOID:
-        for (size_t i = 0; i < n; i++) g[i] *= y[i] * (1.0f - y[i]);
+        for (size_t i = 0; i < n; i++) g[i] = g[i] * y[i] * (1.0f - y[i]);
         break;
     case PC_ACT_TANH:
         for (size_t i = 0; i < n; i++) g[i] *= 1.0f - y[i] * y[i];

@@ -106,11 +106,7 @@ def test_activation_gradients_in_place_and_from_the_output_agree_on_every_path(k
     assert_paths_agree(on_every_path(run))
 
 
-@pytest.mark.parametrize("kind", [
-    pytest.param(k, marks=pytest.mark.xfail(
-        strict=True, reason="activations.c: sigmoid's gradient is (dy * y) * (1 - y) out of "
-        "place but dy * (y * (1 - y)) in place, 1 ulp apart")) if k == "sigmoid" else k
-    for k in ACTIVATIONS])
+@pytest.mark.parametrize("kind", ACTIVATIONS)
 def test_activation_gradient_in_place_has_the_bits_of_the_gradient_out_of_place(kind):
     rng = np.random.default_rng(2)
     x, dy = _f32(rng, 13, 1031) * 3, _f32(rng, 13, 1031)
