@@ -38,6 +38,44 @@ def read_sequences(path: Path, x_keys: tuple[str, ...], y_keys: tuple[str, ...])
     return arrays
 
 
+def read_pairs(path: Path, pairs: tuple[tuple[str, str], ...]) -> list[tuple[Any, Any]]:
+    """The `(sequences, labels)` arrays under each `(x key, y key)` (see `read_sequences`).
+
+    A pair of different lengths raises `ValueError` naming the file.
+    """
+    arrays = read_sequences(path, tuple(x for x, _ in pairs), tuple(y for _, y in pairs))
+    out = []
+    for x_key, y_key in pairs:
+        x, y = arrays[x_key], arrays[y_key]
+        if len(x) != len(y):
+            raise ValueError(f"{path}: {len(x)} {x_key} sequences but {len(y)} {y_key} labels")
+        out.append((x, y))
+    return out
+
+
+def shuffled(rng: np.random.RandomState, x: Any, labels: Any) -> tuple[Any, Any]:
+    """`x` and `labels` in the order of one `rng.shuffle` of their indices, as Keras."""
+    indices = np.arange(len(x))
+    rng.shuffle(indices)
+    return x[indices], labels[indices]
+
+
+def prepare(xs: Any, labels: Any, start_char: int | None, index_from: int,
+            maxlen: int | None) -> tuple[list, Any]:
+    """Keras' first steps: `shift` every sequence, then, with `maxlen`, `remove_long_seq`."""
+    xs = shift(xs, start_char, index_from)
+    if maxlen:
+        xs, labels = remove_long_seq(maxlen, xs, labels)
+    return xs, labels
+
+
+def split(xs: list, labels: Any, idx: int):
+    """`(x_train, y_train), (x_test, y_test)`: object arrays of the sequences before `idx` and
+    from `idx` on, and arrays of their labels."""
+    return ((np.array(xs[:idx], dtype="object"), np.array(labels[:idx])),
+            (np.array(xs[idx:], dtype="object"), np.array(labels[idx:])))
+
+
 def remove_long_seq(maxlen: int, seq: list, label: Any) -> tuple[list, list]:
     """Keeps the sequences shorter than `maxlen` (and their labels), as Keras."""
     new_seq, new_label = [], []
