@@ -23,6 +23,8 @@ import pytest
 import pycnn
 from pycnn import layers
 
+from reference import central_difference
+
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
@@ -66,13 +68,7 @@ def finite_difference_check(loss, params, grads, h=1e-6, rtol=1e-3, atol=1e-5):
         assert g.shape == p.shape
         flat = p.reshape(-1)
         for k in range(flat.size):
-            old = flat[k]
-            flat[k] = old + h
-            lp = loss(params)
-            flat[k] = old - h
-            lm = loss(params)
-            flat[k] = old
-            fd = (lp - lm) / (2 * h)
+            fd = central_difference(lambda: loss(params), flat, k, h)
             got = float(g.reshape(-1)[k])
             assert abs(got - fd) <= rtol * abs(fd) + atol, (
                 f"parameter {i} coordinate {np.unravel_index(k, p.shape)}: backward gives "

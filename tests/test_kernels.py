@@ -65,12 +65,8 @@ def assert_close(actual, expected, absref, rtol=3e-5, what=""):
     err = np.abs(actual.astype(np.float64) - expected)
     scale = absref.max() if absref.size else 0.0
     bound = rtol * (absref + 1e-3 * scale) + 1e-30
-    bad = err > bound
-    if bad.any():
-        i = np.unravel_index(np.argmax(err - bound), err.shape)
-        pytest.fail(f"{what}: {int(bad.sum())}/{err.size} elements out of tolerance; worst at "
-                    f"{i}: got {actual[i]!r}, expected {expected[i]!r} (abs err {err[i]:.3g}, "
-                    f"bound {bound[i]:.3g})")
+    if (err > bound).any():
+        pytest.fail(ref.out_of_tolerance(what, actual, expected, err, bound))
 
 
 def directional_check(f, x, grad, eps=1e-2, rtol=2e-2, seed=99, what=""):
