@@ -75,6 +75,16 @@ def finite_difference_check(loss, params, grads, h=1e-6, rtol=1e-3, atol=1e-5):
                 f"{got!r}, finite difference {fd!r}")
 
 
+def check_against_forward(model, x, rr, forward):
+    """The planned output for ``x`` equals the float64 ``forward(weights)``, and the weight
+    gradients for the output cotangent ``rr`` equal the finite differences of
+    ``sum(forward(weights) * rr)``."""
+    outs, grads = plan_gradients(model, [x], [rr])
+    params = model.get_weights()
+    np.testing.assert_allclose(outs[0], forward(params), rtol=1e-5, atol=1e-6)
+    finite_difference_check(lambda p: float((forward(p) * rr).sum()), params, grads)
+
+
 def changed(before, after) -> bool:
     return any(not np.array_equal(a, b) for a, b in zip(before, after))
 
@@ -275,14 +285,11 @@ def test_shared_layer_called_twice_in_a_chain():
     r = np.random.default_rng(2)
     x = f32(r.normal(size=(6, 4)))
     rr = r.normal(size=(6, 2))
-    outs, grads = plan_gradients(model, [x], [rr])
 
     def forward(p):
         w, b, w2, b2 = p
         return dense64(dense64(dense64(x, w, b, "tanh"), w, b, "tanh"), w2, b2)
-    params = model.get_weights()
-    np.testing.assert_allclose(outs[0], forward(params), rtol=1e-5, atol=1e-6)
-    finite_difference_check(lambda p: float((forward(p) * rr).sum()), params, grads)
+    check_against_forward(model, x, rr, forward)
 
 
 def test_tensor_read_by_two_layers_sums_the_gradients():
@@ -318,15 +325,12 @@ def test_skip_connection_with_a_merge_layer_sums_both_paths(seed):
     r = np.random.default_rng(4)
     x = f32(r.normal(size=(6, 4)))
     rr = r.normal(size=(6, 2))
-    outs, grads = plan_gradients(model, [x], [rr])
 
     def forward(p):
         w, b, w2, b2 = p
         hh = dense64(x, w, b, "tanh")
         return dense64(hh + dense64(hh, w, b, "tanh"), w2, b2)
-    params = model.get_weights()
-    np.testing.assert_allclose(outs[0], forward(params), rtol=1e-5, atol=1e-6)
-    finite_difference_check(lambda p: float((forward(p) * rr).sum()), params, grads)
+    check_against_forward(model, x, rr, forward)
     # it trains
     target = f32(r.normal(size=(6, 2)))
     model.compile(optimizer=pycnn.optimizers.SGD(0.05), loss="mse")
