@@ -12,6 +12,15 @@ import numpy as np
 from . import _files, _pickle
 
 
+def keras_files(name: str, title: str, data_hash: str,
+                index_hash: str) -> tuple[_files.FileSpec, _files.FileSpec]:
+    """The two files of a word-index dataset on Keras' mirror: `<name>.npz` (SHA-256
+    `data_hash`) and `<name>_word_index.json` (MD5 `index_hash`, as Keras pins it)."""
+    return (_files.on_keras_mirror(name, title, f"{name}.npz", data_hash),
+            _files.on_keras_mirror(name, f"{title} word index", f"{name}_word_index.json",
+                                   index_hash))
+
+
 def read_sequences(path: Path, x_keys: tuple[str, ...], y_keys: tuple[str, ...]) -> dict[str, Any]:
     """Reads an `.npz` of object arrays of int lists (`x_keys`) and integer labels (`y_keys`).
 

@@ -13,13 +13,9 @@ import numpy as np
 
 from . import _files, _sequences
 
-_SPEC = _files.on_keras_mirror(
-    "imdb", "IMDB", "imdb.npz",
-    "69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f")
-
-_WORD_INDEX = _files.on_keras_mirror(
-    "imdb", "IMDB word index", "imdb_word_index.json",
-    "bfafd718b763782e994055a2d397834f")  # MD5, as Keras pins it
+_SPEC, _WORD_INDEX = _sequences.keras_files(
+    "imdb", "IMDB", "69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f",
+    "bfafd718b763782e994055a2d397834f")
 
 
 def load_data(

@@ -14,13 +14,9 @@ import numpy as np
 
 from . import _files, _sequences
 
-_SPEC = _files.on_keras_mirror(
-    "reuters", "Reuters", "reuters.npz",
-    "d6586e694ee56d7a4e65172e12b3e987c03096cb01eab99753921ef915959916")
-
-_WORD_INDEX = _files.on_keras_mirror(
-    "reuters", "Reuters word index", "reuters_word_index.json",
-    "4d44cc38712099c9e383dc6e5f11a921")  # MD5, as Keras pins it
+_SPEC, _WORD_INDEX = _sequences.keras_files(
+    "reuters", "Reuters", "d6586e694ee56d7a4e65172e12b3e987c03096cb01eab99753921ef915959916",
+    "4d44cc38712099c9e383dc6e5f11a921")
 
 _LABEL_NAMES = (
     "cocoa", "grain", "veg-oil", "earn", "acq", "wheat", "copper", "housing", "money-supply",
