@@ -11,12 +11,16 @@
   names (``conv2d``, ``dense_1``, ``input_1``, ...) never depend on the order tests run in.
 * ``seed``: ``pycnn.utils.set_random_seed(1234)`` (weights, shuffling and dropout repeat).
 * ``keep_num_threads``: restores pycnn's thread count after a test that changes it.
+* ``main_thread_sigint``: skips unless in the main thread with the default SIGINT handler
+  (tests that raise Ctrl-C), and restores that handler afterwards.
 * ``isa`` (parametrized): runs a test once per SIMD path (``ISAS``) of every kernel family: the
   GEMM micro-kernel and the elementwise loops both follow ``_C.set_isa``. Skips the paths this
   CPU lacks, and restores the path in use afterwards.
 """
 from __future__ import annotations
 
+import signal
+import threading
 import types
 from pathlib import Path
 
@@ -117,6 +121,17 @@ def seed() -> int:
     """Seed Python, NumPy and pycnn (``pycnn.utils.set_random_seed``); returns the seed."""
     pycnn.utils.set_random_seed(SEED)
     return SEED
+
+
+@pytest.fixture
+def main_thread_sigint():
+    """Skip unless the test runs in the main thread with Python's default SIGINT handler;
+    restore that handler afterwards."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("needs the default SIGINT handler in the main thread")
+    yield
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

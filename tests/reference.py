@@ -431,18 +431,33 @@ def adam_step(w, g, m, v, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7, step=1):
 # Numerical differentiation helpers (used by the tests)
 # ---------------------------------------------------------------------------------------------
 
+def central_difference(f, flat, k, h=1e-6):
+    """``(f() at flat[k] + h - f() at flat[k] - h) / 2h``: the central difference of the
+    scalar ``f()`` along coordinate ``k`` of the float64 array ``flat`` (a flat view of what
+    ``f`` reads); ``flat[k]`` is restored."""
+    old = flat[k]
+    flat[k] = old + h
+    fp = f()
+    flat[k] = old - h
+    fm = f()
+    flat[k] = old
+    return (fp - fm) / (2 * h)
+
+
 def numerical_grad(f, x, h=1e-6):
     """Central-difference gradient of the scalar function ``f`` at float64 array ``x``."""
     x = np.array(x, dtype=np.float64)
     g = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"])
-    for _ in it:
-        i = it.multi_index
-        old = x[i]
-        x[i] = old + h
-        fp = f(x)
-        x[i] = old - h
-        fm = f(x)
-        x[i] = old
-        g[i] = (fp - fm) / (2 * h)
+    flat, g_flat = x.reshape(-1), g.reshape(-1)
+    for k in range(flat.size):
+        g_flat[k] = central_difference(lambda: f(x), flat, k, h)
     return g
+
+
+def out_of_tolerance(what, actual, expected, err, bound):
+    """The failure message of an elementwise comparison: how many elements have ``err``
+    above ``bound``, and the worst of them."""
+    i = np.unravel_index(np.argmax(err - bound), err.shape)
+    return (f"{what}: {int((err > bound).sum())}/{err.size} elements out of tolerance; worst "
+            f"at {i}: got {actual[i]!r}, expected {expected[i]!r} (abs err {err[i]:.3g}, "
+            f"bound {bound[i]:.3g})")

@@ -14,6 +14,8 @@ import pycnn
 from pycnn import _C, activations, layers
 from pycnn.layers.context import Context
 
+from reference import central_difference
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 KERAS = json.load(open(os.path.join(HERE, "keras_refs", "norm_activations_keras3.json")))
 
@@ -70,13 +72,7 @@ def fd_check(loss, arrays, grads, n_coords=8, h=1e-6, rtol=2e-3, atol=2e-4):
         assert g.shape == a.shape
         flat = a.reshape(-1)
         for k in np.linspace(0, flat.size - 1, min(n_coords, flat.size)).astype(int):
-            old = flat[k]
-            flat[k] = old + h
-            lp = loss(*arrays)
-            flat[k] = old - h
-            lm = loss(*arrays)
-            flat[k] = old
-            fd = (lp - lm) / (2 * h)
+            fd = central_difference(lambda: loss(*arrays), flat, k, h)
             assert abs(g.reshape(-1)[k] - fd) <= rtol * abs(fd) + atol, \
                 f"argument {i}[{k}]: backward {g.reshape(-1)[k]!r}, finite difference {fd!r}"
 

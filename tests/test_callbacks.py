@@ -14,7 +14,6 @@ import math
 import os
 import signal
 import sys
-import threading
 import warnings
 
 import numpy as np
@@ -603,15 +602,6 @@ def test_backup_and_restore_arguments():
         C.BackupAndRestore("")
     with pytest.raises(ValueError, match="Invalid value for argument `save_freq`"):
         C.BackupAndRestore("b", save_freq="batch")
-
-
-@pytest.fixture
-def main_thread_sigint():
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        pytest.skip("needs the default SIGINT handler in the main thread")
-    yield
-    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def test_ctrl_c_keeps_the_backup_for_the_next_fit(tmp_path, main_thread_sigint, capsys):

@@ -15,6 +15,8 @@ import pytest
 import pycnn
 from pycnn import layers
 
+from threads import run_threads
+
 
 def _shared_models():
     inp = pycnn.Input(shape=(16,))
@@ -25,25 +27,6 @@ def _shared_models():
     inp2 = pycnn.Input(shape=(16,))
     b = pycnn.Model(inp2, head_b(trunk(inp2)))
     return a, b
-
-
-def _run_threads(fns):
-    errors = []
-
-    def wrap(fn):
-        try:
-            fn()
-        except BaseException as err:       # noqa: BLE001 - reported below
-            errors.append(err)
-
-    threads = [threading.Thread(target=wrap, args=(fn,)) for fn in fns]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-        assert not t.is_alive(), "a thread hung"
-    if errors:
-        raise errors[0]
 
 
 def test_models_sharing_layers_predict_in_two_threads_without_mixing_rows():
@@ -58,7 +41,7 @@ def test_models_sharing_layers_predict_in_two_threads_without_mixing_rows():
         outs = [model.predict(x, batch_size=7, verbose=0) for _ in range(20)]
         got[key] = outs
 
-    _run_threads([lambda: run(a, xa, "a"), lambda: run(b, xb, "b")])
+    run_threads([lambda: run(a, xa, "a"), lambda: run(b, xb, "b")])
     for out in got["a"]:
         np.testing.assert_array_equal(out, want_a)
     for out in got["b"]:
@@ -89,7 +72,7 @@ def test_weights_read_during_fit_are_always_a_whole_step():
         finally:
             stop.set()
 
-    _run_threads([train, watch])
+    run_threads([train, watch])
     assert len(snapshots) > 5
     for w in snapshots:
         steps = w / -1e-3                # each step adds lr * 1 to every weight (mae of ones)
@@ -124,7 +107,7 @@ def test_predictions_during_set_weights_match_one_of_the_two_weight_sets():
         finally:
             stop.set()
 
-    _run_threads([flip, predict])
+    run_threads([flip, predict])
     assert len(outs) == 40 and flips[0] > 0
     for out in outs:
         assert np.array_equal(out, p1) or np.array_equal(out, p2), \
@@ -166,7 +149,7 @@ def test_checkpoints_saved_from_another_thread_during_fit_load_back(tmp_path):
         finally:
             stop.set()
 
-    _run_threads([train, checkpoint])
+    run_threads([train, checkpoint])
     assert saved
     other = pycnn.models.clone_model(model)
     for path in set(saved):

@@ -159,21 +159,33 @@ def _close(got, want, tol=2e-5):
     np.testing.assert_allclose(got, want, rtol=0, atol=tol * scale)
 
 
-@pytest.mark.parametrize("cfg", GENERAL)
-@pytest.mark.parametrize("act", ["linear", "relu"])
-def test_general_conv_kernels_match_reference(cfg, act, isa):
+def _check_conv_kernels(cfg, act, transposed):
+    """The general (or, ``transposed``, the transposed) convolution kernels of ``cfg`` against
+    NumPy: the forward (bias and activation fused) gives the reference plus the bias,
+    activated; the backward of a random ``dy`` gives the reference's input and kernel
+    gradients (of ``dy`` through the activation) and the bias gradient."""
     n, h, w, c, kh, kw, o, st, pd, dl, g = cfg
     oh, ow = _out(h, kh, st[0], pd[0], dl[0]), _out(w, kw, st[1], pd[1], dl[1])
-    x, k, b = _f32(n, h, w, c), _f32(kh, kw, c // g, o), _f32(o)
-    y = np.empty((n, oh, ow, o), np.float32)
-    _C.convg_forward(x, k, b, y, st, pd, dl, g, activation=act)
-    z = ref_conv(x, k, st, pd, dl, g, (oh, ow)) + b
+    if transposed:   # the transpose of the convolution cfg: x on its output side, y on its input
+        forward, backward = _C.conv_transpose_forward, _C.conv_transpose_backward
+        x, k, b = _f32(n, oh, ow, o), _f32(kh, kw, c // g, o), _f32(c)
+        y = np.empty((n, h, w, c), np.float32)
+        z = ref_conv_transpose(x, k, st, pd, dl, g, (h, w)) + b
+        grads = lambda g_: (ref_conv(g_, k, st, pd, dl, g, (oh, ow)),  # noqa: E731
+                            ref_conv_grads(g_, k, x, st, pd, dl, g)[1])
+    else:
+        forward, backward = _C.convg_forward, _C.convg_backward
+        x, k, b = _f32(n, h, w, c), _f32(kh, kw, c // g, o), _f32(o)
+        y = np.empty((n, oh, ow, o), np.float32)
+        z = ref_conv(x, k, st, pd, dl, g, (oh, ow)) + b
+        grads = lambda g_: ref_conv_grads(x, k, g_, st, pd, dl, g)  # noqa: E731
+    forward(x, k, b, y, st, pd, dl, g, activation=act)
     _close(y, ACTS[act](z))
     dy = _f32(*y.shape)
     dx, dk, db = np.empty_like(x), np.empty_like(k), np.empty_like(b)
-    _C.convg_backward(x, k, dy, dx, dk, db, st, pd, dl, g, y=y if act == "relu" else None)
+    backward(x, k, dy, dx, dk, db, st, pd, dl, g, y=y if act == "relu" else None)
     g_ = dy * (z > 0) if act == "relu" else dy
-    rdx, rdk = ref_conv_grads(x, k, g_, st, pd, dl, g)
+    rdx, rdk = grads(g_)
     _close(dx, rdx)
     _close(dk, rdk)
     _close(db, g_.sum((0, 1, 2)))
@@ -181,23 +193,14 @@ def test_general_conv_kernels_match_reference(cfg, act, isa):
 
 @pytest.mark.parametrize("cfg", GENERAL)
 @pytest.mark.parametrize("act", ["linear", "relu"])
+def test_general_conv_kernels_match_reference(cfg, act, isa):
+    _check_conv_kernels(cfg, act, transposed=False)
+
+
+@pytest.mark.parametrize("cfg", GENERAL)
+@pytest.mark.parametrize("act", ["linear", "relu"])
 def test_transposed_conv_kernels_match_reference(cfg, act, isa):
-    # the transpose of the convolution cfg: x on its output side, y on its input side
-    n, h, w, c, kh, kw, o, st, pd, dl, g = cfg
-    oh, ow = _out(h, kh, st[0], pd[0], dl[0]), _out(w, kw, st[1], pd[1], dl[1])
-    x, k, b = _f32(n, oh, ow, o), _f32(kh, kw, c // g, o), _f32(c)
-    y = np.empty((n, h, w, c), np.float32)
-    _C.conv_transpose_forward(x, k, b, y, st, pd, dl, g, activation=act)
-    z = ref_conv_transpose(x, k, st, pd, dl, g, (h, w)) + b
-    _close(y, ACTS[act](z))
-    dy = _f32(*y.shape)
-    dx, dk, db = np.empty_like(x), np.empty_like(k), np.empty_like(b)
-    _C.conv_transpose_backward(x, k, dy, dx, dk, db, st, pd, dl, g,
-                               y=y if act == "relu" else None)
-    g_ = dy * (z > 0) if act == "relu" else dy
-    _close(dx, ref_conv(g_, k, st, pd, dl, g, (oh, ow)))
-    _close(dk, ref_conv_grads(g_, k, x, st, pd, dl, g)[1])
-    _close(db, g_.sum((0, 1, 2)))
+    _check_conv_kernels(cfg, act, transposed=True)
 
 
 # (n, h, w, c, kh, kw, dm, strides, pads, dilation)

@@ -26,6 +26,7 @@ from pycnn.datasets import _fetch, _idx, fashion_mnist, mnist
 from pycnn.datasets import ChecksumError, DatasetNotFoundError
 
 from datadir import DATA_DIR as SHARED_DATA
+from datadir import isolate_dataset_search, no_network
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 STEMS = [stem for stem, _ in _idx.IDX_FILES.values()]
 GZ_NAMES = [stem + ".gz" for stem in STEMS]
@@ -132,22 +133,12 @@ class FakeOpener:
         return FakeResponse(self.bodies[url.rsplit("/", 1)[1]], **self.kwargs)
 
 
-def _no_network(url, timeout=None):
-    raise OSError(f"network disabled in tests: {url}")
-
-
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
     """No network, and every place the search looks is inside tmp_path."""
-    home = tmp_path / "home"
-    home.mkdir()
     work = tmp_path / "work"
     work.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    for var in ("PYCNN_DATA_DIR", "PYCNN_CACHE_DIR", "XDG_CACHE_HOME", "KERAS_HOME"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.chdir(work)
-    monkeypatch.setattr(_fetch, "_urlopen", _no_network)
+    isolate_dataset_search(monkeypatch, tmp_path / "home", work)
     patch_spec(monkeypatch, fashion_mnist, system_dirs=(str(tmp_path / "usr-share"),))
     return tmp_path
 
@@ -575,7 +566,7 @@ def test_download_is_verified_and_cached_atomically(tmp_path, monkeypatch):
     assert sorted(p.name for p in cache.iterdir()) == ["mnist.npz"]
     assert (cache / "mnist.npz").read_bytes() == body
     # The second call reads the cache, without the network.
-    monkeypatch.setattr(_fetch, "_urlopen", _no_network)
+    monkeypatch.setattr(_fetch, "_urlopen", no_network)
     assert_same(mnist.load_data(), data)
 
 
@@ -586,7 +577,7 @@ def test_download_under_keras_style_name(tmp_path, monkeypatch):
     monkeypatch.setattr(_fetch, "_urlopen", FakeOpener({"mnist.npz": body}))
     assert_same(mnist.load_data(path="digits.npz"), data)
     assert (pycnn_cache(tmp_path, "mnist") / "digits.npz").read_bytes() == body
-    monkeypatch.setattr(_fetch, "_urlopen", _no_network)
+    monkeypatch.setattr(_fetch, "_urlopen", no_network)
     assert_same(mnist.load_data(path="digits.npz"), data)
 
 

@@ -32,6 +32,8 @@ from pycnn.datasets import _idx
 from pycnn.utils import file_io, safe_npz
 from pycnn.utils.file_io import atomic_write
 
+from threads import run_threads
+
 MiB = 1 << 20
 
 
@@ -218,26 +220,17 @@ def test_writing_through_a_dangling_symlink_creates_its_target(tmp_path):
 def test_concurrent_saves_to_one_path_leave_one_whole_file(tmp_path):
     target = tmp_path / "w.bin"
     payloads = {name: bytes([name]) * (3 * MiB) for name in (ord("A"), ord("B"))}
-    errors = []
     start = threading.Barrier(2)
 
     def save(name):
-        try:
-            start.wait()
-            for _ in range(5):
-                with atomic_write(target) as f:
-                    data = payloads[name]
-                    for i in range(0, len(data), 64 * 1024):   # interleave with the other
-                        f.write(data[i:i + 64 * 1024])
-        except BaseException as exc:   # noqa: BLE001 - reported below
-            errors.append(exc)
+        start.wait()
+        for _ in range(5):
+            with atomic_write(target) as f:
+                data = payloads[name]
+                for i in range(0, len(data), 64 * 1024):   # interleave with the other
+                    f.write(data[i:i + 64 * 1024])
 
-    threads = [threading.Thread(target=save, args=(n,)) for n in payloads]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    run_threads([lambda n=n: save(n) for n in payloads])
     assert target.read_bytes() in payloads.values()
     assert leftovers(tmp_path) == []
 
@@ -251,11 +244,7 @@ def test_concurrent_npz_saves_load_as_one_of_the_two(tmp_path):
             with atomic_write(target) as f:
                 np.savez(f, w=a)
 
-    threads = [threading.Thread(target=save, args=(a,)) for a in arrays]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads([lambda a=a: save(a) for a in arrays])
     got = safe_npz.load_npz(target)["w"]
     assert any(np.array_equal(got, a) for a in arrays)
 

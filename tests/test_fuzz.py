@@ -298,16 +298,23 @@ def k_dense_backward(rng):
     return args, ["dx", "dw", "db"], {}
 
 
-def _conv_geometry(rng):
-    N, H, W, C = dims(rng, 1, 3), dims(rng, 1, 9), dims(rng, 1, 9), dims(rng, 1, 4)
-    KH, KW, O = dims(rng, 1, 4), dims(rng, 1, 4), dims(rng, 1, 5)
+def _strides_pads_output(rng, H, W, KH, KW, out_max):
+    """Strides, pads and the output size of a KH x KW window over H x W: mostly the true
+    size, sometimes a random one (up to ``out_max``)."""
     sh, sw = valid_window(rng, 1, 3)
     pt, pl = dims(rng, 0, 2), dims(rng, 0, 2)
     if chance(rng, 0.7):
         OH = max(1, (H + 2 * pt - KH) // sh + 1)
         OW = max(1, (W + 2 * pl - KW) // sw + 1)
     else:
-        OH, OW = dims(rng, 1, 7), dims(rng, 1, 7)
+        OH, OW = dims(rng, 1, out_max), dims(rng, 1, out_max)
+    return sh, sw, pt, pl, OH, OW
+
+
+def _conv_geometry(rng):
+    N, H, W, C = dims(rng, 1, 3), dims(rng, 1, 9), dims(rng, 1, 9), dims(rng, 1, 4)
+    KH, KW, O = dims(rng, 1, 4), dims(rng, 1, 4), dims(rng, 1, 5)
+    sh, sw, pt, pl, OH, OW = _strides_pads_output(rng, H, W, KH, KW, 7)
     return N, H, W, C, KH, KW, O, sh, sw, pt, pl, OH, OW
 
 
@@ -332,13 +339,7 @@ def k_conv2d_backward(rng):
 def _pool_geometry(rng):
     N, H, W, C = dims(rng, 1, 3), dims(rng, 1, 9), dims(rng, 1, 9), dims(rng, 1, 20)
     ph, pw = valid_window(rng, 1, 3)
-    sh, sw = valid_window(rng, 1, 3)
-    pt, pl = dims(rng, 0, 2), dims(rng, 0, 2)
-    if chance(rng, 0.7):
-        OH = max(1, (H + 2 * pt - ph) // sh + 1)
-        OW = max(1, (W + 2 * pl - pw) // sw + 1)
-    else:
-        OH, OW = dims(rng, 1, 7), dims(rng, 1, 7)
+    sh, sw, pt, pl, OH, OW = _strides_pads_output(rng, H, W, ph, pw, 7)
     return N, H, W, C, ph, pw, sh, sw, pt, pl, OH, OW
 
 
@@ -367,13 +368,7 @@ def _conv_pool_geometry(rng):
     """A convolution (output conv_hw = (OH, OW)) and a max pooling of its output (POH, POW)."""
     N, H, W, C, KH, KW, O, sh, sw, pt, pl, OH, OW = _conv_geometry(rng)
     ph, pw = valid_window(rng, 1, 3)
-    psh, psw = valid_window(rng, 1, 3)
-    ppt, ppl = dims(rng, 0, 2), dims(rng, 0, 2)
-    if chance(rng, 0.7):
-        POH = max(1, (OH + 2 * ppt - ph) // psh + 1)
-        POW = max(1, (OW + 2 * ppl - pw) // psw + 1)
-    else:
-        POH, POW = dims(rng, 1, 5), dims(rng, 1, 5)
+    psh, psw, ppt, ppl, POH, POW = _strides_pads_output(rng, OH, OW, ph, pw, 5)
     geometry = dict(strides=(sh, sw), pads=(pt, pl), conv_hw=(OH, OW), pool=(ph, pw),
                     pool_strides=(psh, psw), pool_pads=(ppt, ppl))
     return N, H, W, C, KH, KW, O, POH, POW, geometry

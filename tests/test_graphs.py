@@ -23,6 +23,8 @@ import pytest
 import pycnn
 from pycnn import layers
 
+from reference import central_difference
+
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
@@ -66,17 +68,21 @@ def finite_difference_check(loss, params, grads, h=1e-6, rtol=1e-3, atol=1e-5):
         assert g.shape == p.shape
         flat = p.reshape(-1)
         for k in range(flat.size):
-            old = flat[k]
-            flat[k] = old + h
-            lp = loss(params)
-            flat[k] = old - h
-            lm = loss(params)
-            flat[k] = old
-            fd = (lp - lm) / (2 * h)
+            fd = central_difference(lambda: loss(params), flat, k, h)
             got = float(g.reshape(-1)[k])
             assert abs(got - fd) <= rtol * abs(fd) + atol, (
                 f"parameter {i} coordinate {np.unravel_index(k, p.shape)}: backward gives "
                 f"{got!r}, finite difference {fd!r}")
+
+
+def check_against_forward(model, x, rr, forward):
+    """The planned output for ``x`` equals the float64 ``forward(weights)``, and the weight
+    gradients for the output cotangent ``rr`` equal the finite differences of
+    ``sum(forward(weights) * rr)``."""
+    outs, grads = plan_gradients(model, [x], [rr])
+    params = model.get_weights()
+    np.testing.assert_allclose(outs[0], forward(params), rtol=1e-5, atol=1e-6)
+    finite_difference_check(lambda p: float((forward(p) * rr).sum()), params, grads)
 
 
 def changed(before, after) -> bool:
@@ -279,14 +285,11 @@ def test_shared_layer_called_twice_in_a_chain():
     r = np.random.default_rng(2)
     x = f32(r.normal(size=(6, 4)))
     rr = r.normal(size=(6, 2))
-    outs, grads = plan_gradients(model, [x], [rr])
 
     def forward(p):
         w, b, w2, b2 = p
         return dense64(dense64(dense64(x, w, b, "tanh"), w, b, "tanh"), w2, b2)
-    params = model.get_weights()
-    np.testing.assert_allclose(outs[0], forward(params), rtol=1e-5, atol=1e-6)
-    finite_difference_check(lambda p: float((forward(p) * rr).sum()), params, grads)
+    check_against_forward(model, x, rr, forward)
 
 
 def test_tensor_read_by_two_layers_sums_the_gradients():
@@ -322,15 +325,12 @@ def test_skip_connection_with_a_merge_layer_sums_both_paths(seed):
     r = np.random.default_rng(4)
     x = f32(r.normal(size=(6, 4)))
     rr = r.normal(size=(6, 2))
-    outs, grads = plan_gradients(model, [x], [rr])
 
     def forward(p):
         w, b, w2, b2 = p
         hh = dense64(x, w, b, "tanh")
         return dense64(hh + dense64(hh, w, b, "tanh"), w2, b2)
-    params = model.get_weights()
-    np.testing.assert_allclose(outs[0], forward(params), rtol=1e-5, atol=1e-6)
-    finite_difference_check(lambda p: float((forward(p) * rr).sum()), params, grads)
+    check_against_forward(model, x, rr, forward)
     # it trains
     target = f32(r.normal(size=(6, 2)))
     model.compile(optimizer=pycnn.optimizers.SGD(0.05), loss="mse")

@@ -216,6 +216,18 @@ def test_to_json_and_model_from_json_round_trip():
     assert [t.shape for t in again.outputs] == [t.shape for t in model.outputs]
 
 
+def _save_with_io(tmp_path, name, files):
+    """pycnn loads the Keras 3 fixture ``name`` and saves it as each of ``files`` in
+    ``tmp_path``, beside ``io.npz``: the inputs ``x<i>`` and pycnn's predictions ``y<i>``."""
+    model = pycnn.saving.load_model(os.path.join(HERE, "keras3", f"{name}.keras"))
+    xs, _ = _io("keras3", name)
+    want = _predict(model, xs)
+    for file in files:
+        model.save(tmp_path / file)
+    np.savez(tmp_path / "io.npz", **{f"x{i}": x for i, x in enumerate(xs)},
+             **{f"y{i}": y for i, y in enumerate(want)})
+
+
 KERAS_PYTHON = os.environ.get("PYCNN_KERAS_PYTHON")
 TF_KERAS_PYTHON = os.environ.get("PYCNN_TF_KERAS_PYTHON")
 
@@ -224,13 +236,7 @@ TF_KERAS_PYTHON = os.environ.get("PYCNN_TF_KERAS_PYTHON")
                     "is not set; CI sets it")
 @pytest.mark.parametrize("name", MODELS)
 def test_files_pycnn_writes_open_in_real_keras(tmp_path, name):
-    model = pycnn.saving.load_model(os.path.join(HERE, "keras3", f"{name}.keras"))
-    xs, _ = _io("keras3", name)
-    want = _predict(model, xs)
-    model.save(tmp_path / "m.keras")
-    model.save(tmp_path / "m.h5")
-    np.savez(tmp_path / "io.npz", **{f"x{i}": x for i, x in enumerate(xs)},
-             **{f"y{i}": y for i, y in enumerate(want)})
+    _save_with_io(tmp_path, name, ("m.keras", "m.h5"))
     # Keras 3 cannot read a nested model from tf.keras 2's .h5 layout (not even a file
     # tf.keras 2 wrote: its legacy reader needs TensorFlow); tf.keras 2 reads those below.
     files = "('m.keras',)" if name == "nested" else "('m.keras', 'm.h5')"
@@ -241,12 +247,7 @@ def test_files_pycnn_writes_open_in_real_keras(tmp_path, name):
                     "tf-keras 2) is not set")
 @pytest.mark.parametrize("name", MODELS)
 def test_h5_files_pycnn_writes_open_in_tf_keras_2(tmp_path, name):
-    model = pycnn.saving.load_model(os.path.join(HERE, "keras3", f"{name}.keras"))
-    xs, _ = _io("keras3", name)
-    want = _predict(model, xs)
-    model.save(tmp_path / "m.h5")
-    np.savez(tmp_path / "io.npz", **{f"x{i}": x for i, x in enumerate(xs)},
-             **{f"y{i}": y for i, y in enumerate(want)})
+    _save_with_io(tmp_path, name, ("m.h5",))
     _run_keras(TF_KERAS_PYTHON, "('m.h5',)", tmp_path, tf2=True)
 
 

@@ -65,12 +65,8 @@ def assert_close(actual, expected, absref, rtol=3e-5, what=""):
     err = np.abs(actual.astype(np.float64) - expected)
     scale = absref.max() if absref.size else 0.0
     bound = rtol * (absref + 1e-3 * scale) + 1e-30
-    bad = err > bound
-    if bad.any():
-        i = np.unravel_index(np.argmax(err - bound), err.shape)
-        pytest.fail(f"{what}: {int(bad.sum())}/{err.size} elements out of tolerance; worst at "
-                    f"{i}: got {actual[i]!r}, expected {expected[i]!r} (abs err {err[i]:.3g}, "
-                    f"bound {bound[i]:.3g})")
+    if (err > bound).any():
+        pytest.fail(ref.out_of_tolerance(what, actual, expected, err, bound))
 
 
 def directional_check(f, x, grad, eps=1e-2, rtol=2e-2, seed=99, what=""):
@@ -775,22 +771,38 @@ def close_scalar(a, b, rtol=1e-5, atol=1e-6):
     return abs(a - b) <= rtol * abs(b) + atol
 
 
+def check_xent_kernel(name, x, targets, want_grad, grad_rtol=1e-5, grad_atol_scale=None):
+    """``_C.<name>`` against ``reference.<name>`` on the predictions ``x`` (logits for the
+    softmax kernels, which also write the probabilities): the loss and, with ``want_grad``,
+    the gradient (``atol`` 1e-7 / n, or ``grad_atol_scale`` times its largest magnitude) and
+    its directional derivative."""
+    n, c = x.shape
+    kernel, softmax = getattr(_C, name), name.startswith("softmax")
+    probs = nans((n, c)) if softmax else None
+    d = nans((n, c)) if want_grad else None
+    loss = kernel(x, targets, probs, d) if softmax else kernel(x, targets, d)
+    expected = getattr(ref, name)(x, targets)
+    eloss, ed = expected[0], expected[-1]
+    assert isinstance(loss, float)
+    assert close_scalar(loss, eloss), (loss, eloss)
+    if softmax:
+        np.testing.assert_allclose(probs, expected[1], rtol=1e-5, atol=1e-7)
+    if want_grad:
+        atol = 1e-7 / n if grad_atol_scale is None else grad_atol_scale * np.abs(ed).max()
+        np.testing.assert_allclose(d, ed, rtol=grad_rtol, atol=atol, err_msg=f"{name} d {n}x{c}")
+        if softmax:
+            fn = lambda v: kernel(v, targets, np.empty((n, c), np.float32), None)  # noqa: E731
+        else:
+            fn = lambda v: kernel(v, targets, None)  # noqa: E731
+        directional_check(fn, x, d, what=f"{name} {n}x{c}")
+
+
 @pytest.mark.parametrize("want_grad", [True, False], ids=["grad", "nograd"])
 @pytest.mark.parametrize("n,c", LOSS_SHAPES, ids=lambda v: str(v))
 def test_softmax_xent_sparse(isa, n, c, want_grad):
     r = rng(n * 31 + c)
     logits, labels = randn(r, (n, c)) * 3, labels_for(r, n, c)
-    probs = nans((n, c))
-    d = nans((n, c)) if want_grad else None
-    loss = _C.softmax_xent_sparse(logits, labels, probs, d)
-    eloss, eprobs, ed = ref.softmax_xent_sparse(logits, labels)
-    assert isinstance(loss, float)
-    assert close_scalar(loss, eloss), (loss, eloss)
-    np.testing.assert_allclose(probs, eprobs, rtol=1e-5, atol=1e-7)
-    if want_grad:
-        np.testing.assert_allclose(d, ed, rtol=1e-5, atol=1e-7 / n)
-        fn = lambda v: _C.softmax_xent_sparse(v, labels, np.empty((n, c), np.float32), None)  # noqa: E731
-        directional_check(fn, logits, d, what=f"softmax_xent_sparse {n}x{c}")
+    check_xent_kernel("softmax_xent_sparse", logits, labels, want_grad)
 
 
 @pytest.mark.parametrize("want_grad", [True, False], ids=["grad", "nograd"])
@@ -800,17 +812,7 @@ def test_softmax_xent(isa, n, c, want_grad):
     logits = randn(r, (n, c)) * 3
     t = r.random((n, c)) + 0.01
     t = f32(t / t.sum(-1, keepdims=True))          # rows sum to 1
-    probs = nans((n, c))
-    d = nans((n, c)) if want_grad else None
-    loss = _C.softmax_xent(logits, t, probs, d)
-    eloss, eprobs, ed = ref.softmax_xent(logits, t)
-    assert isinstance(loss, float)
-    assert close_scalar(loss, eloss), (loss, eloss)
-    np.testing.assert_allclose(probs, eprobs, rtol=1e-5, atol=1e-7)
-    if want_grad:
-        np.testing.assert_allclose(d, ed, rtol=1e-5, atol=1e-7 / n)
-        fn = lambda v: _C.softmax_xent(v, t, np.empty((n, c), np.float32), None)  # noqa: E731
-        directional_check(fn, logits, d, what=f"softmax_xent {n}x{c}")
+    check_xent_kernel("softmax_xent", logits, t, want_grad)
 
 
 def test_softmax_xent_one_hot_equals_sparse(isa):
@@ -840,15 +842,7 @@ def test_xent_sparse(isa, n, c, want_grad):
     r = rng(n * 41 + c)
     p = f32(r.uniform(0.1, 0.95, size=(n, c)))
     labels = labels_for(r, n, c)
-    d = nans((n, c)) if want_grad else None
-    loss = _C.xent_sparse(p, labels, d)
-    eloss, ed = ref.xent_sparse(p, labels)
-    assert isinstance(loss, float)
-    assert close_scalar(loss, eloss), (loss, eloss)
-    if want_grad:
-        np.testing.assert_allclose(d, ed, rtol=1e-5, atol=1e-7 / n)
-        fn = lambda v: _C.xent_sparse(v, labels, None)  # noqa: E731
-        directional_check(fn, p, d, what=f"xent_sparse {n}x{c}")
+    check_xent_kernel("xent_sparse", p, labels, want_grad)
 
 
 def test_xent_sparse_clipping(isa):
@@ -869,16 +863,7 @@ def test_xent(isa, n, c, want_grad):
     r = rng(n * 43 + c)
     p = f32(r.uniform(0.2, 2.0, size=(n, c)))      # rows NOT normalised: Keras renormalises
     t = f32(r.random((n, c)))
-    d = nans((n, c)) if want_grad else None
-    loss = _C.xent(p, t, d)
-    eloss, ed = ref.xent(p, t)
-    assert isinstance(loss, float)
-    assert close_scalar(loss, eloss), (loss, eloss)
-    if want_grad:
-        np.testing.assert_allclose(d, ed, rtol=1e-4, atol=1e-5 * np.abs(ed).max(),
-                                   err_msg=f"xent dprobs {n}x{c}")
-        fn = lambda v: _C.xent(v, t, None)  # noqa: E731
-        directional_check(fn, p, d, what=f"xent {n}x{c}")
+    check_xent_kernel("xent", p, t, want_grad, grad_rtol=1e-4, grad_atol_scale=1e-5)
 
 
 def test_xent_normalised_and_clipped(isa):

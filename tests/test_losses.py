@@ -10,6 +10,8 @@ import pytest
 
 from pycnn import _C, losses
 
+from binding_checks import assert_every_array_checked
+
 # ---- Keras' numbers ------------------------------------------------------------------------------
 # DATA: inputs (float32). KERAS[case]: tf_keras.losses.<Class>(**kw) on DATA: "none" (per-sample),
 # "mean", "mean_sw" (sample_weight=DATA["sw"]), "sum_sw" (reduction="sum"), "name", and "grad":
@@ -747,22 +749,8 @@ def test_loss_rows_checks_every_array():
     args = {"y_pred": np.ones((3, 2), np.float32), "y_true": np.ones((3, 2), np.float32),
             "grad": np.ones((3, 2), np.float32), "row_weights": np.ones(3, np.float32),
             "row_losses": np.ones(3, np.float64), "probs": np.ones((3, 2), np.float32)}
-    _C.loss_rows("bce_logits", **{k: v.copy() for k, v in args.items()})
-    for name, a in args.items():
-        bad = {"dtype": a.astype(np.float64 if a.dtype != np.float64 else np.float32),
-               "rank": a[None], "strided": np.repeat(a, 2, axis=-1)[..., ::2],
-               "empty": np.zeros((0,) + a.shape[1:], a.dtype), "list": a.tolist()}
-        if name in ("grad", "row_losses", "probs"):
-            ro = a.copy()
-            ro.flags.writeable = False
-            bad["readonly"] = ro
-        for what, value in bad.items():
-            kw = {k: v.copy() for k, v in args.items()}
-            kw[name] = value
-            with pytest.raises((TypeError, ValueError)) as err:
-                _C.loss_rows("bce_logits", **kw)
-            assert "loss_rows" in str(err.value) and f"'{name}'" in str(err.value), \
-                (name, what, err.value)
+    assert_every_array_checked(lambda **kw: _C.loss_rows("bce_logits", **kw), "loss_rows",
+                               args, ("grad", "row_losses", "probs"))
 
 
 def test_a_vector_is_one_row_as_keras_reduces_the_last_axis():

@@ -9,6 +9,8 @@ import pytest
 
 from pycnn import _C, losses, metrics
 
+from binding_checks import assert_every_array_checked
+
 # MDATA: inputs. MKERAS: (class, kwargs, y_true key, y_pred key, sample_weight key, the metric's
 # name in tf.keras (unique suffixes _1, _2 ... are tf.keras' per-process counters), result)
 # after update_state on the first 6 samples, then on the last 6 (with their sample weights).
@@ -374,26 +376,7 @@ CM_ARGS = {"y_true": np.zeros(3, np.int64), "y_pred": np.zeros(3, np.int64),
 @pytest.mark.parametrize("fn,args,outs", [("confusion_thresholds", CT_ARGS, ("counts",)),
                                           ("confusion_matrix", CM_ARGS, ("cm",))])
 def test_metric_kernels_check_every_array(fn, args, outs):
-    call = getattr(_C, fn)
-    call(**{k: v.copy() for k, v in args.items()})                 # valid
-    for name, a in args.items():
-        bad = {
-            "dtype": a.astype(np.float64 if a.dtype != np.float64 else np.float32),
-            "rank": a[None],
-            "strided": np.repeat(a, 2, axis=-1)[..., ::2],
-            "empty": np.zeros((0,) + a.shape[1:], a.dtype),
-            "list": a.tolist(),
-        }
-        if name in outs:
-            ro = a.copy()
-            ro.flags.writeable = False
-            bad["readonly"] = ro
-        for what, value in bad.items():
-            kw = {k: v.copy() for k, v in args.items()}
-            kw[name] = value
-            with pytest.raises((TypeError, ValueError)) as err:
-                call(**kw)
-            assert fn in str(err.value) and f"'{name}'" in str(err.value), (name, what, err.value)
+    assert_every_array_checked(getattr(_C, fn), fn, args, outs)
 
 
 # tf.keras 2.21 on EXTRA_DATA: SparseCategoricalAccuracy on (2, 3, 3) labels with one weight

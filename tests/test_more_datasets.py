@@ -34,23 +34,14 @@ from pycnn.datasets import (
     reuters,
 )
 from childproc import run_python
+from datadir import isolate_dataset_search
 
 KERAS_PY = Path("/work/venvs/keras3/bin/python")
 
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    for var in ("PYCNN_DATA_DIR", "PYCNN_CACHE_DIR", "XDG_CACHE_HOME", "KERAS_HOME"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.chdir(tmp_path)
-
-    def no_network(url, timeout):
-        raise OSError(f"no network in tests: {url}")
-
-    monkeypatch.setattr(_fetch, "_urlopen", no_network)
+    isolate_dataset_search(monkeypatch, tmp_path / "home", tmp_path)
 
 
 # --------------------------------------------------------------------------

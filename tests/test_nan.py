@@ -251,23 +251,35 @@ FUSED_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(FUSED_CASES))
-def test_fused_conv2d_relu_maxpool_propagates_nan(isa, case):
+def _fused_inputs(case, seed):
+    """The input, kernel and bias of a ``FUSED_CASES`` case, with ``_nan_cases``' NaNs."""
     xs, o = FUSED_CASES[case]
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(seed)
     x = f32(rng.standard_normal(xs))
     w = f32(rng.standard_normal((3, 3, xs[3], o)) * 0.3)
     b = f32(rng.standard_normal(o) * 0.1)
     _nan_cases(x, w, b)
-    x[1, 5, 6, 0] = NAN                    # a second pixel, elsewhere
-    conv_hw = (xs[1] - 2, xs[2] - 2)
-    pooled_hw = (conv_hw[0] // 2, conv_hw[1] // 2)
-    conv = conv_ref(x, w, b)
-    yr, amr = maxpool_ref(conv, out_hw=pooled_hw)
-    y = np.empty((xs[0], *pooled_hw, o), np.float32)
+    return x, w, b
+
+
+def _fused_forward(x, w, b):
+    """``conv2d_maxpool_forward``: 3x3 valid convolution, ReLU, 2x2 pooling; returns the
+    pooled output, its argmax and the convolution's output size."""
+    n, h, wd, _ = x.shape
+    conv_hw = (h - 2, wd - 2)
+    y = np.empty((n, conv_hw[0] // 2, conv_hw[1] // 2, w.shape[3]), np.float32)
     am = np.empty(y.shape, np.int32)
     _C.conv2d_maxpool_forward(x, w, b, y, am, (1, 1), (0, 0), conv_hw, (2, 2), (2, 2), (0, 0),
                               activation="relu")
+    return y, am, conv_hw
+
+
+@pytest.mark.parametrize("case", sorted(FUSED_CASES))
+def test_fused_conv2d_relu_maxpool_propagates_nan(isa, case):
+    x, w, b = _fused_inputs(case, 7)
+    x[1, 5, 6, 0] = NAN                    # a second pixel, elsewhere
+    y, am, _ = _fused_forward(x, w, b)
+    yr, amr = maxpool_ref(conv_ref(x, w, b), out_hw=y.shape[1:3])
     assert_matches(y, yr)
     nan_windows = np.isnan(yr)
     np.testing.assert_array_equal(am[nan_windows], amr[nan_windows])
@@ -276,19 +288,9 @@ def test_fused_conv2d_relu_maxpool_propagates_nan(isa, case):
 @pytest.mark.parametrize("case", sorted(FUSED_CASES))
 def test_fused_and_unfused_agree_bit_for_bit_with_nan(isa, case):
     """conv2d_maxpool_forward equals conv2d_forward then maxpool2d_forward, NaN included."""
-    xs, o = FUSED_CASES[case]
-    rng = np.random.default_rng(8)
-    x = f32(rng.standard_normal(xs))
-    w = f32(rng.standard_normal((3, 3, xs[3], o)) * 0.3)
-    b = f32(rng.standard_normal(o) * 0.1)
-    _nan_cases(x, w, b)
-    conv_hw = (xs[1] - 2, xs[2] - 2)
-    pooled_hw = (conv_hw[0] // 2, conv_hw[1] // 2)
-    y = np.empty((xs[0], *pooled_hw, o), np.float32)
-    am = np.empty(y.shape, np.int32)
-    _C.conv2d_maxpool_forward(x, w, b, y, am, (1, 1), (0, 0), conv_hw, (2, 2), (2, 2), (0, 0),
-                              activation="relu")
-    c = np.empty((xs[0], *conv_hw, o), np.float32)
+    x, w, b = _fused_inputs(case, 8)
+    y, am, conv_hw = _fused_forward(x, w, b)
+    c = np.empty((x.shape[0], *conv_hw, w.shape[3]), np.float32)
     _C.conv2d_forward(x, w, b, c, (1, 1), (0, 0), activation="relu")
     y2, am2 = np.empty_like(y), np.empty_like(am)
     _C.maxpool2d_forward(c, y2, am2, (2, 2), (2, 2), (0, 0))

@@ -20,6 +20,8 @@ import pycnn
 from pycnn import _C, layers
 from pycnn.layers.context import Context
 
+from reference import central_difference
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 KERAS = json.load(open(os.path.join(HERE, "keras_refs", "norm_activations_keras3.json")))
 
@@ -56,13 +58,7 @@ def fd_check(loss, arrays, grads, names, n_coords=6, h=1e-6, rtol=2e-3, atol=2e-
         scale = max(1.0, float(np.abs(g).max()))
         flat = a.reshape(-1)
         for k in r.choice(flat.size, size=min(n_coords, flat.size), replace=False):
-            old = flat[k]
-            flat[k] = old + h
-            lp = loss(*arrays)
-            flat[k] = old - h
-            lm = loss(*arrays)
-            flat[k] = old
-            fd = (lp - lm) / (2 * h)
+            fd = central_difference(lambda: loss(*arrays), flat, k, h)
             got = g.reshape(-1)[k]
             assert abs(got - fd) <= rtol * abs(fd) + atol * scale, \
                 f"d loss / d {name}[{k}]: backward {got!r}, finite difference {fd!r}"

@@ -11,6 +11,8 @@ import pytest
 import pycnn
 from pycnn import constraints, initializers, layers, regularizers
 
+from reference import numerical_grad
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 KERAS = json.load(open(os.path.join(HERE, "keras_refs", "norm_activations_keras3.json")))
 
@@ -21,19 +23,7 @@ def ramp(shape, k=1.0, off=0.0):
         shape).astype(np.float32)
 
 
-def fd_gradient(f, x, h=1e-6):
-    x = np.array(x, dtype=np.float64)
-    g = np.zeros_like(x)
-    flat, gf = x.reshape(-1), g.reshape(-1)
-    for k in range(flat.size):
-        old = flat[k]
-        flat[k] = old + h
-        lp = f(x)
-        flat[k] = old - h
-        lm = f(x)
-        flat[k] = old
-        gf[k] = (lp - lm) / (2 * h)
-    return g
+fd_gradient = numerical_grad   # central differences of f at a float64 copy of x
 
 
 # ---------------------------------------------------------------------------------------------

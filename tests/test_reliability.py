@@ -581,13 +581,10 @@ class CtrlC(callbacks.Callback):
 
 
 @pytest.fixture
-def main_thread_sigint():
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        pytest.skip("needs the default SIGINT handler in the main thread")
+def main_thread_sigint(main_thread_sigint):
+    """conftest's, checking too that the test left the default SIGINT handler in place."""
     yield
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def test_ctrl_c_during_fit_keeps_the_finished_epochs(main_thread_sigint, capsys):

@@ -268,6 +268,50 @@ def image_input(input_tensor, input_shape: tuple):
     return input_tensor
 
 
+def checked_image_input(weights, include_top: bool, classes: int, input_tensor,
+                        input_shape: Optional[tuple]):
+    """VGG16's and ResNet's checks of ``weights`` and ``classes``, then their image input
+    (``image_input``) of ``input_shape`` (224x224 by default, at least 32x32) or
+    ``input_tensor``'s shape."""
+    check_weights(weights)
+    if weights == "imagenet" and include_top and classes != 1000:
+        raise ValueError("If using `weights='imagenet'` with `include_top=True`, `classes` "
+                         f"should be 1000.  Received classes={classes}")
+    if input_tensor is not None and input_shape is None:
+        input_shape = input_tensor.shape[1:]
+    input_shape = obtain_input_shape(
+        input_shape, default_size=224, min_size=32, data_format="channels_last",
+        require_flatten=include_top, weights=weights)
+    return image_input(input_tensor, input_shape)
+
+
+def classifier_or_pooling(x: KerasTensor, include_top: bool, pooling: Optional[str],
+                          classes: int, classifier_activation, weights, features=None,
+                          avg_name: Optional[str] = None, max_name: Optional[str] = None):
+    """An application's top: with ``include_top``, ``features(x)`` (by default a global
+    average pooling named ``avg_name``) and the ``predictions`` layer; without it, the global
+    pooling ``pooling`` asks for (``"avg"``, ``"max"`` or ``None``)."""
+    from .. import layers
+    if include_top:
+        x = features(x) if features is not None else \
+            layers.GlobalAveragePooling2D(name=avg_name)(x)
+        validate_activation(classifier_activation, weights)
+        return layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+    if pooling == "avg":
+        return layers.GlobalAveragePooling2D(name=avg_name)(x)
+    if pooling == "max":
+        return layers.GlobalMaxPooling2D(name=max_name)(x)
+    return x
+
+
+def application_model(input_tensor, img_input: KerasTensor, outputs: KerasTensor, name: str):
+    """The application's ``Model``: from the inputs ``input_tensor`` is computed from when it
+    was given, else from ``img_input``."""
+    from ..models.model import Model
+    inputs = source_inputs(input_tensor) if input_tensor is not None else img_input
+    return Model(inputs, outputs, name=name)
+
+
 def source_inputs(tensor: KerasTensor) -> list:
     """The ``Input`` tensors ``tensor`` is computed from (Keras' ``get_source_inputs``)."""
     out: list = []

@@ -126,18 +126,11 @@ def MobileNetV2(input_shape: Optional[tuple] = None, alpha: float = 1.0,
     x = layers.BatchNormalization(name="Conv_1_bn", **_BN)(x)
     x = layers.ReLU(6.0, name="out_relu")(x)
 
-    if include_top:
-        x = layers.GlobalAveragePooling2D()(x)
-        imagenet_utils.validate_activation(classifier_activation, weights)
-        x = layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
-    elif pooling == "avg":
-        x = layers.GlobalAveragePooling2D()(x)
-    elif pooling == "max":
-        x = layers.GlobalMaxPooling2D()(x)
-
-    inputs = imagenet_utils.source_inputs(input_tensor) if input_tensor is not None \
-        else img_input
-    model = Model(inputs, x, name=name if name is not None else f"mobilenetv2_{alpha:0.2f}_{rows}")
+    x = imagenet_utils.classifier_or_pooling(x, include_top, pooling, classes,
+                                             classifier_activation, weights)
+    model = imagenet_utils.application_model(
+        input_tensor, img_input, x,
+        name if name is not None else f"mobilenetv2_{alpha:0.2f}_{rows}")
     if weights == "imagenet":
         file_name = weights_file_name(alpha, rows, include_top)
         imagenet_utils.load_weights(model, weights, file_name, BASE_WEIGHT_PATH + file_name,

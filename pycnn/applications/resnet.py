@@ -25,16 +25,8 @@ def ResNet(stack_fn: Callable, model_name: str = "resnet", include_top: bool = T
            classifier_activation="softmax", name: Optional[str] = None) -> Model:
     """A ResNet (version 1: convolutions with biases, batch normalization after each)
     whose residual stages ``stack_fn(x)`` builds."""
-    imagenet_utils.check_weights(weights)
-    if weights == "imagenet" and include_top and classes != 1000:
-        raise ValueError("If using `weights='imagenet'` with `include_top=True`, `classes` "
-                         f"should be 1000.  Received classes={classes}")
-    if input_tensor is not None and input_shape is None:
-        input_shape = input_tensor.shape[1:]
-    input_shape = imagenet_utils.obtain_input_shape(
-        input_shape, default_size=224, min_size=32, data_format="channels_last",
-        require_flatten=include_top, weights=weights)
-    img_input = imagenet_utils.image_input(input_tensor, input_shape)
+    img_input = imagenet_utils.checked_image_input(weights, include_top, classes, input_tensor,
+                                                   input_shape)
 
     x = layers.ZeroPadding2D(padding=((3, 3), (3, 3)), name="conv1_pad")(img_input)
     x = layers.Conv2D(64, 7, strides=2, use_bias=True, name="conv1_conv")(x)
@@ -45,18 +37,10 @@ def ResNet(stack_fn: Callable, model_name: str = "resnet", include_top: bool = T
 
     x = stack_fn(x)
 
-    if include_top:
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        imagenet_utils.validate_activation(classifier_activation, weights)
-        x = layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
-    elif pooling == "avg":
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    elif pooling == "max":
-        x = layers.GlobalMaxPooling2D(name="max_pool")(x)
-
-    inputs = imagenet_utils.source_inputs(input_tensor) if input_tensor is not None \
-        else img_input
-    model = Model(inputs, x, name=name or model_name)
+    x = imagenet_utils.classifier_or_pooling(x, include_top, pooling, classes,
+                                             classifier_activation, weights,
+                                             avg_name="avg_pool", max_name="max_pool")
+    model = imagenet_utils.application_model(input_tensor, img_input, x, name or model_name)
     if weights == "imagenet" and model_name in WEIGHTS_HASHES:
         suffix = ".h5" if include_top else "_notop.h5"
         file_name = f"{model_name}_weights_tf_dim_ordering_tf_kernels{suffix}"

@@ -55,16 +55,8 @@ def VGG16(include_top: bool = True, weights: Any = "imagenet", input_tensor=None
     Returns:
         A ``Model``.
     """
-    imagenet_utils.check_weights(weights)
-    if weights == "imagenet" and include_top and classes != 1000:
-        raise ValueError("If using `weights='imagenet'` with `include_top=True`, `classes` "
-                         f"should be 1000.  Received classes={classes}")
-    if input_tensor is not None and input_shape is None:
-        input_shape = input_tensor.shape[1:]
-    input_shape = imagenet_utils.obtain_input_shape(
-        input_shape, default_size=224, min_size=32, data_format="channels_last",
-        require_flatten=include_top, weights=weights)
-    img_input = imagenet_utils.image_input(input_tensor, input_shape)
+    img_input = imagenet_utils.checked_image_input(weights, include_top, classes, input_tensor,
+                                                   input_shape)
 
     x = img_input
     for b, (filters, convs) in enumerate(_BLOCKS, start=1):
@@ -73,24 +65,20 @@ def VGG16(include_top: bool = True, weights: Any = "imagenet", input_tensor=None
                               name=f"block{b}_conv{c}")(x)
         x = layers.MaxPooling2D((2, 2), strides=(2, 2), name=f"block{b}_pool")(x)
 
-    if include_top:
-        x = layers.Flatten(name="flatten")(x)
-        x = layers.Dense(4096, activation="relu", name="fc1")(x)
-        x = layers.Dense(4096, activation="relu", name="fc2")(x)
-        imagenet_utils.validate_activation(classifier_activation, weights)
-        x = layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
-    elif pooling == "avg":
-        x = layers.GlobalAveragePooling2D()(x)
-    elif pooling == "max":
-        x = layers.GlobalMaxPooling2D()(x)
-
-    inputs = imagenet_utils.source_inputs(input_tensor) if input_tensor is not None \
-        else img_input
-    model = Model(inputs, x, name=name)
+    x = imagenet_utils.classifier_or_pooling(x, include_top, pooling, classes,
+                                             classifier_activation, weights, features=_fc_layers)
+    model = imagenet_utils.application_model(input_tensor, img_input, x, name)
     file_name, file_hash = WEIGHTS_FILES[bool(include_top)]
     origin = WEIGHTS_PATH if include_top else WEIGHTS_PATH_NO_TOP
     imagenet_utils.load_weights(model, weights, file_name, origin, file_hash)
     return model
+
+
+def _fc_layers(x):
+    """VGG16's top before the predictions: flattened, two fully-connected ReLU layers."""
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(4096, activation="relu", name="fc1")(x)
+    return layers.Dense(4096, activation="relu", name="fc2")(x)
 
 
 def preprocess_input(x, data_format: Optional[str] = None):

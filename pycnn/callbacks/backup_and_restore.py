@@ -11,7 +11,7 @@ import numpy as np
 
 from ..utils.file_io import atomic_write
 from .callback import Callback
-from .model_checkpoint import _save_freq
+from .model_checkpoint import ModelCheckpoint, _save_freq
 
 WEIGHTS_FILE = "latest.weights.h5"
 METADATA_FILE = "training_metadata.json"
@@ -129,19 +129,8 @@ class BackupAndRestore(Callback):
         if self._should_save_on_batch(batch):
             self._save_model()
 
-    def _should_save_on_batch(self, batch: int) -> bool:
-        if self.save_freq == "epoch":
-            return False
-        if batch <= self._last_batch_seen:
-            added = batch + 1
-        else:
-            added = batch - self._last_batch_seen
-        self._batches_seen_since_last_saving += added
-        self._last_batch_seen = batch
-        if self._batches_seen_since_last_saving >= self.save_freq:
-            self._batches_seen_since_last_saving = 0
-            return True
-        return False
+    # the same batch count as ModelCheckpoint's (the same attributes)
+    _should_save_on_batch = ModelCheckpoint._should_save_on_batch
 
     def _save_model(self) -> None:
         from ..saving import keras_h5

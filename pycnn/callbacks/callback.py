@@ -99,6 +99,24 @@ def _flatten(callbacks: Any) -> list:
     return out
 
 
+def _forwarding(hook: str, index: Optional[str] = None):
+    """``CallbackList.<hook>``: calls ``hook`` of every callback, with the batch or epoch
+    number ``index`` names (its signature is ``Callback``'s) and ``logs``."""
+    if index == "batch":
+        def method(self, batch, logs=None):
+            self.call(hook, batch, logs)
+    elif index == "epoch":
+        def method(self, epoch, logs=None):
+            self.call(hook, epoch, logs)
+    else:
+        def method(self, logs=None):
+            self.call(hook, logs)
+    method.__name__ = hook
+    method.__qualname__ = f"CallbackList.{hook}"
+    method.__doc__ = f"Calls ``{hook}`` of every callback."
+    return method
+
+
 class CallbackList(Callback):
     """Calls the hooks of a list of callbacks in order, as Keras' ``CallbackList``.
 
@@ -160,53 +178,22 @@ class CallbackList(Callback):
         for cb in self.callbacks:
             getattr(cb, hook)(*args)
 
-    def on_batch_begin(self, batch, logs=None):
-        self.call("on_batch_begin", batch, logs)
-
-    def on_batch_end(self, batch, logs=None):
-        self.call("on_batch_end", batch, logs)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.call("on_epoch_begin", epoch, logs)
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.call("on_epoch_end", epoch, logs)
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self.call("on_train_batch_begin", batch, logs)
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.call("on_train_batch_end", batch, logs)
-
-    def on_test_batch_begin(self, batch, logs=None):
-        self.call("on_test_batch_begin", batch, logs)
-
-    def on_test_batch_end(self, batch, logs=None):
-        self.call("on_test_batch_end", batch, logs)
-
-    def on_predict_batch_begin(self, batch, logs=None):
-        self.call("on_predict_batch_begin", batch, logs)
-
-    def on_predict_batch_end(self, batch, logs=None):
-        self.call("on_predict_batch_end", batch, logs)
-
-    def on_train_begin(self, logs=None):
-        self.call("on_train_begin", logs)
-
-    def on_train_end(self, logs=None):
-        self.call("on_train_end", logs)
-
-    def on_test_begin(self, logs=None):
-        self.call("on_test_begin", logs)
-
-    def on_test_end(self, logs=None):
-        self.call("on_test_end", logs)
-
-    def on_predict_begin(self, logs=None):
-        self.call("on_predict_begin", logs)
-
-    def on_predict_end(self, logs=None):
-        self.call("on_predict_end", logs)
+    on_batch_begin = _forwarding("on_batch_begin", "batch")
+    on_batch_end = _forwarding("on_batch_end", "batch")
+    on_epoch_begin = _forwarding("on_epoch_begin", "epoch")
+    on_epoch_end = _forwarding("on_epoch_end", "epoch")
+    on_train_batch_begin = _forwarding("on_train_batch_begin", "batch")
+    on_train_batch_end = _forwarding("on_train_batch_end", "batch")
+    on_test_batch_begin = _forwarding("on_test_batch_begin", "batch")
+    on_test_batch_end = _forwarding("on_test_batch_end", "batch")
+    on_predict_batch_begin = _forwarding("on_predict_batch_begin", "batch")
+    on_predict_batch_end = _forwarding("on_predict_batch_end", "batch")
+    on_train_begin = _forwarding("on_train_begin")
+    on_train_end = _forwarding("on_train_end")
+    on_test_begin = _forwarding("on_test_begin")
+    on_test_end = _forwarding("on_test_end")
+    on_predict_begin = _forwarding("on_predict_begin")
+    on_predict_end = _forwarding("on_predict_end")
 
     def __iter__(self):
         return iter(self.callbacks)

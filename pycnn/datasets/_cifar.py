@@ -16,7 +16,22 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _pickle
+from . import _files, _pickle
+
+def spec(name: str, title: str, file_name: str, folder: str, file_hash: str) -> _files.FileSpec:
+    """The archive `file_name` from the CIFAR homepage, which extracts to `folder`."""
+    return _files.FileSpec(
+        name=name,
+        title=title,
+        file_name=file_name,
+        url="https://www.cs.toronto.edu/~kriz/" + file_name,
+        file_hash=file_hash,
+        # Keras 3 keeps the archive as "<fname>_archive", tf.keras as "<dirname>.tar.gz".
+        keras_files=(folder + "-target_archive", folder + ".tar.gz"),
+        keras_dirs=(folder + "-target/" + folder, folder),
+        local_names=(folder,),
+    )
+
 
 #: The largest batch file accepted (a real one is about 31 MB, CIFAR-100's train 155 MB).
 MAX_MEMBER_BYTES = 400 << 20

@@ -39,6 +39,12 @@ class FileSpec:
     local_names: tuple[str, ...] = ()  # more names accepted in PYCNN_DATA_DIR/<name>/
 
 
+def on_keras_mirror(name: str, title: str, file_name: str, file_hash: str) -> FileSpec:
+    """A file Keras downloads from its mirror (`_fetch.ORIGIN`) and caches under its own name."""
+    return FileSpec(name=name, title=title, file_name=file_name,
+                    url=_fetch.ORIGIN + file_name, file_hash=file_hash, keras_files=(file_name,))
+
+
 def locate(spec: FileSpec, path: str | os.PathLike[str] | None = None) -> Path:
     """Returns a local copy of the dataset: a file (or an extracted folder); see the module doc.
 

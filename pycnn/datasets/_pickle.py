@@ -202,16 +202,12 @@ def _run(buf: bytes) -> tuple[Any, int]:
             stack.append(False)
         elif op == 0x47:  # BINFLOAT
             stack.append(u(">d", 8))
-        elif op == 0x55:  # SHORT_BINSTRING (Python 2 str: kept as bytes)
+        elif op in (0x55, 0x43):  # SHORT_BINSTRING (Python 2 str: kept as bytes), SHORT_BINBYTES
             size = buf[pos]
             pos += 1
             stack.append(bytes(take(size)))
         elif op == 0x54:  # BINSTRING
             stack.append(bytes(take(u("<i", 4))))
-        elif op == 0x43:  # SHORT_BINBYTES
-            size = buf[pos]
-            pos += 1
-            stack.append(bytes(take(size)))
         elif op == 0x42:  # BINBYTES
             stack.append(bytes(take(u("<I", 4))))
         elif op == 0x8E:  # BINBYTES8

@@ -12,6 +12,15 @@ import numpy as np
 from . import _files, _pickle
 
 
+def keras_files(name: str, title: str, data_hash: str,
+                index_hash: str) -> tuple[_files.FileSpec, _files.FileSpec]:
+    """The two files of a word-index dataset on Keras' mirror: `<name>.npz` (SHA-256
+    `data_hash`) and `<name>_word_index.json` (MD5 `index_hash`, as Keras pins it)."""
+    return (_files.on_keras_mirror(name, title, f"{name}.npz", data_hash),
+            _files.on_keras_mirror(name, f"{title} word index", f"{name}_word_index.json",
+                                   index_hash))
+
+
 def read_sequences(path: Path, x_keys: tuple[str, ...], y_keys: tuple[str, ...]) -> dict[str, Any]:
     """Reads an `.npz` of object arrays of int lists (`x_keys`) and integer labels (`y_keys`).
 
@@ -36,6 +45,44 @@ def read_sequences(path: Path, x_keys: tuple[str, ...], y_keys: tuple[str, ...])
         if y.ndim != 1 or y.dtype.kind not in "iu":
             raise ValueError(f"{path}[{key!r}]: expected a 1-D integer array of labels")
     return arrays
+
+
+def read_pairs(path: Path, pairs: tuple[tuple[str, str], ...]) -> list[tuple[Any, Any]]:
+    """The `(sequences, labels)` arrays under each `(x key, y key)` (see `read_sequences`).
+
+    A pair of different lengths raises `ValueError` naming the file.
+    """
+    arrays = read_sequences(path, tuple(x for x, _ in pairs), tuple(y for _, y in pairs))
+    out = []
+    for x_key, y_key in pairs:
+        x, y = arrays[x_key], arrays[y_key]
+        if len(x) != len(y):
+            raise ValueError(f"{path}: {len(x)} {x_key} sequences but {len(y)} {y_key} labels")
+        out.append((x, y))
+    return out
+
+
+def shuffled(rng: np.random.RandomState, x: Any, labels: Any) -> tuple[Any, Any]:
+    """`x` and `labels` in the order of one `rng.shuffle` of their indices, as Keras."""
+    indices = np.arange(len(x))
+    rng.shuffle(indices)
+    return x[indices], labels[indices]
+
+
+def prepare(xs: Any, labels: Any, start_char: int | None, index_from: int,
+            maxlen: int | None) -> tuple[list, Any]:
+    """Keras' first steps: `shift` every sequence, then, with `maxlen`, `remove_long_seq`."""
+    xs = shift(xs, start_char, index_from)
+    if maxlen:
+        xs, labels = remove_long_seq(maxlen, xs, labels)
+    return xs, labels
+
+
+def split(xs: list, labels: Any, idx: int):
+    """`(x_train, y_train), (x_test, y_test)`: object arrays of the sequences before `idx` and
+    from `idx` on, and arrays of their labels."""
+    return ((np.array(xs[:idx], dtype="object"), np.array(labels[:idx])),
+            (np.array(xs[idx:], dtype="object"), np.array(labels[idx:])))
 
 
 def remove_long_seq(maxlen: int, seq: list, label: Any) -> tuple[list, list]:

@@ -7,16 +7,11 @@ from __future__ import annotations
 
 import os
 
-from . import _fetch, _files, _tabular
+from . import _files, _tabular
 
-_SPEC = _files.FileSpec(
-    name="boston_housing",
-    title="Boston housing",
-    file_name="boston_housing.npz",
-    url=_fetch.ORIGIN + "boston_housing.npz",
-    file_hash="f553886a1f8d56431e820c5b82552d9d95cfcb96d1e678153f8839538947dff5",
-    keras_files=("boston_housing.npz",),
-)
+_SPEC = _files.on_keras_mirror(
+    "boston_housing", "Boston housing", "boston_housing.npz",
+    "f553886a1f8d56431e820c5b82552d9d95cfcb96d1e678153f8839538947dff5")
 
 
 def load_data(

@@ -7,16 +7,11 @@ from __future__ import annotations
 
 import os
 
-from . import _fetch, _files, _tabular
+from . import _files, _tabular
 
-_SPEC = _files.FileSpec(
-    name="california_housing",
-    title="California housing",
-    file_name="california_housing.npz",
-    url=_fetch.ORIGIN + "california_housing.npz",
-    file_hash="1a2e3a52e0398de6463aebe6f4a8da34fb21fbb6b934cf88c3425e766f2a1a6f",
-    keras_files=("california_housing.npz",),
-)
+_SPEC = _files.on_keras_mirror(
+    "california_housing", "California housing", "california_housing.npz",
+    "1a2e3a52e0398de6463aebe6f4a8da34fb21fbb6b934cf88c3425e766f2a1a6f")
 
 
 def load_data(

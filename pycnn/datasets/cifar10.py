@@ -14,17 +14,9 @@ from . import _cifar, _files
 
 _FOLDER = "cifar-10-batches-py"
 
-_SPEC = _files.FileSpec(
-    name="cifar10",
-    title="CIFAR-10",
-    file_name="cifar-10-python.tar.gz",
-    url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-    file_hash="6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
-    # Keras 3 keeps the archive as "<fname>_archive", tf.keras as "<dirname>.tar.gz".
-    keras_files=("cifar-10-batches-py-target_archive", "cifar-10-batches-py.tar.gz"),
-    keras_dirs=("cifar-10-batches-py-target/" + _FOLDER, _FOLDER),
-    local_names=(_FOLDER,),
-)
+_SPEC = _cifar.spec(
+    "cifar10", "CIFAR-10", "cifar-10-python.tar.gz", _FOLDER,
+    "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce")
 
 
 def load_data(path: str | os.PathLike[str] | None = None):

@@ -14,16 +14,9 @@ from . import _cifar, _files
 
 _FOLDER = "cifar-100-python"
 
-_SPEC = _files.FileSpec(
-    name="cifar100",
-    title="CIFAR-100",
-    file_name="cifar-100-python.tar.gz",
-    url="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
-    file_hash="85cd44d02ba6437773c5bbd22e183051d648de2e7d6b014e1ef29b855ba677a7",
-    keras_files=("cifar-100-python-target_archive", "cifar-100-python.tar.gz"),
-    keras_dirs=("cifar-100-python-target/" + _FOLDER, _FOLDER),
-    local_names=(_FOLDER,),
-)
+_SPEC = _cifar.spec(
+    "cifar100", "CIFAR-100", "cifar-100-python.tar.gz", _FOLDER,
+    "85cd44d02ba6437773c5bbd22e183051d648de2e7d6b014e1ef29b855ba677a7")
 
 
 def load_data(label_mode: str = "fine", path: str | os.PathLike[str] | None = None):

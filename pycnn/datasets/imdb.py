@@ -11,25 +11,11 @@ import os
 
 import numpy as np
 
-from . import _fetch, _files, _sequences
+from . import _files, _sequences
 
-_SPEC = _files.FileSpec(
-    name="imdb",
-    title="IMDB",
-    file_name="imdb.npz",
-    url=_fetch.ORIGIN + "imdb.npz",
-    file_hash="69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f",
-    keras_files=("imdb.npz",),
-)
-
-_WORD_INDEX = _files.FileSpec(
-    name="imdb",
-    title="IMDB word index",
-    file_name="imdb_word_index.json",
-    url=_fetch.ORIGIN + "imdb_word_index.json",
-    file_hash="bfafd718b763782e994055a2d397834f",  # MD5, as Keras pins it
-    keras_files=("imdb_word_index.json",),
-)
+_SPEC, _WORD_INDEX = _sequences.keras_files(
+    "imdb", "IMDB", "69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f",
+    "bfafd718b763782e994055a2d397834f")
 
 
 def load_data(
@@ -81,39 +67,20 @@ def load_data(
     if kwargs:
         raise TypeError(f"Unrecognized keyword arguments: {sorted(kwargs)}")
     where = _files.locate(_SPEC, path)
-    f = _sequences.read_sequences(where, ("x_train", "x_test"), ("y_train", "y_test"))
-    x_train, labels_train = f["x_train"], f["y_train"]
-    x_test, labels_test = f["x_test"], f["y_test"]
-    for x, y, key in ((x_train, labels_train, "train"), (x_test, labels_test, "test")):
-        if len(x) != len(y):
-            raise ValueError(f"{where}: {len(x)} x_{key} sequences but {len(y)} y_{key} labels")
-
     rng = np.random.RandomState(seed)
-    indices = np.arange(len(x_train))
-    rng.shuffle(indices)
-    x_train = x_train[indices]
-    labels_train = labels_train[indices]
-    indices = np.arange(len(x_test))
-    rng.shuffle(indices)
-    x_test = x_test[indices]
-    labels_test = labels_test[indices]
-
-    x_train = _sequences.shift(x_train, start_char, index_from)
-    x_test = _sequences.shift(x_test, start_char, index_from)
-    if maxlen:
-        x_train, labels_train = _sequences.remove_long_seq(maxlen, x_train, labels_train)
-        x_test, labels_test = _sequences.remove_long_seq(maxlen, x_test, labels_test)
-        if not x_train or not x_test:
-            raise ValueError(
-                "After filtering for sequences shorter than maxlen="
-                f"{str(maxlen)}, no sequence was kept. Increase maxlen."
-            )
+    pairs = _sequences.read_pairs(where, (("x_train", "y_train"), ("x_test", "y_test")))
+    (x_train, labels_train), (x_test, labels_test) = [
+        _sequences.prepare(*_sequences.shuffled(rng, x, y), start_char, index_from, maxlen)
+        for x, y in pairs
+    ]
+    if maxlen and (not x_train or not x_test):
+        raise ValueError(
+            "After filtering for sequences shorter than maxlen="
+            f"{str(maxlen)}, no sequence was kept. Increase maxlen."
+        )
     xs = _sequences.limit_vocabulary(x_train + x_test, num_words, skip_top, oov_char)
     labels = np.concatenate([labels_train, labels_test])
-    idx = len(x_train)
-    x_train, y_train = np.array(xs[:idx], dtype="object"), labels[:idx]
-    x_test, y_test = np.array(xs[idx:], dtype="object"), labels[idx:]
-    return (x_train, y_train), (x_test, y_test)
+    return _sequences.split(xs, labels, len(x_train))
 
 
 def get_word_index(path: str | os.PathLike[str] | None = "imdb_word_index.json") -> dict[str, int]:

@@ -12,25 +12,11 @@ import os
 
 import numpy as np
 
-from . import _fetch, _files, _sequences
+from . import _files, _sequences
 
-_SPEC = _files.FileSpec(
-    name="reuters",
-    title="Reuters",
-    file_name="reuters.npz",
-    url=_fetch.ORIGIN + "reuters.npz",
-    file_hash="d6586e694ee56d7a4e65172e12b3e987c03096cb01eab99753921ef915959916",
-    keras_files=("reuters.npz",),
-)
-
-_WORD_INDEX = _files.FileSpec(
-    name="reuters",
-    title="Reuters word index",
-    file_name="reuters_word_index.json",
-    url=_fetch.ORIGIN + "reuters_word_index.json",
-    file_hash="4d44cc38712099c9e383dc6e5f11a921",  # MD5, as Keras pins it
-    keras_files=("reuters_word_index.json",),
-)
+_SPEC, _WORD_INDEX = _sequences.keras_files(
+    "reuters", "Reuters", "d6586e694ee56d7a4e65172e12b3e987c03096cb01eab99753921ef915959916",
+    "4d44cc38712099c9e383dc6e5f11a921")
 
 _LABEL_NAMES = (
     "cocoa", "grain", "veg-oil", "earn", "acq", "wheat", "copper", "housing", "money-supply",
@@ -85,27 +71,11 @@ def load_data(
 
     **`y_train`, `y_test`**: integer topic labels (0 to 45).
     """
-    where = _files.locate(_SPEC, path)
-    f = _sequences.read_sequences(where, ("x",), ("y",))
-    xs, labels = f["x"], f["y"]
-    if len(xs) != len(labels):
-        raise ValueError(f"{where}: {len(xs)} sequences but {len(labels)} labels")
-
-    rng = np.random.RandomState(seed)
-    indices = np.arange(len(xs))
-    rng.shuffle(indices)
-    xs = xs[indices]
-    labels = labels[indices]
-
-    xs = _sequences.shift(xs, start_char, index_from)
-    if maxlen:
-        xs, labels = _sequences.remove_long_seq(maxlen, xs, labels)
+    [(xs, labels)] = _sequences.read_pairs(_files.locate(_SPEC, path), (("x", "y"),))
+    xs, labels = _sequences.shuffled(np.random.RandomState(seed), xs, labels)
+    xs, labels = _sequences.prepare(xs, labels, start_char, index_from, maxlen)
     xs = _sequences.limit_vocabulary(xs, num_words, skip_top, oov_char)
-
-    idx = int(len(xs) * (1 - test_split))
-    x_train, y_train = np.array(xs[:idx], dtype="object"), np.array(labels[:idx])
-    x_test, y_test = np.array(xs[idx:], dtype="object"), np.array(labels[idx:])
-    return (x_train, y_train), (x_test, y_test)
+    return _sequences.split(xs, labels, int(len(xs) * (1 - test_split)))
 
 
 def get_word_index(

@@ -26,6 +26,16 @@ __all__ = ["Loss", "LossFunctionWrapper", "REDUCTIONS", "get", "serialize", "des
 
 # ---- the functions: each sample's loss ----------------------------------------------------------
 
+def _per_sample(cls: type, name: str) -> Callable:
+    """Keras' function ``name(y_true, y_pred)``: each sample's loss, as ``cls()`` computes it."""
+    def fn(y_true, y_pred):
+        return cls().per_sample(y_true, y_pred)
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"Each sample's loss, as ``{cls.__name__}()`` computes it (Keras' ``{name}``)."
+    return fn
+
+
 def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1):
     return BinaryCrossentropy(from_logits, label_smoothing, axis).per_sample(y_true, y_pred)
 
@@ -48,53 +58,26 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_cl
     return SparseCategoricalCrossentropy(from_logits, ignore_class).per_sample(y_true, y_pred)
 
 
-def mean_squared_error(y_true, y_pred):
-    return MeanSquaredError().per_sample(y_true, y_pred)
-
-
-def mean_absolute_error(y_true, y_pred):
-    return MeanAbsoluteError().per_sample(y_true, y_pred)
-
-
-def mean_absolute_percentage_error(y_true, y_pred):
-    return MeanAbsolutePercentageError().per_sample(y_true, y_pred)
-
-
-def mean_squared_logarithmic_error(y_true, y_pred):
-    return MeanSquaredLogarithmicError().per_sample(y_true, y_pred)
-
-
 def huber(y_true, y_pred, delta=1.0):
     return Huber(delta).per_sample(y_true, y_pred)
-
-
-def log_cosh(y_true, y_pred):
-    return LogCosh().per_sample(y_true, y_pred)
-
-
-def kl_divergence(y_true, y_pred):
-    return KLDivergence().per_sample(y_true, y_pred)
-
-
-def poisson(y_true, y_pred):
-    return Poisson().per_sample(y_true, y_pred)
-
-
-def hinge(y_true, y_pred):
-    return Hinge().per_sample(y_true, y_pred)
-
-
-def squared_hinge(y_true, y_pred):
-    return SquaredHinge().per_sample(y_true, y_pred)
-
-
-def categorical_hinge(y_true, y_pred):
-    return CategoricalHinge().per_sample(y_true, y_pred)
 
 
 def cosine_similarity(y_true, y_pred, axis=-1):
     return CosineSimilarity(axis).per_sample(y_true, y_pred)
 
+
+mean_squared_error = _per_sample(MeanSquaredError, "mean_squared_error")
+mean_absolute_error = _per_sample(MeanAbsoluteError, "mean_absolute_error")
+mean_absolute_percentage_error = _per_sample(MeanAbsolutePercentageError,
+                                             "mean_absolute_percentage_error")
+mean_squared_logarithmic_error = _per_sample(MeanSquaredLogarithmicError,
+                                             "mean_squared_logarithmic_error")
+log_cosh = _per_sample(LogCosh, "log_cosh")
+kl_divergence = _per_sample(KLDivergence, "kl_divergence")
+poisson = _per_sample(Poisson, "poisson")
+hinge = _per_sample(Hinge, "hinge")
+squared_hinge = _per_sample(SquaredHinge, "squared_hinge")
+categorical_hinge = _per_sample(CategoricalHinge, "categorical_hinge")
 
 # Keras' aliases
 mse = MSE = mean_squared_error

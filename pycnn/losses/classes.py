@@ -68,6 +68,15 @@ class _AxisLoss(Loss):
 
 # ---- crossentropies ---------------------------------------------------------------------------
 
+def _xent_rows(softmax_kernel, kernel, pred, true, from_logits, row_w, row_losses, grad, probs):
+    """The rows of a categorical crossentropy: from logits ``softmax_kernel`` (which also writes
+    the softmax into ``probs``), from probabilities ``kernel``."""
+    if from_logits:
+        probs = np.empty_like(pred) if probs is None else probs
+        return softmax_kernel(pred, true, probs, grad, row_weights=row_w, row_losses=row_losses)
+    return kernel(pred, true, grad, row_weights=row_w, row_losses=row_losses)
+
+
 class CategoricalCrossentropy(_AxisLoss):
     """Crossentropy between one-hot (or soft) targets and predicted class probabilities, or
     logits with ``from_logits=True``. ``label_smoothing`` mixes the targets with the uniform
@@ -91,11 +100,8 @@ class CategoricalCrossentropy(_AxisLoss):
         return t
 
     def _rows(self, pred, true, from_logits, row_w, row_losses, grad, probs):
-        if from_logits:
-            probs = np.empty_like(pred) if probs is None else probs
-            return _C.softmax_xent(pred, true, probs, grad, row_weights=row_w,
-                                   row_losses=row_losses)
-        return _C.xent(pred, true, grad, row_weights=row_w, row_losses=row_losses)
+        return _xent_rows(_C.softmax_xent, _C.xent, pred, true, from_logits, row_w, row_losses,
+                          grad, probs)
 
     def get_config(self):
         return {**super().get_config(), "from_logits": self.from_logits,
@@ -167,11 +173,8 @@ class SparseCategoricalCrossentropy(Loss):
         return values
 
     def _rows(self, pred, true, from_logits, row_w, row_losses, grad, probs):
-        if from_logits:
-            probs = np.empty_like(pred) if probs is None else probs
-            return _C.softmax_xent_sparse(pred, true, probs, grad, row_weights=row_w,
-                                          row_losses=row_losses)
-        return _C.xent_sparse(pred, true, grad, row_weights=row_w, row_losses=row_losses)
+        return _xent_rows(_C.softmax_xent_sparse, _C.xent_sparse, pred, true, from_logits, row_w,
+                          row_losses, grad, probs)
 
     def get_config(self):
         return {**super().get_config(), "from_logits": self.from_logits,
@@ -268,46 +271,34 @@ class MeanSquaredError(_ElementwiseLoss):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
 
 
-class MeanAbsoluteError(MeanSquaredError):
-    """``mean(|y_true - y_pred|)`` over the last axis."""
-    default_name = "mean_absolute_error"
-    kind = "mae"
+def _kind_loss(name: str, default_name: str, kind: str, doc: str,
+               base: Optional[type] = None) -> type:
+    """The class ``name``: ``base`` (``MeanSquaredError``: same signature and config) with
+    another Keras name and C ``kind`` (the row value ``_C.loss_rows(kind, ...)``)."""
+    return type(name, (base or MeanSquaredError,),
+                {"__doc__": doc, "__module__": __name__, "__qualname__": name,
+                 "default_name": default_name, "kind": kind})
 
 
-class MeanAbsolutePercentageError(MeanSquaredError):
-    """``100 * mean(|y_true - y_pred| / max(|y_true|, 1e-7))`` over the last axis."""
-    default_name = "mean_absolute_percentage_error"
-    kind = "mape"
-
-
-class MeanSquaredLogarithmicError(MeanSquaredError):
-    """``mean((log(max(y_pred, eps) + 1) - log(max(y_true, eps) + 1)) ** 2)``."""
-    default_name = "mean_squared_logarithmic_error"
-    kind = "msle"
-
-
-class LogCosh(MeanSquaredError):
-    """``mean(log(cosh(y_pred - y_true)))`` over the last axis (computed stably)."""
-    default_name = "log_cosh"
-    kind = "logcosh"
-
-
-class Poisson(MeanSquaredError):
-    """``mean(y_pred - y_true * log(y_pred + 1e-7))`` over the last axis."""
-    default_name = "poisson"
-    kind = "poisson"
-
-
-class KLDivergence(MeanSquaredError):
-    """``sum(y_true * log(y_true / y_pred))`` over the last axis, both clipped to [1e-7, 1]."""
-    default_name = "kl_divergence"
-    kind = "kld"
-
-
-class CategoricalHinge(MeanSquaredError):
-    """``max(max((1 - y_true) * y_pred) - sum(y_true * y_pred) + 1, 0)`` per row."""
-    default_name = "categorical_hinge"
-    kind = "categorical_hinge"
+MeanAbsoluteError = _kind_loss("MeanAbsoluteError", "mean_absolute_error", "mae",
+                               """``mean(|y_true - y_pred|)`` over the last axis.""")
+MeanAbsolutePercentageError = _kind_loss(
+    "MeanAbsolutePercentageError", "mean_absolute_percentage_error", "mape",
+    """``100 * mean(|y_true - y_pred| / max(|y_true|, 1e-7))`` over the last axis.""")
+MeanSquaredLogarithmicError = _kind_loss(
+    "MeanSquaredLogarithmicError", "mean_squared_logarithmic_error", "msle",
+    """``mean((log(max(y_pred, eps) + 1) - log(max(y_true, eps) + 1)) ** 2)``.""")
+LogCosh = _kind_loss(
+    "LogCosh", "log_cosh", "logcosh",
+    """``mean(log(cosh(y_pred - y_true)))`` over the last axis (computed stably).""")
+Poisson = _kind_loss("Poisson", "poisson", "poisson",
+                     """``mean(y_pred - y_true * log(y_pred + 1e-7))`` over the last axis.""")
+KLDivergence = _kind_loss(
+    "KLDivergence", "kl_divergence", "kld",
+    """``sum(y_true * log(y_true / y_pred))`` over the last axis, both clipped to [1e-7, 1].""")
+CategoricalHinge = _kind_loss(
+    "CategoricalHinge", "categorical_hinge", "categorical_hinge",
+    """``max(max((1 - y_true) * y_pred) - sum(y_true * y_pred) + 1, 0)`` per row.""")
 
 
 def _plus_minus_one(t: np.ndarray) -> np.ndarray:
@@ -326,10 +317,9 @@ class Hinge(MeanSquaredError):
         return _plus_minus_one(super()._targets_2d(y_true, rows, cols))
 
 
-class SquaredHinge(Hinge):
-    """``mean(max(1 - y_true * y_pred, 0) ** 2)``; labels 0/1 are converted to -1/1."""
-    default_name = "squared_hinge"
-    kind = "squared_hinge"
+SquaredHinge = _kind_loss(
+    "SquaredHinge", "squared_hinge", "squared_hinge",
+    """``mean(max(1 - y_true * y_pred, 0) ** 2)``; labels 0/1 are converted to -1/1.""", Hinge)
 
 
 class Huber(_ElementwiseLoss):

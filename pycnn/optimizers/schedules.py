@@ -74,34 +74,48 @@ class LearningRateSchedule:
         return f"{type(self).__name__}({args})"
 
 
-class ExponentialDecay(LearningRateSchedule):
+class _BuiltinSchedule(LearningRateSchedule):
+    """A built-in schedule: its (validated) arguments are its attributes and its config."""
+
+    _config: tuple[str, ...] = ()
+
+    def _keep(self, **config) -> None:
+        """Stores the arguments as attributes; ``get_config`` returns them in this order."""
+        self.__dict__.update(config)
+        self._config = tuple(config)
+
+    def get_config(self) -> dict:
+        return {key: getattr(self, key) for key in self._config}
+
+
+class _StaircaseDecay(_BuiltinSchedule):
+    """The schedules of ``step / decay_steps`` (rounded down with ``staircase=True``)."""
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase: bool, name: str):
+        _number(initial_learning_rate, "initial_learning_rate")
+        _steps(decay_steps, "decay_steps")
+        _number(decay_rate, "decay_rate")
+        self._keep(initial_learning_rate=initial_learning_rate, decay_steps=decay_steps,
+                   decay_rate=decay_rate, staircase=bool(staircase), name=name)
+
+    def _progress(self, step) -> float:
+        p = _step(step) / float(self.decay_steps)
+        return math.floor(p) if self.staircase else p
+
+
+class ExponentialDecay(_StaircaseDecay):
     """``initial_learning_rate * decay_rate ** (step / decay_steps)``; with ``staircase=True``
     the exponent is rounded down (the rate changes every ``decay_steps`` steps)."""
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase: bool = False,
                  name: str = "ExponentialDecay"):
-        _number(initial_learning_rate, "initial_learning_rate")
-        _steps(decay_steps, "decay_steps")
-        _number(decay_rate, "decay_rate")
-        self.initial_learning_rate = initial_learning_rate
-        self.decay_steps = decay_steps
-        self.decay_rate = decay_rate
-        self.staircase = bool(staircase)
-        self.name = name
+        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase, name)
 
     def __call__(self, step) -> float:
-        p = _step(step) / float(self.decay_steps)
-        if self.staircase:
-            p = math.floor(p)
-        return float(self.initial_learning_rate) * float(self.decay_rate) ** p
-
-    def get_config(self) -> dict:
-        return {"initial_learning_rate": self.initial_learning_rate,
-                "decay_steps": self.decay_steps, "decay_rate": self.decay_rate,
-                "staircase": self.staircase, "name": self.name}
+        return float(self.initial_learning_rate) * float(self.decay_rate) ** self._progress(step)
 
 
-class PiecewiseConstantDecay(LearningRateSchedule):
+class PiecewiseConstantDecay(_BuiltinSchedule):
     """``values[0]`` while ``step <= boundaries[0]``, ``values[i]`` while
     ``boundaries[i-1] < step <= boundaries[i]``, ``values[-1]`` after the last boundary."""
 
@@ -119,9 +133,7 @@ class PiecewiseConstantDecay(LearningRateSchedule):
         if any(float(b) > float(c) for b, c in zip(boundaries, boundaries[1:])):
             raise ValueError(f"Argument `boundaries` must be in increasing order. Received: "
                              f"boundaries={boundaries}")
-        self.boundaries = boundaries
-        self.values = values
-        self.name = name
+        self._keep(boundaries=boundaries, values=values, name=name)
 
     def __call__(self, step) -> float:
         s = _step(step)
@@ -130,11 +142,8 @@ class PiecewiseConstantDecay(LearningRateSchedule):
                 return float(v)
         return float(self.values[-1])
 
-    def get_config(self) -> dict:
-        return {"boundaries": self.boundaries, "values": self.values, "name": self.name}
 
-
-class PolynomialDecay(LearningRateSchedule):
+class PolynomialDecay(_BuiltinSchedule):
     """``(initial - end) * (1 - step / decay_steps) ** power + end`` with the step held at
     ``decay_steps`` afterwards; with ``cycle=True`` ``decay_steps`` grows to the first multiple
     of itself at or above the step instead."""
@@ -145,12 +154,8 @@ class PolynomialDecay(LearningRateSchedule):
         _steps(decay_steps, "decay_steps")
         _number(end_learning_rate, "end_learning_rate")
         _number(power, "power")
-        self.initial_learning_rate = initial_learning_rate
-        self.decay_steps = decay_steps
-        self.end_learning_rate = end_learning_rate
-        self.power = power
-        self.cycle = bool(cycle)
-        self.name = name
+        self._keep(initial_learning_rate=initial_learning_rate, decay_steps=decay_steps,
+                   end_learning_rate=end_learning_rate, power=power, cycle=bool(cycle), name=name)
 
     def __call__(self, step) -> float:
         s, steps = _step(step), float(self.decay_steps)
@@ -162,40 +167,21 @@ class PolynomialDecay(LearningRateSchedule):
         init, end = float(self.initial_learning_rate), float(self.end_learning_rate)
         return (init - end) * (1.0 - p) ** float(self.power) + end
 
-    def get_config(self) -> dict:
-        return {"initial_learning_rate": self.initial_learning_rate,
-                "decay_steps": self.decay_steps, "end_learning_rate": self.end_learning_rate,
-                "power": self.power, "cycle": self.cycle, "name": self.name}
 
-
-class InverseTimeDecay(LearningRateSchedule):
+class InverseTimeDecay(_StaircaseDecay):
     """``initial_learning_rate / (1 + decay_rate * step / decay_steps)`` (the quotient rounded
     down with ``staircase=True``)."""
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase: bool = False,
                  name: str = "InverseTimeDecay"):
-        _number(initial_learning_rate, "initial_learning_rate")
-        _steps(decay_steps, "decay_steps")
-        _number(decay_rate, "decay_rate")
-        self.initial_learning_rate = initial_learning_rate
-        self.decay_steps = decay_steps
-        self.decay_rate = decay_rate
-        self.staircase = bool(staircase)
-        self.name = name
+        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase, name)
 
     def __call__(self, step) -> float:
-        p = _step(step) / float(self.decay_steps)
-        if self.staircase:
-            p = math.floor(p)
-        return float(self.initial_learning_rate) / (1.0 + float(self.decay_rate) * p)
-
-    def get_config(self) -> dict:
-        return {"initial_learning_rate": self.initial_learning_rate,
-                "decay_steps": self.decay_steps, "decay_rate": self.decay_rate,
-                "staircase": self.staircase, "name": self.name}
+        return float(self.initial_learning_rate) / (
+            1.0 + float(self.decay_rate) * self._progress(step))
 
 
-class CosineDecay(LearningRateSchedule):
+class CosineDecay(_BuiltinSchedule):
     """Cosine decay from ``initial_learning_rate`` (or, after a linear warmup of
     ``warmup_steps`` steps, from ``warmup_target``) to ``alpha`` times that over
     ``decay_steps`` steps (SGDR without restarts)."""
@@ -210,12 +196,8 @@ class CosineDecay(LearningRateSchedule):
         if _number(warmup_steps, "warmup_steps") < 0:
             raise ValueError(f"Argument `warmup_steps` must be >= 0. Received: "
                              f"warmup_steps={warmup_steps}")
-        self.initial_learning_rate = initial_learning_rate
-        self.decay_steps = decay_steps
-        self.alpha = alpha
-        self.name = name
-        self.warmup_steps = warmup_steps
-        self.warmup_target = warmup_target
+        self._keep(initial_learning_rate=initial_learning_rate, decay_steps=decay_steps,
+                   alpha=alpha, name=name, warmup_target=warmup_target, warmup_steps=warmup_steps)
 
     def _decay(self, step: float, decay_from: float) -> float:
         cosine = 0.5 * (1.0 + math.cos(math.pi * step / float(self.decay_steps)))
@@ -233,13 +215,8 @@ class CosineDecay(LearningRateSchedule):
             return (target - init) * (s / warmup) + init
         return self._decay(s - warmup, target)
 
-    def get_config(self) -> dict:
-        return {"initial_learning_rate": self.initial_learning_rate,
-                "decay_steps": self.decay_steps, "alpha": self.alpha, "name": self.name,
-                "warmup_target": self.warmup_target, "warmup_steps": self.warmup_steps}
 
-
-class CosineDecayRestarts(LearningRateSchedule):
+class CosineDecayRestarts(_BuiltinSchedule):
     """Cosine decay with warm restarts (SGDR): the first period lasts ``first_decay_steps``
     steps, each next one ``t_mul`` times longer and starting from ``m_mul`` times the previous
     initial rate; the rate decays to ``alpha`` times the period's initial rate."""
@@ -252,16 +229,13 @@ class CosineDecayRestarts(LearningRateSchedule):
             raise ValueError(f"Argument `t_mul` must be > 0. Received: t_mul={t_mul}")
         _number(m_mul, "m_mul")
         _number(alpha, "alpha")
-        self.initial_learning_rate = initial_learning_rate
-        self.first_decay_steps = first_decay_steps
-        self._t_mul = t_mul
-        self._m_mul = m_mul
-        self.alpha = alpha
-        self.name = name
+        self._keep(initial_learning_rate=initial_learning_rate,
+                   first_decay_steps=first_decay_steps, t_mul=t_mul, m_mul=m_mul, alpha=alpha,
+                   name=name)
 
     def __call__(self, step) -> float:
         fraction = _step(step) / float(self.first_decay_steps)
-        t_mul, m_mul, alpha = float(self._t_mul), float(self._m_mul), float(self.alpha)
+        t_mul, m_mul, alpha = float(self.t_mul), float(self.m_mul), float(self.alpha)
         if t_mul == 1.0:
             i_restart = math.floor(fraction)
             fraction -= i_restart
@@ -271,11 +245,6 @@ class CosineDecayRestarts(LearningRateSchedule):
             fraction = (fraction - sum_r) / t_mul ** i_restart
         cosine = 0.5 * m_mul ** i_restart * (1.0 + math.cos(math.pi * fraction))
         return float(self.initial_learning_rate) * ((1.0 - alpha) * cosine + alpha)
-
-    def get_config(self) -> dict:
-        return {"initial_learning_rate": self.initial_learning_rate,
-                "first_decay_steps": self.first_decay_steps, "t_mul": self._t_mul,
-                "m_mul": self._m_mul, "alpha": self.alpha, "name": self.name}
 
 
 _BUILTIN = {c.__name__: c for c in (ExponentialDecay, PiecewiseConstantDecay, PolynomialDecay,

@@ -257,6 +257,13 @@ class Dataset:
 
         return Dataset(make, self._cardinality)
 
+    def _unknown_unless_infinite(self) -> int:
+        """The cardinality of a dataset drawn from this one in an unknown number: infinite
+        stays infinite, anything else is unknown."""
+        if self._cardinality == INFINITE_CARDINALITY:
+            return INFINITE_CARDINALITY
+        return UNKNOWN_CARDINALITY
+
     def filter(self, predicate: Callable[..., Any]) -> Dataset:
         """Keeps the elements for which `predicate` is true."""
         source = self
@@ -266,9 +273,7 @@ class Dataset:
                 if bool(np.asarray(_call(predicate, element))):
                     yield element
 
-        card = INFINITE_CARDINALITY if self._cardinality == INFINITE_CARDINALITY else (
-            UNKNOWN_CARDINALITY)
-        return Dataset(make, card)
+        return Dataset(make, self._unknown_unless_infinite())
 
     def batch(
         self,
@@ -317,9 +322,7 @@ class Dataset:
                 for i in range(n.pop()):
                     yield _map_structure(lambda a: a[i], element)
 
-        card = INFINITE_CARDINALITY if self._cardinality == INFINITE_CARDINALITY else (
-            UNKNOWN_CARDINALITY)
-        return Dataset(make, card)
+        return Dataset(make, self._unknown_unless_infinite())
 
     def shuffle(
         self,

@@ -224,16 +224,8 @@ def image_dataset_from_directory(
         paths_val, labels_val = get_training_or_validation_split(
             image_paths, labels, validation_split, "validation"
         )
-        if not paths_train:
-            raise ValueError(
-                f"No training images found in directory {directory}. "
-                f"Allowed formats: {ALLOWLIST_FORMATS}"
-            )
-        if not paths_val:
-            raise ValueError(
-                f"No validation images found in directory {directory}. "
-                f"Allowed formats: {ALLOWLIST_FORMATS}"
-            )
+        _check_found(paths_train, directory, "training ")
+        _check_found(paths_val, directory, "validation ")
         train = paths_and_labels_to_dataset(
             paths_train, labels_train, shuffle=shuffle,
             shuffle_buffer_size=shuffle_buffer_size, seed=seed, **options
@@ -244,16 +236,21 @@ def image_dataset_from_directory(
     image_paths, labels = get_training_or_validation_split(
         image_paths, labels, validation_split, subset
     )
-    if not image_paths:
-        raise ValueError(
-            f"No images found in directory {directory}. "
-            f"Allowed formats: {ALLOWLIST_FORMATS}"
-        )
+    _check_found(image_paths, directory)
     ds = paths_and_labels_to_dataset(
         image_paths, labels, shuffle=shuffle,
         shuffle_buffer_size=shuffle_buffer_size, seed=seed, **options
     )
     return finish(ds, image_paths)
+
+
+def _check_found(paths: list, directory, which: str = "") -> None:
+    """Keras' error when a subset (`which`: "training ", "validation " or "") has no image."""
+    if not paths:
+        raise ValueError(
+            f"No {which}images found in directory {directory}. "
+            f"Allowed formats: {ALLOWLIST_FORMATS}"
+        )
 
 
 # --------------------------------------------------------------------------

@@ -136,19 +136,25 @@ class Progbar:
         dynamic_display=None,
         clock=None,
     ):
+        self._init_display(target, width, verbose, interval, unit_name, stream,
+                           dynamic_display, clock)
+        self.stateful_metrics = set(stateful_metrics) if stateful_metrics else set()
+        self._total_width = 0
+        self._time_at_epoch_end = None
+
+    def _init_display(self, target, width, verbose, interval, unit_name, stream,
+                      dynamic_display, clock):
+        """The arguments and the starting state both progress bars share."""
         self.target = target
         self.width = width
         self.verbose = verbose
         self.interval = interval
         self.unit_name = unit_name
-        self.stateful_metrics = set(stateful_metrics) if stateful_metrics else set()
         self._stream = stream
         self._clock = clock
         if dynamic_display is None:
             dynamic_display = _keras_dynamic_display(self.stream)
         self._dynamic_display = bool(dynamic_display)
-
-        self._total_width = 0
         self._seen_so_far = 0
         # name -> [weighted sum, weight] (stateful values: [value, 1])
         self._values = {}
@@ -159,7 +165,6 @@ class Progbar:
         # clock starting at 0.
         self._last_update = None
         self._time_at_epoch_start = self._start
-        self._time_at_epoch_end = None
         self._time_after_first_step = None
 
     # ------------------------------------------------------------------
@@ -201,14 +206,7 @@ class Progbar:
             if k not in self._values_order:
                 self._values_order.append(k)
             if k not in self.stateful_metrics:
-                # Keras forces a weight of at least 1 (on_epoch_end may repeat
-                # the last step's `current`).
-                value_base = max(current - self._seen_so_far, 1)
-                if k not in self._values:
-                    self._values[k] = [v * value_base, value_base]
-                else:
-                    self._values[k][0] += v * value_base
-                    self._values[k][1] += value_base
+                self._accumulate(k, v, current)
             else:
                 self._values[k] = [v, 1]
         self._seen_so_far = current
@@ -219,11 +217,7 @@ class Progbar:
             self._time_at_epoch_end = now
 
         if self.verbose == 1:
-            if (
-                self._last_update is not None
-                and now - self._last_update < self.interval
-                and not finalize
-            ):
+            if self._throttled(now, finalize):
                 return
             self._write(self._verbose1_message(current, now, info, finalize))
         elif self.verbose == 2:
@@ -231,6 +225,25 @@ class Progbar:
                 self._write(self._verbose2_message(current, now, info))
 
         self._last_update = now
+
+    def _accumulate(self, name, value, current):
+        """Adds ``value`` to the average of ``name``, weighted by the steps since the last
+        update (Keras forces a weight of at least 1: on_epoch_end may repeat the last step's
+        ``current``)."""
+        value_base = max(current - self._seen_so_far, 1)
+        if name not in self._values:
+            self._values[name] = [value * value_base, value_base]
+        else:
+            self._values[name][0] += value * value_base
+            self._values[name][1] += value_base
+
+    def _throttled(self, now, finalize):
+        """Whether a verbose=1 redraw comes too soon after the last one (``interval``)."""
+        return (
+            self._last_update is not None
+            and now - self._last_update < self.interval
+            and not finalize
+        )
 
     def add(self, n, values=None):
         """Advance the bar by ``n`` steps."""
@@ -351,11 +364,8 @@ class Keras3Progbar:
                 "exclusion list), while `stateless_metrics` is used to make metrics stateful "
                 "by default (with an exclusion list)."
             )
-        self.target = target
-        self.width = width
-        self.verbose = verbose
-        self.interval = interval
-        self.unit_name = unit_name
+        self._init_display(target, width, verbose, interval, unit_name, stream,
+                           dynamic_display, clock)
         if stateful_metrics is not None:
             self.stateful_metrics = set(stateful_metrics)
             self.stateless_metrics = None
@@ -365,21 +375,11 @@ class Keras3Progbar:
         else:
             self.stateful_metrics = set()
             self.stateless_metrics = None
-        self._stream = stream
-        self._clock = clock
-        if dynamic_display is None:
-            dynamic_display = _keras_dynamic_display(self.stream)
-        self._dynamic_display = bool(dynamic_display)
-        self._seen_so_far = 0
-        self._values = {}
-        self._values_order = []
-        self._start = self._now()
-        # Keras starts this at 0 (never throttling the first update with a real clock)
-        self._last_update = None
-        self._time_at_epoch_start = self._start
-        self._time_after_first_step = None
         self._prev_total_width = 0
 
+    _init_display = Progbar._init_display
+    _accumulate = Progbar._accumulate
+    _throttled = Progbar._throttled
     stream = Progbar.stream
     dynamic_display = Progbar.dynamic_display
     _now = Progbar._now
@@ -412,12 +412,7 @@ class Keras3Progbar:
                 if finalize:
                     self._values[k] = [v, 1]
                 else:
-                    value_base = max(current - self._seen_so_far, 1)
-                    if k not in self._values:
-                        self._values[k] = [v * value_base, value_base]
-                    else:
-                        self._values[k][0] += v * value_base
-                        self._values[k][1] += value_base
+                    self._accumulate(k, v, current)
             else:
                 self._values[k] = [v, 1]
         self._seen_so_far = current
@@ -427,11 +422,7 @@ class Keras3Progbar:
         known = self.target is not None and self.target > 0
 
         if self.verbose == 1:
-            if (
-                self._last_update is not None
-                and now - self._last_update < self.interval
-                and not finalize
-            ):
+            if self._throttled(now, finalize):
                 return
             message = ("\b" * self._prev_total_width + "\r") if self._dynamic_display else "\n"
             special = 0

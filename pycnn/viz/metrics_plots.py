@@ -187,6 +187,21 @@ def _one_vs_rest(y_true, y_score, class_names):
     return out
 
 
+def _finish_curves(fig, ax, curves: dict, xlabel: str, ylabel: str, title: str, y_top: float,
+                   legend_loc: str, to_file: Optional[str]):
+    """Dresses a plot of curves over [0, 1] (y up to ``y_top``), keeps ``curves`` as
+    ``fig.curves`` and finishes the figure (``finish``)."""
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, y_top)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(loc=legend_loc)
+    fig.tight_layout()
+    fig.curves = curves
+    return finish(fig, to_file)
+
+
 def plot_roc_curve(y_true, y_score, class_names: Optional[Sequence[str]] = None,
                    to_file: Optional[str] = None, figsize: tuple = (5.5, 5.0)):
     """ROC curves with their AUC in the legend: one for binary scores ``(N,)``, one per class
@@ -197,8 +212,7 @@ def plot_roc_curve(y_true, y_score, class_names: Optional[Sequence[str]] = None,
         ``(fpr, tpr, thresholds, auc)``.
     """
     curves = {}
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=figsize)
+    fig, ax = pyplot().subplots(figsize=figsize)
     for name, t, s in _one_vs_rest(y_true, y_score, class_names):
         fpr, tpr, thr = roc_curve(t, s)
         area = auc(fpr, tpr)
@@ -206,15 +220,8 @@ def plot_roc_curve(y_true, y_score, class_names: Optional[Sequence[str]] = None,
         ax.plot(fpr, tpr, label=label)
         curves[name or "ROC"] = (fpr, tpr, thr, area)
     ax.plot([0, 1], [0, 1], "k--", linewidth=0.8)
-    ax.set_xlim(-0.01, 1.01)
-    ax.set_ylim(-0.01, 1.01)
-    ax.set_xlabel("False positive rate")
-    ax.set_ylabel("True positive rate")
-    ax.set_title("ROC curve")
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.curves = curves
-    return finish(fig, to_file)
+    return _finish_curves(fig, ax, curves, "False positive rate", "True positive rate",
+                          "ROC curve", 1.01, "lower right", to_file)
 
 
 def plot_precision_recall_curve(y_true, y_score, class_names: Optional[Sequence[str]] = None,
@@ -227,20 +234,12 @@ def plot_precision_recall_curve(y_true, y_score, class_names: Optional[Sequence[
         ``(precision, recall, thresholds, average_precision)``.
     """
     curves = {}
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=figsize)
+    fig, ax = pyplot().subplots(figsize=figsize)
     for name, t, s in _one_vs_rest(y_true, y_score, class_names):
         precision, recall, thr = precision_recall_curve(t, s)
         ap = float(-np.sum(np.diff(recall) * precision[:-1]))
         ax.step(recall, precision, where="post", label=f"{name + ' ' if name else ''}"
                                                       f"(AP = {ap:.3f})")
         curves[name or "PR"] = (precision, recall, thr, ap)
-    ax.set_xlim(-0.01, 1.01)
-    ax.set_ylim(-0.01, 1.05)
-    ax.set_xlabel("Recall")
-    ax.set_ylabel("Precision")
-    ax.set_title("Precision-recall curve")
-    ax.legend(loc="lower left")
-    fig.tight_layout()
-    fig.curves = curves
-    return finish(fig, to_file)
+    return _finish_curves(fig, ax, curves, "Recall", "Precision", "Precision-recall curve",
+                          1.05, "lower left", to_file)
