@@ -30,6 +30,7 @@ VECTOR_CASES = [
     (3, 7, 5, 10, 3, 3, 2, (1, 1), (1, 1), (1, 1)),      # dm 2: 20 outputs, x gathered
     (2, 9, 9, 17, 7, 7, 1, (1, 1), (3, 3), (1, 1)),      # 7x7
     (2, 9, 8, 32, 3, 3, 1, (2, 2), (1, 1), (1, 1)),      # stride 2: dx skips cells
+    (1, 5, 14, 16, 3, 3, 1, (2, 2), (1, 1), (1, 1)),     # stride 2, four interior pixels
     (2, 8, 9, 16, 3, 2, 1, (1, 2), (2, 0), (2, 1)),      # dilation, asymmetric stride
     (9, 4, 4, 16, 1, 1, 3, (1, 1), (0, 0), (1, 1)),      # 1x1, more images than lanes
 ]
