@@ -218,6 +218,24 @@ static int cols_fwd(const pc_dw_shape *s, int ow, int *cols, int *tj)
     return nc;
 }
 
+/* The input row the next output row reads first (its last kernel row), or NULL: prefetched into
+ * L2 a pixel's share at a time while this row is computed, so that the loads of the next row do
+ * not wait for memory (the hardware prefetcher does not follow the walk over three rows). */
+static const float *next_row(const pc_dw_shape *s, const float *xn, int oh)
+{
+    const int ih = (oh + 1) * s->sh + (s->kh - 1) * s->dh - s->pt;
+    return oh + 1 < s->oh && ih >= 0 && ih < s->h ? xn + (size_t)ih * s->w * s->c : NULL;
+}
+
+static inline void prefetch_share(const pc_dw_shape *s, const float *row, int ow)
+{
+    if (!row)
+        return;
+    const size_t share = (size_t)s->sw * s->c, end = (size_t)s->w * s->c;
+    for (size_t i = ow * share; i < (ow + 1) * share && i < end; i += 16)
+        __builtin_prefetch(row + i, 0, 2);
+}
+
 /* ---- forward -------------------------------------------------------------------------------- */
 
 PC_SIMD_LOOP void fwd_row_body(const pc_dw_shape *s, const float *xn, const float *w,
@@ -227,7 +245,9 @@ PC_SIMD_LOOP void fwd_row_body(const pc_dw_shape *s, const float *xn, const floa
     const float *rows[KMAX];
     int ti[KMAX], cols[KMAX], tj[KMAX];
     const int nr = rows_fwd(s, xn, oh, rows, ti);
+    const float *next = next_row(s, xn, oh);
     for (int ow = 0; ow < s->ow; ow++) {
+        prefetch_share(s, next, ow);
         const int nc = cols_fwd(s, ow, cols, tj);
         float *out = yrow + (size_t)ow * CO;
         if (nr == 3 && nc == 3 && s->kh == 3 && s->kw == 3 && s->dm == 1)
@@ -263,12 +283,16 @@ PC_SIMD_LOOP void dw_row_body(const pc_dw_shape *s, const float *xn, const float
     int ti[KMAX], cols[KMAX], tj[KMAX];
     const int nr = rows_fwd(s, xn, oh, rows, ti);
     const int k3 = nr == 3 && s->kh == 3 && s->kw == 3 && s->dm == 1;
+    const float *next = next_row(s, xn, oh);
     for (int ow = 0; ow < s->ow; ow++) {
+        prefetch_share(s, next, ow);
         const int nc = cols_fwd(s, ow, cols, tj);
         const float *g = grow + (size_t)ow * CO;
         /* four pixels whose windows are all inside: the last one's too */
         if (k3 && nc == 3 && ow + 3 < s->ow && (ow + 3) * s->sw + 2 * s->dw - s->pl < s->w) {
             scatter_acc9x4(dw, db, CO, rows, cols, s->sw * s->c, g);
+            for (int k = 1; k < 4; k++)
+                prefetch_share(s, next, ow + k);
             ow += 3;
             continue;
         }
