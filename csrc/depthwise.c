@@ -6,18 +6,21 @@
  *                                                          * w[i][j][c][m])
  *
  * In NHWC a pixel's channels are contiguous, and so are a tap's weights w[i][j][:][:]. Every
- * pass walks one row of pixels at a time, 16 channels at a time (a GNU C vector of 16 floats:
- * one zmm, two ymm or four xmm, per SIMD path of the runtime, PC_SIMD_VARIANTS): the sums of a
- * block stay in registers across the KH*KW taps (3x3 has its own fully unrolled instance), the
- * input rows a row of outputs reads stay in L1/L2. There is no GEMM: each input value is used
- * KH*KW*DM times only, so the passes are bound by memory traffic (x and y each read or written
- * once, 2.25 FLOP per byte for 3x3), not by arithmetic (see benchmarks/conv_variants.py).
+ * pass walks one row of pixels at a time, each pixel's channels 16 at a time (a GNU C vector of
+ * 16 floats: one zmm, two ymm or four xmm, one variant per SIMD path of the runtime,
+ * PC_SIMD_VARIANTS): memory is read and written in order, a vector's sum stays in a register
+ * across the taps, and the KH input rows an output row reads stay in L1/L2 (the row after them
+ * is prefetched into L2 while the row is computed). The 3x3 interior has its own unrolled
+ * paths: the nine source pointers in registers, two vectors at a time for the forward and dx,
+ * four pixels per load and store of each dw vector. There is no GEMM: each input value is
+ * used KH*KW*DM times only, so the passes are bound by memory traffic (2.25 FLOP per byte for
+ * 3x3: x and y each read or written once), not by arithmetic (benchmarks/conv_variants.py).
  *
  *   forward        y row = act(b + sum over taps of x rows * w)           (one task per image)
  *   input grad     dx row ih = sum over taps of g rows * w, the gather form (the correlation
  *                  with the flipped kernel, any stride and dilation): each dx row written once,
- *                  when the last g row it reads is ready
- *   weight grad    dw[i][j] += sum over the row of x * g; db += sum over the row of g
+ *                  as soon as the last g row it reads is ready
+ *   weight grad    dw[i][j] += x * g, db += g, pixel by pixel in order
  * g is dy, or dy masked by the fused relu's output (y > 0), one row at a time into a ring of
  * the rows dx still needs (thread scratch). The backward tasks are LANES fixed lanes of images
  * (image i in lane i % LANES); each lane sums its rows' dw and db in order, and the lanes are
