@@ -58,7 +58,7 @@ typedef int v16i __attribute__((vector_size(VL * sizeof(int)), aligned(4)));
 /* The taps of one row of pixels: the input (or g) rows they read, rows[r] for kernel row
  * ti[r], r < nr; for a pixel, the columns cols[q] (float offsets in those rows) for kernel
  * column tj[q], q < nc. `full`: every tap is there (ti[r] = r, tj[q] = q), the interior. */
-#define KMAX 64                  /* kernel rows or columns at most (pc_depthwise_* check) */
+#define KMAX 256                 /* kernel rows or columns at most (pc_depthwise_* check) */
 
 /* out[co] = act(bias[co] + sum over the taps of src[co / dm] * w[tap][co]), co < CO, taps in
  * order (rows, then columns) */

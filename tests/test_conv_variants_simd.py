@@ -33,6 +33,7 @@ VECTOR_CASES = [
     (1, 5, 14, 16, 3, 3, 1, (2, 2), (1, 1), (1, 1)),     # stride 2, four interior pixels
     (2, 8, 9, 16, 3, 2, 1, (1, 2), (2, 0), (2, 1)),      # dilation, asymmetric stride
     (9, 4, 4, 16, 1, 1, 3, (1, 1), (0, 0), (1, 1)),      # 1x1, more images than lanes
+    (1, 2, 70, 3, 1, 65, 1, (1, 1), (0, 0), (1, 1)),     # a kernel 65 wide (up to 256)
 ]
 
 
