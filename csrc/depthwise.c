@@ -6,9 +6,9 @@
  *                                                          * w[i][j][c][m])
  *
  * In NHWC a pixel's channels are contiguous, and so are a tap's weights w[i][j][:][:]. Every
- * pass walks one row of pixels at a time, each pixel's channels 16 at a time (a GNU C vector of
- * 16 floats: one zmm, two ymm or four xmm, one variant per SIMD path of the runtime,
- * PC_SIMD_VARIANTS): memory is read and written in order, a vector's sum stays in a register
+ * pass walks one row of pixels at a time, each pixel's channels 8 at a time (a GNU C vector of
+ * 8 floats: one ymm on the AVX-512 and AVX2 paths, two xmm on the baseline; one variant per
+ * SIMD path of the runtime, PC_SIMD_VARIANTS): memory is read and written in order, a vector's sum stays in a register
  * across the taps, and the KH input rows an output row reads stay in L1/L2 (the row after them
  * is prefetched into L2 while the row is computed). The 3x3 interior has its own unrolled
  * paths: the nine source pointers in registers, two vectors at a time for the forward and dx,
@@ -32,19 +32,24 @@
 #include <string.h>
 
 #define LANES 8
-#define VL 16                 /* channels per vector */
+/* channels per vector: 8. A vector of 16 floats ran the AVX2 variant at less than half the
+ * speed (GCC lowered each 64-byte vector through the stack and general registers: forward
+ * 97 ms against 41 at batch 128); on Zen 4 (a zmm operation is two ymm halves) 8 and 16 run
+ * alike on the AVX-512 path (38-41 ms forward, 78-83 ms backward). Per channel the
+ * operations do not depend on the width. */
+#define VL 8
 
-typedef float v16 __attribute__((vector_size(VL * sizeof(float)), aligned(4)));
-typedef int v16i __attribute__((vector_size(VL * sizeof(int)), aligned(4)));
+typedef float vec __attribute__((vector_size(VL * sizeof(float)), aligned(4)));
+typedef int veci __attribute__((vector_size(VL * sizeof(int)), aligned(4)));
 
-/* macros, not functions: a vector of 16 floats passed or returned by value changes the ABI
+/* macros, not functions: a vector passed or returned by value changes the ABI
  * between the SIMD paths (-Wpsabi) */
-#define LD(p) (*(const v16 *)(p))
-#define ST(p, v) (*(v16 *)(p) = (v))
-/* x's 16 values for output channels co0..co0+15: x[co / dm] */
+#define LD(p) (*(const vec *)(p))
+#define ST(p, v) (*(vec *)(p) = (v))
+/* x's VL values for output channels co0..co0+VL-1: x[co / dm] */
 #define LDX(x, co0, dm)                                                                      \
     ({                                                                                      \
-        v16 v_;                                                                             \
+        vec v_;                                                                             \
         if ((dm) == 1)                                                                      \
             v_ = LD((x) + (co0));                                                           \
         else                                                                                \
@@ -53,7 +58,7 @@ typedef int v16i __attribute__((vector_size(VL * sizeof(int)), aligned(4)));
         v_;                                                                                 \
     })
 /* a > 0 ? a : 0 (NaN -> 0), as the scalar rule */
-#define RELU(a) ((v16)((v16i)(a) & ((a) > (v16){0})))
+#define RELU(a) ((vec)((veci)(a) & ((a) > (vec){0})))
 
 /* The taps of one row of pixels: the input (or g) rows they read, rows[r] for kernel row
  * ti[r], r < nr; for a pixel, the columns cols[q] (float offsets in those rows) for kernel
@@ -68,7 +73,7 @@ PC_SIMD_LOOP void gather_sum(float *restrict out, int CO, int dm, const float *c
 {
     int c0 = 0;
     for (; c0 + VL <= CO; c0 += VL) {
-        v16 acc = bias ? LD(bias + c0) : (v16){0};
+        vec acc = bias ? LD(bias + c0) : (vec){0};
 #pragma GCC unroll 8
         for (int r = 0; r < nr; r++) {
             const float *wr = w + (size_t)(full ? r : ti[r]) * kw * CO + c0;
@@ -88,7 +93,7 @@ PC_SIMD_LOOP void gather_sum(float *restrict out, int CO, int dm, const float *c
 }
 
 /* gather_sum for 3x3 with every tap inside and dm = 1, the interior: the nine source
- * pointers in registers, 32 channels (two independent sums) at a time; the same operations */
+ * pointers in registers, two vectors (two independent sums) at a time; the same operations */
 #define SUM9(acc, c)                                                                          \
     do {                                                                                      \
         _Pragma("GCC unroll 9") for (int t = 0; t < 9; t++)                                   \
@@ -104,15 +109,15 @@ PC_SIMD_LOOP void gather_sum9(float *restrict out, int CO, const float *const *r
         p[t] = rows[t / 3] + cols[t % 3];
     int c0 = 0;
     for (; c0 + 2 * VL <= CO; c0 += 2 * VL) {
-        v16 a = bias ? LD(bias + c0) : (v16){0};
-        v16 b = bias ? LD(bias + c0 + VL) : (v16){0};
+        vec a = bias ? LD(bias + c0) : (vec){0};
+        vec b = bias ? LD(bias + c0 + VL) : (vec){0};
         SUM9(a, c0);
         SUM9(b, c0 + VL);
         ST(out + c0, relu ? RELU(a) : a);
         ST(out + c0 + VL, relu ? RELU(b) : b);
     }
     for (; c0 + VL <= CO; c0 += VL) {
-        v16 a = bias ? LD(bias + c0) : (v16){0};
+        vec a = bias ? LD(bias + c0) : (vec){0};
         SUM9(a, c0);
         ST(out + c0, relu ? RELU(a) : a);
     }
@@ -131,7 +136,7 @@ PC_SIMD_LOOP void scatter_acc(float *restrict dw, float *restrict db, int CO, in
 {
     int c0 = 0;
     for (; c0 + VL <= CO; c0 += VL) {
-        const v16 gv = LD(g + c0);
+        const vec gv = LD(g + c0);
         ST(db + c0, LD(db + c0) + gv);
 #pragma GCC unroll 8
         for (int r = 0; r < nr; r++) {
@@ -165,8 +170,8 @@ PC_SIMD_LOOP void scatter_acc9x4(float *restrict dw, float *restrict db, int CO,
     const float *g1 = g + CO, *g2 = g + 2 * CO, *g3 = g + 3 * CO;
     int c0 = 0;
     for (; c0 + VL <= CO; c0 += VL) {
-        const v16 a0 = LD(g + c0), a1 = LD(g1 + c0), a2 = LD(g2 + c0), a3 = LD(g3 + c0);
-        v16 d = LD(db + c0);
+        const vec a0 = LD(g + c0), a1 = LD(g1 + c0), a2 = LD(g2 + c0), a3 = LD(g3 + c0);
+        vec d = LD(db + c0);
         d += a0;
         d += a1;
         d += a2;
@@ -176,7 +181,7 @@ PC_SIMD_LOOP void scatter_acc9x4(float *restrict dw, float *restrict db, int CO,
         for (int t = 0; t < 9; t++) {
             const float *x = p[t] + c0;
             float *o = dw + (size_t)t * CO + c0;
-            v16 e = LD(o);
+            vec e = LD(o);
             e += LD(x) * a0;
             e += LD(x + step) * a1;
             e += LD(x + 2 * step) * a2;
