@@ -2,7 +2,7 @@
 fp32 peak (benchmarks/peak.c, compiled and run as benchmarks/run.py does).
 
     python3 benchmarks/conv_variants.py [--threads N] [--repeats R] [--batch B] [--only NAME]
-                                        [--cpu-time] [--peak GFLOPS]
+                                        [--cpu-time] [--peak GFLOPS] [--bandwidth GBPS]
 
 For each layer: the best of R timed forward passes and R backward passes (after a warm-up),
 the FLOPs of the arithmetic (2 per multiply-add; the backward counts the input and the weight
@@ -11,6 +11,12 @@ passes must move at least (every input, output and gradient array read or writte
 the FLOP/byte that gives: depthwise convolutions do 2 * kh * kw FLOPs per output value, far
 below what the FMA units need per byte of memory traffic, so they are bound by memory
 bandwidth, not by the peak.
+The roofline: the memory bandwidth B (measured here as a NumPy copy of arrays far larger than
+the caches on the timed threads, bytes read + written per second, or given with --bandwidth)
+bounds a layer at I * B GFLOP/s for its FLOP per byte I; "attain %" is min(peak, I * B) as a
+percentage of the peak (100 % for the compute-bound layers), "of bound" the measured GFLOP/s
+against that bound. The L2 copy bandwidth is printed beside it (the rows a 3x3 window re-reads
+come from L1/L2, so only the first read of each value and the writes go to memory).
 Run it on an idle machine; on a shared one the numbers are noisy (other processes take cores
 and memory bandwidth, and peak.c measures a lower peak). There, ``--threads 1 --cpu-time``
 times the process's CPU time instead of wall time (time slices given to other processes do not
@@ -55,6 +61,28 @@ def peak_gflops(threads: int):
         return None
     best = max(rows, key=lambda r: r["gflops"])
     return best["gflops"], best["isa"]
+
+
+def copy_bandwidth(nbytes: int, repeats: int, clock) -> float:
+    """GB/s of np.copyto over `nbytes` (read + write counted), best of `repeats`."""
+    a = np.ones(nbytes // 4, np.float32)
+    b = np.empty_like(a)
+    reps = max(1, (64 << 20) // nbytes)          # >= 64 MB copied per timing
+    def run():
+        for _ in range(reps):
+            np.copyto(b, a)
+    return 2 * nbytes * reps / best_time(run, repeats, clock) * 1e-9
+
+
+def per_pass_intensity(batch: int) -> str:
+    """The depthwise case's FLOP/byte per pass (minimum bytes: every array once)."""
+    v = batch * 56 * 56 * 128                  # values of x, y, dy, dx
+    fl = 2 * 9 * v                             # per pass: 9 multiply-adds per value
+    rows = [("forward", fl, 8 * v),                         # x read, y written
+            ("input gradient", fl, 12 * v),                 # dy, y (relu mask) read; dx written
+            ("weight gradient", fl, 12 * v),                # x, dy, y read
+            ("backward fused (one pass)", 2 * fl, 16 * v)]  # x, dy, y read; dx written
+    return ", ".join(f"{name} {f / b:.2f}" for name, f, b in rows)
 
 
 def cases(batch: int):
@@ -122,6 +150,9 @@ def main(argv=None) -> None:
                     help="time CPU time (process_time) rather than wall time; with --threads 1")
     ap.add_argument("--peak", type=float, default=None,
                     help="the peak in GFLOP/s to compare with, instead of running peak.c")
+    ap.add_argument("--bandwidth", type=float, default=None,
+                    help="the memory bandwidth in GB/s (read + write) for the roofline, "
+                         "instead of measuring a NumPy copy")
     args = ap.parse_args(argv)
     if args.cpu_time and args.threads != 1:
         ap.error("--cpu-time measures one thread: use it with --threads 1")
@@ -132,11 +163,19 @@ def main(argv=None) -> None:
           f"{pycnn._C.isa()}")
     print(f"fp32 peak (peak.c): " + (f"{peak[0]:.1f} GFLOP/s ({peak[1]})" if peak
                                       else "unavailable"))
+    if args.bandwidth:
+        bw, l2 = args.bandwidth, None
+    else:
+        bw = copy_bandwidth(256 << 20, 3, clock)
+        l2 = copy_bandwidth(256 << 10, 5, clock)
+    print(f"memory bandwidth (NumPy copy, read + write): {bw:.1f} GB/s"
+          + (f" given" if args.bandwidth else f" from memory, {l2:.1f} GB/s within L2"))
     print("NOTE: a shared machine makes these numbers noisy (best of "
           f"{args.repeats} runs each; {'CPU' if args.cpu_time else 'wall'} time).")
     hdr = (f"{'layer':42s} {'fwd ms':>8s} {'bwd ms':>8s} {'GFLOP/s':>8s} {'% peak':>7s} "
-           f"{'FLOP/B':>7s} {'GB/s':>6s}")
+           f"{'FLOP/B':>7s} {'GB/s':>6s} {'attain %':>8s} {'of bound':>8s}")
     print(hdr)
+    notes = []
     rng = np.random.default_rng(0)
     for name, layer, shape, flops, fbytes, bbytes in cases(args.batch):
         if args.only and args.only not in name:
@@ -153,9 +192,21 @@ def main(argv=None) -> None:
         gflops = total / (tf + tb) * 1e-9
         pct = f"{100 * gflops / peak[0]:6.1f}%" if peak else "    n/a"
         moved = fbytes + bbytes
+        intensity = total / moved
+        bound = min(peak[0], intensity * bw) if peak else intensity * bw
+        attain = f"{100 * bound / peak[0]:7.1f}%" if peak else "     n/a"
         print(f"{name:42s} {tf * 1e3:8.2f} {tb * 1e3:8.2f} {gflops:8.1f} {pct:>7s} "
-              f"{total / moved:7.2f} {moved / (tf + tb) * 1e-9:6.1f}")
+              f"{intensity:7.2f} {moved / (tf + tb) * 1e-9:6.1f} {attain:>8s} "
+              f"{100 * gflops / bound:7.1f}%")
+        if peak and intensity * bw < peak[0]:
+            notes.append(f"{name}: memory-bound, {intensity:.2f} FLOP/B x {bw:.1f} GB/s = "
+                         f"{intensity * bw:.1f} GFLOP/s at most ({100 * bound / peak[0]:.0f} % "
+                         f"of peak)")
         del ctx, x, y, dy
+    for note in notes:
+        print(note)
+    if not args.only or args.only in "depthwise 3x3":
+        print(f"depthwise 3x3 FLOP/B per pass: {per_pass_intensity(args.batch)}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,9 @@
  * Chunks of whole images (about ROWS_PER_CHUNK output pixels; the cut depends only on the
  * shapes) are the tasks. Weight and bias gradients are summed over chunks in LANES fixed lanes
  * (chunk i in lane i % LANES, in order) and the lanes added in order: bit-identical results for
- * any thread count.
+ * any thread count. The elementwise loops (im2col, col2im, bias + relu, the relu mask, column
+ * sums) run on the runtime's SIMD path (PC_SIMD_VARIANTS, pc_loop_isa): the same float
+ * operations in every variant.
  */
 #include "pycnn.h"
 
@@ -34,6 +36,7 @@ static inline int min_i(int a, int b) { return a < b ? a : b; }
 
 typedef struct {
     pc_runtime *rt;
+    pc_isa isa;            /* the elementwise loops' SIMD path (pc_loop_isa) */
     const pc_convg_shape *s;
     int transposed;        /* the job runs s's transpose (see the header comment) */
     const float *x;        /* s's input side: x (conv) or the transposed layer's dy */
@@ -56,6 +59,7 @@ typedef struct {
 
 static void chunking(convg_job *j)
 {
+    j->isa = pc_loop_isa(j->rt);
     const pc_convg_shape *s = j->s;
     const int pix = s->oh * s->ow;
     j->imgs_per_chunk = pix >= ROWS_PER_CHUNK ? 1 : ROWS_PER_CHUNK / pix;
@@ -76,8 +80,8 @@ static void chunk_range(const convg_job *j, int chunk, int *n0, int *count, int 
 }
 
 /* col_g rows (kdim floats each) of `count` images x[count][h][w][c] */
-PC_MULTIVERSION
-static void im2col_group(const pc_convg_shape *s, const float *x, int g, int count, float *col)
+PC_SIMD_LOOP void im2col_group_body(const pc_convg_shape *s, const float *x, int g, int count,
+                                    float *col)
 {
     const int C = s->c, cg = C / s->groups, kwcg = s->kw * cg;
     const size_t img = (size_t)s->h * s->w * C;
@@ -110,10 +114,12 @@ static void im2col_group(const pc_convg_shape *s, const float *x, int g, int cou
         }
     }
 }
+PC_SIMD_VARIANTS(im2col_group, (const pc_convg_shape *s, const float *x, int g, int count,
+                                float *col), (s, x, g, count, col))
 
 /* x[0:count][..][..][group g] += col2im(dcol_g) (the caller zeroes x first) */
-PC_MULTIVERSION
-static void col2im_group(const pc_convg_shape *s, const float *dcol, int g, int count, float *x)
+PC_SIMD_LOOP void col2im_group_body(const pc_convg_shape *s, const float *dcol, int g, int count,
+                                    float *x)
 {
     const int C = s->c, cg = C / s->groups, kwcg = s->kw * cg;
     const size_t img = (size_t)s->h * s->w * C;
@@ -141,11 +147,12 @@ static void col2im_group(const pc_convg_shape *s, const float *dcol, int g, int 
         }
     }
 }
+PC_SIMD_VARIANTS(col2im_group, (const pc_convg_shape *s, const float *dcol, int g, int count,
+                                float *x), (s, dcol, g, count, x))
 
 /* y[r][c] = act(y[r][c] + b[c]) for rows r (b may be NULL) */
-PC_MULTIVERSION
-static void bias_act(float *restrict y, size_t rows, int cols, const float *restrict b,
-                     int relu)
+PC_SIMD_LOOP void bias_act_body(float *restrict y, size_t rows, int cols,
+                                const float *restrict b, int relu)
 {
     for (size_t r = 0; r < rows; r++, y += cols) {
         if (b)
@@ -156,25 +163,30 @@ static void bias_act(float *restrict y, size_t rows, int cols, const float *rest
                 y[c] = y[c] > 0.0f ? y[c] : 0.0f;
     }
 }
+PC_SIMD_VARIANTS(bias_act, (float *restrict y, size_t rows, int cols, const float *restrict b,
+                            int relu), (y, rows, cols, b, relu))
 
-PC_MULTIVERSION
-static void relu_mask(const float *restrict dy, const float *restrict y, float *restrict g,
-                      size_t n)
+PC_SIMD_LOOP void relu_mask_body(const float *restrict dy, const float *restrict y,
+                                  float *restrict g, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         const float d = dy[i];
         g[i] = y[i] > 0.0f ? d : 0.0f;
     }
 }
+PC_SIMD_VARIANTS(relu_mask, (const float *restrict dy, const float *restrict y,
+                             float *restrict g, size_t n), (dy, y, g, n))
 
 /* db[c] += sum_r v[r][c], rows in order */
-PC_MULTIVERSION
-static void column_sums(const float *restrict v, size_t rows, int cols, float *restrict db)
+PC_SIMD_LOOP void column_sums_body(const float *restrict v, size_t rows, int cols,
+                                   float *restrict db)
 {
     for (size_t r = 0; r < rows; r++)
         for (int c = 0; c < cols; c++)
             db[c] += v[r * cols + c];
 }
+PC_SIMD_VARIANTS(column_sums, (const float *restrict v, size_t rows, int cols,
+                               float *restrict db), (v, rows, cols, db))
 
 /* W_g (transposed = 0: kdim x Og) or W_g^T (Og x kdim) of every group, packed once */
 static int pack_groups(convg_job *j, int transposed)
@@ -268,7 +280,7 @@ static void forward_task(void *ctx, int chunk, int thread)
         const size_t ximg = (size_t)s->h * s->w * s->c;
         float *y = j->out + (size_t)n0 * s->oh * s->ow * s->o;
         for (int g = 0; g < s->groups; g++) {
-            im2col_group(s, j->x + (size_t)n0 * ximg, g, count, col);
+            im2col_group(j->isa, s, j->x + (size_t)n0 * ximg, g, count, col);
             product_forward(j, g, col, rows, y, j->b, j->act, scratch);
         }
         return;
@@ -279,10 +291,10 @@ static void forward_task(void *ctx, int chunk, int thread)
     const float *xt = j->yside + (size_t)n0 * s->oh * s->ow * s->o;
     for (int g = 0; g < s->groups; g++) {
         product_data(j, g, xt, rows, col, scratch);
-        col2im_group(s, col, g, count, j->out + (size_t)n0 * img);
+        col2im_group(j->isa, s, col, g, count, j->out + (size_t)n0 * img);
     }
     if (j->b || j->act == PC_ACT_RELU)
-        bias_act(j->out + (size_t)n0 * img, (size_t)count * s->h * s->w, s->c, j->b,
+        bias_act(j->isa, j->out + (size_t)n0 * img, (size_t)count * s->h * s->w, s->c, j->b,
                  j->act == PC_ACT_RELU);
 }
 
@@ -327,7 +339,7 @@ static const float *chunk_grad(convg_job *j, int thread, const float *dy, size_t
         return dy + at;
     float *g = pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_GRAD, n);
     if (g)
-        relu_mask(dy + at, j->relu_y + at, g, n);
+        relu_mask(j->isa, dy + at, j->relu_y + at, g, n);
     return g;
 }
 
@@ -358,16 +370,16 @@ static void backward_task(void *ctx, int lane, int thread)
                 j->failed = 1;
                 return;
             }
-            column_sums(dyc, (size_t)rows, s->o, db);
+            column_sums(j->isa, dyc, (size_t)rows, s->o, db);
             if (j->dx)
                 memset(j->dx + (size_t)n0 * ximg, 0, (size_t)count * ximg * sizeof(float));
             for (int g = 0; g < s->groups; g++) {
-                im2col_group(s, j->x + (size_t)n0 * ximg, g, count, col);
+                im2col_group(j->isa, s, j->x + (size_t)n0 * ximg, g, count, col);
                 product_filter(j, g, col, dyc, rows, dw, !first, scratch);
                 if (!j->dx)
                     continue;
                 product_data(j, g, dyc, rows, col, scratch);      /* col no longer needed */
-                col2im_group(s, col, g, count, j->dx + (size_t)n0 * ximg);
+                col2im_group(j->isa, s, col, g, count, j->dx + (size_t)n0 * ximg);
             }
         } else {
             /* s's input side is the transposed layer's output gradient */
@@ -377,10 +389,10 @@ static void backward_task(void *ctx, int lane, int thread)
                 j->failed = 1;
                 return;
             }
-            column_sums(gt, (size_t)count * s->h * s->w, s->c, db);
+            column_sums(j->isa, gt, (size_t)count * s->h * s->w, s->c, db);
             const float *xt = j->yside + (size_t)n0 * yimg;
             for (int g = 0; g < s->groups; g++) {
-                im2col_group(s, gt, g, count, col);
+                im2col_group(j->isa, s, gt, g, count, col);
                 if (j->dx)
                     product_forward(j, g, col, rows, j->dx + (size_t)n0 * yimg, NULL,
                                     PC_ACT_LINEAR, scratch);

@@ -51,6 +51,20 @@ def _ser(obj):
     return serialization.serialize(obj)
 
 
+def init_kernel_options(layer, activation, use_bias: bool, kernel_initializer,
+                        bias_initializer, kernel_regularizer, bias_regularizer,
+                        activity_regularizer, kernel_constraint, bias_constraint) -> None:
+    """Stores what Conv1D, Conv2D and Conv2DTranspose take alike besides their geometry: the
+    activation, ``use_bias``, and the kernel's and bias' initializers, regularizers and
+    constraints (``activity_regularizer`` too)."""
+    layer._init_activation(activation)
+    layer.use_bias = bool(use_bias)
+    layer.kernel_initializer, layer.bias_initializer = kernel_initializer, bias_initializer
+    layer.kernel_regularizer, layer.bias_regularizer = kernel_regularizer, bias_regularizer
+    layer.kernel_constraint, layer.bias_constraint = kernel_constraint, bias_constraint
+    layer.activity_regularizer = activity_regularizer
+
+
 class _Conv(_Activated):
     """What the convolutions share: the bias weight, and the output gradient as the kernels
     take it (a fused relu masks it in C from the layer's output)."""
@@ -105,12 +119,9 @@ class Conv1D(_Conv):
         self.dilation_rate = (_int_tuple1(dilation_rate, "dilation_rate"),)
         self.groups = conv_utils.groups_arg(groups, self.filters)
         conv_utils.check_strides_dilation(self.strides, self.dilation_rate)
-        self._init_activation(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
-        self.kernel_regularizer, self.bias_regularizer = kernel_regularizer, bias_regularizer
-        self.kernel_constraint, self.bias_constraint = kernel_constraint, bias_constraint
-        self.activity_regularizer = activity_regularizer
+        init_kernel_options(self, activation, use_bias, kernel_initializer, bias_initializer,
+                            kernel_regularizer, bias_regularizer, activity_regularizer,
+                            kernel_constraint, bias_constraint)
         self.input_spec = InputSpec(min_ndim=3)
 
     # the 2-D view: a one-row image, a (1, k) kernel
@@ -223,12 +234,9 @@ class Conv2DTranspose(_Conv):
                         f"is {s}. Received: output_padding={self.output_padding}, "
                         f"strides={self.strides}")
         conv_utils.check_strides_dilation(self.strides, self.dilation_rate)
-        self._init_activation(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
-        self.kernel_regularizer, self.bias_regularizer = kernel_regularizer, bias_regularizer
-        self.kernel_constraint, self.bias_constraint = kernel_constraint, bias_constraint
-        self.activity_regularizer = activity_regularizer
+        init_kernel_options(self, activation, use_bias, kernel_initializer, bias_initializer,
+                            kernel_regularizer, bias_regularizer, activity_regularizer,
+                            kernel_constraint, bias_constraint)
         self.input_spec = InputSpec(min_ndim=4)
 
     @staticmethod

@@ -9,6 +9,7 @@ import numpy as np
 from .. import _C
 from . import conv_utils
 from .base import InputSpec, int_pair, padding_arg, positive_int
+from .conv_variants import init_kernel_options
 from .core import _Activated
 
 
@@ -38,12 +39,9 @@ class Conv2D(_Activated):
         self.dilation_rate = int_pair(dilation_rate, "dilation_rate")
         self.groups = conv_utils.groups_arg(groups, self.filters)
         conv_utils.check_strides_dilation(self.strides, self.dilation_rate)
-        self._init_activation(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
-        self.kernel_regularizer, self.bias_regularizer = kernel_regularizer, bias_regularizer
-        self.kernel_constraint, self.bias_constraint = kernel_constraint, bias_constraint
-        self.activity_regularizer = activity_regularizer
+        init_kernel_options(self, activation, use_bias, kernel_initializer, bias_initializer,
+                            kernel_regularizer, bias_regularizer, activity_regularizer,
+                            kernel_constraint, bias_constraint)
         self.input_spec = InputSpec(min_ndim=4)
 
     def build(self, input_shape):
