@@ -680,3 +680,12 @@ def test_model_with_every_variant_saves_and_loads(tmp_path):
     loaded = pycnn.models.load_model(path)
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
     assert [type(l).__name__ for l in loaded.layers] == [type(l).__name__ for l in model.layers]
+
+
+def test_depthwise_kernel_larger_than_the_kernels_allow_is_refused_by_name():
+    from pycnn import layers as L
+    with pytest.raises(ValueError, match="kernel_size must be at most 256"):
+        L.DepthwiseConv2D((257, 3))
+    with pytest.raises(ValueError, match="kernel_size must be at most 256"):
+        L.SeparableConv2D(4, (3, 300))
+    assert L.DepthwiseConv2D((256, 1)).kernel_size == (256, 1)

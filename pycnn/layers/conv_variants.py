@@ -310,6 +310,10 @@ def _depth_multiplier_arg(value) -> int:
     return int(value)
 
 
+#: The depthwise kernels keep one window's row pointers on the stack (csrc/depthwise.c KMAX).
+DEPTHWISE_KERNEL_MAX = 256
+
+
 class _Depthwise(_Conv):
     """The depthwise part shared by DepthwiseConv2D and SeparableConv2D."""
 
@@ -317,6 +321,9 @@ class _Depthwise(_Conv):
                         dilation_rate) -> None:
         self.depth_multiplier = _depth_multiplier_arg(depth_multiplier)
         self.kernel_size = int_pair(kernel_size, "kernel_size")
+        if max(self.kernel_size) > DEPTHWISE_KERNEL_MAX:
+            raise ValueError(f"kernel_size must be at most {DEPTHWISE_KERNEL_MAX} in each "
+                             f"dimension for a depthwise convolution, got {self.kernel_size}")
         self.strides = int_pair(strides, "strides")
         self.padding = padding_arg(padding)
         _channels_last(data_format)
