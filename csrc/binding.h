@@ -93,8 +93,40 @@ int pc_arg_array(PyObject *obj, void *arg);
 #define OUT_I32(name, ndim, out) PC_ARG(name, NPY_INT32, ndim, OUT, 0, out)
 #define OPT_OUT_I32(name, ndim, out) PC_ARG(name, NPY_INT32, ndim, OUT, 1, out)
 #define IN_I64(name, ndim, out) PC_ARG(name, NPY_INT64, ndim, IN, 0, out)
+#define IN_U8(name, ndim, out) PC_ARG(name, NPY_UINT8, ndim, IN, 0, out)
 #define OPT_OUT_F64(name, ndim, out) PC_ARG(name, NPY_FLOAT64, ndim, OUT, 1, out)
 #define OUT_F64(name, ndim, out) PC_ARG(name, NPY_FLOAT64, ndim, OUT, 0, out)
+
+/* A pair of ints argument (strides, pads, pool, ...) as the "O&" converter pc_arg_pair takes
+ * it: parse_pair() into v[0], v[1]; written PAIR("strides", v) in an entry point named F. */
+typedef struct {
+    const char *func, *name;
+    int *v;
+} pc_pair;
+int pc_arg_pair(PyObject *obj, void *arg);
+#define PAIR(name, v) pc_arg_pair, &(pc_pair){F, name, v}
+
+/* The geometry of a 2-D convolution, checked once for every convolution entry point (plain,
+ * dilated, grouped, transposed, depthwise, fused with pooling): the input side in[n][h][w][c]
+ * (named in_name in errors), the kernel w[kh][kw][c/groups][o], an output side of oh x ow
+ * cells, g = (sh, sw, pt, pl, dh, dw) and groups. Fills s; checks strides >= 1, pads >= 0,
+ * dilation >= 1, groups >= 1 dividing c and o, w's input channels against c, and that every
+ * size and the last (dilated) window stay within int range. 0, or -1 with a ValueError. */
+int conv_geometry(const char *F, PyArrayObject *in, const char *in_name, PyArrayObject *w,
+                  int oh, int ow, const int g[6], int groups, pc_convg_shape *s);
+
+/* The arrays of a convolution's backward pass, as every such entry point takes them first:
+ * x, w, dy (in), dx (out, optional), dw (out), db (out, optional); y (a fused relu's output,
+ * optional, parsed later) starts NULL. Parse them with CONV_GRADS_FMT and CONV_GRADS(a). */
+typedef struct {
+    PyArrayObject *x, *w, *dy, *dx, *dw, *db, *y;
+} conv_grads;
+#define CONV_GRADS_FMT "O&O&O&O&O&O&"
+#define CONV_GRADS(a)                                                                        \
+    IN_F32("x", 4, &(a).x), IN_F32("w", 4, &(a).w), IN_F32("dy", 4, &(a).dy),              \
+        OPT_OUT_F32("dx", 4, &(a).dx), OUT_F32("dw", 4, &(a).dw), OPT_OUT_F32("db", 1, &(a).db)
+/* dx, dw and db must share memory with no other array of a (nor with each other). */
+int conv_grads_disjoint(const char *F, const conv_grads *a);
 
 /* Axis d's size (every size fits an int: get_array checked). */
 int dim(PyArrayObject *a, int d);
