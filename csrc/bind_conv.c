@@ -38,26 +38,12 @@ static PyObject *py_conv2d_forward(PyObject *m, PyObject *args, PyObject *kw)
                                      OUT_F32("y", 4, &y), PAIR("strides", g),
                                      PAIR("pads", g + 2), &acts) ||
         parse_act(F, acts, &act, 1) || conv_out_shape(F, x, w, y, "y", g, &s) ||
-        (b && expect_shape(F, "b", b, 1, &s.o)))
-        return NULL;
-    PyArrayObject *arrs[] = {x, w, b, y};
-    const char *names[] = {"x", "w", "b", "y"};
-    if (check_disjoint(F, arrs, names, 4, 3))
+        (b && expect_shape(F, "b", b, 1, &s.o)) || forward_disjoint(F, x, w, b, y))
         return NULL;
     pc_runtime *rt = runtime_of(m);
     int rc;
     RUN_KERNEL(rt, pc_conv2d_forward(rt, &s, FLOAT(x), FLOAT(w), OPT_FLOAT(b), FLOAT(y), act));
     return kernel_result(rc, F);
-}
-
-/* The gradients' shapes for a convolution s: dx (optional) like x, dw like w, db (optional)
- * one per filter; y (optional, a relu's output) shaped like dy. */
-static int conv_grad_shapes(const char *F, const pc_conv_shape *s, const conv_grads *a)
-{
-    return (a->dx && expect_shape(F, "dx", a->dx, 4, (int[]){s->n, s->h, s->w, s->c})) ||
-           expect_shape(F, "dw", a->dw, 4, (int[]){s->kh, s->kw, s->c, s->o}) ||
-           (a->db && expect_shape(F, "db", a->db, 1, &s->o)) ||
-           (a->y && same_shape(F, a->dy, "dy", a->y, "y"));
 }
 
 static PyObject *py_conv2d_backward(PyObject *m, PyObject *args, PyObject *kw)
@@ -70,8 +56,7 @@ static PyObject *py_conv2d_backward(PyObject *m, PyObject *args, PyObject *kw)
     if (!PyArg_ParseTupleAndKeywords(args, kw, CONV_GRADS_FMT "O&O&|O&", kwlist, CONV_GRADS(a),
                                      PAIR("strides", g), PAIR("pads", g + 2),
                                      OPT_IN_F32("y", 4, &a.y)) ||
-        conv_out_shape(F, a.x, a.w, a.dy, "dy", g, &s) || conv_grad_shapes(F, &s, &a) ||
-        conv_grads_disjoint(F, &a))
+        conv_out_shape(F, a.x, a.w, a.dy, "dy", g, &s) || check_conv_grads(F, &a, s.o))
         return NULL;
     pc_runtime *rt = runtime_of(m);
     int rc;
@@ -238,11 +223,11 @@ static PyObject *py_conv2d_maxpool_backward(PyObject *m, PyObject *args, PyObjec
                                      OPT_OUT_F32("db", 1, &a.db), CONV_POOL_PAIRS(v),
                                      OPT_IN_F32("y", 4, &a.y)) ||
         conv_pool_shapes(F, a.x, a.w, a.dy, "dy", am, v, &s, &p) ||
-        conv_grad_shapes(F, &s, &a))
+        check_conv_grads(F, &a, s.o))
         return NULL;
-    PyArrayObject *arrs[] = {a.x, a.w, a.dy, am, a.y, a.dx, a.dw, a.db};
-    const char *names[] = {"x", "w", "dy", "argmax", "y", "dx", "dw", "db"};
-    if (check_disjoint(F, arrs, names, 8, 5))
+    PyArrayObject *arrs[] = {am, a.dx, a.dw, a.db};
+    const char *names[] = {"argmax", "dx", "dw", "db"};
+    if (check_disjoint(F, arrs, names, 4, 1))
         return NULL;
     pc_runtime *rt = runtime_of(m);
     int rc;

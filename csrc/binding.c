@@ -287,9 +287,27 @@ int conv_geometry(const char *F, PyArrayObject *in, const char *in_name, PyArray
     return 0;
 }
 
-int conv_grads_disjoint(const char *F, const conv_grads *a)
+/* The rank-4 array a (named in errors) must have the shape of the rank-4 array ref. */
+static int shaped_like(const char *F, const char *name, PyArrayObject *a, PyArrayObject *ref)
 {
+    return expect_shape(F, name, a, 4, (int[]){dim(ref, 0), dim(ref, 1), dim(ref, 2), dim(ref, 3)});
+}
+
+int check_conv_grads(const char *F, const conv_grads *a, int filters)
+{
+    if ((a->dx && shaped_like(F, "dx", a->dx, a->x)) || shaped_like(F, "dw", a->dw, a->w) ||
+        (a->db && expect_shape(F, "db", a->db, 1, &filters)) ||
+        (a->y && shaped_like(F, "y", a->y, a->dy)))
+        return -1;
     PyArrayObject *arrs[] = {a->x, a->w, a->dy, a->y, a->dx, a->dw, a->db};
     const char *names[] = {"x", "w", "dy", "y", "dx", "dw", "db"};
     return check_disjoint(F, arrs, names, 7, 4);
+}
+
+int forward_disjoint(const char *F, PyArrayObject *x, PyArrayObject *w, PyArrayObject *b,
+                     PyArrayObject *y)
+{
+    PyArrayObject *arrs[] = {x, w, b, y};
+    const char *names[] = {"x", "w", "b", "y"};
+    return check_disjoint(F, arrs, names, 4, 3);
 }

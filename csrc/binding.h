@@ -115,6 +115,10 @@ int pc_arg_pair(PyObject *obj, void *arg);
 int conv_geometry(const char *F, PyArrayObject *in, const char *in_name, PyArrayObject *w,
                   int oh, int ow, const int g[6], int groups, pc_convg_shape *s);
 
+/* A layer's forward output y must share memory with none of x, w and b (b may be NULL). */
+int forward_disjoint(const char *F, PyArrayObject *x, PyArrayObject *w, PyArrayObject *b,
+                     PyArrayObject *y);
+
 /* The arrays of a convolution's backward pass, as every such entry point takes them first:
  * x, w, dy (in), dx (out, optional), dw (out), db (out, optional); y (a fused relu's output,
  * optional, parsed later) starts NULL. Parse them with CONV_GRADS_FMT and CONV_GRADS(a). */
@@ -125,8 +129,10 @@ typedef struct {
 #define CONV_GRADS(a)                                                                        \
     IN_F32("x", 4, &(a).x), IN_F32("w", 4, &(a).w), IN_F32("dy", 4, &(a).dy),              \
         OPT_OUT_F32("dx", 4, &(a).dx), OUT_F32("dw", 4, &(a).dw), OPT_OUT_F32("db", 1, &(a).db)
-/* dx, dw and db must share memory with no other array of a (nor with each other). */
-int conv_grads_disjoint(const char *F, const conv_grads *a);
+/* What every convolution's backward pass checks after its geometry: dx (if given) shaped like
+ * x, dw like w, db (if given) one per filter of the forward layer, y (if given) like dy; and
+ * dx, dw, db share memory with no other array of a (nor with each other). */
+int check_conv_grads(const char *F, const conv_grads *a, int filters);
 
 /* Axis d's size (every size fits an int: get_array checked). */
 int dim(PyArrayObject *a, int d);
