@@ -6,31 +6,43 @@
 
 #include <math.h>
 
+/* A str argument `name` that must be one of names[0..n-1] ("a', 'b' or 'c" lists them for the
+ * error): its index in *out. */
+static int parse_choice(const char *F, const char *name, const char *s, const char *const *names,
+                        int n, const char *listed, int *out)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(s, names[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+    PyErr_Format(PyExc_ValueError, "%s(): argument '%s' must be %s, got '%s'", F, name, listed, s);
+    return -1;
+}
+
 static int parse_interp(const char *F, const char *s, pc_interp *out)
 {
-    if (strcmp(s, "nearest") == 0) *out = PC_INTERP_NEAREST;
-    else if (strcmp(s, "bilinear") == 0) *out = PC_INTERP_BILINEAR;
-    else {
-        PyErr_Format(PyExc_ValueError, "%s(): argument 'interpolation' must be 'nearest' or "
-                     "'bilinear', got '%s'", F, s);
+    static const char *const names[] = {"nearest", "bilinear"};
+    static const pc_interp values[] = {PC_INTERP_NEAREST, PC_INTERP_BILINEAR};
+    int i;
+    if (parse_choice(F, "interpolation", s, names, 2, "'nearest' or 'bilinear'", &i))
         return -1;
-    }
+    *out = values[i];
     return 0;
 }
 
 static int parse_fill(const char *F, const char *s, pc_fill *out)
 {
-    if (strcmp(s, "reflect") == 0) *out = PC_FILL_REFLECT;
-    else if (strcmp(s, "wrap") == 0) *out = PC_FILL_WRAP;
-    else if (strcmp(s, "constant") == 0) *out = PC_FILL_CONSTANT;
-    else if (strcmp(s, "nearest") == 0) *out = PC_FILL_NEAREST;
-    else if (strcmp(s, "scipy_wrap") == 0) *out = PC_FILL_SCIPY_WRAP;
-    else if (strcmp(s, "scipy_constant") == 0) *out = PC_FILL_SCIPY_CONSTANT;
-    else {
-        PyErr_Format(PyExc_ValueError, "%s(): argument 'fill_mode' must be 'reflect', 'wrap', "
-                     "'constant', 'nearest', 'scipy_wrap' or 'scipy_constant', got '%s'", F, s);
+    static const char *const names[] = {"reflect", "wrap", "constant", "nearest", "scipy_wrap",
+                                        "scipy_constant"};
+    static const pc_fill values[] = {PC_FILL_REFLECT, PC_FILL_WRAP, PC_FILL_CONSTANT,
+                                     PC_FILL_NEAREST, PC_FILL_SCIPY_WRAP,
+                                     PC_FILL_SCIPY_CONSTANT};
+    int i;
+    if (parse_choice(F, "fill_mode", s, names, 6, "'reflect', 'wrap', 'constant', 'nearest', "
+                     "'scipy_wrap' or 'scipy_constant'", &i))
         return -1;
-    }
+    *out = values[i];
     return 0;
 }
 
@@ -98,24 +110,13 @@ static PyObject *warp_common(PyObject *m, PyObject *args, PyObject *kw, int back
                    fill_value, &s) ||
         outputs_disjoint(F, a, an, t, "transforms", b, bn))
         return NULL;
-    pc_runtime *rt = runtime_of(m);
-    int rc;
     if (backward)
-        RUN_KERNEL(rt, pc_affine_warp_backward(rt, &s, FLOAT(a), FLOAT(t), FLOAT(b)));
-    else
-        RUN_KERNEL(rt, pc_affine_warp(rt, &s, FLOAT(a), FLOAT(t), FLOAT(b)));
-    return kernel_result(rc, F);
+        RETURN_KERNEL(m, F, pc_affine_warp_backward(rt, &s, FLOAT(a), FLOAT(t), FLOAT(b)));
+    RETURN_KERNEL(m, F, pc_affine_warp(rt, &s, FLOAT(a), FLOAT(t), FLOAT(b)));
 }
 
-static PyObject *py_affine_warp(PyObject *m, PyObject *args, PyObject *kw)
-{
-    return warp_common(m, args, kw, 0);
-}
-
-static PyObject *py_affine_warp_backward(PyObject *m, PyObject *args, PyObject *kw)
-{
-    return warp_common(m, args, kw, 1);
-}
+KW_VARIANT(affine_warp, warp_common, 0)
+KW_VARIANT(affine_warp_backward, warp_common, 1)
 
 static PyObject *py_flip(PyObject *m, PyObject *args, PyObject *kw)
 {
@@ -128,11 +129,8 @@ static PyObject *py_flip(PyObject *m, PyObject *args, PyObject *kw)
     if (same_shape(F, x, "x", y, "y") || expect_shape(F, "flags", fl, 1, (int[]){dim(x, 0)}) ||
         outputs_disjoint(F, x, "x", fl, "flags", y, "y"))
         return NULL;
-    pc_runtime *rt = runtime_of(m);
-    int rc;
-    RUN_KERNEL(rt, pc_flip(rt, FLOAT(x), dim(x, 0), dim(x, 1), dim(x, 2), dim(x, 3),
-                           (const uint8_t *)PyArray_DATA(fl), FLOAT(y)));
-    return kernel_result(rc, F);
+    RETURN_KERNEL(m, F, pc_flip(rt, FLOAT(x), dim(x, 0), dim(x, 1), dim(x, 2), dim(x, 3),
+                                (const uint8_t *)PyArray_DATA(fl), FLOAT(y)));
 }
 
 /* crop (backward = 0): big = x, small = y; crop_backward: small = dy, big = dx. */
@@ -163,24 +161,13 @@ static PyObject *crop_common(PyObject *m, PyObject *args, PyObject *kw, int back
                                 "window outside the image", F, i, o[2 * i], o[2 * i + 1]);
     if (outputs_disjoint(F, a, an, off, "offsets", b, bn))
         return NULL;
-    pc_runtime *rt = runtime_of(m);
-    int rc;
     if (backward)
-        RUN_KERNEL(rt, pc_crop_backward(rt, FLOAT(a), n, h, w, c, o, FLOAT(b), oh, ow));
-    else
-        RUN_KERNEL(rt, pc_crop(rt, FLOAT(a), n, h, w, c, o, FLOAT(b), oh, ow));
-    return kernel_result(rc, F);
+        RETURN_KERNEL(m, F, pc_crop_backward(rt, FLOAT(a), n, h, w, c, o, FLOAT(b), oh, ow));
+    RETURN_KERNEL(m, F, pc_crop(rt, FLOAT(a), n, h, w, c, o, FLOAT(b), oh, ow));
 }
 
-static PyObject *py_crop(PyObject *m, PyObject *args, PyObject *kw)
-{
-    return crop_common(m, args, kw, 0);
-}
-
-static PyObject *py_crop_backward(PyObject *m, PyObject *args, PyObject *kw)
-{
-    return crop_common(m, args, kw, 1);
-}
+KW_VARIANT(crop, crop_common, 0)
+KW_VARIANT(crop_backward, crop_common, 1)
 
 /* contrast (kind 0) and brightness (kind 1): x (n,h,w,c), per-image params (n,), y like x. */
 static PyObject *color_common(PyObject *m, PyObject *args, PyObject *kw, int kind)
@@ -204,26 +191,15 @@ static PyObject *color_common(PyObject *m, PyObject *args, PyObject *kw, int kin
     const int n = dim(x, 0), hw = dim(x, 1) * dim(x, 2), c = dim(x, 3);
     if ((long long)dim(x, 1) * dim(x, 2) > INT_MAX)
         return PyErr_Format(PyExc_ValueError, "%s(): images too large", F);
-    pc_runtime *rt = runtime_of(m);
-    int rc;
     if (kind)
-        RUN_KERNEL(rt, pc_adjust_brightness(rt, FLOAT(x), n, (size_t)hw * c, FLOAT(p),
-                                            (float)lo, (float)hi, FLOAT(y)));
-    else
-        RUN_KERNEL(rt, pc_adjust_contrast(rt, FLOAT(x), n, hw, c, FLOAT(p), (float)lo,
-                                          (float)hi, FLOAT(y)));
-    return kernel_result(rc, F);
+        RETURN_KERNEL(m, F, pc_adjust_brightness(rt, FLOAT(x), n, (size_t)hw * c, FLOAT(p),
+                                                 (float)lo, (float)hi, FLOAT(y)));
+    RETURN_KERNEL(m, F, pc_adjust_contrast(rt, FLOAT(x), n, hw, c, FLOAT(p), (float)lo,
+                                           (float)hi, FLOAT(y)));
 }
 
-static PyObject *py_adjust_contrast(PyObject *m, PyObject *args, PyObject *kw)
-{
-    return color_common(m, args, kw, 0);
-}
-
-static PyObject *py_adjust_brightness(PyObject *m, PyObject *args, PyObject *kw)
-{
-    return color_common(m, args, kw, 1);
-}
+KW_VARIANT(adjust_contrast, color_common, 0)
+KW_VARIANT(adjust_brightness, color_common, 1)
 
 PyMethodDef pc_methods_augment[] = {
     KW(affine_warp, "affine_warp(x, transforms, y, interpolation='bilinear', "

@@ -29,21 +29,17 @@ static PyObject *py_conv2d_forward(PyObject *m, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"x", "w", "b", "y", "strides", "pads", "activation", NULL};
     const char *F = "conv2d_forward", *acts = "linear";
-    PyArrayObject *x, *w, *b = NULL, *y;
+    conv_fwd a = {0};
     int g[6] = {0, 0, 0, 0, 1, 1};
     pc_act act;
     pc_conv_shape s;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&O&O&O&|s", kwlist, IN_F32("x", 4, &x),
-                                     IN_F32("w", 4, &w), OPT_IN_F32("b", 1, &b),
-                                     OUT_F32("y", 4, &y), PAIR("strides", g),
-                                     PAIR("pads", g + 2), &acts) ||
-        parse_act(F, acts, &act, 1) || conv_out_shape(F, x, w, y, "y", g, &s) ||
-        (b && expect_shape(F, "b", b, 1, &s.o)) || forward_disjoint(F, x, w, b, y))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, CONV_FWD_FMT "O&O&|s", kwlist, CONV_FWD(a),
+                                     PAIR("strides", g), PAIR("pads", g + 2), &acts) ||
+        parse_act(F, acts, &act, 1) || conv_out_shape(F, a.x, a.w, a.y, "y", g, &s) ||
+        check_conv_fwd(F, &a, s.o))
         return NULL;
-    pc_runtime *rt = runtime_of(m);
-    int rc;
-    RUN_KERNEL(rt, pc_conv2d_forward(rt, &s, FLOAT(x), FLOAT(w), OPT_FLOAT(b), FLOAT(y), act));
-    return kernel_result(rc, F);
+    RETURN_KERNEL(m, F, pc_conv2d_forward(rt, &s, FLOAT(a.x), FLOAT(a.w), OPT_FLOAT(a.b),
+                                          FLOAT(a.y), act));
 }
 
 static PyObject *py_conv2d_backward(PyObject *m, PyObject *args, PyObject *kw)
@@ -58,12 +54,9 @@ static PyObject *py_conv2d_backward(PyObject *m, PyObject *args, PyObject *kw)
                                      OPT_IN_F32("y", 4, &a.y)) ||
         conv_out_shape(F, a.x, a.w, a.dy, "dy", g, &s) || check_conv_grads(F, &a, s.o))
         return NULL;
-    pc_runtime *rt = runtime_of(m);
-    int rc;
-    RUN_KERNEL(rt, pc_conv2d_backward(rt, &s, FLOAT(a.x), FLOAT(a.w), OPT_FLOAT(a.y),
-                                      FLOAT(a.dy), OPT_FLOAT(a.dx), FLOAT(a.dw),
-                                      OPT_FLOAT(a.db)));
-    return kernel_result(rc, F);
+    RETURN_KERNEL(m, F, pc_conv2d_backward(rt, &s, FLOAT(a.x), FLOAT(a.w), OPT_FLOAT(a.y),
+                                           FLOAT(a.dy), OPT_FLOAT(a.dx), FLOAT(a.dw),
+                                           OPT_FLOAT(a.db)));
 }
 
 
@@ -118,10 +111,8 @@ static PyObject *py_maxpool2d_forward(PyObject *m, PyObject *args, PyObject *kw)
     const char *names[] = {"x", "y", "argmax"};
     if (check_disjoint(F, arrs, names, 3, 1))
         return NULL;
-    pc_runtime *rt = runtime_of(m);
-    int rc;
-    RUN_KERNEL(rt, pc_maxpool2d_forward(rt, &s, FLOAT(x), FLOAT(y), (int32_t *)PyArray_DATA(am)));
-    return kernel_result(rc, F);
+    RETURN_KERNEL(m, F, pc_maxpool2d_forward(rt, &s, FLOAT(x), FLOAT(y),
+                                             (int32_t *)PyArray_DATA(am)));
 }
 
 static PyObject *py_maxpool2d_backward(PyObject *m, PyObject *args, PyObject *kw)
@@ -141,12 +132,9 @@ static PyObject *py_maxpool2d_backward(PyObject *m, PyObject *args, PyObject *kw
     const char *names[] = {"dy", "argmax", "dx"};
     if (check_disjoint(F, arrs, names, 3, 2))
         return NULL;
-    pc_runtime *rt = runtime_of(m);
-    int rc;
     /* argmax values outside the image are ignored by the kernel, so any int32 content is safe */
-    RUN_KERNEL(rt, pc_maxpool2d_backward(rt, &s, FLOAT(dy), (const int32_t *)PyArray_DATA(am),
-                                         FLOAT(dx)));
-    return kernel_result(rc, F);
+    RETURN_KERNEL(m, F, pc_maxpool2d_backward(rt, &s, FLOAT(dy),
+                                              (const int32_t *)PyArray_DATA(am), FLOAT(dx)));
 }
 
 
@@ -183,27 +171,25 @@ static PyObject *py_conv2d_maxpool_forward(PyObject *m, PyObject *args, PyObject
     static char *kwlist[] = {"x", "w", "b", "y", "argmax", "strides", "pads", "conv_hw", "pool",
                              "pool_strides", "pool_pads", "activation", NULL};
     const char *F = "conv2d_maxpool_forward", *acts = "linear";
-    PyArrayObject *x, *w, *b = NULL, *y, *am;
+    conv_fwd a = {0};
+    PyArrayObject *am;
     int v[12];
     pc_act act;
     pc_conv_shape s;
     pc_pool_shape p;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&O&O&O&O&O&O&O&O&|s", kwlist,
-                                     IN_F32("x", 4, &x), IN_F32("w", 4, &w),
-                                     OPT_IN_F32("b", 1, &b), OUT_F32("y", 4, &y),
-                                     OUT_I32("argmax", 4, &am), CONV_POOL_PAIRS(v), &acts) ||
-        parse_act(F, acts, &act, 1) || conv_pool_shapes(F, x, w, y, "y", am, v, &s, &p) ||
-        (b && expect_shape(F, "b", b, 1, &s.o)))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, CONV_FWD_FMT "O&O&O&O&O&O&O&|s", kwlist,
+                                     CONV_FWD(a), OUT_I32("argmax", 4, &am), CONV_POOL_PAIRS(v),
+                                     &acts) ||
+        parse_act(F, acts, &act, 1) || conv_pool_shapes(F, a.x, a.w, a.y, "y", am, v, &s, &p) ||
+        check_conv_fwd(F, &a, s.o))
         return NULL;
-    PyArrayObject *arrs[] = {x, w, b, y, am};
+    PyArrayObject *arrs[] = {a.x, a.w, a.b, a.y, am};
     const char *names[] = {"x", "w", "b", "y", "argmax"};
-    if (check_disjoint(F, arrs, names, 5, 3))
+    if (check_disjoint(F, arrs, names, 5, 4))
         return NULL;
-    pc_runtime *rt = runtime_of(m);
-    int rc;
-    RUN_KERNEL(rt, pc_conv2d_maxpool_forward(rt, &s, &p, FLOAT(x), FLOAT(w), OPT_FLOAT(b), act,
-                                             FLOAT(y), (int32_t *)PyArray_DATA(am)));
-    return kernel_result(rc, F);
+    RETURN_KERNEL(m, F, pc_conv2d_maxpool_forward(rt, &s, &p, FLOAT(a.x), FLOAT(a.w),
+                                                  OPT_FLOAT(a.b), act, FLOAT(a.y),
+                                                  (int32_t *)PyArray_DATA(am)));
 }
 
 static PyObject *py_conv2d_maxpool_backward(PyObject *m, PyObject *args, PyObject *kw)
@@ -229,56 +215,39 @@ static PyObject *py_conv2d_maxpool_backward(PyObject *m, PyObject *args, PyObjec
     const char *names[] = {"argmax", "dx", "dw", "db"};
     if (check_disjoint(F, arrs, names, 4, 1))
         return NULL;
-    pc_runtime *rt = runtime_of(m);
-    int rc;
     /* argmax values outside the convolution's output are ignored, so any content is safe */
-    RUN_KERNEL(rt, pc_conv2d_maxpool_backward(rt, &s, &p, FLOAT(a.x), FLOAT(a.w), OPT_FLOAT(a.y),
-                                              (const int32_t *)PyArray_DATA(am), FLOAT(a.dy),
-                                              OPT_FLOAT(a.dx), FLOAT(a.dw), OPT_FLOAT(a.db)));
-    return kernel_result(rc, F);
+    RETURN_KERNEL(m, F, pc_conv2d_maxpool_backward(rt, &s, &p, FLOAT(a.x), FLOAT(a.w),
+                                                   OPT_FLOAT(a.y),
+                                                   (const int32_t *)PyArray_DATA(am),
+                                                   FLOAT(a.dy), OPT_FLOAT(a.dx), FLOAT(a.dw),
+                                                   OPT_FLOAT(a.db)));
 }
 
-static PyObject *py_avgpool2d_forward(PyObject *m, PyObject *args, PyObject *kw)
+/* avgpool2d_forward (backward = 0): a = x, b = y; avgpool2d_backward: a = dy, b = dx. */
+static PyObject *avgpool_common(PyObject *m, PyObject *args, PyObject *kw, int backward)
 {
-    static char *kwlist[] = {"x", "y", "pool", "strides", "pads", NULL};
-    const char *F = "avgpool2d_forward";
-    PyArrayObject *x, *y;
+    static char *kwf[] = {"x", "y", "pool", "strides", "pads", NULL};
+    static char *kwb[] = {"dy", "dx", "pool", "strides", "pads", NULL};
+    const char *F = backward ? "avgpool2d_backward" : "avgpool2d_forward";
+    const char *an = backward ? "dy" : "x", *bn = backward ? "dx" : "y";
+    PyArrayObject *a, *b;
     int v[6];
     pc_pool_shape s;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&O&O&", kwlist, IN_F32("x", 4, &x),
-                                     OUT_F32("y", 4, &y), POOL_PAIRS(v)) ||
-        pool_shape(F, x, y, "x", "y", v, &s))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&O&O&", backward ? kwb : kwf,
+                                     IN_F32(an, 4, &a), OUT_F32(bn, 4, &b), POOL_PAIRS(v)) ||
+        (backward ? pool_shape(F, b, a, bn, an, v, &s) : pool_shape(F, a, b, an, bn, v, &s)))
         return NULL;
-    PyArrayObject *arrs[] = {x, y};
-    const char *names[] = {"x", "y"};
+    PyArrayObject *arrs[] = {a, b};
+    const char *names[] = {an, bn};
     if (check_disjoint(F, arrs, names, 2, 1))
         return NULL;
-    pc_runtime *rt = runtime_of(m);
-    int rc;
-    RUN_KERNEL(rt, pc_avgpool2d_forward(rt, &s, FLOAT(x), FLOAT(y)));
-    return kernel_result(rc, F);
+    if (backward)
+        RETURN_KERNEL(m, F, pc_avgpool2d_backward(rt, &s, FLOAT(a), FLOAT(b)));
+    RETURN_KERNEL(m, F, pc_avgpool2d_forward(rt, &s, FLOAT(a), FLOAT(b)));
 }
 
-static PyObject *py_avgpool2d_backward(PyObject *m, PyObject *args, PyObject *kw)
-{
-    static char *kwlist[] = {"dy", "dx", "pool", "strides", "pads", NULL};
-    const char *F = "avgpool2d_backward";
-    PyArrayObject *dy, *dx;
-    int v[6];
-    pc_pool_shape s;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&O&O&", kwlist, IN_F32("dy", 4, &dy),
-                                     OUT_F32("dx", 4, &dx), POOL_PAIRS(v)) ||
-        pool_shape(F, dx, dy, "dx", "dy", v, &s))
-        return NULL;
-    PyArrayObject *arrs[] = {dy, dx};
-    const char *names[] = {"dy", "dx"};
-    if (check_disjoint(F, arrs, names, 2, 1))
-        return NULL;
-    pc_runtime *rt = runtime_of(m);
-    int rc;
-    RUN_KERNEL(rt, pc_avgpool2d_backward(rt, &s, FLOAT(dy), FLOAT(dx)));
-    return kernel_result(rc, F);
-}
+KW_VARIANT(avgpool2d_forward, avgpool_common, 0)
+KW_VARIANT(avgpool2d_backward, avgpool_common, 1)
 
 PyMethodDef pc_methods_conv[] = {
     KW(conv2d_forward, "conv2d_forward(x, w, b, y, strides, pads, activation='linear')."),

@@ -12,22 +12,18 @@ static PyObject *py_convg_forward(PyObject *m, PyObject *args, PyObject *kw)
     static char *kwlist[] = {"x", "w", "b", "y", "strides", "pads", "dilation", "groups",
                              "activation", NULL};
     const char *F = "convg_forward", *acts = "linear";
-    PyArrayObject *x, *w, *b = NULL, *y;
+    conv_fwd a = {0};
     int g[6], groups;
     pc_act act;
     pc_convg_shape s;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&O&O&O&O&i|s", kwlist, IN_F32("x", 4, &x),
-                                     IN_F32("w", 4, &w), OPT_IN_F32("b", 1, &b),
-                                     OUT_F32("y", 4, &y), GEOMETRY(g), &groups, &acts) ||
+    if (!PyArg_ParseTupleAndKeywords(args, kw, CONV_FWD_FMT "O&O&O&i|s", kwlist, CONV_FWD(a),
+                                     GEOMETRY(g), &groups, &acts) ||
         parse_act(F, acts, &act, 1) ||
-        conv_geometry(F, x, "x", w, dim(y, 1), dim(y, 2), g, groups, &s) ||
-        expect_shape(F, "y", y, 4, (int[]){s.n, -1, -1, s.o}) ||
-        (b && expect_shape(F, "b", b, 1, &s.o)) || forward_disjoint(F, x, w, b, y))
+        conv_geometry(F, a.x, "x", a.w, dim(a.y, 1), dim(a.y, 2), g, groups, &s) ||
+        expect_shape(F, "y", a.y, 4, (int[]){s.n, -1, -1, s.o}) || check_conv_fwd(F, &a, s.o))
         return NULL;
-    pc_runtime *rt = runtime_of(m);
-    int rc;
-    RUN_KERNEL(rt, pc_convg_forward(rt, &s, FLOAT(x), FLOAT(w), OPT_FLOAT(b), FLOAT(y), act));
-    return kernel_result(rc, F);
+    RETURN_KERNEL(m, F, pc_convg_forward(rt, &s, FLOAT(a.x), FLOAT(a.w), OPT_FLOAT(a.b),
+                                         FLOAT(a.y), act));
 }
 
 static PyObject *py_convg_backward(PyObject *m, PyObject *args, PyObject *kw)
@@ -45,11 +41,9 @@ static PyObject *py_convg_backward(PyObject *m, PyObject *args, PyObject *kw)
         expect_shape(F, "dy", a.dy, 4, (int[]){s.n, -1, -1, s.o}) ||
         check_conv_grads(F, &a, s.o))
         return NULL;
-    pc_runtime *rt = runtime_of(m);
-    int rc;
-    RUN_KERNEL(rt, pc_convg_backward(rt, &s, FLOAT(a.x), FLOAT(a.w), OPT_FLOAT(a.y),
-                                     FLOAT(a.dy), OPT_FLOAT(a.dx), FLOAT(a.dw), OPT_FLOAT(a.db)));
-    return kernel_result(rc, F);
+    RETURN_KERNEL(m, F, pc_convg_backward(rt, &s, FLOAT(a.x), FLOAT(a.w), OPT_FLOAT(a.y),
+                                          FLOAT(a.dy), OPT_FLOAT(a.dx), FLOAT(a.dw),
+                                          OPT_FLOAT(a.db)));
 }
 
 /* The transposed convolution of x into y is the adjoint of the convolution s of y's shape
@@ -67,21 +61,17 @@ static PyObject *py_conv_transpose_forward(PyObject *m, PyObject *args, PyObject
     static char *kwlist[] = {"x", "w", "b", "y", "strides", "pads", "dilation", "groups",
                              "activation", NULL};
     const char *F = "conv_transpose_forward", *acts = "linear";
-    PyArrayObject *x, *w, *b = NULL, *y;
+    conv_fwd a = {0};
     int g[6], groups = 1;
     pc_act act;
     pc_convg_shape s;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&O&O&O&O&|is", kwlist, IN_F32("x", 4, &x),
-                                     IN_F32("w", 4, &w), OPT_IN_F32("b", 1, &b),
-                                     OUT_F32("y", 4, &y), GEOMETRY(g), &groups, &acts) ||
-        parse_act(F, acts, &act, 1) || transpose_shape(F, x, w, y, "y", g, groups, &s) ||
-        (b && expect_shape(F, "b", b, 1, &s.c)) || forward_disjoint(F, x, w, b, y))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, CONV_FWD_FMT "O&O&O&|is", kwlist, CONV_FWD(a),
+                                     GEOMETRY(g), &groups, &acts) ||
+        parse_act(F, acts, &act, 1) || transpose_shape(F, a.x, a.w, a.y, "y", g, groups, &s) ||
+        check_conv_fwd(F, &a, s.c))
         return NULL;
-    pc_runtime *rt = runtime_of(m);
-    int rc;
-    RUN_KERNEL(rt, pc_conv_transpose_forward(rt, &s, FLOAT(x), FLOAT(w), OPT_FLOAT(b), FLOAT(y),
-                                             act));
-    return kernel_result(rc, F);
+    RETURN_KERNEL(m, F, pc_conv_transpose_forward(rt, &s, FLOAT(a.x), FLOAT(a.w),
+                                                  OPT_FLOAT(a.b), FLOAT(a.y), act));
 }
 
 static PyObject *py_conv_transpose_backward(PyObject *m, PyObject *args, PyObject *kw)
@@ -97,12 +87,10 @@ static PyObject *py_conv_transpose_backward(PyObject *m, PyObject *args, PyObjec
                                      OPT_IN_F32("y", 4, &a.y)) ||
         transpose_shape(F, a.x, a.w, a.dy, "dy", g, groups, &s) || check_conv_grads(F, &a, s.c))
         return NULL;
-    pc_runtime *rt = runtime_of(m);
-    int rc;
-    RUN_KERNEL(rt, pc_conv_transpose_backward(rt, &s, FLOAT(a.x), FLOAT(a.w), OPT_FLOAT(a.y),
-                                              FLOAT(a.dy), OPT_FLOAT(a.dx), FLOAT(a.dw),
-                                              OPT_FLOAT(a.db)));
-    return kernel_result(rc, F);
+    RETURN_KERNEL(m, F, pc_conv_transpose_backward(rt, &s, FLOAT(a.x), FLOAT(a.w),
+                                                   OPT_FLOAT(a.y), FLOAT(a.dy),
+                                                   OPT_FLOAT(a.dx), FLOAT(a.dw),
+                                                   OPT_FLOAT(a.db)));
 }
 
 /* The depthwise convolution of x by w[kh][kw][c][dm] into the array y (or its gradient): the
@@ -129,21 +117,17 @@ static PyObject *py_depthwise_forward(PyObject *m, PyObject *args, PyObject *kw)
     static char *kwlist[] = {"x", "w", "b", "y", "strides", "pads", "dilation", "activation",
                              NULL};
     const char *F = "depthwise_forward", *acts = "linear";
-    PyArrayObject *x, *w, *b = NULL, *y;
+    conv_fwd a = {0};
     int g[6];
     pc_act act;
     pc_dw_shape s;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&O&O&O&O&|s", kwlist, IN_F32("x", 4, &x),
-                                     IN_F32("w", 4, &w), OPT_IN_F32("b", 1, &b),
-                                     OUT_F32("y", 4, &y), GEOMETRY(g), &acts) ||
-        parse_act(F, acts, &act, 1) || dw_shape(F, x, w, y, "y", g, &s) ||
-        (b && expect_shape(F, "b", b, 1, (int[]){s.c * s.dm})) ||
-        forward_disjoint(F, x, w, b, y))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, CONV_FWD_FMT "O&O&O&|s", kwlist, CONV_FWD(a),
+                                     GEOMETRY(g), &acts) ||
+        parse_act(F, acts, &act, 1) || dw_shape(F, a.x, a.w, a.y, "y", g, &s) ||
+        check_conv_fwd(F, &a, s.c * s.dm))
         return NULL;
-    pc_runtime *rt = runtime_of(m);
-    int rc;
-    RUN_KERNEL(rt, pc_depthwise_forward(rt, &s, FLOAT(x), FLOAT(w), OPT_FLOAT(b), FLOAT(y), act));
-    return kernel_result(rc, F);
+    RETURN_KERNEL(m, F, pc_depthwise_forward(rt, &s, FLOAT(a.x), FLOAT(a.w), OPT_FLOAT(a.b),
+                                             FLOAT(a.y), act));
 }
 
 static PyObject *py_depthwise_backward(PyObject *m, PyObject *args, PyObject *kw)
@@ -158,12 +142,9 @@ static PyObject *py_depthwise_backward(PyObject *m, PyObject *args, PyObject *kw
                                      CONV_GRADS(a), GEOMETRY(g), OPT_IN_F32("y", 4, &a.y)) ||
         dw_shape(F, a.x, a.w, a.dy, "dy", g, &s) || check_conv_grads(F, &a, s.c * s.dm))
         return NULL;
-    pc_runtime *rt = runtime_of(m);
-    int rc;
-    RUN_KERNEL(rt, pc_depthwise_backward(rt, &s, FLOAT(a.x), FLOAT(a.w), OPT_FLOAT(a.y),
-                                         FLOAT(a.dy), OPT_FLOAT(a.dx), FLOAT(a.dw),
-                                         OPT_FLOAT(a.db)));
-    return kernel_result(rc, F);
+    RETURN_KERNEL(m, F, pc_depthwise_backward(rt, &s, FLOAT(a.x), FLOAT(a.w), OPT_FLOAT(a.y),
+                                              FLOAT(a.dy), OPT_FLOAT(a.dx), FLOAT(a.dw),
+                                              OPT_FLOAT(a.db)));
 }
 
 PyMethodDef pc_methods_conv_general[] = {

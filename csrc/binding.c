@@ -304,10 +304,11 @@ int check_conv_grads(const char *F, const conv_grads *a, int filters)
     return check_disjoint(F, arrs, names, 7, 4);
 }
 
-int forward_disjoint(const char *F, PyArrayObject *x, PyArrayObject *w, PyArrayObject *b,
-                     PyArrayObject *y)
+int check_conv_fwd(const char *F, const conv_fwd *a, int filters)
 {
-    PyArrayObject *arrs[] = {x, w, b, y};
+    if (a->b && expect_shape(F, "b", a->b, 1, &filters))
+        return -1;
+    PyArrayObject *arrs[] = {a->x, a->w, a->b, a->y};
     const char *names[] = {"x", "w", "b", "y"};
     return check_disjoint(F, arrs, names, 4, 3);
 }

@@ -50,9 +50,26 @@ enum { IN = 0, OUT = 1 };
         Py_END_ALLOW_THREADS                                                            \
     } while (0)
 #define RUN_KERNEL(rt, call) RUN_KERNEL_INTO(rt, rc, call)
+/* The end of an entry point: run call (which may name the runtime rt) as RUN_KERNEL does and
+ * return its pc_status as kernel_result(rc, F) does. */
+#define RETURN_KERNEL(m, F, call)                                                           \
+    do {                                                                                \
+        pc_runtime *rt = runtime_of(m);                                                 \
+        int rc;                                                                         \
+        RUN_KERNEL(rt, call);                                                           \
+        return kernel_result(rc, F);                                                    \
+    } while (0)
 
 /* An entry point taking positional and keyword arguments: {"name", py_name, ..., doc}. */
 #define KW(name, doc) {#name, (PyCFunction)(void (*)(void))py_##name, METH_VARARGS | METH_KEYWORDS, doc}
+
+/* Defines py_<name> as the entry point `common` (m, args, kw, variant): entry points that
+ * share one body, such as a kernel and its adjoint. */
+#define KW_VARIANT(name, common, variant)                                               \
+    static PyObject *py_##name(PyObject *m, PyObject *args, PyObject *kw)               \
+    {                                                                                   \
+        return common(m, args, kw, variant);                                            \
+    }
 
 /* The runtime of the module the entry point belongs to. */
 pc_runtime *runtime_of(PyObject *module);
@@ -115,9 +132,18 @@ int pc_arg_pair(PyObject *obj, void *arg);
 int conv_geometry(const char *F, PyArrayObject *in, const char *in_name, PyArrayObject *w,
                   int oh, int ow, const int g[6], int groups, pc_convg_shape *s);
 
-/* A layer's forward output y must share memory with none of x, w and b (b may be NULL). */
-int forward_disjoint(const char *F, PyArrayObject *x, PyArrayObject *w, PyArrayObject *b,
-                     PyArrayObject *y);
+/* The arrays of a convolution's forward pass, as every such entry point takes them first:
+ * x, w (in), b (in, optional), y (out). Parse them with CONV_FWD_FMT and CONV_FWD(a). */
+typedef struct {
+    PyArrayObject *x, *w, *b, *y;
+} conv_fwd;
+#define CONV_FWD_FMT "O&O&O&O&"
+#define CONV_FWD(a)                                                                          \
+    IN_F32("x", 4, &(a).x), IN_F32("w", 4, &(a).w), OPT_IN_F32("b", 1, &(a).b),             \
+        OUT_F32("y", 4, &(a).y)
+/* What every convolution's forward pass checks after its geometry: b (if given) holds one
+ * value per filter, and y shares memory with none of x, w, b. */
+int check_conv_fwd(const char *F, const conv_fwd *a, int filters);
 
 /* The arrays of a convolution's backward pass, as every such entry point takes them first:
  * x, w, dy (in), dx (out, optional), dw (out), db (out, optional); y (a fused relu's output,
