@@ -6,51 +6,68 @@
 
 #include <math.h>
 
+/* A str argument `name` that must be one of names[0..n-1] ("a', 'b' or 'c" lists them for the
+ * error): its index in *out. */
+static int parse_choice(const char *F, const char *name, const char *s, const char *const *names,
+                        int n, const char *listed, int *out)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(s, names[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+    PyErr_Format(PyExc_ValueError, "%s(): argument '%s' must be %s, got '%s'", F, name, listed, s);
+    return -1;
+}
+
 static int parse_interp(const char *F, const char *s, pc_interp *out)
 {
-    if (strcmp(s, "nearest") == 0) *out = PC_INTERP_NEAREST;
-    else if (strcmp(s, "bilinear") == 0) *out = PC_INTERP_BILINEAR;
-    else {
-        PyErr_Format(PyExc_ValueError, "%s(): argument 'interpolation' must be 'nearest' or "
-                     "'bilinear', got '%s'", F, s);
+    static const char *const names[] = {"nearest", "bilinear"};
+    static const pc_interp values[] = {PC_INTERP_NEAREST, PC_INTERP_BILINEAR};
+    int i;
+    if (parse_choice(F, "interpolation", s, names, 2, "'nearest' or 'bilinear'", &i))
         return -1;
-    }
+    *out = values[i];
     return 0;
 }
 
 static int parse_fill(const char *F, const char *s, pc_fill *out)
 {
-    if (strcmp(s, "reflect") == 0) *out = PC_FILL_REFLECT;
-    else if (strcmp(s, "wrap") == 0) *out = PC_FILL_WRAP;
-    else if (strcmp(s, "constant") == 0) *out = PC_FILL_CONSTANT;
-    else if (strcmp(s, "nearest") == 0) *out = PC_FILL_NEAREST;
-    else if (strcmp(s, "scipy_wrap") == 0) *out = PC_FILL_SCIPY_WRAP;
-    else if (strcmp(s, "scipy_constant") == 0) *out = PC_FILL_SCIPY_CONSTANT;
-    else {
-        PyErr_Format(PyExc_ValueError, "%s(): argument 'fill_mode' must be 'reflect', 'wrap', "
-                     "'constant', 'nearest', 'scipy_wrap' or 'scipy_constant', got '%s'", F, s);
+    static const char *const names[] = {"reflect", "wrap", "constant", "nearest", "scipy_wrap",
+                                        "scipy_constant"};
+    static const pc_fill values[] = {PC_FILL_REFLECT, PC_FILL_WRAP, PC_FILL_CONSTANT,
+                                     PC_FILL_NEAREST, PC_FILL_SCIPY_WRAP,
+                                     PC_FILL_SCIPY_CONSTANT};
+    int i;
+    if (parse_choice(F, "fill_mode", s, names, 6, "'reflect', 'wrap', 'constant', 'nearest', "
+                     "'scipy_wrap' or 'scipy_constant'", &i))
         return -1;
-    }
+    *out = values[i];
     return 0;
+}
+
+/* Every entry point here reads an image batch `in` with per-image parameters p and writes
+ * `out`: out must share memory with neither. */
+static int outputs_disjoint(const char *F, PyArrayObject *in, const char *in_name,
+                            PyArrayObject *p, const char *p_name, PyArrayObject *out,
+                            const char *out_name)
+{
+    PyArrayObject *arrs[] = {in, p, out};
+    const char *names[] = {in_name, p_name, out_name};
+    return check_disjoint(F, arrs, names, 3, 2);
 }
 
 /* The shared checks of the warp and its adjoint: big (n,h,w,c) is the image side, small
  * (n,oh,ow,c) the warped side, t (n,6) finite. */
-static int warp_args(const char *F, PyObject *obig, const char *big_name, int big_mode,
-                     PyObject *osmall, const char *small_name, int small_mode, PyObject *ot,
-                     const char *interp, const char *fill, double fill_value,
-                     PyArrayObject **big, PyArrayObject **small, PyArrayObject **t,
-                     pc_warp_shape *s)
+static int warp_shape(const char *F, PyArrayObject *big, PyArrayObject *small,
+                      const char *small_name, PyArrayObject *t, const char *interp,
+                      const char *fill, double fill_value, pc_warp_shape *s)
 {
-    if (get_array(obig, F, big_name, NPY_FLOAT32, 4, big_mode, 0, big) ||
-        get_array(osmall, F, small_name, NPY_FLOAT32, 4, small_mode, 0, small) ||
-        get_array(ot, F, "transforms", NPY_FLOAT32, 2, IN, 0, t))
-        return -1;
-    *s = (pc_warp_shape){.n = dim(*big, 0), .h = dim(*big, 1), .w = dim(*big, 2),
-                         .c = dim(*big, 3), .oh = dim(*small, 1), .ow = dim(*small, 2),
+    *s = (pc_warp_shape){.n = dim(big, 0), .h = dim(big, 1), .w = dim(big, 2),
+                         .c = dim(big, 3), .oh = dim(small, 1), .ow = dim(small, 2),
                          .fill_value = (float)fill_value};
-    if (expect_shape(F, small_name, *small, 4, (int[]){s->n, -1, -1, s->c}) ||
-        expect_shape(F, "transforms", *t, 2, (int[]){s->n, 6}) ||
+    if (expect_shape(F, small_name, small, 4, (int[]){s->n, -1, -1, s->c}) ||
+        expect_shape(F, "transforms", t, 2, (int[]){s->n, 6}) ||
         parse_interp(F, interp, &s->interp) || parse_fill(F, fill, &s->fill))
         return -1;
     if ((long long)s->h * s->w * s->c > INT_MAX) {
@@ -58,7 +75,7 @@ static int warp_args(const char *F, PyObject *obig, const char *big_name, int bi
                      "%d values)", F, s->h, s->w, s->c, INT_MAX);
         return -1;
     }
-    const int bad = pc_warp_coords_fit(s, FLOAT(*t));
+    const int bad = pc_warp_coords_fit(s, FLOAT(t));
     if (bad >= 0) {
         PyErr_Format(PyExc_ValueError, "%s(): transforms[%d] is not finite or maps pixels "
                      "farther than 1e9 from the image", F, bad);
@@ -71,76 +88,49 @@ static int warp_args(const char *F, PyObject *obig, const char *big_name, int bi
     return 0;
 }
 
-static PyObject *py_affine_warp(PyObject *m, PyObject *args, PyObject *kw)
+/* affine_warp (backward = 0): a = x (big), b = y (small); affine_warp_backward: a = dy (small),
+ * b = dx (big), no fill_value (the adjoint of a constant fill is zero). */
+static PyObject *warp_common(PyObject *m, PyObject *args, PyObject *kw, int backward)
 {
-    static char *kwlist[] = {"x", "transforms", "y", "interpolation", "fill_mode", "fill_value",
-                             NULL};
-    const char *F = "affine_warp";
-    PyObject *ox, *ot, *oy;
+    static char *kwf[] = {"x", "transforms", "y", "interpolation", "fill_mode", "fill_value",
+                          NULL};
+    static char *kwb[] = {"dy", "transforms", "dx", "interpolation", "fill_mode", NULL};
+    const char *F = backward ? "affine_warp_backward" : "affine_warp";
+    const char *an = backward ? "dy" : "x", *bn = backward ? "dx" : "y";
     const char *interp = "bilinear", *fill = "constant";
     double fill_value = 0.0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO|ssd", kwlist, &ox, &ot, &oy, &interp, &fill,
-                                     &fill_value))
-        return parse_error(F);
-    PyArrayObject *x, *y, *t;
+    PyArrayObject *a, *t, *b;
     pc_warp_shape s;
-    if (warp_args(F, ox, "x", IN, oy, "y", OUT, ot, interp, fill, fill_value, &x, &y, &t, &s))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, backward ? "O&O&O&|ss" : "O&O&O&|ssd",
+                                     backward ? kwb : kwf, IN_F32(an, 4, &a),
+                                     IN_F32("transforms", 2, &t), OUT_F32(bn, 4, &b), &interp,
+                                     &fill, &fill_value))
+        return parse_error(F);
+    if (warp_shape(F, backward ? b : a, backward ? a : b, backward ? an : bn, t, interp, fill,
+                   fill_value, &s) ||
+        outputs_disjoint(F, a, an, t, "transforms", b, bn))
         return NULL;
-    PyArrayObject *arrs[] = {x, t, y};
-    const char *names[] = {"x", "transforms", "y"};
-    if (check_disjoint(F, arrs, names, 3, 2))
-        return NULL;
-    pc_runtime *rt = runtime_of(m);
-    int rc;
-    RUN_KERNEL(rt, pc_affine_warp(rt, &s, FLOAT(x), FLOAT(t), FLOAT(y)));
-    return kernel_result(rc, F);
+    if (backward)
+        RETURN_KERNEL(m, F, pc_affine_warp_backward(rt, &s, FLOAT(a), FLOAT(t), FLOAT(b)));
+    RETURN_KERNEL(m, F, pc_affine_warp(rt, &s, FLOAT(a), FLOAT(t), FLOAT(b)));
 }
 
-static PyObject *py_affine_warp_backward(PyObject *m, PyObject *args, PyObject *kw)
-{
-    static char *kwlist[] = {"dy", "transforms", "dx", "interpolation", "fill_mode", NULL};
-    const char *F = "affine_warp_backward";
-    PyObject *ody, *ot, *odx;
-    const char *interp = "bilinear", *fill = "constant";
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO|ss", kwlist, &ody, &ot, &odx, &interp,
-                                     &fill))
-        return parse_error(F);
-    PyArrayObject *dy, *dx, *t;
-    pc_warp_shape s;
-    if (warp_args(F, odx, "dx", OUT, ody, "dy", IN, ot, interp, fill, 0.0, &dx, &dy, &t, &s))
-        return NULL;
-    PyArrayObject *arrs[] = {dy, t, dx};
-    const char *names[] = {"dy", "transforms", "dx"};
-    if (check_disjoint(F, arrs, names, 3, 2))
-        return NULL;
-    pc_runtime *rt = runtime_of(m);
-    int rc;
-    RUN_KERNEL(rt, pc_affine_warp_backward(rt, &s, FLOAT(dy), FLOAT(t), FLOAT(dx)));
-    return kernel_result(rc, F);
-}
+KW_VARIANT(affine_warp, warp_common, 0)
+KW_VARIANT(affine_warp_backward, warp_common, 1)
 
 static PyObject *py_flip(PyObject *m, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"x", "flags", "y", NULL};
     const char *F = "flip";
-    PyObject *ox, *of, *oy;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO", kwlist, &ox, &of, &oy))
-        return parse_error(F);
     PyArrayObject *x, *fl, *y;
-    if (get_array(ox, F, "x", NPY_FLOAT32, 4, IN, 0, &x) ||
-        get_array(of, F, "flags", NPY_UINT8, 1, IN, 0, &fl) ||
-        get_array(oy, F, "y", NPY_FLOAT32, 4, OUT, 0, &y) || same_shape(F, x, "x", y, "y") ||
-        expect_shape(F, "flags", fl, 1, (int[]){dim(x, 0)}))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&", kwlist, IN_F32("x", 4, &x),
+                                     IN_U8("flags", 1, &fl), OUT_F32("y", 4, &y)))
+        return parse_error(F);
+    if (same_shape(F, x, "x", y, "y") || expect_shape(F, "flags", fl, 1, (int[]){dim(x, 0)}) ||
+        outputs_disjoint(F, x, "x", fl, "flags", y, "y"))
         return NULL;
-    PyArrayObject *arrs[] = {x, fl, y};
-    const char *names[] = {"x", "flags", "y"};
-    if (check_disjoint(F, arrs, names, 3, 2))
-        return NULL;
-    pc_runtime *rt = runtime_of(m);
-    int rc;
-    RUN_KERNEL(rt, pc_flip(rt, FLOAT(x), dim(x, 0), dim(x, 1), dim(x, 2), dim(x, 3),
-                           (const uint8_t *)PyArray_DATA(fl), FLOAT(y)));
-    return kernel_result(rc, F);
+    RETURN_KERNEL(m, F, pc_flip(rt, FLOAT(x), dim(x, 0), dim(x, 1), dim(x, 2), dim(x, 3),
+                                (const uint8_t *)PyArray_DATA(fl), FLOAT(y)));
 }
 
 /* crop (backward = 0): big = x, small = y; crop_backward: small = dy, big = dx. */
@@ -149,15 +139,13 @@ static PyObject *crop_common(PyObject *m, PyObject *args, PyObject *kw, int back
     static char *kwf[] = {"x", "offsets", "y", NULL};
     static char *kwb[] = {"dy", "offsets", "dx", NULL};
     const char *F = backward ? "crop_backward" : "crop";
-    PyObject *oa, *oo, *ob;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO", backward ? kwb : kwf, &oa, &oo, &ob))
-        return parse_error(F);
-    PyArrayObject *a, *off, *b;
     const char *an = backward ? "dy" : "x", *bn = backward ? "dx" : "y";
-    if (get_array(oa, F, an, NPY_FLOAT32, 4, IN, 0, &a) ||
-        get_array(oo, F, "offsets", NPY_INT32, 2, IN, 0, &off) ||
-        get_array(ob, F, bn, NPY_FLOAT32, 4, OUT, 0, &b) ||
-        expect_shape(F, bn, b, 4, (int[]){dim(a, 0), -1, -1, dim(a, 3)}) ||
+    PyArrayObject *a, *off, *b;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&", backward ? kwb : kwf,
+                                     IN_F32(an, 4, &a), IN_I32("offsets", 2, &off),
+                                     OUT_F32(bn, 4, &b)))
+        return parse_error(F);
+    if (expect_shape(F, bn, b, 4, (int[]){dim(a, 0), -1, -1, dim(a, 3)}) ||
         expect_shape(F, "offsets", off, 2, (int[]){dim(a, 0), 2}))
         return NULL;
     PyArrayObject *big = backward ? b : a, *small = backward ? a : b;
@@ -171,28 +159,15 @@ static PyObject *crop_common(PyObject *m, PyObject *args, PyObject *kw, int back
         if (o[2 * i] < 0 || o[2 * i] > h - oh || o[2 * i + 1] < 0 || o[2 * i + 1] > w - ow)
             return PyErr_Format(PyExc_ValueError, "%s(): offsets[%d] = (%d, %d) puts the "
                                 "window outside the image", F, i, o[2 * i], o[2 * i + 1]);
-    PyArrayObject *arrs[] = {a, off, b};
-    const char *names[] = {an, "offsets", bn};
-    if (check_disjoint(F, arrs, names, 3, 2))
+    if (outputs_disjoint(F, a, an, off, "offsets", b, bn))
         return NULL;
-    pc_runtime *rt = runtime_of(m);
-    int rc;
     if (backward)
-        RUN_KERNEL(rt, pc_crop_backward(rt, FLOAT(a), n, h, w, c, o, FLOAT(b), oh, ow));
-    else
-        RUN_KERNEL(rt, pc_crop(rt, FLOAT(a), n, h, w, c, o, FLOAT(b), oh, ow));
-    return kernel_result(rc, F);
+        RETURN_KERNEL(m, F, pc_crop_backward(rt, FLOAT(a), n, h, w, c, o, FLOAT(b), oh, ow));
+    RETURN_KERNEL(m, F, pc_crop(rt, FLOAT(a), n, h, w, c, o, FLOAT(b), oh, ow));
 }
 
-static PyObject *py_crop(PyObject *m, PyObject *args, PyObject *kw)
-{
-    return crop_common(m, args, kw, 0);
-}
-
-static PyObject *py_crop_backward(PyObject *m, PyObject *args, PyObject *kw)
-{
-    return crop_common(m, args, kw, 1);
-}
+KW_VARIANT(crop, crop_common, 0)
+KW_VARIANT(crop_backward, crop_common, 1)
 
 /* contrast (kind 0) and brightness (kind 1): x (n,h,w,c), per-image params (n,), y like x. */
 static PyObject *color_common(PyObject *m, PyObject *args, PyObject *kw, int kind)
@@ -201,47 +176,30 @@ static PyObject *color_common(PyObject *m, PyObject *args, PyObject *kw, int kin
     static char *kwb[] = {"x", "deltas", "y", "lo", "hi", NULL};
     const char *F = kind ? "adjust_brightness" : "adjust_contrast";
     const char *pn = kind ? "deltas" : "factors";
-    PyObject *ox, *op, *oy;
-    double lo, hi;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOdd", kind ? kwb : kwc, &ox, &op, &oy, &lo,
-                                     &hi))
-        return parse_error(F);
     PyArrayObject *x, *p, *y;
-    if (get_array(ox, F, "x", NPY_FLOAT32, 4, IN, 0, &x) ||
-        get_array(op, F, pn, NPY_FLOAT32, 1, IN, 0, &p) ||
-        get_array(oy, F, "y", NPY_FLOAT32, 4, OUT, 0, &y) || same_shape(F, x, "x", y, "y") ||
-        expect_shape(F, pn, p, 1, (int[]){dim(x, 0)}))
+    double lo, hi;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&O&O&dd", kind ? kwb : kwc, IN_F32("x", 4, &x),
+                                     IN_F32(pn, 1, &p), OUT_F32("y", 4, &y), &lo, &hi))
+        return parse_error(F);
+    if (same_shape(F, x, "x", y, "y") || expect_shape(F, pn, p, 1, (int[]){dim(x, 0)}))
         return NULL;
     if (isnan(lo) || isnan(hi) || lo > hi)
         return PyErr_Format(PyExc_ValueError, "%s(): expected lo <= hi, got %g and %g", F, lo,
                             hi);
-    PyArrayObject *arrs[] = {x, p, y};
-    const char *names[] = {"x", pn, "y"};
-    if (check_disjoint(F, arrs, names, 3, 2))
+    if (outputs_disjoint(F, x, "x", p, pn, y, "y"))
         return NULL;
     const int n = dim(x, 0), hw = dim(x, 1) * dim(x, 2), c = dim(x, 3);
     if ((long long)dim(x, 1) * dim(x, 2) > INT_MAX)
         return PyErr_Format(PyExc_ValueError, "%s(): images too large", F);
-    pc_runtime *rt = runtime_of(m);
-    int rc;
     if (kind)
-        RUN_KERNEL(rt, pc_adjust_brightness(rt, FLOAT(x), n, (size_t)hw * c, FLOAT(p),
-                                            (float)lo, (float)hi, FLOAT(y)));
-    else
-        RUN_KERNEL(rt, pc_adjust_contrast(rt, FLOAT(x), n, hw, c, FLOAT(p), (float)lo,
-                                          (float)hi, FLOAT(y)));
-    return kernel_result(rc, F);
+        RETURN_KERNEL(m, F, pc_adjust_brightness(rt, FLOAT(x), n, (size_t)hw * c, FLOAT(p),
+                                                 (float)lo, (float)hi, FLOAT(y)));
+    RETURN_KERNEL(m, F, pc_adjust_contrast(rt, FLOAT(x), n, hw, c, FLOAT(p), (float)lo,
+                                           (float)hi, FLOAT(y)));
 }
 
-static PyObject *py_adjust_contrast(PyObject *m, PyObject *args, PyObject *kw)
-{
-    return color_common(m, args, kw, 0);
-}
-
-static PyObject *py_adjust_brightness(PyObject *m, PyObject *args, PyObject *kw)
-{
-    return color_common(m, args, kw, 1);
-}
+KW_VARIANT(adjust_contrast, color_common, 0)
+KW_VARIANT(adjust_brightness, color_common, 1)
 
 PyMethodDef pc_methods_augment[] = {
     KW(affine_warp, "affine_warp(x, transforms, y, interpolation='bilinear', "

@@ -4,80 +4,26 @@
  */
 #include "binding.h"
 
-/* strides, pads and dilation as pairs, checked */
-static int parse_geometry(const char *F, PyObject *ost, PyObject *opd, PyObject *odl, int v[6])
-{
-    return parse_pair(ost, F, "strides", &v[0], &v[1]) ||
-           parse_pair(opd, F, "pads", &v[2], &v[3]) ||
-           parse_pair(odl, F, "dilation", &v[4], &v[5]) ||
-           check_window(F, "strides", v[0], v[1], 1) || check_window(F, "pads", v[2], v[3], 0) ||
-           check_window(F, "dilation", v[4], v[5], 1);
-}
-
-/* The convolution with input side (n, h, w, c), kernel w and output side (oh, ow, o): every
- * size in int range, groups dividing both channel counts. */
-static int convg_geometry(const char *F, int n, int h, int wd, int c, PyArrayObject *w, int oh,
-                          int ow, const int v[6], int groups, pc_convg_shape *s)
-{
-    if (groups < 1) {
-        PyErr_Format(PyExc_ValueError, "%s(): groups must be >= 1, got %d", F, groups);
-        return -1;
-    }
-    *s = (pc_convg_shape){.n = n, .h = h, .w = wd, .c = c, .kh = dim(w, 0), .kw = dim(w, 1),
-                          .o = dim(w, 3), .oh = oh, .ow = ow, .sh = v[0], .sw = v[1],
-                          .pt = v[2], .pl = v[3], .dh = v[4], .dw = v[5], .groups = groups};
-    if (c % groups || s->o % groups) {
-        PyErr_Format(PyExc_ValueError, "%s(): groups=%d must divide the %d input channels and "
-                     "the %d filters", F, groups, c, s->o);
-        return -1;
-    }
-    if ((long long)dim(w, 2) * groups != c) {
-        PyErr_Format(PyExc_ValueError, "%s(): kernel 'w' has %d input channels per group but "
-                     "the input side has %d channels in %d groups", F, dim(w, 2), c, groups);
-        return -1;
-    }
-    const long long ekh = (long long)(s->kh - 1) * s->dh + 1, ekw = (long long)(s->kw - 1) * s->dw + 1;
-    if ((long long)s->kh * s->kw * c > INT_MAX || (long long)n * oh * ow > INT_MAX ||
-        ekh > INT_MAX || ekw > INT_MAX || !window_fits(oh, s->sh, (int)ekh, s->pt) ||
-        !window_fits(ow, s->sw, (int)ekw, s->pl)) {
-        PyErr_Format(PyExc_ValueError, "%s(): sizes, strides, pads or dilation too large: the "
-                     "last window must start and end within int range", F);
-        return -1;
-    }
-    return 0;
-}
+/* strides, pads and dilation as converters into g[0..5], the layout conv_geometry takes */
+#define GEOMETRY(g) PAIR("strides", g), PAIR("pads", (g) + 2), PAIR("dilation", (g) + 4)
 
 static PyObject *py_convg_forward(PyObject *m, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"x", "w", "b", "y", "strides", "pads", "dilation", "groups",
                              "activation", NULL};
     const char *F = "convg_forward", *acts = "linear";
-    PyObject *ox, *ow, *ob, *oy, *ost, *opd, *odl;
-    int v[6], groups;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOOi|s", kwlist, &ox, &ow, &ob, &oy, &ost,
-                                     &opd, &odl, &groups, &acts) ||
-        parse_geometry(F, ost, opd, odl, v))
-        return NULL;
-    PyArrayObject *x, *w, *b, *y;
+    conv_fwd a = {0};
+    int g[6], groups;
     pc_act act;
     pc_convg_shape s;
-    if (get_array(ox, F, "x", NPY_FLOAT32, 4, IN, 0, &x) ||
-        get_array(ow, F, "w", NPY_FLOAT32, 4, IN, 0, &w) ||
-        get_array(ob, F, "b", NPY_FLOAT32, 1, IN, 1, &b) ||
-        get_array(oy, F, "y", NPY_FLOAT32, 4, OUT, 0, &y) || parse_act(F, acts, &act, 1) ||
-        convg_geometry(F, dim(x, 0), dim(x, 1), dim(x, 2), dim(x, 3), w, dim(y, 1), dim(y, 2),
-                       v, groups, &s) ||
-        expect_shape(F, "y", y, 4, (int[]){s.n, -1, -1, s.o}) ||
-        (b && expect_shape(F, "b", b, 1, &s.o)))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, CONV_FWD_FMT "O&O&O&i|s", kwlist, CONV_FWD(a),
+                                     GEOMETRY(g), &groups, &acts) ||
+        parse_act(F, acts, &act, 1) ||
+        conv_geometry(F, a.x, "x", a.w, dim(a.y, 1), dim(a.y, 2), g, groups, &s) ||
+        expect_shape(F, "y", a.y, 4, (int[]){s.n, -1, -1, s.o}) || check_conv_fwd(F, &a, s.o))
         return NULL;
-    PyArrayObject *arrs[] = {x, w, b, y};
-    const char *names[] = {"x", "w", "b", "y"};
-    if (check_disjoint(F, arrs, names, 4, 3))
-        return NULL;
-    pc_runtime *rt = runtime_of(m);
-    int rc;
-    RUN_KERNEL(rt, pc_convg_forward(rt, &s, FLOAT(x), FLOAT(w), OPT_FLOAT(b), FLOAT(y), act));
-    return kernel_result(rc, F);
+    RETURN_KERNEL(m, F, pc_convg_forward(rt, &s, FLOAT(a.x), FLOAT(a.w), OPT_FLOAT(a.b),
+                                         FLOAT(a.y), act));
 }
 
 static PyObject *py_convg_backward(PyObject *m, PyObject *args, PyObject *kw)
@@ -85,48 +31,29 @@ static PyObject *py_convg_backward(PyObject *m, PyObject *args, PyObject *kw)
     static char *kwlist[] = {"x", "w", "dy", "dx", "dw", "db", "strides", "pads", "dilation",
                              "groups", "y", NULL};
     const char *F = "convg_backward";
-    PyObject *ox, *ow, *ody, *odx, *odw, *odb, *ost, *opd, *odl, *oy = Py_None;
-    int v[6], groups;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOOOOi|O", kwlist, &ox, &ow, &ody, &odx,
-                                     &odw, &odb, &ost, &opd, &odl, &groups, &oy) ||
-        parse_geometry(F, ost, opd, odl, v))
-        return NULL;
-    PyArrayObject *x, *w, *dy, *dx, *dw, *db, *y;
+    conv_grads a = {0};
+    int g[6], groups;
     pc_convg_shape s;
-    if (get_array(ox, F, "x", NPY_FLOAT32, 4, IN, 0, &x) ||
-        get_array(ow, F, "w", NPY_FLOAT32, 4, IN, 0, &w) ||
-        get_array(ody, F, "dy", NPY_FLOAT32, 4, IN, 0, &dy) ||
-        get_array(odx, F, "dx", NPY_FLOAT32, 4, OUT, 1, &dx) ||
-        get_array(odw, F, "dw", NPY_FLOAT32, 4, OUT, 0, &dw) ||
-        get_array(odb, F, "db", NPY_FLOAT32, 1, OUT, 1, &db) ||
-        get_array(oy, F, "y", NPY_FLOAT32, 4, IN, 1, &y) ||
-        convg_geometry(F, dim(x, 0), dim(x, 1), dim(x, 2), dim(x, 3), w, dim(dy, 1),
-                       dim(dy, 2), v, groups, &s) ||
-        expect_shape(F, "dy", dy, 4, (int[]){s.n, -1, -1, s.o}) ||
-        (dx && expect_shape(F, "dx", dx, 4, (int[]){s.n, s.h, s.w, s.c})) ||
-        expect_shape(F, "dw", dw, 4, (int[]){s.kh, s.kw, s.c / s.groups, s.o}) ||
-        (db && expect_shape(F, "db", db, 1, &s.o)) || (y && same_shape(F, dy, "dy", y, "y")))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, CONV_GRADS_FMT "O&O&O&i|O&", kwlist,
+                                     CONV_GRADS(a), GEOMETRY(g), &groups,
+                                     OPT_IN_F32("y", 4, &a.y)) ||
+        conv_geometry(F, a.x, "x", a.w, dim(a.dy, 1), dim(a.dy, 2), g, groups, &s) ||
+        expect_shape(F, "dy", a.dy, 4, (int[]){s.n, -1, -1, s.o}) ||
+        check_conv_grads(F, &a, s.o))
         return NULL;
-    PyArrayObject *arrs[] = {x, w, dy, y, dx, dw, db};
-    const char *names[] = {"x", "w", "dy", "y", "dx", "dw", "db"};
-    if (check_disjoint(F, arrs, names, 7, 4))
-        return NULL;
-    pc_runtime *rt = runtime_of(m);
-    int rc;
-    RUN_KERNEL(rt, pc_convg_backward(rt, &s, FLOAT(x), FLOAT(w), OPT_FLOAT(y), FLOAT(dy),
-                                     OPT_FLOAT(dx), FLOAT(dw), OPT_FLOAT(db)));
-    return kernel_result(rc, F);
+    RETURN_KERNEL(m, F, pc_convg_backward(rt, &s, FLOAT(a.x), FLOAT(a.w), OPT_FLOAT(a.y),
+                                          FLOAT(a.dy), OPT_FLOAT(a.dx), FLOAT(a.dw),
+                                          OPT_FLOAT(a.db)));
 }
 
-/* The transposed convolution's x (s's output side) and y (its input side). */
+/* The transposed convolution of x into y is the adjoint of the convolution s of y's shape
+ * (named yname) into x's: s's input side is y, its output side x, whose channels are w's
+ * filters. */
 static int transpose_shape(const char *F, PyArrayObject *x, PyArrayObject *w, PyArrayObject *y,
-                           const char *yname, const int v[6], int groups, pc_convg_shape *s)
+                           const char *yname, const int g[6], int groups, pc_convg_shape *s)
 {
-    if (convg_geometry(F, dim(y, 0), dim(y, 1), dim(y, 2), dim(y, 3), w, dim(x, 1), dim(x, 2),
-                       v, groups, s))
-        return -1;
-    return expect_shape(F, "x", x, 4, (int[]){s->n, -1, -1, s->o}) ||
-           expect_shape(F, yname, y, 4, (int[]){s->n, -1, -1, dim(w, 2) * groups});
+    return conv_geometry(F, y, yname, w, dim(x, 1), dim(x, 2), g, groups, s) ||
+           expect_shape(F, "x", x, 4, (int[]){s->n, -1, -1, s->o});
 }
 
 static PyObject *py_conv_transpose_forward(PyObject *m, PyObject *args, PyObject *kw)
@@ -134,31 +61,17 @@ static PyObject *py_conv_transpose_forward(PyObject *m, PyObject *args, PyObject
     static char *kwlist[] = {"x", "w", "b", "y", "strides", "pads", "dilation", "groups",
                              "activation", NULL};
     const char *F = "conv_transpose_forward", *acts = "linear";
-    PyObject *ox, *ow, *ob, *oy, *ost, *opd, *odl;
-    int v[6], groups = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOO|is", kwlist, &ox, &ow, &ob, &oy, &ost,
-                                     &opd, &odl, &groups, &acts) ||
-        parse_geometry(F, ost, opd, odl, v))
-        return NULL;
-    PyArrayObject *x, *w, *b, *y;
+    conv_fwd a = {0};
+    int g[6], groups = 1;
     pc_act act;
     pc_convg_shape s;
-    if (get_array(ox, F, "x", NPY_FLOAT32, 4, IN, 0, &x) ||
-        get_array(ow, F, "w", NPY_FLOAT32, 4, IN, 0, &w) ||
-        get_array(ob, F, "b", NPY_FLOAT32, 1, IN, 1, &b) ||
-        get_array(oy, F, "y", NPY_FLOAT32, 4, OUT, 0, &y) || parse_act(F, acts, &act, 1) ||
-        transpose_shape(F, x, w, y, "y", v, groups, &s) ||
-        (b && expect_shape(F, "b", b, 1, &s.c)))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, CONV_FWD_FMT "O&O&O&|is", kwlist, CONV_FWD(a),
+                                     GEOMETRY(g), &groups, &acts) ||
+        parse_act(F, acts, &act, 1) || transpose_shape(F, a.x, a.w, a.y, "y", g, groups, &s) ||
+        check_conv_fwd(F, &a, s.c))
         return NULL;
-    PyArrayObject *arrs[] = {x, w, b, y};
-    const char *names[] = {"x", "w", "b", "y"};
-    if (check_disjoint(F, arrs, names, 4, 3))
-        return NULL;
-    pc_runtime *rt = runtime_of(m);
-    int rc;
-    RUN_KERNEL(rt, pc_conv_transpose_forward(rt, &s, FLOAT(x), FLOAT(w), OPT_FLOAT(b), FLOAT(y),
-                                             act));
-    return kernel_result(rc, F);
+    RETURN_KERNEL(m, F, pc_conv_transpose_forward(rt, &s, FLOAT(a.x), FLOAT(a.w),
+                                                  OPT_FLOAT(a.b), FLOAT(a.y), act));
 }
 
 static PyObject *py_conv_transpose_backward(PyObject *m, PyObject *args, PyObject *kw)
@@ -166,58 +79,36 @@ static PyObject *py_conv_transpose_backward(PyObject *m, PyObject *args, PyObjec
     static char *kwlist[] = {"x", "w", "dy", "dx", "dw", "db", "strides", "pads", "dilation",
                              "groups", "y", NULL};
     const char *F = "conv_transpose_backward";
-    PyObject *ox, *ow, *ody, *odx, *odw, *odb, *ost, *opd, *odl, *oy = Py_None;
-    int v[6], groups = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOOOO|iO", kwlist, &ox, &ow, &ody, &odx,
-                                     &odw, &odb, &ost, &opd, &odl, &groups, &oy) ||
-        parse_geometry(F, ost, opd, odl, v))
-        return NULL;
-    PyArrayObject *x, *w, *dy, *dx, *dw, *db, *y;
+    conv_grads a = {0};
+    int g[6], groups = 1;
     pc_convg_shape s;
-    if (get_array(ox, F, "x", NPY_FLOAT32, 4, IN, 0, &x) ||
-        get_array(ow, F, "w", NPY_FLOAT32, 4, IN, 0, &w) ||
-        get_array(ody, F, "dy", NPY_FLOAT32, 4, IN, 0, &dy) ||
-        get_array(odx, F, "dx", NPY_FLOAT32, 4, OUT, 1, &dx) ||
-        get_array(odw, F, "dw", NPY_FLOAT32, 4, OUT, 0, &dw) ||
-        get_array(odb, F, "db", NPY_FLOAT32, 1, OUT, 1, &db) ||
-        get_array(oy, F, "y", NPY_FLOAT32, 4, IN, 1, &y) ||
-        transpose_shape(F, x, w, dy, "dy", v, groups, &s) ||
-        (dx && same_shape(F, x, "x", dx, "dx")) ||
-        expect_shape(F, "dw", dw, 4, (int[]){s.kh, s.kw, s.c / s.groups, s.o}) ||
-        (db && expect_shape(F, "db", db, 1, &s.c)) || (y && same_shape(F, dy, "dy", y, "y")))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, CONV_GRADS_FMT "O&O&O&|iO&", kwlist,
+                                     CONV_GRADS(a), GEOMETRY(g), &groups,
+                                     OPT_IN_F32("y", 4, &a.y)) ||
+        transpose_shape(F, a.x, a.w, a.dy, "dy", g, groups, &s) || check_conv_grads(F, &a, s.c))
         return NULL;
-    PyArrayObject *arrs[] = {x, w, dy, y, dx, dw, db};
-    const char *names[] = {"x", "w", "dy", "y", "dx", "dw", "db"};
-    if (check_disjoint(F, arrs, names, 7, 4))
-        return NULL;
-    pc_runtime *rt = runtime_of(m);
-    int rc;
-    RUN_KERNEL(rt, pc_conv_transpose_backward(rt, &s, FLOAT(x), FLOAT(w), OPT_FLOAT(y),
-                                              FLOAT(dy), OPT_FLOAT(dx), FLOAT(dw),
-                                              OPT_FLOAT(db)));
-    return kernel_result(rc, F);
+    RETURN_KERNEL(m, F, pc_conv_transpose_backward(rt, &s, FLOAT(a.x), FLOAT(a.w),
+                                                   OPT_FLOAT(a.y), FLOAT(a.dy),
+                                                   OPT_FLOAT(a.dx), FLOAT(a.dw),
+                                                   OPT_FLOAT(a.db)));
 }
 
-/* The depthwise convolution of x by w[kh][kw][c][dm] into the array y (or its gradient). */
+/* The depthwise convolution of x by w[kh][kw][c][dm] into the array y (or its gradient): the
+ * windows of the convolution by a kh x kw x c x dm kernel, c * dm output channels. */
 static int dw_shape(const char *F, PyArrayObject *x, PyArrayObject *w, PyArrayObject *y,
-                    const char *yname, const int v[6], pc_dw_shape *s)
+                    const char *yname, const int g[6], pc_dw_shape *s)
 {
-    *s = (pc_dw_shape){.n = dim(x, 0), .h = dim(x, 1), .w = dim(x, 2), .c = dim(x, 3),
-                       .kh = dim(w, 0), .kw = dim(w, 1), .dm = dim(w, 3), .oh = dim(y, 1),
-                       .ow = dim(y, 2), .sh = v[0], .sw = v[1], .pt = v[2], .pl = v[3],
-                       .dh = v[4], .dw = v[5]};
-    if (dim(w, 2) != s->c) {
-        PyErr_Format(PyExc_ValueError, "%s(): kernel 'w' has %d input channels but 'x' has %d",
-                     F, dim(w, 2), s->c);
+    pc_convg_shape c;
+    if (conv_geometry(F, x, "x", w, dim(y, 1), dim(y, 2), g, 1, &c))
+        return -1;
+    if ((long long)c.c * c.o > INT_MAX) {
+        PyErr_Format(PyExc_ValueError, "%s(): %d channels times depth multiplier %d is beyond "
+                     "int range", F, c.c, c.o);
         return -1;
     }
-    const long long ekh = (long long)(s->kh - 1) * s->dh + 1, ekw = (long long)(s->kw - 1) * s->dw + 1;
-    if ((long long)s->c * s->dm > INT_MAX || ekh > INT_MAX || ekw > INT_MAX ||
-        !window_fits(s->oh, s->sh, (int)ekh, s->pt) || !window_fits(s->ow, s->sw, (int)ekw, s->pl)) {
-        PyErr_Format(PyExc_ValueError, "%s(): sizes, strides, pads or dilation too large: the "
-                     "last window must start and end within int range", F);
-        return -1;
-    }
+    *s = (pc_dw_shape){.n = c.n, .h = c.h, .w = c.w, .c = c.c, .kh = c.kh, .kw = c.kw,
+                       .dm = c.o, .oh = c.oh, .ow = c.ow, .sh = c.sh, .sw = c.sw, .pt = c.pt,
+                       .pl = c.pl, .dh = c.dh, .dw = c.dw};
     return expect_shape(F, yname, y, 4, (int[]){s->n, -1, -1, s->c * s->dm});
 }
 
@@ -226,30 +117,17 @@ static PyObject *py_depthwise_forward(PyObject *m, PyObject *args, PyObject *kw)
     static char *kwlist[] = {"x", "w", "b", "y", "strides", "pads", "dilation", "activation",
                              NULL};
     const char *F = "depthwise_forward", *acts = "linear";
-    PyObject *ox, *ow, *ob, *oy, *ost, *opd, *odl;
-    int v[6];
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOO|s", kwlist, &ox, &ow, &ob, &oy, &ost,
-                                     &opd, &odl, &acts) ||
-        parse_geometry(F, ost, opd, odl, v))
-        return NULL;
-    PyArrayObject *x, *w, *b, *y;
+    conv_fwd a = {0};
+    int g[6];
     pc_act act;
     pc_dw_shape s;
-    if (get_array(ox, F, "x", NPY_FLOAT32, 4, IN, 0, &x) ||
-        get_array(ow, F, "w", NPY_FLOAT32, 4, IN, 0, &w) ||
-        get_array(ob, F, "b", NPY_FLOAT32, 1, IN, 1, &b) ||
-        get_array(oy, F, "y", NPY_FLOAT32, 4, OUT, 0, &y) || parse_act(F, acts, &act, 1) ||
-        dw_shape(F, x, w, y, "y", v, &s) ||
-        (b && expect_shape(F, "b", b, 1, (int[]){s.c * s.dm})))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, CONV_FWD_FMT "O&O&O&|s", kwlist, CONV_FWD(a),
+                                     GEOMETRY(g), &acts) ||
+        parse_act(F, acts, &act, 1) || dw_shape(F, a.x, a.w, a.y, "y", g, &s) ||
+        check_conv_fwd(F, &a, s.c * s.dm))
         return NULL;
-    PyArrayObject *arrs[] = {x, w, b, y};
-    const char *names[] = {"x", "w", "b", "y"};
-    if (check_disjoint(F, arrs, names, 4, 3))
-        return NULL;
-    pc_runtime *rt = runtime_of(m);
-    int rc;
-    RUN_KERNEL(rt, pc_depthwise_forward(rt, &s, FLOAT(x), FLOAT(w), OPT_FLOAT(b), FLOAT(y), act));
-    return kernel_result(rc, F);
+    RETURN_KERNEL(m, F, pc_depthwise_forward(rt, &s, FLOAT(a.x), FLOAT(a.w), OPT_FLOAT(a.b),
+                                             FLOAT(a.y), act));
 }
 
 static PyObject *py_depthwise_backward(PyObject *m, PyObject *args, PyObject *kw)
@@ -257,35 +135,16 @@ static PyObject *py_depthwise_backward(PyObject *m, PyObject *args, PyObject *kw
     static char *kwlist[] = {"x", "w", "dy", "dx", "dw", "db", "strides", "pads", "dilation",
                              "y", NULL};
     const char *F = "depthwise_backward";
-    PyObject *ox, *ow, *ody, *odx, *odw, *odb, *ost, *opd, *odl, *oy = Py_None;
-    int v[6];
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOOOO|O", kwlist, &ox, &ow, &ody, &odx,
-                                     &odw, &odb, &ost, &opd, &odl, &oy) ||
-        parse_geometry(F, ost, opd, odl, v))
-        return NULL;
-    PyArrayObject *x, *w, *dy, *dx, *dw, *db, *y;
+    conv_grads a = {0};
+    int g[6];
     pc_dw_shape s;
-    if (get_array(ox, F, "x", NPY_FLOAT32, 4, IN, 0, &x) ||
-        get_array(ow, F, "w", NPY_FLOAT32, 4, IN, 0, &w) ||
-        get_array(ody, F, "dy", NPY_FLOAT32, 4, IN, 0, &dy) ||
-        get_array(odx, F, "dx", NPY_FLOAT32, 4, OUT, 1, &dx) ||
-        get_array(odw, F, "dw", NPY_FLOAT32, 4, OUT, 0, &dw) ||
-        get_array(odb, F, "db", NPY_FLOAT32, 1, OUT, 1, &db) ||
-        get_array(oy, F, "y", NPY_FLOAT32, 4, IN, 1, &y) ||
-        dw_shape(F, x, w, dy, "dy", v, &s) ||
-        (dx && same_shape(F, x, "x", dx, "dx")) || same_shape(F, w, "w", dw, "dw") ||
-        (db && expect_shape(F, "db", db, 1, (int[]){s.c * s.dm})) ||
-        (y && same_shape(F, dy, "dy", y, "y")))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, CONV_GRADS_FMT "O&O&O&|O&", kwlist,
+                                     CONV_GRADS(a), GEOMETRY(g), OPT_IN_F32("y", 4, &a.y)) ||
+        dw_shape(F, a.x, a.w, a.dy, "dy", g, &s) || check_conv_grads(F, &a, s.c * s.dm))
         return NULL;
-    PyArrayObject *arrs[] = {x, w, dy, y, dx, dw, db};
-    const char *names[] = {"x", "w", "dy", "y", "dx", "dw", "db"};
-    if (check_disjoint(F, arrs, names, 7, 4))
-        return NULL;
-    pc_runtime *rt = runtime_of(m);
-    int rc;
-    RUN_KERNEL(rt, pc_depthwise_backward(rt, &s, FLOAT(x), FLOAT(w), OPT_FLOAT(y), FLOAT(dy),
-                                         OPT_FLOAT(dx), FLOAT(dw), OPT_FLOAT(db)));
-    return kernel_result(rc, F);
+    RETURN_KERNEL(m, F, pc_depthwise_backward(rt, &s, FLOAT(a.x), FLOAT(a.w), OPT_FLOAT(a.y),
+                                              FLOAT(a.dy), OPT_FLOAT(a.dx), FLOAT(a.dw),
+                                              OPT_FLOAT(a.db)));
 }
 
 PyMethodDef pc_methods_conv_general[] = {

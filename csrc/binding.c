@@ -239,3 +239,76 @@ int same_shape(const char *F, PyArrayObject *a, const char *an, PyArrayObject *b
     }
     return 0;
 }
+
+int pc_arg_pair(PyObject *obj, void *arg)
+{
+    const pc_pair *p = arg;
+    return parse_pair(obj, p->func, p->name, &p->v[0], &p->v[1]) ? 0 : 1;
+}
+
+int conv_geometry(const char *F, PyArrayObject *in, const char *in_name, PyArrayObject *w,
+                  int oh, int ow, const int g[6], int groups, pc_convg_shape *s)
+{
+    if (check_window(F, "strides", g[0], g[1], 1) || check_window(F, "pads", g[2], g[3], 0) ||
+        check_window(F, "dilation", g[4], g[5], 1))
+        return -1;
+    if (groups < 1) {
+        PyErr_Format(PyExc_ValueError, "%s(): groups must be >= 1, got %d", F, groups);
+        return -1;
+    }
+    *s = (pc_convg_shape){.n = dim(in, 0), .h = dim(in, 1), .w = dim(in, 2), .c = dim(in, 3),
+                          .kh = dim(w, 0), .kw = dim(w, 1), .o = dim(w, 3), .oh = oh, .ow = ow,
+                          .sh = g[0], .sw = g[1], .pt = g[2], .pl = g[3], .dh = g[4],
+                          .dw = g[5], .groups = groups};
+    if (s->c % groups || s->o % groups) {
+        PyErr_Format(PyExc_ValueError, "%s(): groups=%d must divide the %d input channels and "
+                     "the %d filters", F, groups, s->c, s->o);
+        return -1;
+    }
+    if ((long long)dim(w, 2) * groups != s->c) {
+        if (groups == 1)
+            PyErr_Format(PyExc_ValueError, "%s(): kernel 'w' has %d input channels but '%s' "
+                         "has %d", F, dim(w, 2), in_name, s->c);
+        else
+            PyErr_Format(PyExc_ValueError, "%s(): kernel 'w' has %d input channels per group "
+                         "but '%s' has %d channels in %d groups", F, dim(w, 2), in_name, s->c,
+                         groups);
+        return -1;
+    }
+    const long long ekh = (long long)(s->kh - 1) * s->dh + 1;
+    const long long ekw = (long long)(s->kw - 1) * s->dw + 1;
+    if ((long long)s->kh * s->kw * s->c > INT_MAX || (long long)s->n * oh * ow > INT_MAX ||
+        ekh > INT_MAX || ekw > INT_MAX || !window_fits(oh, s->sh, (int)ekh, s->pt) ||
+        !window_fits(ow, s->sw, (int)ekw, s->pl)) {
+        PyErr_Format(PyExc_ValueError, "%s(): sizes, strides, pads or dilation too large: the "
+                     "last window must start and end within int range", F);
+        return -1;
+    }
+    return 0;
+}
+
+/* The rank-4 array a (named in errors) must have the shape of the rank-4 array ref. */
+static int shaped_like(const char *F, const char *name, PyArrayObject *a, PyArrayObject *ref)
+{
+    return expect_shape(F, name, a, 4, (int[]){dim(ref, 0), dim(ref, 1), dim(ref, 2), dim(ref, 3)});
+}
+
+int check_conv_grads(const char *F, const conv_grads *a, int filters)
+{
+    if ((a->dx && shaped_like(F, "dx", a->dx, a->x)) || shaped_like(F, "dw", a->dw, a->w) ||
+        (a->db && expect_shape(F, "db", a->db, 1, &filters)) ||
+        (a->y && shaped_like(F, "y", a->y, a->dy)))
+        return -1;
+    PyArrayObject *arrs[] = {a->x, a->w, a->dy, a->y, a->dx, a->dw, a->db};
+    const char *names[] = {"x", "w", "dy", "y", "dx", "dw", "db"};
+    return check_disjoint(F, arrs, names, 7, 4);
+}
+
+int check_conv_fwd(const char *F, const conv_fwd *a, int filters)
+{
+    if (a->b && expect_shape(F, "b", a->b, 1, &filters))
+        return -1;
+    PyArrayObject *arrs[] = {a->x, a->w, a->b, a->y};
+    const char *names[] = {"x", "w", "b", "y"};
+    return check_disjoint(F, arrs, names, 4, 3);
+}

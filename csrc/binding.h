@@ -50,9 +50,26 @@ enum { IN = 0, OUT = 1 };
         Py_END_ALLOW_THREADS                                                            \
     } while (0)
 #define RUN_KERNEL(rt, call) RUN_KERNEL_INTO(rt, rc, call)
+/* The end of an entry point: run call (which may name the runtime rt) as RUN_KERNEL does and
+ * return its pc_status as kernel_result(rc, F) does. */
+#define RETURN_KERNEL(m, F, call)                                                           \
+    do {                                                                                \
+        pc_runtime *rt = runtime_of(m);                                                 \
+        int rc;                                                                         \
+        RUN_KERNEL(rt, call);                                                           \
+        return kernel_result(rc, F);                                                    \
+    } while (0)
 
 /* An entry point taking positional and keyword arguments: {"name", py_name, ..., doc}. */
 #define KW(name, doc) {#name, (PyCFunction)(void (*)(void))py_##name, METH_VARARGS | METH_KEYWORDS, doc}
+
+/* Defines py_<name> as the entry point `common` (m, args, kw, variant): entry points that
+ * share one body, such as a kernel and its adjoint. */
+#define KW_VARIANT(name, common, variant)                                               \
+    static PyObject *py_##name(PyObject *m, PyObject *args, PyObject *kw)               \
+    {                                                                                   \
+        return common(m, args, kw, variant);                                            \
+    }
 
 /* The runtime of the module the entry point belongs to. */
 pc_runtime *runtime_of(PyObject *module);
@@ -93,8 +110,55 @@ int pc_arg_array(PyObject *obj, void *arg);
 #define OUT_I32(name, ndim, out) PC_ARG(name, NPY_INT32, ndim, OUT, 0, out)
 #define OPT_OUT_I32(name, ndim, out) PC_ARG(name, NPY_INT32, ndim, OUT, 1, out)
 #define IN_I64(name, ndim, out) PC_ARG(name, NPY_INT64, ndim, IN, 0, out)
+#define IN_U8(name, ndim, out) PC_ARG(name, NPY_UINT8, ndim, IN, 0, out)
 #define OPT_OUT_F64(name, ndim, out) PC_ARG(name, NPY_FLOAT64, ndim, OUT, 1, out)
 #define OUT_F64(name, ndim, out) PC_ARG(name, NPY_FLOAT64, ndim, OUT, 0, out)
+
+/* A pair of ints argument (strides, pads, pool, ...) as the "O&" converter pc_arg_pair takes
+ * it: parse_pair() into v[0], v[1]; written PAIR("strides", v) in an entry point named F. */
+typedef struct {
+    const char *func, *name;
+    int *v;
+} pc_pair;
+int pc_arg_pair(PyObject *obj, void *arg);
+#define PAIR(name, v) pc_arg_pair, &(pc_pair){F, name, v}
+
+/* The geometry of a 2-D convolution, checked once for every convolution entry point (plain,
+ * dilated, grouped, transposed, depthwise, fused with pooling): the input side in[n][h][w][c]
+ * (named in_name in errors), the kernel w[kh][kw][c/groups][o], an output side of oh x ow
+ * cells, g = (sh, sw, pt, pl, dh, dw) and groups. Fills s; checks strides >= 1, pads >= 0,
+ * dilation >= 1, groups >= 1 dividing c and o, w's input channels against c, and that every
+ * size and the last (dilated) window stay within int range. 0, or -1 with a ValueError. */
+int conv_geometry(const char *F, PyArrayObject *in, const char *in_name, PyArrayObject *w,
+                  int oh, int ow, const int g[6], int groups, pc_convg_shape *s);
+
+/* The arrays of a convolution's forward pass, as every such entry point takes them first:
+ * x, w (in), b (in, optional), y (out). Parse them with CONV_FWD_FMT and CONV_FWD(a). */
+typedef struct {
+    PyArrayObject *x, *w, *b, *y;
+} conv_fwd;
+#define CONV_FWD_FMT "O&O&O&O&"
+#define CONV_FWD(a)                                                                          \
+    IN_F32("x", 4, &(a).x), IN_F32("w", 4, &(a).w), OPT_IN_F32("b", 1, &(a).b),             \
+        OUT_F32("y", 4, &(a).y)
+/* What every convolution's forward pass checks after its geometry: b (if given) holds one
+ * value per filter, and y shares memory with none of x, w, b. */
+int check_conv_fwd(const char *F, const conv_fwd *a, int filters);
+
+/* The arrays of a convolution's backward pass, as every such entry point takes them first:
+ * x, w, dy (in), dx (out, optional), dw (out), db (out, optional); y (a fused relu's output,
+ * optional, parsed later) starts NULL. Parse them with CONV_GRADS_FMT and CONV_GRADS(a). */
+typedef struct {
+    PyArrayObject *x, *w, *dy, *dx, *dw, *db, *y;
+} conv_grads;
+#define CONV_GRADS_FMT "O&O&O&O&O&O&"
+#define CONV_GRADS(a)                                                                        \
+    IN_F32("x", 4, &(a).x), IN_F32("w", 4, &(a).w), IN_F32("dy", 4, &(a).dy),              \
+        OPT_OUT_F32("dx", 4, &(a).dx), OUT_F32("dw", 4, &(a).dw), OPT_OUT_F32("db", 1, &(a).db)
+/* What every convolution's backward pass checks after its geometry: dx (if given) shaped like
+ * x, dw like w, db (if given) one per filter of the forward layer, y (if given) like dy; and
+ * dx, dw, db share memory with no other array of a (nor with each other). */
+int check_conv_grads(const char *F, const conv_grads *a, int filters);
 
 /* Axis d's size (every size fits an int: get_array checked). */
 int dim(PyArrayObject *a, int d);
