@@ -4,9 +4,10 @@
  *
  * Every kernel handles each image on its own; the batch is split into tasks of a number of
  * images that depends only on the image size, so which thread runs an image never changes its
- * pixels. The warp's inner loop has a fast path for output pixels whose four source pixels lie
- * inside the image (no index fixing), which is most of them for the small rotations, shifts and
- * zooms of augmentation. */
+ * pixels. With the four index-level fill modes the warp reads an image padded by the fill mode
+ * (warp_image_padded: no per-pixel index fixing at all); SciPy's modes, and reaches or outputs
+ * too large for it, take the row path (warp_image_rows), whose inner loop has a fast path for
+ * output pixels whose four source pixels lie inside the image. Both give the same bits. */
 #include "pycnn.h"
 
 #include <math.h>
@@ -242,8 +243,8 @@ static int fill_table(double c00, double c01, double c10, double c11, int size, 
     return n;
 }
 
-static void warp_image_rows(const pc_warp_shape *s, const float *restrict x, const float *restrict t,
-                            float *restrict y)
+static void warp_image_rows(const pc_warp_shape *s, const float *restrict x,
+                            const float *restrict t, float *restrict y)
 {
     const warp_geom g = {.a0 = t[0], .a1 = t[1], .a2 = t[2], .b0 = t[3], .b1 = t[4],
                          .b2 = t[5], .h = s->h, .w = s->w, .c = s->c};
@@ -412,6 +413,7 @@ PC_SIMD_VARIANTS_RET(int, pad_coords, (int nearest, int pnx, int pny, int xlo, i
                      (nearest, pnx, pny, xlo, ylo, fr, fq, m, n, off, w00, w01, w10, w11))
 
 #define PIX_CHUNK 256
+#define PAD_MAX_PIXELS (1 << 20)   /* larger outputs take the row path (fr, fq: 8 MB at most) */
 
 /* warp_image by the padded path; returns 0 when it cannot (SciPy's modes, a reach longer than
  * TAB, no scratch): then the caller runs warp_image_rows. fr, fq: the output pixels' rows and
@@ -517,7 +519,7 @@ static void warp_task(void *ctx, int task, int thread)
     const int i0 = task * j->per_task;
     const int i1 = i0 + j->per_task < s->n ? i0 + j->per_task : s->n;
     const size_t npix = (size_t)s->oh * s->ow;
-    float *fr = s->fill < PC_FILL_SCIPY_WRAP
+    float *fr = s->fill < PC_FILL_SCIPY_WRAP && npix <= PAD_MAX_PIXELS
                     ? pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_WORK, 2 * npix) : NULL;
     float *fq = fr ? fr + npix : NULL;
     if (fr) {
