@@ -4,9 +4,10 @@
  *
  * Every kernel handles each image on its own; the batch is split into tasks of a number of
  * images that depends only on the image size, so which thread runs an image never changes its
- * pixels. The warp's inner loop has a fast path for output pixels whose four source pixels lie
- * inside the image (no index fixing), which is most of them for the small rotations, shifts and
- * zooms of augmentation. */
+ * pixels. With the four index-level fill modes the warp reads an image padded by the fill mode
+ * (warp_image_padded: no per-pixel index fixing at all); SciPy's modes, and reaches or outputs
+ * too large for it, take the row path (warp_image_rows), whose inner loop has a fast path for
+ * output pixels whose four source pixels lie inside the image. Both give the same bits. */
 #include "pycnn.h"
 
 #include <math.h>
@@ -242,8 +243,8 @@ static int fill_table(double c00, double c01, double c10, double c11, int size, 
     return n;
 }
 
-static void warp_image(const pc_warp_shape *s, const float *restrict x, const float *restrict t,
-                       float *restrict y)
+static void warp_image_rows(const pc_warp_shape *s, const float *restrict x,
+                            const float *restrict t, float *restrict y)
 {
     const warp_geom g = {.a0 = t[0], .a1 = t[1], .a2 = t[2], .b0 = t[3], .b1 = t[4],
                          .b2 = t[5], .h = s->h, .w = s->w, .c = s->c};
@@ -318,23 +319,223 @@ static void warp_image(const pc_warp_shape *s, const float *restrict x, const fl
     }
 }
 
+/* ---- the padded path (the four index-level fill modes) ---------------------------------------
+ * The fill tables turn the image into a padded one, P[j][i] = x at the fixed indices (taby[j],
+ * tabx[i]) or the fill value, that covers every index the warp reads: then every output pixel
+ * reads its corners from P without a test, and the sum is the one warp_image_rows forms
+ * (same corner values, same operations in the same order): the results are equal bit for bit.
+ * The source points are computed for the whole image in one flat loop (fr, fq: each pixel's
+ * row and column as floats, made once per task), which GCC vectorises with full vectors. */
+
+static inline void pad_edge(float *restrict p, const float *restrict xr, int ix, int c,
+                            float cval)
+{
+    if (c == 1) {
+        *p = ix < 0 ? cval : xr[ix];
+        return;
+    }
+    for (int ch = 0; ch < c; ch++)
+        p[ch] = ix < 0 ? cval : xr[ix + ch];
+}
+
+static void pad_image(const float *restrict x, int w, int c, const int *tabx, const int *taby,
+                      int xlo, int nx, int ny, float cval, float *restrict P)
+{
+    const size_t prs = (size_t)nx * c;
+    /* [i0, i1): the columns inside the image, copied as they are */
+    int i0 = -xlo > 0 ? -xlo : 0, i1 = w - xlo < nx ? w - xlo : nx;
+    if (i0 > nx)
+        i0 = nx;
+    if (i1 < i0)
+        i1 = i0;
+    for (int j = 0; j < ny; j++) {
+        float *p = P + (size_t)j * prs;
+        const int iy = taby[j];
+        if (iy < 0) {
+            for (size_t k = 0; k < prs; k++)
+                p[k] = cval;
+            continue;
+        }
+        const float *xr = x + iy;
+        for (int i = 0; i < i0; i++)
+            pad_edge(p + (size_t)i * c, xr, tabx[i], c, cval);
+        pc_copy_floats(p + (size_t)i0 * c, xr + (size_t)(xlo + i0) * c,
+                       (size_t)(i1 - i0) * c);
+        for (int i = i1; i < nx; i++)
+            pad_edge(p + (size_t)i * c, xr, tabx[i], c, cval);
+    }
+}
+
+/* Any channels: the offset into P (in pixels) and the four weights of each of n pixels
+ * (nearest: the weights are unused); returns how many points fell outside P (offset 0). */
+PC_SIMD_LOOP int pad_coords_body(int nearest, int pnx, int pny, int xlo, int ylo,
+                                 const float *restrict fr, const float *restrict fq,
+                                 const float *restrict m, int n, int *restrict off,
+                                 float *restrict w00, float *restrict w01, float *restrict w10,
+                                 float *restrict w11)
+{
+    const float a0 = m[0], a1 = m[1], a2 = m[2], b0 = m[3], b1 = m[4], b2 = m[5];
+    int bad = 0;
+    if (nearest) {
+        for (int k = 0; k < n; k++) {
+            const int i = round_away((fr[k] * a1 + fq[k] * a0) + a2) - xlo;
+            const int j = round_away((fr[k] * b1 + fq[k] * b0) + b2) - ylo;
+            const int in = ((unsigned)i < (unsigned)pnx) & ((unsigned)j < (unsigned)pny);
+            off[k] = (j * pnx + i) & -in;
+            bad += 1 - in;
+        }
+        return bad;
+    }
+    for (int k = 0; k < n; k++) {
+        const float cx = (fr[k] * a1 + fq[k] * a0) + a2;
+        const float cy = (fr[k] * b1 + fq[k] * b0) + b2;
+        int x0 = (int)cx, y0 = (int)cy;
+        x0 -= (float)x0 > cx;
+        y0 -= (float)y0 > cy;
+        const float wx1 = cx - (float)x0, wy1 = cy - (float)y0;
+        const float wx0 = 1.0f - wx1, wy0 = 1.0f - wy1;
+        w00[k] = wy0 * wx0;
+        w01[k] = wy0 * wx1;
+        w10[k] = wy1 * wx0;
+        w11[k] = wy1 * wx1;
+        const int i = x0 - xlo, j = y0 - ylo;
+        const int in = ((unsigned)i < (unsigned)(pnx - 1)) & ((unsigned)j < (unsigned)(pny - 1));
+        off[k] = (j * pnx + i) & -in;
+        bad += 1 - in;
+    }
+    return bad;
+}
+PC_SIMD_VARIANTS_RET(int, pad_coords, (int nearest, int pnx, int pny, int xlo, int ylo,
+                                       const float *restrict fr, const float *restrict fq,
+                                       const float *restrict m, int n, int *restrict off,
+                                       float *restrict w00, float *restrict w01,
+                                       float *restrict w10, float *restrict w11),
+                     (nearest, pnx, pny, xlo, ylo, fr, fq, m, n, off, w00, w01, w10, w11))
+
+#define PIX_CHUNK 256
+#define PAD_MAX_PIXELS (1 << 20)   /* larger outputs take the row path (fr, fq: 8 MB at most) */
+
+/* warp_image by the padded path; returns 0 when it cannot (SciPy's modes, a reach longer than
+ * TAB, no scratch): then the caller runs warp_image_rows. fr, fq: the output pixels' rows and
+ * columns as floats. */
+static int warp_image_padded(pc_runtime *rt, int thread, pc_isa isa, const pc_warp_shape *s,
+                             const float *restrict x, const float *restrict t,
+                             const float *restrict fr, const float *restrict fq,
+                             float *restrict y)
+{
+    const pc_fill fill = s->fill;
+    if (fill >= PC_FILL_SCIPY_WRAP)
+        return 0;
+    const int oh = s->oh, ow = s->ow, c = s->c;
+    const double R = oh - 1.0, Q = ow - 1.0;
+    int tabx[TAB], taby[TAB], xlo = 0, ylo = 0;
+    const int nx = fill_table(t[2], Q * t[0] + t[2], R * t[1] + t[2], R * t[1] + Q * t[0] + t[2],
+                              s->w, fill, c, tabx, &xlo);
+    const int ny = fill_table(t[5], Q * t[3] + t[5], R * t[4] + t[5], R * t[4] + Q * t[3] + t[5],
+                              s->h, fill, s->w * c, taby, &ylo);
+    if (!nx || !ny || (size_t)nx * ny * c >= (1u << 31))
+        return 0;
+    float *P = pc_thread_scratch(rt, thread, PC_THREAD_SLOT_PACK, (size_t)nx * ny * c);
+    if (!P)
+        return 0;
+    const float cval = s->fill_value;
+    pad_image(x, s->w, c, tabx, taby, xlo, nx, ny, cval, P);
+    const int npix = oh * ow, nearest = s->interp == PC_INTERP_NEAREST;
+    int bad = 0;
+    if (c == 1 && !nearest) {
+        /* the gather stays scalar (gather_bilinear_1): GCC's emulated gathers and the
+         * hardware ones were both slower here (measured) */
+        int off[PIX_CHUNK];
+        float w00[PIX_CHUNK], w01[PIX_CHUNK], w10[PIX_CHUNK], w11[PIX_CHUNK];
+        for (int p0 = 0; p0 < npix; p0 += PIX_CHUNK) {
+            const int n = npix - p0 < PIX_CHUNK ? npix - p0 : PIX_CHUNK;
+            bad += pad_coords(isa, 0, nx, ny, xlo, ylo, fr + p0, fq + p0, t, n, off, w00,
+                              w01, w10, w11);
+            gather_bilinear_1(P, nx, n, off, w00, w01, w10, w11, y + p0);
+        }
+    } else {
+        int off[PIX_CHUNK];
+        float w00[PIX_CHUNK], w01[PIX_CHUNK], w10[PIX_CHUNK], w11[PIX_CHUNK];
+        const ptrdiff_t prs = (ptrdiff_t)nx * c;
+        for (int p0 = 0; p0 < npix; p0 += PIX_CHUNK) {
+            const int n = npix - p0 < PIX_CHUNK ? npix - p0 : PIX_CHUNK;
+            bad += pad_coords(isa, nearest, nx, ny, xlo, ylo, fr + p0, fq + p0, t, n, off, w00,
+                              w01, w10, w11);
+            float *out = y + (ptrdiff_t)p0 * c;
+            if (nearest) {
+                for (int k = 0; k < n; k++)
+                    pc_copy_floats(out + (ptrdiff_t)k * c, P + (ptrdiff_t)off[k] * c, (size_t)c);
+                continue;
+            }
+            for (int k = 0; k < n; k++) {
+                const float *p = P + (ptrdiff_t)off[k] * c;
+                float *o = out + (ptrdiff_t)k * c;
+                for (int ch = 0; ch < c; ch++)
+                    o[ch] = ((w00[k] * p[ch] + w01[k] * p[c + ch]) + w10[k] * p[prs + ch]) +
+                            w11[k] * p[prs + c + ch];
+            }
+        }
+    }
+    if (bad) {
+        /* points outside the tables' reach (float rounding beyond the margin of 2): by the
+         * general rule, pixel by pixel */
+        const warp_geom g = {.a0 = t[0], .a1 = t[1], .a2 = t[2], .b0 = t[3], .b1 = t[4],
+                             .b2 = t[5], .h = s->h, .w = s->w, .c = c};
+        for (int p = 0; p < npix; p++) {
+            const float cx = (fr[p] * g.a1 + fq[p] * g.a0) + g.a2;
+            const float cy = (fr[p] * g.b1 + fq[p] * g.b0) + g.b2;
+            int i, j, span;
+            if (nearest) {
+                i = round_away(cx) - xlo;
+                j = round_away(cy) - ylo;
+                span = 0;
+            } else {
+                i = floor_int(cx) - xlo;
+                j = floor_int(cy) - ylo;
+                span = 1;
+            }
+            if (i < 0 || j < 0 || i + span >= nx || j + span >= ny)
+                slow_pixel(&g, s->interp, fill, cval, x, fr[p], (int)fq[p],
+                           y + (ptrdiff_t)p * c);
+        }
+    }
+    return 1;
+}
+
 typedef struct {
+    pc_runtime *rt;
     const pc_warp_shape *s;
     const float *x, *t;
     float *y;
     int per_task;
+    pc_isa isa;
 } warp_job;
 
 static void warp_task(void *ctx, int task, int thread)
 {
-    (void)thread;
     const warp_job *j = ctx;
     const pc_warp_shape *s = j->s;
     const size_t in_sz = (size_t)s->h * s->w * s->c, out_sz = (size_t)s->oh * s->ow * s->c;
     const int i0 = task * j->per_task;
     const int i1 = i0 + j->per_task < s->n ? i0 + j->per_task : s->n;
-    for (int i = i0; i < i1; i++)
-        warp_image(s, j->x + i * in_sz, j->t + 6 * (size_t)i, j->y + i * out_sz);
+    const size_t npix = (size_t)s->oh * s->ow;
+    float *fr = s->fill < PC_FILL_SCIPY_WRAP && npix <= PAD_MAX_PIXELS
+                    ? pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_WORK, 2 * npix) : NULL;
+    float *fq = fr ? fr + npix : NULL;
+    if (fr) {
+        size_t p = 0;
+        for (int r = 0; r < s->oh; r++)
+            for (int q = 0; q < s->ow; q++, p++) {
+                fr[p] = (float)r;
+                fq[p] = (float)q;
+            }
+    }
+    for (int i = i0; i < i1; i++) {
+        const float *x = j->x + i * in_sz, *t = j->t + 6 * (size_t)i;
+        float *y = j->y + i * out_sz;
+        if (!fr || !warp_image_padded(j->rt, thread, j->isa, s, x, t, fr, fq, y))
+            warp_image_rows(s, x, t, y);
+    }
 }
 
 int pc_warp_coords_fit(const pc_warp_shape *s, const float *t)
@@ -370,8 +571,9 @@ int pc_affine_warp(pc_runtime *rt, const pc_warp_shape *s, const float *x, const
 {
     if (!warp_valid(s) || pc_warp_coords_fit(s, t) >= 0)
         return PC_EINVAL;
-    warp_job j = {.s = s, .x = x, .t = t, .y = y,
-                  .per_task = images_per_task((size_t)s->oh * s->ow * s->c)};
+    warp_job j = {.rt = rt, .s = s, .x = x, .t = t, .y = y,
+                  .per_task = images_per_task((size_t)s->oh * s->ow * s->c),
+                  .isa = pc_loop_isa(rt)};
     pc_parallel(rt, (s->n + j.per_task - 1) / j.per_task, warp_task, &j);
     return PC_OK;
 }

@@ -37,6 +37,24 @@ PC_SIMD_VARIANTS(moments_row, (const float *restrict x, const float *restrict mu
                                double *restrict s, double *restrict q, int c),
                  (x, mu, s, q, c))
 
+/* moments_row over four consecutive rows (stride `row`), each channel's terms added in row
+ * order as four calls would: the sums are loaded and stored once per four rows */
+PC_SIMD_LOOP void moments_row4_body(const float *restrict x, size_t row,
+                                    const float *restrict mu, double *restrict s,
+                                    double *restrict q, int c)
+{
+    for (int ch = 0; ch < c; ch++) {
+        const double m = mu[ch];
+        const double d0 = (double)x[ch] - m, d1 = (double)x[row + ch] - m;
+        const double d2 = (double)x[2 * row + ch] - m, d3 = (double)x[3 * row + ch] - m;
+        s[ch] = (((s[ch] + d0) + d1) + d2) + d3;
+        q[ch] = (((q[ch] + d0 * d0) + d1 * d1) + d2 * d2) + d3 * d3;
+    }
+}
+PC_SIMD_VARIANTS(moments_row4, (const float *restrict x, size_t row, const float *restrict mu,
+                                double *restrict s, double *restrict q, int c),
+                 (x, row, mu, s, q, c))
+
 /* s[ch] += dy, q[ch] += dy (x - mu[ch]) over one row (b = 1) */
 PC_SIMD_LOOP void grad_sums_row_body(const float *restrict x, const float *restrict dy,
                                      const float *restrict mu, double *restrict s,
@@ -53,6 +71,25 @@ PC_SIMD_VARIANTS(grad_sums_row, (const float *restrict x, const float *restrict 
                                  int c),
                  (x, dy, mu, s, q, c))
 
+/* grad_sums_row over four consecutive rows, in row order per channel */
+PC_SIMD_LOOP void grad_sums_row4_body(const float *restrict x, const float *restrict dy,
+                                      size_t row, const float *restrict mu, double *restrict s,
+                                      double *restrict q, int c)
+{
+    for (int ch = 0; ch < c; ch++) {
+        const double m = mu[ch];
+        const double g0 = dy[ch], g1 = dy[row + ch], g2 = dy[2 * row + ch];
+        const double g3 = dy[3 * row + ch];
+        s[ch] = (((s[ch] + g0) + g1) + g2) + g3;
+        q[ch] = (((q[ch] + g0 * ((double)x[ch] - m)) + g1 * ((double)x[row + ch] - m)) +
+                 g2 * ((double)x[2 * row + ch] - m)) + g3 * ((double)x[3 * row + ch] - m);
+    }
+}
+PC_SIMD_VARIANTS(grad_sums_row4, (const float *restrict x, const float *restrict dy, size_t row,
+                                  const float *restrict mu, double *restrict s,
+                                  double *restrict q, int c),
+                 (x, dy, row, mu, s, q, c))
+
 static void sums_task(void *ctx, int task, int thread)
 {
     (void)thread;
@@ -65,7 +102,16 @@ static void sums_task(void *ctx, int task, int thread)
     double *s = j->partial + (size_t)task * 2 * c, *q = s + c;
     for (int ch = 0; ch < c; ch++)
         s[ch] = q[ch] = 0.0;
-    for (int r = r0; r < r1; r++) {
+    int r = r0;
+    if (b == 1)
+        for (; r + 4 <= r1; r += 4) {
+            const float *x = j->x + r * row;
+            if (j->dy)
+                grad_sums_row4(j->isa, x, j->dy + r * row, row, j->mu, s, q, c);
+            else
+                moments_row4(j->isa, x, row, j->mu, s, q, c);
+        }
+    for (; r < r1; r++) {
         const float *x = j->x + r * row, *dy = j->dy ? j->dy + r * row : NULL;
         if (b == 1) {
             if (dy)
@@ -116,6 +162,31 @@ PC_SIMD_VARIANTS(apply_row, (const float *restrict x, const float *restrict dy,
                              float *restrict out, int c),
                  (x, dy, mu, k1, k2, k3, out, c))
 
+/* apply_row over four consecutive rows (stride `row`): the coefficients loaded once */
+PC_SIMD_LOOP void apply_row4_body(const float *restrict x, const float *restrict dy, size_t row,
+                                  const float *restrict mu, const float *restrict k1,
+                                  const float *restrict k2, const float *restrict k3,
+                                  float *restrict out, int c)
+{
+    if (dy)
+        for (int ch = 0; ch < c; ch++) {
+            const float m = mu[ch], a = k1[ch], b = k2[ch], d = k3[ch];
+            for (int i = 0; i < 4; i++)
+                out[i * row + ch] = a * dy[i * row + ch] + b * (x[i * row + ch] - m) + d;
+        }
+    else
+        for (int ch = 0; ch < c; ch++) {
+            const float m = mu[ch], a = k1[ch], d = k3[ch];
+            for (int i = 0; i < 4; i++)
+                out[i * row + ch] = a * (x[i * row + ch] - m) + d;
+        }
+}
+PC_SIMD_VARIANTS(apply_row4, (const float *restrict x, const float *restrict dy, size_t row,
+                              const float *restrict mu, const float *restrict k1,
+                              const float *restrict k2, const float *restrict k3,
+                              float *restrict out, int c),
+                 (x, dy, row, mu, k1, k2, k3, out, c))
+
 PC_SIMD_LOOP void apply_inner_body(const float *restrict x, const float *restrict dy, float mu,
                                    float k1, float k2, float k3, float *restrict out, int b)
 {
@@ -139,7 +210,12 @@ static void apply_task(void *ctx, int task, int thread)
     const size_t row = (size_t)c * b;
     const int r0 = task * j->rows_per;
     const int r1 = r0 + j->rows_per < sh->a ? r0 + j->rows_per : sh->a;
-    for (int r = r0; r < r1; r++) {
+    int r = r0;
+    if (b == 1)
+        for (; r + 4 <= r1; r += 4)
+            apply_row4(j->isa, j->x + r * row, j->dy ? j->dy + r * row : NULL, row, j->mu, j->k1,
+                       j->k2, j->k3, j->out + r * row, c);
+    for (; r < r1; r++) {
         const float *x = j->x + r * row, *dy = j->dy ? j->dy + r * row : NULL;
         float *out = j->out + r * row;
         if (b == 1) {

@@ -486,6 +486,20 @@ void pc_confusion_matrix(const int64_t *truth, const int64_t *pred, const float 
 void pc_gather_rows(pc_runtime *rt, const void *src, size_t row_bytes, const int64_t *idx, int n,
                     void *dst);
 
+/* ---- dropout (dropout.c) -----------------------------------------------------------------------
+ * pc_dropout_forward: element i is kept when (pc_dropout_bits(key, i) >> 8) >=
+ * pc_dropout_threshold(rate) (a uniform u = bits >> 8 over 2^24 values, kept when
+ * u * 2^-24 >= (float)rate); mask[i] = kept ? s : 0 with s = (float)(1 / (1 - rate)) and
+ * y[i] = x[i] * mask[i] (NaN and infinities give NaN where dropped, as x * mask does). The mask
+ * is a function of (key, i) only: the same for any thread count. 0 <= rate < 1.
+ * pc_dropout_backward: dx[i] = dy[i] * mask[i]. */
+uint32_t pc_dropout_bits(uint64_t key, uint64_t i);
+uint32_t pc_dropout_threshold(float rate);
+int pc_dropout_forward(pc_runtime *rt, const float *x, size_t n, double rate, uint64_t key,
+                       float *y, float *mask);
+int pc_dropout_backward(pc_runtime *rt, const float *dy, const float *mask, size_t n,
+                        float *dx);
+
 /* ---- augmentation (augment.c): image warps and colour changes, one image per task -------------
  * Images are x[n][h][w][c] (NHWC). Every kernel treats each image on its own, in tasks of a fixed
  * number of images, so results are bit-identical for any thread count.

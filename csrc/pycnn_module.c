@@ -83,11 +83,13 @@ static PyMethodDef runtime_methods[] = {
     {"set_isa", py_set_isa, METH_O, "set_isa(name): choose 'avx512', 'avx2' or 'generic'."},
     {NULL, NULL, 0, NULL}};
 
+extern PyMethodDef pc_methods_dropout[];   /* Dropout (bind_dropout.c) */
+
 static PyMethodDef *const method_tables[] = {
     runtime_methods, pc_methods_dense, pc_methods_conv, pc_methods_activations,
     pc_methods_losses, pc_methods_metrics, pc_methods_optimizers, pc_methods_data,
     pc_methods_merge, pc_methods_resample, pc_methods_normalization, pc_methods_augment,
-    pc_methods_conv_general};
+    pc_methods_conv_general, pc_methods_dropout};
 
 static int module_exec(PyObject *module)
 {

@@ -239,14 +239,27 @@ class Dropout(Layer):
             ctx.mask = None
             return x
         rng = self._rng or backend.rng()
-        keep = rng.random(x.shape, dtype=np.float32) >= self.rate
-        ctx.mask = keep.astype(np.float32) * np.float32(1.0 / (1.0 - self.rate))
-        return x * ctx.mask
+        # one 64-bit key per call from the generator; the C kernel draws the mask from
+        # (key, element index) with a counter-based hash (csrc/dropout.c)
+        key = int(rng.integers(0, 1 << 64, dtype=np.uint64))
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.size == 0:
+            ctx.mask = None
+            return x
+        y = ctx.buffer("y", x.shape)
+        ctx.mask = ctx.buffer("mask", x.shape)
+        _C.dropout_forward(x, y, ctx.mask, self.rate, key)
+        return y
 
     def backward(self, ctx, dy, need_dx=True):
         if not need_dx:
             return None
-        return dy if ctx.mask is None else dy * ctx.mask
+        if ctx.mask is None:
+            return dy
+        dx = ctx.buffer("dx", ctx.mask.shape)
+        _C.dropout_backward(np.ascontiguousarray(dy, dtype=np.float32).reshape(dx.shape),
+                            ctx.mask, dx)
+        return dx
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
