@@ -59,6 +59,27 @@ def check_float(value, arg: str, lo: float = -math.inf, hi: float = math.inf,
     return float(value)
 
 
+def check_epsilon(value) -> float:
+    """``epsilon``: a number >= 0 (every rule's check)."""
+    return check_float(value, "epsilon", 0.0, message="`epsilon` must be >= 0")
+
+
+#: The arguments of the base class (Keras 3's base optimizer), which every rule's ``__init__``
+#: takes by name after its own and passes on with ``base_arguments(locals())``.
+BASE_ARGUMENTS = ("learning_rate", "weight_decay", "clipnorm", "clipvalue", "global_clipnorm",
+                  "use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
+                  "gradient_accumulation_steps", "name")
+
+
+def base_arguments(args: dict, extra: Sequence[str] = ()) -> dict:
+    """The keyword arguments for ``super().__init__`` out of a subclass ``__init__``'s
+    ``locals()``: the base class's (``BASE_ARGUMENTS``), those named in ``extra``, and its
+    ``**kwargs`` (tf.keras 2's legacy names; anything else is refused by the base class)."""
+    out = {k: args[k] for k in BASE_ARGUMENTS + tuple(extra)}
+    out.update(args.get("kwargs") or {})
+    return out
+
+
 def _optional_positive(value, arg: str) -> Optional[float]:
     """Clipping thresholds: None, or a number >= 0 (0 means no clipping, as in Keras)."""
     if value is None:
