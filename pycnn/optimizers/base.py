@@ -518,10 +518,13 @@ class Optimizer:
         pairs = [(g, v) for g, v in pairs if g is not None]
         if not pairs:
             raise ValueError("No gradients provided for any variable.")
-        gradient, state = self._gradient, self._state
-        grads = [gradient(g, v) for g, v in pairs]
-        variables = [v for _, v in pairs]
-        states = [state(v) for v in variables]
+        gradient, state, known = self._gradient, self._state, self._states
+        grads, variables, states = [], [], []
+        for g, v in pairs:                  # one pass: the state looked up in place when known
+            grads.append(gradient(g, v))
+            variables.append(v)
+            st = known.get(id(v))
+            states.append(st if st is not None and st.ref() is v else state(v))
         self.built = True
         lr = self._learning_rate
         if type(lr) is not float:
