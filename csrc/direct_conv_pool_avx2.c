@@ -63,13 +63,17 @@ tile(const int NC, const float *x0, ptrdiff_t W, int kh_n, int kw_n, const float
         }
     }
     const __m256 zero = _mm256_setzero_ps();
+    /* relu as the GEMM's epilogue, max(0, x) + 0 (NaN stays NaN, -0 becomes +0), in one
+     * instruction: with the bias's -0 made +0 (b + 0), x + b is never -0 (a sum is -0 only
+     * when both terms are), and max(0, x) is x for a NaN x, 0 for x <= 0. */
+    const __m256 add = relu ? _mm256_add_ps(bias, zero) : bias;
 #pragma GCC unroll 2
     for (int r = 0; r < 2; r++)
 #pragma GCC unroll 6
         for (int q = 0; q < 2 * NC; q++) {
-            acc[r][q] = _mm256_add_ps(acc[r][q], bias);   /* + 0 without bias: exact */
-            if (relu)   /* max(0, x) is x for a NaN x; + 0: -0 -> +0, as the GEMM's */
-                acc[r][q] = _mm256_add_ps(_mm256_max_ps(zero, acc[r][q]), zero);
+            acc[r][q] = _mm256_add_ps(acc[r][q], add);    /* + 0 without bias: exact */
+            if (relu)
+                acc[r][q] = _mm256_max_ps(zero, acc[r][q]);
         }
 #pragma GCC unroll 3
     for (int q = 0; q < NC; q++) {

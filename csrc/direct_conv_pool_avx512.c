@@ -11,9 +11,9 @@
 
 /* Pools one window (cells a b / c d, 16 filters): the first maximum in row-major order. A cell
  * replaces the running maximum m_ when it is greater or NaN, unless m_ is NaN already: NaN
- * propagates, with the first NaN's cell. The ordered compares run first; only when a lane's
- * a + b + c + d is NaN (a NaN in the window, or inf - inf) is the chain redone with the NaN
- * rule, so windows without NaN cost what they did before NaN was handled. */
+ * propagates, with the first NaN's cell. The ordered compares run first; only when a lane of
+ * the window holds a NaN (two unordered compares) is the chain redone with the NaN rule, so
+ * windows without NaN cost two compares more than before NaN was handled. */
 #define POOL_HALF(a, b, c, d, ydst, amdst)                                                  \
     do {                                                                                    \
         __m512 m_ = (a);                                                                    \
@@ -27,8 +27,8 @@
         k_ = _mm512_cmp_ps_mask((d), m_, _CMP_GT_OQ);                                       \
         m_ = _mm512_mask_blend_ps(k_, m_, (d));                                             \
         i_ = _mm512_mask_blend_epi32(k_, i_, cell_dr);                                      \
-        const __m512 s_ = _mm512_add_ps(_mm512_add_ps((a), (b)), _mm512_add_ps((c), (d)));  \
-        if (_mm512_cmp_ps_mask(s_, s_, _CMP_UNORD_Q)) {                                     \
+        if (_mm512_kor(_mm512_cmp_ps_mask((a), (b), _CMP_UNORD_Q),                         \
+                       _mm512_cmp_ps_mask((c), (d), _CMP_UNORD_Q))) {                       \
             m_ = (a);                                                                       \
             i_ = cell;                                                                      \
             k_ = _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(m_, m_, _CMP_ORD_Q), (b), m_,     \
@@ -78,16 +78,20 @@ tile(const int NC, const float *x0, ptrdiff_t W, int kh_n, int kw_n, const float
         }
     }
     const __m512 zero = _mm512_setzero_ps();
+    /* relu as the GEMM's epilogue, max(0, x) + 0 (NaN stays NaN, -0 becomes +0), in one
+     * instruction: with the bias's -0 made +0 (b + 0), x + b is never -0 (a sum is -0 only
+     * when both terms are), and max(0, x) is x for a NaN x, 0 for x <= 0. */
+    const __m512 add0 = relu ? _mm512_add_ps(bias0, zero) : bias0;
+    const __m512 add1 = relu ? _mm512_add_ps(bias1, zero) : bias1;
 #pragma GCC unroll 2
     for (int r = 0; r < 2; r++)
 #pragma GCC unroll 6
         for (int q = 0; q < 2 * NC; q++) {
-            acc[r][q][0] = _mm512_add_ps(acc[r][q][0], bias0);   /* + 0 without bias: exact */
-            acc[r][q][1] = _mm512_add_ps(acc[r][q][1], bias1);
+            acc[r][q][0] = _mm512_add_ps(acc[r][q][0], add0);    /* + 0 without bias: exact */
+            acc[r][q][1] = _mm512_add_ps(acc[r][q][1], add1);
             if (relu) {
-                /* max(0, x) is x for a NaN x; + 0: -0 -> +0, as the GEMM's epilogue */
-                acc[r][q][0] = _mm512_add_ps(_mm512_max_ps(zero, acc[r][q][0]), zero);
-                acc[r][q][1] = _mm512_add_ps(_mm512_max_ps(zero, acc[r][q][1]), zero);
+                acc[r][q][0] = _mm512_max_ps(zero, acc[r][q][0]);
+                acc[r][q][1] = _mm512_max_ps(zero, acc[r][q][1]);
             }
         }
 #pragma GCC unroll 3

@@ -297,3 +297,32 @@ def test_fused_and_unfused_agree_bit_for_bit_with_nan(isa, case):
     assert np.isnan(y).any()
     np.testing.assert_array_equal(y.view(np.int32), y2.view(np.int32))
     np.testing.assert_array_equal(am, am2)
+
+
+@pytest.mark.parametrize("case", sorted(FUSED_CASES))
+@pytest.mark.parametrize("activation", ["relu", "linear"])
+def test_fused_conv2d_maxpool_signed_zeros_match_the_unfused_layers(isa, case, activation):
+    """Sums that are -0 (a product underflowing to -0, plus a bias of -0): relu makes them +0,
+    linear keeps -0, in the fused kernels (direct, GEMM, Winograd) as in conv then pool."""
+    xs, o = FUSED_CASES[case]
+    x = np.full(xs, 1e-30, np.float32)
+    x[0, 2:6, 2:6, :] = 1.0                            # some windows with nonzero sums
+    w = np.full((3, 3, xs[3], o), -1e-30, np.float32)  # every product underflows to -0
+    w[:, :, :, 1::2] = 0.5
+    b = np.full(o, -0.0, np.float32)
+    conv_hw = (xs[1] - 2, xs[2] - 2)
+    pooled_hw = (conv_hw[0] // 2, conv_hw[1] // 2)
+    y = np.empty((xs[0], *pooled_hw, o), np.float32)
+    am = np.empty(y.shape, np.int32)
+    _C.conv2d_maxpool_forward(x, w, b, y, am, (1, 1), (0, 0), conv_hw, (2, 2), (2, 2), (0, 0),
+                              activation=activation)
+    c = np.empty((xs[0], *conv_hw, o), np.float32)
+    _C.conv2d_forward(x, w, b, c, (1, 1), (0, 0), activation=activation)
+    y2, am2 = np.empty_like(y), np.empty_like(am)
+    _C.maxpool2d_forward(c, y2, am2, (2, 2), (2, 2), (0, 0))
+    np.testing.assert_array_equal(y.view(np.int32), y2.view(np.int32))
+    zeros = y[1, ..., 0::2]                            # image 1: every product underflows
+    assert (zeros == 0).all()
+    if activation == "relu":
+        assert not np.signbit(zeros).any()             # relu(-0) is +0
+        np.testing.assert_array_equal(am, am2)

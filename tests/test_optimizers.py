@@ -1029,3 +1029,28 @@ def test_numpy_scalars_are_accepted_everywhere():
     opt.apply([v])
     opt.apply([v])
     assert opt.iterations == 5
+
+
+@pytest.mark.parametrize("cls", ["SGD", "RMSprop", "Adam", "AdamW", "Adamax", "Nadam", "Adagrad",
+                                 "Adadelta", "Lion"])
+def test_every_optimizer_passes_the_base_arguments_on(cls):
+    """Each rule's __init__ hands every common argument (and tf.keras 2's ``lr``) to the base
+    class, by name, whatever its own arguments are."""
+    kind = getattr(optimizers, cls)
+    opt = kind(learning_rate=0.125, weight_decay=0.25, clipnorm=1.5, use_ema=True,
+               ema_momentum=0.5, ema_overwrite_frequency=3, gradient_accumulation_steps=2,
+               name="mine")
+    cfg = opt.get_config()
+    assert (cfg["learning_rate"], cfg["weight_decay"], cfg["clipnorm"], cfg["use_ema"],
+            cfg["ema_momentum"], cfg["ema_overwrite_frequency"],
+            cfg["gradient_accumulation_steps"], cfg["name"]) == \
+        (0.125, 0.25, 1.5, True, 0.5, 3, 2, "mine")
+    assert kind(global_clipnorm=2.0).global_clipnorm == 2.0
+    assert kind(clipvalue=0.5).clipvalue == 0.5
+    with pytest.warns(UserWarning, match="lr"):
+        assert kind(lr=0.5).learning_rate == 0.5
+    with pytest.raises(ValueError, match="not recognized"):
+        kind(learning_rat=0.1)
+    with pytest.raises(ValueError, match="epsilon|beta|rho|momentum"):
+        kind(**{next(a for a in ("epsilon", "beta_2", "rho", "momentum")
+                     if a in kind.__init__.__code__.co_varnames): -1.0})

@@ -2,6 +2,7 @@
 row's loss (a row: one vector of the last axis) and the gradient of their weighted sum."""
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Callable, Optional, Tuple
 
@@ -21,7 +22,12 @@ def check_reduction(reduction) -> str:
     return reduction
 
 
+_F32 = np.dtype(np.float32)
+
+
 def as_f32(a: np.ndarray) -> np.ndarray:
+    if type(a) is np.ndarray and a.dtype is _F32 and a.flags.c_contiguous and a.flags.aligned:
+        return a                        # the training step's case, without np.require's cost
     return np.require(a, dtype=np.float32, requirements=["C", "A"])
 
 
@@ -119,7 +125,7 @@ class Loss:
             return traced.compute(y_true, y_pred, self.reduction, sample_weight, grad)
         y_pred = np.asarray(y_pred)
         shape = row_shape(y_pred)
-        rows = int(np.prod(shape)) if shape else 1
+        rows = math.prod(shape) if shape else 1
         cols = y_pred.shape[-1] if y_pred.ndim else 1
         row_w = self._row_weights(sample_weight, shape, rows, y_true)
         pred = as_f32(y_pred).reshape(rows, cols)

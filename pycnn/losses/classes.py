@@ -154,7 +154,9 @@ class SparseCategoricalCrossentropy(Loss):
         return np.ascontiguousarray(labels.reshape(y.shape), dtype=np.int64)
 
     def _targets_2d(self, y_true, rows, cols):
-        labels = np.require(np.asarray(y_true), dtype=np.int64, requirements=["C", "A"])
+        labels = y_true if type(y_true) is np.ndarray and y_true.dtype == np.int64 and \
+            y_true.flags.c_contiguous and y_true.flags.aligned else \
+            np.require(np.asarray(y_true), dtype=np.int64, requirements=["C", "A"])
         labels = labels.reshape(rows)
         if self.ignore_class is not None:
             labels = np.where(labels < 0, 0, labels)

@@ -10,6 +10,9 @@ import numpy as np
 from ..models import data as data_mod
 
 
+_F32 = np.dtype(np.float32)
+
+
 def _f32(value) -> np.ndarray:
     return np.asarray(value, dtype=np.float32)
 
@@ -235,6 +238,11 @@ class Mean(Reduce):
             total._value = np.asarray(total._value + np.float32(values) * w, np.float32)
             count._value = np.asarray(count._value + w, np.float32)
             return
+        if sample_weight is None and type(values) is np.ndarray and values.ndim and \
+                values.dtype is _F32:
+            # a batch of float32 values (the accuracies'): as the general case below, leaner
+            self._add(np.sum(values, dtype=np.float64), values.size)
+            return
         if np.ndim(values) == 0 and np.ndim(sample_weight) == 0:
             # a scalar with a scalar weight: float32 scalars as Keras (no reduction needed)
             v = np.float32(values)
@@ -247,12 +255,21 @@ class Mean(Reduce):
         n = v.size if sw is None else np.sum(sw, dtype=np.float64)
         self.count.assign_add(np.float32(n))
 
+    def _add(self, total, count) -> None:
+        """total += float32(total); count += float32(count), in float32 as assign_add."""
+        t, c = self.total, self.count
+        t._value = np.asarray(t._value + np.float32(total), np.float32)
+        c._value = np.asarray(c._value + np.float32(count), np.float32)
+
     def update(self, value: float, weight) -> None:
         """Alias of ``update_state(value, sample_weight=weight)`` (older pycnn code)."""
         self.update_state(value, sample_weight=weight)
 
     def result(self):
-        count = self.count.value
+        count = self.count._value
+        if count.ndim == 0 and count.dtype is _F32 and self.total._value.dtype is _F32:
+            # to_result of a float32 scalar, without the conversions
+            return float(self.total._value / count) if count else 0.0
         return to_result(self.total.value / count if count else np.float32(0.0))
 
 

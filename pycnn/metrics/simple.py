@@ -112,6 +112,18 @@ class SparseCategoricalAccuracy(MeanMetricWrapper):
     def __init__(self, name="sparse_categorical_accuracy", dtype=None):
         super().__init__(sparse_categorical_accuracy, name=name, dtype=dtype)
 
+    def update_state(self, y_true, y_pred, sample_weight=None) -> None:
+        if sample_weight is None and type(y_pred) is np.ndarray and \
+                type(y_true) is np.ndarray and y_pred.ndim == 2 and y_true.ndim == 1 and \
+                y_pred.dtype.kind == "f" and y_true.dtype.kind in "iuf" and \
+                len(y_true) == len(y_pred) and self._fn is sparse_categorical_accuracy:
+            # fit's case, (batch, classes) against (batch,) labels: the hits counted (the sum
+            # of the 0/1 values the general case adds up, exactly)
+            hits = np.count_nonzero(y_pred.argmax(axis=-1) == y_true)
+            self._add(hits, len(y_true))
+            return
+        super().update_state(y_true, y_pred, sample_weight=sample_weight)
+
 
 class TopKCategoricalAccuracy(MeanMetricWrapper):
     """How often the one-hot label's class is among the k highest predictions."""

@@ -86,14 +86,27 @@ class ConvMaxPoolStep:
                      conv_utils.pads(cw, pool.pool_size[1], pool.strides[1], pool.padding)[0])
         return conv_pads, (ch, cw), (n, ph, pw, conv.filters), pool_pads
 
+    def _cached_geometry(self, x_shape):
+        """_geometry and the pooling arguments, computed once per input shape and layer
+        configuration (the training step's Python is on every batch's path)."""
+        conv, pool = self.conv, self.pool
+        key = (x_shape, conv.kernel_size, conv.strides, conv.padding, pool.pool_size,
+               pool.strides, pool.padding)
+        cached = self.__dict__.get("_geo")
+        if cached is None or cached[0] != key:
+            conv_pads, conv_hw, pooled_shape, pool_pads = self._geometry(x_shape)
+            pooling = dict(conv_hw=conv_hw, pool=pool.pool_size, pool_strides=pool.strides,
+                           pool_pads=pool_pads)
+            cached = self._geo = (key, conv_pads, pooled_shape, pooling)
+        return cached[1:]
+
     def forward(self, values, training):
         x = values[self.inputs[0]]
         ctx, conv = self.ctx, self.conv
-        conv_pads, conv_hw, pooled_shape, pool_pads = self._geometry(x.shape)
+        conv_pads, pooled_shape, pooling = self._cached_geometry(x.shape)
         y = ctx.buffer("y", pooled_shape)
         argmax = ctx.buffer("argmax", pooled_shape, np.int32)
-        ctx.pooling = dict(conv_hw=conv_hw, pool=self.pool.pool_size,
-                           pool_strides=self.pool.strides, pool_pads=pool_pads)
+        ctx.pooling = dict(pooling)
         _C.conv2d_maxpool_forward(x=x, w=conv.kernel.value,
                                   b=conv.bias.value if conv.bias else None, y=y, argmax=argmax,
                                   strides=conv.strides, pads=conv_pads, **ctx.pooling,

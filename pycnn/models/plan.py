@@ -53,12 +53,14 @@ class LayerStep(Step):
 
     def forward(self, values, training):
         flag = training if self.training is None else self.training
-        if self.layer.multi_input:
-            out = self.layer.forward(self.ctx, [values[i] for i in self.inputs], flag)
+        layer = self.layer
+        if layer.multi_input:
+            out = layer.forward(self.ctx, [values[i] for i in self.inputs], flag)
         else:
-            out = self.layer.forward(self.ctx, values[self.inputs[0]], flag)
-        if len(self.outputs) == 1:
-            values[self.outputs[0]] = out
+            out = layer.forward(self.ctx, values[self.inputs[0]], flag)
+        outputs = self.outputs
+        if len(outputs) == 1:
+            values[outputs[0]] = out
         else:
             for slot, v in zip(self.outputs, out):
                 values[slot] = v
@@ -175,6 +177,7 @@ class Plan:
             variables = step.trainable_variables()
             self._backward_walk.append(
                 (step, need, variables, [v for v in variables if count[id(v)] > 1]))
+        self._has_shared = any(shared for _, _, _, shared in self._backward_walk)
 
     @property
     def fused_pairs(self) -> list[tuple[Layer, ...]]:
@@ -186,8 +189,9 @@ class Plan:
         values: list = [None] * self.n_slots
         for slot, x in zip(self.input_slots, xs):
             values[slot] = x
+        training = self.training
         for step in self.steps:
-            step.forward(values, self.training)
+            step.forward(values, training)
         if self._activity:
             # tf.keras 2: each activity penalty, divided by the batch size, joins the loss
             self._activity_values = [(s, reg, values[s]) for s, reg in self._activity]
@@ -206,6 +210,7 @@ class Plan:
                 np.float32).reshape(v.shape))
         reached: list[Variable] = []
         seen: set[int] = set()          # shared variables already written in this pass
+        has_shared = self._has_shared
         for step, need, variables, shared_vars in self._backward_walk:
             outs = step.outputs
             if len(outs) == 1:
@@ -223,7 +228,10 @@ class Plan:
                 dxs = self._backward_shared(step, douts_step, need, shared_vars, seen)
             else:
                 dxs = step.backward(douts_step, need)
-            reached.extend(v for v in variables if id(v) not in seen)
+            if not has_shared:          # no variable is written twice: all are new
+                reached += variables
+            else:
+                reached.extend(v for v in variables if id(v) not in seen)
             if shared_vars:
                 seen.update(id(v) for v in shared_vars)
             for slot, dx, n in zip(step.inputs, dxs, need):

@@ -88,6 +88,9 @@ class _Step:
         self.activations = [self.plan.output_activation(i) for i in range(len(self.losses))]
         self.logits = self.plan.logits_outputs
         self.probs: list[Optional[np.ndarray]] = [None] * len(self.losses)
+        # the metrics the logs read, listed once (unless a subclass redefines `metrics`)
+        self.logged = model.metrics if type(model).metrics is Trainer.metrics and \
+            model._compiled and model._metrics_built else None
 
 
 class Trainer:
@@ -238,6 +241,17 @@ class Trainer:
         see for each output."""
         plan = step.plan
         outs = plan.forward(xs)
+        if len(outs) == 1 and sw is None and step.logits[0] and step.weights[0] == 1.0 and \
+                step.losses[0] is not None and step.activations[0] == getattr(
+                    step.losses[0], "logit_activation", "softmax"):
+            # the common case (one output, its softmax in the loss, no sample weights): what
+            # the loop below does for it
+            out = outs[0]
+            probs = step.probs[0]
+            if probs is None or probs.shape != out.shape:
+                probs = step.probs[0] = np.empty(out.shape, np.float32)
+            value, grad = step.losses[0].compute(out, ys[0], True, probs_out=probs)
+            return outs, 0.0 + value, [grad], [probs], [value]   # as total below
         total = 0.0
         douts: list = []
         shown: list = []
@@ -319,7 +333,10 @@ class Trainer:
             for lock in reversed(locks):
                 lock.release()
         self._update_metrics(len(xs[0]), loss, out_losses, ys, shown, sw)
-        return self._logs()
+        logged = step.logged
+        if logged is None:
+            return self._logs()
+        return {m.name: m.result() for m in logged}
 
     def _update_metrics(self, n, loss, out_losses, ys, shown, sw) -> None:
         trackers = self._loss_trackers

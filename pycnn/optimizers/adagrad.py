@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Optional
 
 from .. import _C as C
-from .base import LearningRate, Optimizer, check_float
+from .base import LearningRate, Optimizer, base_arguments, check_epsilon, check_float
 
 
 class Adagrad(Optimizer):
@@ -17,18 +17,11 @@ class Adagrad(Optimizer):
                  global_clipnorm=None, use_ema: bool = False, ema_momentum=0.99,
                  ema_overwrite_frequency=None, loss_scale_factor=None,
                  gradient_accumulation_steps=None, name: Optional[str] = None, **kwargs):
-        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay,
-                         clipnorm=clipnorm, clipvalue=clipvalue,
-                         global_clipnorm=global_clipnorm, use_ema=use_ema,
-                         ema_momentum=ema_momentum,
-                         ema_overwrite_frequency=ema_overwrite_frequency,
-                         loss_scale_factor=loss_scale_factor,
-                         gradient_accumulation_steps=gradient_accumulation_steps, name=name,
-                         **kwargs)
+        super().__init__(**base_arguments(locals()))
         self.initial_accumulator_value = check_float(
             initial_accumulator_value, "initial_accumulator_value", 0.0,
             message="`initial_accumulator_value` must be >= 0")
-        self.epsilon = check_float(epsilon, "epsilon", 0.0, message="`epsilon` must be >= 0")
+        self.epsilon = check_epsilon(epsilon)
 
     def _slot_groups(self):
         return [("accumulator",)]
@@ -56,16 +49,9 @@ class Adadelta(Optimizer):
                  use_ema: bool = False, ema_momentum=0.99, ema_overwrite_frequency=None,
                  loss_scale_factor=None, gradient_accumulation_steps=None,
                  name: Optional[str] = None, **kwargs):
-        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay,
-                         clipnorm=clipnorm, clipvalue=clipvalue,
-                         global_clipnorm=global_clipnorm, use_ema=use_ema,
-                         ema_momentum=ema_momentum,
-                         ema_overwrite_frequency=ema_overwrite_frequency,
-                         loss_scale_factor=loss_scale_factor,
-                         gradient_accumulation_steps=gradient_accumulation_steps, name=name,
-                         **kwargs)
+        super().__init__(**base_arguments(locals()))
         self.rho = check_float(rho, "rho", 0.0, 1.0, message="`rho` must be in [0, 1]")
-        self.epsilon = check_float(epsilon, "epsilon", 0.0, message="`epsilon` must be >= 0")
+        self.epsilon = check_epsilon(epsilon)
 
     def _slot_groups(self):
         return [("accumulated_grad", "accumulated_delta_var")]

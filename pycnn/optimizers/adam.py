@@ -6,15 +6,15 @@ from typing import Optional
 import numpy as np
 
 from .. import _C as C
-from .base import LearningRate, Optimizer, OptimizerVariable, check_float
-
+from .base import (LearningRate, Optimizer, OptimizerVariable, base_arguments, check_epsilon,
+                   check_float)
 
 
 def _betas(beta_1, beta_2, epsilon, beta_2_closed: bool = False):
     b1 = check_float(beta_1, "beta_1", 0.0, 1.0, hi_open=True, message="`beta_1` must be in [0, 1)")
     b2 = check_float(beta_2, "beta_2", 0.0, 1.0, hi_open=not beta_2_closed,
                      message="`beta_2` must be in [0, 1" + ("]" if beta_2_closed else ")"))
-    eps = check_float(epsilon, "epsilon", 0.0, message="`epsilon` must be >= 0")
+    eps = check_epsilon(epsilon)
     return b1, b2, eps
 
 
@@ -30,14 +30,7 @@ class Adam(Optimizer):
                  clipvalue=None, global_clipnorm=None, use_ema: bool = False,
                  ema_momentum=0.99, ema_overwrite_frequency=None, loss_scale_factor=None,
                  gradient_accumulation_steps=None, name: Optional[str] = None, **kwargs):
-        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay,
-                         clipnorm=clipnorm, clipvalue=clipvalue,
-                         global_clipnorm=global_clipnorm, use_ema=use_ema,
-                         ema_momentum=ema_momentum,
-                         ema_overwrite_frequency=ema_overwrite_frequency,
-                         loss_scale_factor=loss_scale_factor,
-                         gradient_accumulation_steps=gradient_accumulation_steps, name=name,
-                         **kwargs)
+        super().__init__(**base_arguments(locals()))
         self.beta_1, self.beta_2, self.epsilon = _betas(beta_1, beta_2, epsilon)
         self.amsgrad = bool(amsgrad)
 
@@ -69,15 +62,7 @@ class AdamW(Adam):
         if weight_decay is None:
             raise ValueError("Argument `weight_decay` must be a float. Received: "
                              "weight_decay=None")
-        super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
-                         epsilon=epsilon, amsgrad=amsgrad, weight_decay=weight_decay,
-                         clipnorm=clipnorm, clipvalue=clipvalue,
-                         global_clipnorm=global_clipnorm, use_ema=use_ema,
-                         ema_momentum=ema_momentum,
-                         ema_overwrite_frequency=ema_overwrite_frequency,
-                         loss_scale_factor=loss_scale_factor,
-                         gradient_accumulation_steps=gradient_accumulation_steps, name=name,
-                         **kwargs)
+        super().__init__(**base_arguments(locals(), ("beta_1", "beta_2", "epsilon", "amsgrad")))
 
 
 class Adamax(Optimizer):
@@ -90,14 +75,7 @@ class Adamax(Optimizer):
                  global_clipnorm=None, use_ema: bool = False, ema_momentum=0.99,
                  ema_overwrite_frequency=None, loss_scale_factor=None,
                  gradient_accumulation_steps=None, name: Optional[str] = None, **kwargs):
-        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay,
-                         clipnorm=clipnorm, clipvalue=clipvalue,
-                         global_clipnorm=global_clipnorm, use_ema=use_ema,
-                         ema_momentum=ema_momentum,
-                         ema_overwrite_frequency=ema_overwrite_frequency,
-                         loss_scale_factor=loss_scale_factor,
-                         gradient_accumulation_steps=gradient_accumulation_steps, name=name,
-                         **kwargs)
+        super().__init__(**base_arguments(locals()))
         self.beta_1, self.beta_2, self.epsilon = _betas(beta_1, beta_2, epsilon, True)
 
     def _slot_groups(self):
@@ -122,14 +100,7 @@ class Nadam(Optimizer):
                  global_clipnorm=None, use_ema: bool = False, ema_momentum=0.99,
                  ema_overwrite_frequency=None, loss_scale_factor=None,
                  gradient_accumulation_steps=None, name: Optional[str] = None, **kwargs):
-        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay,
-                         clipnorm=clipnorm, clipvalue=clipvalue,
-                         global_clipnorm=global_clipnorm, use_ema=use_ema,
-                         ema_momentum=ema_momentum,
-                         ema_overwrite_frequency=ema_overwrite_frequency,
-                         loss_scale_factor=loss_scale_factor,
-                         gradient_accumulation_steps=gradient_accumulation_steps, name=name,
-                         **kwargs)
+        super().__init__(**base_arguments(locals()))
         self.beta_1, self.beta_2, self.epsilon = _betas(beta_1, beta_2, epsilon)
         self._u_product = 1.0
 

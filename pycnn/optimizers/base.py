@@ -26,11 +26,13 @@ from typing import Any, Callable, Iterable, Optional, Sequence, Union
 import numpy as np
 
 from .. import _C, backend
+from ..layers.base import Variable as _LayerVariable
 from . import schedules as schedules_mod
 
 LearningRate = Union[float, "schedules_mod.LearningRateSchedule", Callable]
 
 _FINFO = np.finfo(np.float32)
+_F32 = np.dtype(np.float32)
 
 
 # ---- argument checks ---------------------------------------------------------------------------
@@ -55,6 +57,27 @@ def check_float(value, arg: str, lo: float = -math.inf, hi: float = math.inf,
             message = f"Argument `{arg}` must be a number in {interval}"
         raise ValueError(f"{message}. Received: {arg}={value!r}")
     return float(value)
+
+
+def check_epsilon(value) -> float:
+    """``epsilon``: a number >= 0 (every rule's check)."""
+    return check_float(value, "epsilon", 0.0, message="`epsilon` must be >= 0")
+
+
+#: The arguments of the base class (Keras 3's base optimizer), which every rule's ``__init__``
+#: takes by name after its own and passes on with ``base_arguments(locals())``.
+BASE_ARGUMENTS = ("learning_rate", "weight_decay", "clipnorm", "clipvalue", "global_clipnorm",
+                  "use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
+                  "gradient_accumulation_steps", "name")
+
+
+def base_arguments(args: dict, extra: Sequence[str] = ()) -> dict:
+    """The keyword arguments for ``super().__init__`` out of a subclass ``__init__``'s
+    ``locals()``: the base class's (``BASE_ARGUMENTS``), those named in ``extra``, and its
+    ``**kwargs`` (tf.keras 2's legacy names; anything else is refused by the base class)."""
+    out = {k: args[k] for k in BASE_ARGUMENTS + tuple(extra)}
+    out.update(args.get("kwargs") or {})
+    return out
 
 
 def _optional_positive(value, arg: str) -> Optional[float]:
@@ -455,10 +478,12 @@ class Optimizer:
         (pycnn's training step); ``apply(grads, variables)`` is Keras' form (``apply(grads)``
         after ``build``: the built variables in order). Returns how many weights were left as
         they were because their update would not have been finite (0 normally)."""
-        items = list(grads_or_variables)
+        items = grads_or_variables if type(grads_or_variables) is list else \
+            list(grads_or_variables)
         if not items:                     # nothing to train (Keras: a no-op)
             return 0
-        if trainable_variables is None and all(_is_variable(x) for x in items):
+        if trainable_variables is None and all(type(x) is _LayerVariable or _is_variable(x)
+                                               for x in items):
             pairs = [(v.grad, v) for v in items if v.trainable]
             if not pairs:
                 return 0
@@ -480,8 +505,9 @@ class Optimizer:
 
     def _gradient(self, g, var) -> np.ndarray:
         w = var.value
-        if not (isinstance(g, np.ndarray) and g.dtype == np.float32 and
-                g.flags.c_contiguous and g.flags.aligned):
+        if not (type(g) is np.ndarray and g.dtype is _F32 and g.flags.c_contiguous and
+                g.flags.aligned) and not (isinstance(g, np.ndarray) and g.dtype == np.float32
+                                          and g.flags.c_contiguous and g.flags.aligned):
             g = np.ascontiguousarray(np.asarray(g, dtype=np.float32))
         if g.shape != w.shape:
             raise ValueError(f"The gradient of variable {getattr(var, 'name', var)!r} has "
@@ -492,12 +518,18 @@ class Optimizer:
         pairs = [(g, v) for g, v in pairs if g is not None]
         if not pairs:
             raise ValueError("No gradients provided for any variable.")
-        grads = [self._gradient(g, v) for g, v in pairs]
-        variables = [v for _, v in pairs]
-        states = [self._state(v) for v in variables]
+        gradient, state, known = self._gradient, self._state, self._states
+        grads, variables, states = [], [], []
+        for g, v in pairs:                  # one pass: the state looked up in place when known
+            grads.append(gradient(g, v))
+            variables.append(v)
+            st = known.get(id(v))
+            states.append(st if st is not None and st.ref() is v else state(v))
         self.built = True
-        lr = self._learning_rate_at(self._iterations)
-        if not (math.isfinite(lr) and lr >= 0):
+        lr = self._learning_rate
+        if type(lr) is not float:
+            lr = self._learning_rate_at(self._iterations)
+        if not (lr >= 0 and lr != math.inf):            # False for NaN too
             raise ValueError(f"{type(self).__name__}: the learning rate at step "
                              f"{self._iterations} is {lr}; it must be a finite number >= 0")
         bad = 0
@@ -538,17 +570,26 @@ class Optimizer:
         self._before_update()
         clip = self.clipvalue if self.clipvalue else math.inf
         wd = self.weight_decay
-        groups = self._slot_groups()
+        n_slots = sum(map(len, self._slot_groups()))
+        update = self._update
         bad = 0
+        if not (self.clipnorm or self.global_clipnorm or wd):
+            # the training step's common case: one preprocessing for every variable
+            pre = {"gscale": 1.0, "clip": clip, "decay": 0.0}
+            for var, st, g in zip(variables, states, grads):
+                if len(st.slots) != n_slots:
+                    self._fill_slots(st, var.value.shape)   # a hyper-parameter changed
+                bad += update(var.value, g, st.slots, lr, pre)
+            return bad
         for var, st, g, scale in zip(variables, states, grads, self._gradient_scales(grads)):
             if not math.isfinite(scale):          # a NaN or infinite gradient norm
                 bad += var.value.size
                 continue
-            if groups and len(st.slots) != sum(map(len, groups)):
+            if len(st.slots) != n_slots:
                 self._fill_slots(st, var.value.shape)   # a hyper-parameter changed
             decay = lr * wd if wd and self._use_weight_decay(var) else 0.0
-            bad += self._update(var.value, g, st.slots, lr,
-                                {"gscale": scale, "clip": clip, "decay": decay})
+            bad += update(var.value, g, st.slots, lr,
+                          {"gscale": scale, "clip": clip, "decay": decay})
         return bad
 
     def _before_update(self) -> None:

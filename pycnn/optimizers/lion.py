@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Optional
 
 from .. import _C as C
-from .base import LearningRate, Optimizer, check_float
+from .base import LearningRate, Optimizer, base_arguments, check_float
 
 
 class Lion(Optimizer):
@@ -17,14 +17,7 @@ class Lion(Optimizer):
                  use_ema: bool = False, ema_momentum=0.99, ema_overwrite_frequency=None,
                  loss_scale_factor=None, gradient_accumulation_steps=None,
                  name: Optional[str] = None, **kwargs):
-        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay,
-                         clipnorm=clipnorm, clipvalue=clipvalue,
-                         global_clipnorm=global_clipnorm, use_ema=use_ema,
-                         ema_momentum=ema_momentum,
-                         ema_overwrite_frequency=ema_overwrite_frequency,
-                         loss_scale_factor=loss_scale_factor,
-                         gradient_accumulation_steps=gradient_accumulation_steps, name=name,
-                         **kwargs)
+        super().__init__(**base_arguments(locals()))
         self.beta_1 = check_float(
             beta_1, "beta_1", 0.0, 1.0, lo_open=True,
             message="Argument `beta_1` must be in the [0, 1] range. Otherwise, the optimizer "
