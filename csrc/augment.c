@@ -85,7 +85,7 @@ static inline int floor_int(float f)
 }
 
 
-/* Row setup of the warp, loops GCC vectorises (PC_MULTIVERSION): for each output column q of
+/* Row setup of the warp, loops GCC vectorises (one variant per SIMD path): for each output column q of
  * row r, the source point, then for bilinear the top-left corner's offset and the four weights,
  * for nearest the pixel's offset; ok[q] = 1 when every pixel read lies inside the image (the
  * fast path), else the caller recomputes q with the fill mode. Rows of at most ROW floats. */
@@ -104,11 +104,10 @@ static inline float clamp_coord(float f)
     return f;
 }
 
-PC_MULTIVERSION
-static void row_bilinear(const warp_geom *g, float fr, int q0, int nq, int *restrict off,
-                         int *restrict ok, int *restrict xs, int *restrict ys,
-                         float *restrict w00, float *restrict w01, float *restrict w10,
-                         float *restrict w11)
+PC_SIMD_LOOP void row_bilinear_body(const warp_geom *g, float fr, int q0, int nq,
+                                    int *restrict off, int *restrict ok, int *restrict xs,
+                                    int *restrict ys, float *restrict w00, float *restrict w01,
+                                    float *restrict w10, float *restrict w11)
 {
     const float a0 = g->a0, a1 = g->a1, a2 = g->a2, b0 = g->b0, b1 = g->b1, b2 = g->b2;
     const int h = g->h, w = g->w, c = g->c, rs = g->w * g->c;
@@ -133,6 +132,12 @@ static void row_bilinear(const warp_geom *g, float fr, int q0, int nq, int *rest
     }
 }
 
+PC_SIMD_VARIANTS(row_bilinear, (const warp_geom *g, float fr, int q0, int nq, int *restrict off,
+                                int *restrict ok, int *restrict xs, int *restrict ys,
+                                float *restrict w00, float *restrict w01, float *restrict w10,
+                                float *restrict w11),
+                 (g, fr, q0, nq, off, ok, xs, ys, w00, w01, w10, w11))
+
 /* round half away from zero (lax.round), exactly: the fraction cx - trunc(cx) is exact */
 static inline int round_away(float f)
 {
@@ -143,9 +148,9 @@ static inline int round_away(float f)
     return i;
 }
 
-PC_MULTIVERSION
-static void row_nearest(const warp_geom *g, float fr, int q0, int nq, int *restrict off,
-                        int *restrict ok, int *restrict xs, int *restrict ys, int margin)
+PC_SIMD_LOOP void row_nearest_body(const warp_geom *g, float fr, int q0, int nq,
+                                   int *restrict off, int *restrict ok, int *restrict xs,
+                                   int *restrict ys, int margin)
 {
     const float a0 = g->a0, a1 = g->a1, a2 = g->a2, b0 = g->b0, b1 = g->b1, b2 = g->b2;
     const int h = g->h, w = g->w, c = g->c, rs = g->w * g->c;
@@ -161,6 +166,11 @@ static void row_nearest(const warp_geom *g, float fr, int q0, int nq, int *restr
         off[k] = (iy * rs + ix * c) & -in;
     }
 }
+
+PC_SIMD_VARIANTS(row_nearest, (const warp_geom *g, float fr, int q0, int nq, int *restrict off,
+                               int *restrict ok, int *restrict xs, int *restrict ys,
+                               int margin),
+                 (g, fr, q0, nq, off, ok, xs, ys, margin))
 
 /* The bilinear sum for one channel of n pixels (c == 1), kept scalar: without hardware gathers
  * (GCC does not emit them for generic tuning) the vectorised form of these indexed loads was
@@ -243,7 +253,7 @@ static int fill_table(double c00, double c01, double c10, double c11, int size, 
     return n;
 }
 
-static void warp_image_rows(const pc_warp_shape *s, const float *restrict x,
+static void warp_image_rows(pc_isa isa, const pc_warp_shape *s, const float *restrict x,
                             const float *restrict t, float *restrict y)
 {
     const warp_geom g = {.a0 = t[0], .a1 = t[1], .a2 = t[2], .b0 = t[3], .b1 = t[4],
@@ -270,7 +280,7 @@ static void warp_image_rows(const pc_warp_shape *s, const float *restrict x,
             const int nq = ow - q0 < ROW ? ow - q0 : ROW;
             float *out = yr + (ptrdiff_t)q0 * c;
             if (interp == PC_INTERP_BILINEAR) {
-                row_bilinear(&g, fr, q0, nq, off, ok, xs, ys, w00, w01, w10, w11);
+                row_bilinear(isa, &g, fr, q0, nq, off, ok, xs, ys, w00, w01, w10, w11);
                 if (s->h < 2 || s->w < 2) {
                     /* no pixel has its four sources inside: all by the fill mode */
                 } else if (c == 1) {
@@ -287,7 +297,7 @@ static void warp_image_rows(const pc_warp_shape *s, const float *restrict x,
             } else {
                 /* SciPy's modes decide by the coordinate: only pixels one away from the
                  * border are surely inside */
-                row_nearest(&g, fr, q0, nq, off, ok, xs, ys, fill >= PC_FILL_SCIPY_WRAP);
+                row_nearest(isa, &g, fr, q0, nq, off, ok, xs, ys, fill >= PC_FILL_SCIPY_WRAP);
                 for (int k = 0; k < nq; k++)
                     pc_copy_floats(out + (ptrdiff_t)k * c, x + off[k], (size_t)c);
             }
@@ -534,7 +544,7 @@ static void warp_task(void *ctx, int task, int thread)
         const float *x = j->x + i * in_sz, *t = j->t + 6 * (size_t)i;
         float *y = j->y + i * out_sz;
         if (!fr || !warp_image_padded(j->rt, thread, j->isa, s, x, t, fr, fq, y))
-            warp_image_rows(s, x, t, y);
+            warp_image_rows(j->isa, s, x, t, y);
     }
 }
 
