@@ -57,6 +57,10 @@ typedef struct {
     int w_ld;
     int sparse_dw;               /* backward with pool: dw from dy's nonzeros (pc_gemm_sparse_tn),
                                     the lanes' partial dw then held transposed, [o][kdim] */
+    int dual;                    /* backward: dx as the forward convolution of dy with the
+                                    flipped kernel by Winograd (dual_shape), w_packed holding
+                                    that kernel transformed */
+    pc_conv_shape sd;            /* with dual: the dual convolution's shape */
     float *partial;        /* LANES x (K*O + O) for dw and db */
     pc_act act;
     int kdim;              /* KH*KW*C */
@@ -650,6 +654,17 @@ static void backward_task(void *ctx, int lane, int thread)
         column_sums(dyc, rows, s->o, db);
         if (!j->dx)
             continue;
+        if (j->dual) {             /* dx = dy (*) flip(W), image by image: no dcol, no col2im */
+            float *ws = pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_PACK,
+                                          pc_winograd_scratch_floats(j->rt, &j->sd));
+            if (!ws) {
+                j->failed = 1;
+                return;
+            }
+            pc_winograd_forward(j->rt, &j->sd, j->w_packed, dyc, NULL, PC_ACT_LINEAR, 0, count,
+                                j->dx + (size_t)n0 * s->h * s->w * s->c, ws);
+            continue;
+        }
         float *dcol = pointwise ? j->dx + (size_t)n0 * s->h * s->w * s->c
                                 : pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_WORK,
                                                     (size_t)rows * j->kdim);
@@ -712,6 +727,44 @@ static void reduce_task(void *ctx, int task, int thread)
     }
 }
 
+/* The input gradient of a stride-1 convolution is itself a stride-1 convolution: of dy (C_in =
+ * O) with the kernel flipped in both spatial axes and its channel axes exchanged,
+ *     dx[n][h][w][c] = sum_{kh,kw,o} dy[n][h + pt - kh][w + pl - kw][o] w[kh][kw][c][o]
+ *                    = sum_{kh',kw',o} dy[n][h - pt' + kh'][w - pl' + kw'][o] wd[kh'][kw'][o][c]
+ * with kh' = KH-1-kh, pt' = KH-1-pt (likewise for w) and wd the flipped kernel; the cells
+ * outside dy are zeros, as the padding's. Returns 0 when the convolution is not of that kind. */
+static int dual_shape(const pc_conv_shape *s, pc_conv_shape *sd)
+{
+    if (s->sh != 1 || s->sw != 1 || s->pt > s->kh - 1 || s->pl > s->kw - 1 || is_pointwise(s))
+        return 0;
+    *sd = (pc_conv_shape){.n = s->n, .h = s->oh, .w = s->ow, .c = s->o,
+                          .kh = s->kh, .kw = s->kw, .o = s->c, .oh = s->h, .ow = s->w,
+                          .sh = 1, .sw = 1, .pt = s->kh - 1 - s->pt, .pl = s->kw - 1 - s->pl};
+    return 1;
+}
+
+/* wd[kh'][kw'][o][c] = w[KH-1-kh'][KW-1-kw'][c][o], Winograd-transformed into w_packed */
+static int pack_dual_kernel(conv_job *j)
+{
+    const pc_conv_shape *s = j->s;
+    const int C = s->c, O = s->o, taps = s->kh * s->kw;
+    float *wd = pc_shared_scratch(j->rt, PC_SHARED_SLOT_TRANSPOSED, (size_t)taps * C * O);
+    float *u = wd ? pc_shared_scratch(j->rt, PC_SHARED_SLOT_PACK_B,
+                                      pc_winograd_kernel_floats(j->rt, &j->sd)) : NULL;
+    if (!u)
+        return PC_ENOMEM;
+    for (int t = 0; t < taps; t++) {
+        const float *src = j->w + (size_t)(taps - 1 - t) * C * O;
+        float *dst = wd + (size_t)t * O * C;
+        for (int c = 0; c < C; c++)
+            for (int o = 0; o < O; o++)
+                dst[(size_t)o * C + c] = src[(size_t)c * O + o];
+    }
+    pc_winograd_pack_kernel(j->rt, &j->sd, wd, u);
+    j->w_packed = u;
+    return PC_OK;
+}
+
 static int run_backward(conv_job *j, float *dw, float *db)
 {
     chunking(j);
@@ -740,8 +793,13 @@ static int run_backward(conv_job *j, float *dw, float *db)
                 wr[(size_t)c * j->w_ld + q] = j->w[(size_t)q * o + c];
         j->w_rows = wr;
     }
-    if (j->dx && !j->w_rows && pack_kernel(j, 1))
+    j->dual = j->dx && !j->pool && dual_shape(j->s, &j->sd) && pc_winograd_applies(j->rt, &j->sd);
+    if (j->dual) {
+        if (pack_dual_kernel(j))
+            return PC_ENOMEM;
+    } else if (j->dx && !j->w_rows && pack_kernel(j, 1)) {
         return PC_ENOMEM;
+    }
     pc_parallel(j->rt, min_i(LANES, j->nchunks), backward_task, j);
     if (j->failed)
         return PC_ENOMEM;
