@@ -22,6 +22,7 @@
  * rebuilds each chunk's dy from the pooled gradient and argmax in scratch the same way.
  */
 #include "pycnn.h"
+#include "conv_small.h"
 #include "direct_conv_pool.h"
 #include "winograd.h"
 
@@ -61,6 +62,7 @@ typedef struct {
                                     flipped kernel by Winograd (dual_shape), w_packed holding
                                     that kernel transformed */
     pc_conv_shape sd;            /* with dual: the dual convolution's shape */
+    int small;                   /* few taps (conv_small.h): forward, or dw and db, direct */
     float *partial;        /* LANES x (K*O + O) for dw and db */
     pc_act act;
     int kdim;              /* KH*KW*C */
@@ -360,6 +362,15 @@ static float *gemm_scratch(conv_job *j, int thread, int m, int n, int k)
 static int forward_chunk(conv_job *j, int thread, int n0, int count, int rows, float *out)
 {
     const pc_conv_shape *s = j->s;
+    if (j->small) {
+        float *scratch = pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_PACK,
+                                           pc_conv_small_scratch_floats(s));
+        if (!scratch)
+            return PC_ENOMEM;
+        pc_conv_small_forward(j->rt, s, j->w_packed, j->x, j->act == PC_ACT_RELU, n0, count, out,
+                              scratch);
+        return PC_OK;
+    }
     if (j->winograd) {
         float *scratch = pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_PACK,
                                            pc_winograd_scratch_floats(j->rt, s));
@@ -459,8 +470,16 @@ static int run_forward(conv_job *j)
         return PC_EINVAL;
     /* the direct kernel reads w as it is; the other two paths pack it once per call */
     j->direct = j->pool && pc_direct_conv_pool_applies(j->rt, j->s, j->pool, j->act);
-    j->winograd = !j->direct && pc_winograd_applies(j->rt, j->s);
-    if (j->winograd) {
+    j->small = !j->direct && !j->pool && pc_conv_small_applies(j->s);
+    j->winograd = !j->direct && !j->small && pc_winograd_applies(j->rt, j->s);
+    if (j->small) {
+        float *u = pc_shared_scratch(j->rt, PC_SHARED_SLOT_PACK_B,
+                                     pc_conv_small_kernel_floats(j->s));
+        if (!u)
+            return PC_ENOMEM;
+        pc_conv_small_pack(j->s, j->w, j->b, u);
+        j->w_packed = u;
+    } else if (j->winograd) {
         float *u = pc_shared_scratch(j->rt, PC_SHARED_SLOT_PACK_B,
                                      pc_winograd_kernel_floats(j->rt, j->s));
         if (!u)
@@ -614,6 +633,20 @@ static void backward_task(void *ctx, int lane, int thread)
             first = 0;
             continue;
         }
+        if (j->small) {            /* dw and db straight from x, dy and y */
+            const size_t oimg = (size_t)s->oh * s->ow * s->o;
+            float *ss = pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_PACK,
+                                          pc_conv_small_scratch_floats(s));
+            if (!ss) {
+                j->failed = 1;
+                return;
+            }
+            pc_conv_small_dw(j->rt, s, j->x, j->dy + n0 * oimg, j->y ? j->y + n0 * oimg : NULL,
+                             n0, count, first, dw, db, ss);
+            first = 0;
+            if (!j->dx)
+                continue;
+        }
         const float *dyc = chunk_output_grad(j, thread, n0, count, rows);
         /* dw needs col^T: for many taps, building col in scratch and packing its contiguous
          * columns beats gathering taps from x (measured); for a few, gathering wins */
@@ -627,7 +660,9 @@ static void backward_task(void *ctx, int lane, int thread)
             j->failed = 1;
             return;
         }
-        if (j->sparse_dw) {        /* the GEMM's k blocks, from dy's nonzeros */
+        if (j->small) {
+            /* dw and db done above */
+        } else if (j->sparse_dw) { /* the GEMM's k blocks, from dy's nonzeros */
             const int kc = pc_gemm_k_block(j->rt, rows);
             for (int p0 = 0; p0 < rows; p0 += kc)
                 if (pc_gemm_sparse_tn(j->rt, min_i(kc, rows - p0), s->o, j->kdim,
@@ -650,8 +685,9 @@ static void backward_task(void *ctx, int lane, int thread)
             };
             pc_gemm_serial(j->rt, &gw, scratch);
         }
+        if (!j->small)
+            column_sums(dyc, rows, s->o, db);
         first = 0;
-        column_sums(dyc, rows, s->o, db);
         if (!j->dx)
             continue;
         if (j->dual) {             /* dx = dy (*) flip(W), image by image: no dcol, no col2im */
@@ -779,6 +815,7 @@ static int run_backward(conv_job *j, float *dw, float *db)
      * finite get the GEMM's NaN where it would have made them (nan_where_gemm_would). */
     const int sparse = j->pool && !j->direct && pc_gemm_has_sparse(j->rt, j->s->o);
     j->sparse_dw = sparse && j->kdim > GATHER_TAPS && !is_pointwise(j->s);
+    j->small = !j->direct && !j->pool && pc_conv_small_applies(j->s);
     j->partial = pc_shared_scratch(j->rt, PC_SHARED_SLOT_PARTIAL, (size_t)LANES * total);
     if (!j->partial)
         return PC_ENOMEM;
