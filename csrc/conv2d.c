@@ -23,6 +23,7 @@
  */
 #include "pycnn.h"
 #include "conv_small.h"
+#include "gemm_kernels.h"
 #include "direct_conv_pool.h"
 #include "winograd.h"
 
@@ -63,6 +64,7 @@ typedef struct {
                                     that kernel transformed */
     pc_conv_shape sd;            /* with dual: the dual convolution's shape */
     int small;                   /* few taps (conv_small.h): forward, or dw and db, direct */
+    int dw_t;                    /* dw computed transposed, dw^T = dy^T col (dw_transposed) */
     float *partial;        /* LANES x (K*O + O) for dw and db */
     pc_act act;
     int kdim;              /* KH*KW*C */
@@ -352,10 +354,16 @@ static const float *chunk_columns(conv_job *j, int thread, int n0, int count, in
     return col;
 }
 
-static float *gemm_scratch(conv_job *j, int thread, int m, int n, int k)
+/* Scratch for pc_gemm_serial of m x n x k, and with rows > 0 also for the transposed weight
+ * gradient's product (o x kdim x rows). */
+static float *gemm_scratch(conv_job *j, int thread, int m, int n, int k, int rows)
 {
-    return pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_PACK,
-                             pc_gemm_scratch_floats(j->rt, m, n, k));
+    size_t f = pc_gemm_scratch_floats(j->rt, m, n, k);
+    if (rows > 0) {
+        const size_t t = pc_gemm_scratch_floats(j->rt, j->s->o, j->kdim, rows);
+        f = t > f ? t : f;
+    }
+    return pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_PACK, f);
 }
 
 /* The chunk's convolution output into out (rows x O): Winograd or the implicit-im2col GEMM */
@@ -379,7 +387,7 @@ static int forward_chunk(conv_job *j, int thread, int n0, int count, int rows, f
         pc_winograd_forward(j->rt, s, j->w_packed, j->x, j->b, j->act, n0, count, out, scratch);
         return PC_OK;
     }
-    float *scratch = gemm_scratch(j, thread, rows, s->o, j->kdim);
+    float *scratch = gemm_scratch(j, thread, rows, s->o, j->kdim, 0);
     if (!scratch)
         return PC_ENOMEM;
     const im2col_view view = {.s = s, .x = j->x, .n0 = n0};
@@ -655,7 +663,8 @@ static void backward_task(void *ctx, int lane, int thread)
         const float *col = !dyc ? NULL
                            : gather ? j->x : chunk_columns(j, thread, n0, count, rows);
         float *scratch = gemm_scratch(j, thread, rows > j->kdim ? rows : j->kdim,
-                                      s->o > j->kdim ? s->o : j->kdim, rows > s->o ? rows : s->o);
+                                      s->o > j->kdim ? s->o : j->kdim, rows > s->o ? rows : s->o,
+                                      j->dw_t ? rows : 0);
         if (!col || !scratch) {
             j->failed = 1;
             return;
@@ -674,6 +683,15 @@ static void backward_task(void *ctx, int lane, int thread)
             const size_t ximg = (size_t)s->h * s->w * s->c;
             if (!all_finite(j->x + (size_t)n0 * ximg, (size_t)count * ximg))
                 nan_where_gemm_would(j, col, dyc, rows, dw);
+        } else if (j->dw_t) {      /* [o][kdim] += dy^T col: A = dy by columns, B = col */
+            pc_gemm_args gw = {
+                .m = s->o, .n = j->kdim, .k = rows,
+                .a = dyc, .rsa = 1, .csa = s->o,
+                .b = col, .rsb = j->kdim, .csb = 1,
+                .c = dw, .ldc = j->kdim,
+                .accumulate = !first, .bias = NULL, .act = PC_ACT_LINEAR,
+            };
+            pc_gemm_serial_fit(j->rt, &gw, scratch);
         } else {
             pc_gemm_args gw = {
                 .m = j->kdim, .n = s->o, .k = rows,
@@ -751,7 +769,7 @@ static void reduce_task(void *ctx, int task, int thread)
     const int used = min_i(LANES, j->nchunks);
     for (size_t e = lo; e < hi; e++) {
         /* dw[q][c] is partial[c][q] when the lanes summed it transposed */
-        const size_t at = j->sparse_dw && e < wsize
+        const size_t at = (j->sparse_dw || j->dw_t) && e < wsize
                               ? (e % (size_t)j->s->o) * (size_t)j->kdim + e / (size_t)j->s->o : e;
         float acc = j->partial[at];
         for (int l = 1; l < used; l++)
@@ -801,6 +819,26 @@ static int pack_dual_kernel(conv_job *j)
     return PC_OK;
 }
 
+static double tile_use(int m, int mr)
+{
+    return (double)m / ((m + mr - 1) / mr * mr);
+}
+
+/* Whether dw = col^T dy (kdim x O, tiles of mr x nr) wastes clearly more of its tiles than
+ * dw^T = dy^T col (O x kdim, with the tile height that fits O: pc_gemm_fit_mr): O = 16 fills
+ * half of a 32-column tile, O = 50 64 % of two; as rows, 16 = 2 x 8 and 50 = 5 x 10. Only for
+ * the column-buffer path (taps gathered from x serve the few-taps layers). */
+static int dw_transposed(const conv_job *j)
+{
+    const pc_ukernel *uk = &j->rt->ukernel;
+    const int o = j->s->o, k = j->kdim;
+    if (k <= GATHER_TAPS || is_pointwise(j->s))
+        return 0;
+    const double plain = tile_use(k, uk->mr) * tile_use(o, uk->nr);
+    const double trans = tile_use(o, pc_gemm_fit_mr(j->rt, o)) * tile_use(k, uk->nr);
+    return trans > 1.1 * plain;
+}
+
 static int run_backward(conv_job *j, float *dw, float *db)
 {
     chunking(j);
@@ -816,6 +854,7 @@ static int run_backward(conv_job *j, float *dw, float *db)
     const int sparse = j->pool && !j->direct && pc_gemm_has_sparse(j->rt, j->s->o);
     j->sparse_dw = sparse && j->kdim > GATHER_TAPS && !is_pointwise(j->s);
     j->small = !j->direct && !j->pool && pc_conv_small_applies(j->s);
+    j->dw_t = !j->direct && !j->sparse_dw && !j->small && dw_transposed(j);
     j->partial = pc_shared_scratch(j->rt, PC_SHARED_SLOT_PARTIAL, (size_t)LANES * total);
     if (!j->partial)
         return PC_ENOMEM;

@@ -257,12 +257,46 @@ static int gemm_k_zero(const pc_gemm_args *g)
     return PC_OK;
 }
 
+/* The ISA's kernel with shorter tiles number i (i = 0, 1, ...), or NULL */
+static const pc_ukernel *short_tiles(const pc_runtime *rt, int i)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (rt->ukernel.isa == PC_ISA_AVX512)
+        return pc_ukernel_avx512_short(i);
+#endif
+    (void)rt;
+    (void)i;
+    return NULL;
+}
+
 size_t pc_gemm_scratch_floats(const pc_runtime *rt, int m, int n, int k)
 {
     const pc_ukernel *uk = &rt->ukernel;
     const int kc = k_block(uk, k > 0 ? k : 1);
-    const int mc = min_i(uk->mc, round_up(m > 0 ? m : 1, uk->mr));
+    int mc = min_i(uk->mc, round_up(m > 0 ? m : 1, uk->mr));
+    for (int i = 0; short_tiles(rt, i); i++) {     /* enough for pc_gemm_serial_fit's too */
+        const pc_ukernel *v = short_tiles(rt, i);
+        const int mv = min_i(v->mc, round_up(m > 0 ? m : 1, v->mr));
+        mc = mv > mc ? mv : mc;
+    }
     return (size_t)kc * (size_t)round_up(n > 0 ? n : 1, uk->nr) + (size_t)kc * (size_t)mc;
+}
+
+/* the kernel whose tiles leave the fewest empty rows in m (the ISA's own on a tie) */
+static const pc_ukernel *fit_kernel(const pc_runtime *rt, int m)
+{
+    const pc_ukernel *best = &rt->ukernel;
+    for (int i = 0; short_tiles(rt, i); i++) {
+        const pc_ukernel *v = short_tiles(rt, i);
+        if (round_up(m, v->mr) - m < round_up(m, best->mr) - m)
+            best = v;
+    }
+    return best;
+}
+
+int pc_gemm_fit_mr(const pc_runtime *rt, int m)
+{
+    return fit_kernel(rt, m > 0 ? m : 1)->mr;
 }
 
 int pc_gemm_k_block(const pc_runtime *rt, int k)
@@ -318,9 +352,21 @@ int pc_gemm_has_sparse(const pc_runtime *rt, int k)
            k <= PC_SPARSE_MAX_K;
 }
 
+static void gemm_serial(const pc_ukernel *uk, const pc_gemm_args *g, float *scratch);
+
 void pc_gemm_serial(const pc_runtime *rt, const pc_gemm_args *g, float *scratch)
 {
-    const pc_ukernel *uk = &rt->ukernel;
+    gemm_serial(&rt->ukernel, g, scratch);
+}
+
+void pc_gemm_serial_fit(const pc_runtime *rt, const pc_gemm_args *g, float *scratch)
+{
+    /* the packed B of a caller (b_packed) is laid out for the ISA's kernel: same nr and kc */
+    gemm_serial(fit_kernel(rt, g->m > 0 ? g->m : 1), g, scratch);
+}
+
+static void gemm_serial(const pc_ukernel *uk, const pc_gemm_args *g, float *scratch)
+{
     if (g->m <= 0 || g->n <= 0)
         return;
     if (g->k <= 0) {
