@@ -17,6 +17,14 @@
  *              in the same pass while dy_chunk is in cache.
  * When the layer's relu is given (its output y), dy is masked by y > 0 chunk by chunk.
  *
+ * Other algorithms, chosen from the shapes (and the ISA) only:
+ *   - few taps per output (KH*KW*C <= 32, C <= 4: a first layer): the forward and dw, db by
+ *     the direct loops of conv_small.h, whose k of 9 would leave the micro-kernel's tiles idle;
+ *   - 3x3 stride 1 with enough channels: the forward by Winograd (winograd.h), and dx too, as
+ *     the forward convolution of dy with the flipped kernel (dual_shape): no dcol, no col2im;
+ *   - dw computed transposed, dw^T = dy^T col, when the filters fill the rows of 8- or 10-row
+ *     tiles better than the columns of 32-column ones (dw_transposed: O = 16, 50).
+ *
  * Fused max pooling (pc_conv2d_maxpool_*): the chunk's y goes to the thread's scratch and is
  * pooled from there, so the full-size convolution output never reaches memory; the backward
  * rebuilds each chunk's dy from the pooled gradient and argmax in scratch the same way.
@@ -269,8 +277,8 @@ static void pack_taps(const void *ctx, int i0, int mb, int p0, int kb, int mr, f
 }
 
 /* col rows for images [n0, n0+count) */
-PC_MULTIVERSION
-static void im2col(const pc_conv_shape *s, const float *x, int n0, int count, float *col)
+PC_SIMD_LOOP void im2col_body(const pc_conv_shape *s, const float *x, int n0, int count,
+                              float *col)
 {
     const int C = s->c, kdim = s->kh * s->kw * s->c;
     const size_t img = (size_t)s->h * s->w * C;
@@ -304,10 +312,12 @@ static void im2col(const pc_conv_shape *s, const float *x, int n0, int count, fl
         }
     }
 }
+PC_SIMD_VARIANTS(im2col, (const pc_conv_shape *s, const float *x, int n0, int count, float *col),
+                 (s, x, n0, count, col))
 
 /* dx[n0:n0+count] = col2im(dcol): each col entry added back to the input cell it was read from */
-PC_MULTIVERSION
-static void col2im(const pc_conv_shape *s, const float *dcol, int n0, int count, float *dx)
+PC_SIMD_LOOP void col2im_body(const pc_conv_shape *s, const float *dcol, int n0, int count,
+                              float *dx)
 {
     const int C = s->c, kdim = s->kh * s->kw * s->c;
     const size_t img = (size_t)s->h * s->w * C;
@@ -334,6 +344,9 @@ static void col2im(const pc_conv_shape *s, const float *dcol, int n0, int count,
         }
     }
 }
+PC_SIMD_VARIANTS(col2im,
+                 (const pc_conv_shape *s, const float *dcol, int n0, int count, float *dx),
+                 (s, dcol, n0, count, dx))
 
 static void chunk_range(const conv_job *j, int chunk, int *n0, int *count, int *rows)
 {
@@ -350,7 +363,7 @@ static const float *chunk_columns(conv_job *j, int thread, int n0, int count, in
         return j->x + (size_t)n0 * s->h * s->w * s->c;
     float *col = pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_WORK, (size_t)rows * j->kdim);
     if (col)
-        im2col(s, j->x, n0, count, col);
+        im2col(pc_loop_isa(j->rt), s, j->x, n0, count, col);
     return col;
 }
 
@@ -399,7 +412,7 @@ static int forward_chunk(conv_job *j, int thread, int n0, int count, int rows, f
         col = pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_GRAD, (size_t)rows * j->kdim);
         if (!col)
             return PC_ENOMEM;
-        im2col(s, j->x, n0, count, col);
+        im2col(pc_loop_isa(j->rt), s, j->x, n0, count, col);
     }
     const pc_gemm_args g = {
         .m = rows, .n = s->o, .k = j->kdim,
@@ -551,24 +564,28 @@ int pc_conv2d_maxpool_forward(pc_runtime *rt, const pc_conv_shape *s, const pc_p
 
 /* ---- backward -------------------------------------------------------------------------------- */
 
-PC_MULTIVERSION
-static void relu_mask(const float *restrict dy, const float *restrict y, float *restrict g,
-                      size_t n)
+PC_SIMD_LOOP void relu_mask_body(const float *restrict dy, const float *restrict y,
+                                 float *restrict g, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         const float d = dy[i];        /* loaded unconditionally: a select, vectorised */
         g[i] = y[i] > 0.0f ? d : 0.0f;
     }
 }
+PC_SIMD_VARIANTS(relu_mask,
+                 (const float *restrict dy, const float *restrict y, float *restrict g, size_t n),
+                 (dy, y, g, n))
 
 /* db[o] += sum_r dy[r][o], rows in order */
-PC_MULTIVERSION
-static void column_sums(const float *restrict dy, int rows, int cols, float *restrict db)
+PC_SIMD_LOOP void column_sums_body(const float *restrict dy, int rows, int cols,
+                                   float *restrict db)
 {
     for (int r = 0; r < rows; r++)
         for (int o = 0; o < cols; o++)
             db[o] += dy[(size_t)r * cols + o];
 }
+PC_SIMD_VARIANTS(column_sums, (const float *restrict dy, int rows, int cols, float *restrict db),
+                 (dy, rows, cols, db))
 
 /* dy of a chunk, or relu's gradient dy * (y > 0) copied into the thread's scratch, or with a
  * fused pooling the chunk's dy rebuilt in scratch from the pooled gradient */
@@ -582,7 +599,7 @@ static const float *chunk_output_grad(conv_job *j, int thread, int n0, int count
     if (!g)
         return NULL;
     if (!j->pool) {
-        relu_mask(j->dy + n0 * img, j->y + n0 * img, g, n);
+        relu_mask(pc_loop_isa(j->rt), j->dy + n0 * img, j->y + n0 * img, g, n);
         return g;
     }
     const pc_pool_shape *p = j->pool;
@@ -595,14 +612,14 @@ static const float *chunk_output_grad(conv_job *j, int thread, int n0, int count
     return g;
 }
 
-PC_MULTIVERSION
-static int all_finite(const float *restrict v, size_t n)
+PC_SIMD_LOOP int all_finite_body(const float *restrict v, size_t n)
 {
     int ok = 1;
     for (size_t i = 0; i < n; i++)
         ok &= fabsf(v[i]) <= 3.40282347e38f;
     return ok;
 }
+PC_SIMD_VARIANTS_RET(int, all_finite, (const float *restrict v, size_t n), (v, n))
 
 /* The sparse weight gradient left out the terms col x 0; the GEMM's would be NaN where col is
  * inf or NaN: those sums (held transposed, dwt[c][q]) made NaN, as the GEMM leaves them. Only
@@ -681,7 +698,7 @@ static void backward_task(void *ctx, int lane, int thread)
                     return;
                 }
             const size_t ximg = (size_t)s->h * s->w * s->c;
-            if (!all_finite(j->x + (size_t)n0 * ximg, (size_t)count * ximg))
+            if (!all_finite(pc_loop_isa(j->rt), j->x + (size_t)n0 * ximg, (size_t)count * ximg))
                 nan_where_gemm_would(j, col, dyc, rows, dw);
         } else if (j->dw_t) {      /* [o][kdim] += dy^T col: A = dy by columns, B = col */
             pc_gemm_args gw = {
@@ -704,7 +721,7 @@ static void backward_task(void *ctx, int lane, int thread)
             pc_gemm_serial(j->rt, &gw, scratch);
         }
         if (!j->small)
-            column_sums(dyc, rows, s->o, db);
+            column_sums(pc_loop_isa(j->rt), dyc, rows, s->o, db);
         first = 0;
         if (!j->dx)
             continue;
@@ -746,7 +763,7 @@ static void backward_task(void *ctx, int lane, int thread)
             pc_gemm_serial(j->rt, &gx, scratch);
         }
         if (!pointwise)
-            col2im(s, dcol, n0, count, j->dx);
+            col2im(pc_loop_isa(j->rt), s, dcol, n0, count, j->dx);
     }
 }
 
@@ -858,7 +875,7 @@ static int run_backward(conv_job *j, float *dw, float *db)
     j->partial = pc_shared_scratch(j->rt, PC_SHARED_SLOT_PARTIAL, (size_t)LANES * total);
     if (!j->partial)
         return PC_ENOMEM;
-    if (sparse && j->dx && all_finite(j->w, (size_t)j->kdim * j->s->o)) {
+    if (sparse && j->dx && all_finite(pc_loop_isa(j->rt), j->w, (size_t)j->kdim * j->s->o)) {
         const int o = j->s->o;
         j->w_ld = (j->kdim + 15) / 16 * 16;
         float *wr = pc_shared_scratch(j->rt, PC_SHARED_SLOT_TRANSPOSED, (size_t)o * j->w_ld);
@@ -869,7 +886,8 @@ static int run_backward(conv_job *j, float *dw, float *db)
                 wr[(size_t)c * j->w_ld + q] = j->w[(size_t)q * o + c];
         j->w_rows = wr;
     }
-    j->dual = j->dx && !j->pool && dual_shape(j->s, &j->sd) && pc_winograd_applies(j->rt, &j->sd);
+    j->dual = j->dx && !j->pool && dual_shape(j->s, &j->sd) &&
+              pc_winograd_applies(j->rt, &j->sd);
     if (j->dual) {
         if (pack_dual_kernel(j))
             return PC_ENOMEM;
