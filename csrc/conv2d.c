@@ -18,8 +18,9 @@
  * When the layer's relu is given (its output y), dy is masked by y > 0 chunk by chunk.
  *
  * Other algorithms, chosen from the shapes (and the ISA) only:
- *   - few taps per output (KH*KW*C <= 32, C <= 4: a first layer): the forward and dw, db by
- *     the direct loops of conv_small.h, whose k of 9 would leave the micro-kernel's tiles idle;
+ *   - few taps per output (KH*KW*C <= 32, C <= 4: a first layer): the forward by the direct
+ *     loops of conv_small.h, whose k of 9 would leave the micro-kernel's tiles idle (the same
+ *     FMAs in the same order as the GEMM: the same bits as the fused conv+pool);
  *   - 3x3 stride 1 with enough channels: the forward by Winograd (winograd.h), and dx too, as
  *     the forward convolution of dy with the flipped kernel (dual_shape): no dcol, no col2im;
  *   - dw computed transposed, dw^T = dy^T col, when the filters fill the rows of 8- or 10-row
@@ -70,7 +71,8 @@ typedef struct {
                                     the lanes' partial dw then held transposed, [o][kdim] */
     int dual;                    /* backward: dx as the forward convolution of dy with the
                                     flipped kernel by Winograd (dual_shape), w_packed holding
-                                    that kernel transformed */
+                                    that kernel transformed; with or without a fused pooling,
+                                    so that the fused layer's dx equals the unfused pair's */
     pc_conv_shape sd;            /* with dual: the dual convolution's shape */
     int small;                   /* few taps (conv_small.h): forward, or dw and db, direct */
     int dw_t;                    /* dw computed transposed, dw^T = dy^T col (dw_transposed) */
@@ -874,12 +876,20 @@ static int run_backward(conv_job *j, float *dw, float *db)
      * finite get the GEMM's NaN where it would have made them (nan_where_gemm_would). */
     const int sparse = j->pool && !j->direct && pc_gemm_has_sparse(j->rt, j->s->o);
     j->sparse_dw = sparse && j->kdim > GATHER_TAPS && !is_pointwise(j->s);
-    j->small = !j->direct && !j->pool && pc_conv_small_applies(j->s);
+    /* dw by conv_small.c sums in another order than the GEMM (and than the fused conv+pool's
+     * backward, which must match the unfused pair bit for bit): off until it sums the GEMM's
+     * k blocks */
+    j->small = 0;
     j->dw_t = !j->direct && !j->sparse_dw && !j->small && dw_transposed(j);
     j->partial = pc_shared_scratch(j->rt, PC_SHARED_SLOT_PARTIAL, (size_t)LANES * total);
     if (!j->partial)
         return PC_ENOMEM;
-    if (sparse && j->dx && all_finite(pc_loop_isa(j->rt), j->w, (size_t)j->kdim * j->s->o)) {
+    /* dx by the dual convolution with or without a fused pooling (a fused layer's gradients
+     * equal the unfused pair's bit for bit) */
+    j->dual = j->dx && !j->direct && dual_shape(j->s, &j->sd) &&
+              pc_winograd_applies(j->rt, &j->sd);
+    if (sparse && j->dx && !j->dual &&
+        all_finite(pc_loop_isa(j->rt), j->w, (size_t)j->kdim * j->s->o)) {
         const int o = j->s->o;
         j->w_ld = (j->kdim + 15) / 16 * 16;
         float *wr = pc_shared_scratch(j->rt, PC_SHARED_SLOT_TRANSPOSED, (size_t)o * j->w_ld);
@@ -890,8 +900,6 @@ static int run_backward(conv_job *j, float *dw, float *db)
                 wr[(size_t)c * j->w_ld + q] = j->w[(size_t)q * o + c];
         j->w_rows = wr;
     }
-    j->dual = j->dx && !j->pool && dual_shape(j->s, &j->sd) &&
-              pc_winograd_applies(j->rt, &j->sd);
     if (j->dual) {
         if (pack_dual_kernel(j))
             return PC_ENOMEM;

@@ -2,8 +2,8 @@
  * conv_small.c - direct convolution for few taps per output (conv_small.h).
  *
  * The loops are written on 16-float vectors (GCC's generic vectors: one zmm, two ymm or four
- * xmm, whatever the variant's ISA has) and compiled per SIMD path (PC_SIMD_VARIANTS). ISO C
- * contracts no product and sum into an FMA, so every path computes the same operations.
+ * xmm, whatever the variant's ISA has) and compiled per SIMD path (PC_SIMD_VARIANTS; the
+ * forward's own variants pass the FMA flag of each path).
  */
 #include "conv_small.h"
 
@@ -89,8 +89,23 @@ static int group_windows(const pc_conv_shape *s, const float *xp, int p0, const 
     return ng;
 }
 
-PC_SIMD_LOOP void fwd_body(const int KH, const int KWC, const pc_conv_shape *s, const float *xp,
-                           const float *wp, int relu, float *out)
+/* acc + x * w: one FMA (x86-64-v3 and v4, as their GEMM micro-kernels), else a product and a
+ * sum (the portable GEMM kernel): the forward's bits equal the GEMM's on every path */
+static inline __attribute__((always_inline)) void madd16(const int fused, v16 *acc, float x,
+                                                         const v16 *w)
+{
+    if (fused) {
+        v16 r;
+        for (int l = 0; l < 16; l++)
+            r[l] = __builtin_fmaf(x, (*w)[l], (*acc)[l]);
+        *acc = r;
+    } else {
+        *acc += x * *w;
+    }
+}
+
+PC_SIMD_LOOP void fwd_body(const int FMA, const int KH, const int KWC, const pc_conv_shape *s,
+                           const float *xp, const float *wp, int relu, float *out)
 {
     const int T = KH * KWC, O = s->o, op = round16(O), pix = s->oh * s->ow;
     const ptrdiff_t row = (ptrdiff_t)padded_w(s) * s->c;
@@ -112,7 +127,7 @@ PC_SIMD_LOOP void fwd_body(const int KH, const int KWC, const pc_conv_shape *s, 
                 v16 acc = {0};
                 for (int kh = 0; kh < KH; kh++)
                     for (int q = 0; q < KWC; q++)
-                        acc += org[kh * row + q] * w[kh * KWC + q];
+                        madd16(FMA, &acc, org[kh * row + q], &w[kh * KWC + q]);
                 acc += bias;
                 float *o = out + (size_t)(p0 + g) * O + ob;
                 if (n16 == 16 || (size_t)(pix - p0 - g) * O - ob >= 16) {
@@ -128,16 +143,50 @@ PC_SIMD_LOOP void fwd_body(const int KH, const int KWC, const pc_conv_shape *s, 
     }
 }
 
-PC_SIMD_LOOP void fwd_image_body(const pc_conv_shape *s, const float *xp, const float *wp,
-                                 int relu, float *out)
+PC_SIMD_LOOP void fwd_image_body(const int FMA, const pc_conv_shape *s, const float *xp,
+                                 const float *wp, int relu, float *out)
 {
     if (s->kh == 3 && s->kw * s->c == 3)        /* 3x3 on one channel: the first layers */
-        fwd_body(3, 3, s, xp, wp, relu, out);
+        fwd_body(FMA, 3, 3, s, xp, wp, relu, out);
     else
-        fwd_body(s->kh, s->kw * s->c, s, xp, wp, relu, out);
+        fwd_body(FMA, s->kh, s->kw * s->c, s, xp, wp, relu, out);
 }
-PC_SIMD_VARIANTS(fwd_image, (const pc_conv_shape *s, const float *xp, const float *wp, int relu,
-                             float *out), (s, xp, wp, relu, out))
+
+/* PC_SIMD_VARIANTS with the FMA flag of each path */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(PYCNN_NO_CLONES)
+__attribute__((target("arch=x86-64-v4"), noinline)) static void
+fwd_image_v4(const pc_conv_shape *s, const float *xp, const float *wp, int relu, float *out)
+{
+    fwd_image_body(1, s, xp, wp, relu, out);
+}
+__attribute__((target("arch=x86-64-v3"), noinline)) static void
+fwd_image_v3(const pc_conv_shape *s, const float *xp, const float *wp, int relu, float *out)
+{
+    fwd_image_body(1, s, xp, wp, relu, out);
+}
+__attribute__((noinline)) static void
+fwd_image_v1(const pc_conv_shape *s, const float *xp, const float *wp, int relu, float *out)
+{
+    fwd_image_body(0, s, xp, wp, relu, out);
+}
+static void fwd_image(pc_isa isa, const pc_conv_shape *s, const float *xp, const float *wp,
+                      int relu, float *out)
+{
+    if (isa == PC_ISA_AVX512)
+        fwd_image_v4(s, xp, wp, relu, out);
+    else if (isa == PC_ISA_AVX2)
+        fwd_image_v3(s, xp, wp, relu, out);
+    else
+        fwd_image_v1(s, xp, wp, relu, out);
+}
+#else
+static void fwd_image(pc_isa isa, const pc_conv_shape *s, const float *xp, const float *wp,
+                      int relu, float *out)
+{
+    (void)isa;
+    fwd_image_body(0, s, xp, wp, relu, out);
+}
+#endif
 
 void pc_conv_small_forward(const pc_runtime *rt, const pc_conv_shape *s, const float *wp,
                            const float *x, int relu, int n0, int count, float *out,

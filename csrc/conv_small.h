@@ -7,10 +7,13 @@
  * Forward: each image is copied with its zero padding into scratch; for each block of 16
  * filters the taps' weights stay in registers and every output pixel is
  *     y[o] = (sum over taps t in order of x_t * w[t][o]) + b[o],  then relu
- * (products and sums as separate float operations: the same results on every SIMD path).
+ * (on x86-64-v3 and v4 each term an FMA, as their GEMM micro-kernels: the bits of the GEMM's
+ * and of the fused conv+pool's forward).
  * Weight gradient: for each block of 16 filters, per pixel in order g = dy (masked by y > 0
  * when the relu's output is given), dw[t][o] += x_t * g[o], db[o] += g[o], in registers over a
- * chunk of images, then added to the caller's sums.
+ * chunk of images, then added to the caller's sums. NOT USED at present (conv2d.c sets
+ * small = 0 in the backward): its sums are not in the GEMM's k blocks, so a fused conv+pool's
+ * dw would differ in the last bits from the unfused pair's.
  */
 #ifndef PYCNN_CONV_SMALL_H
 #define PYCNN_CONV_SMALL_H
