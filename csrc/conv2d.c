@@ -811,8 +811,11 @@ static int dual_shape(const pc_conv_shape *s, pc_conv_shape *sd)
 {
     /* a dy of a few cells (3x3 under the lecture's third layer) is all border tiles, with
      * the 2 cells of padding of a 'valid' layer's dual: measured 2x slower than the GEMM */
-    if (s->sh != 1 || s->sw != 1 || s->pt > s->kh - 1 || s->pl > s->kw - 1 || is_pointwise(s) ||
-        s->oh < DUAL_MIN_SIDE || s->ow < DUAL_MIN_SIDE)
+    /* Only for 'same' padding (the dual's padding the same): a 'valid' layer's dual reads 2
+     * cells of padding around dy, and the lecture's valid conv+pool layers keep their sparse
+     * dx products (fused and unfused, the shapes decide, so both take the same path). */
+    if (s->sh != 1 || s->sw != 1 || 2 * s->pt != s->kh - 1 || 2 * s->pl != s->kw - 1 ||
+        is_pointwise(s) || s->oh < DUAL_MIN_SIDE || s->ow < DUAL_MIN_SIDE)
         return 0;
     *sd = (pc_conv_shape){.n = s->n, .h = s->oh, .w = s->ow, .c = s->o,
                           .kh = s->kh, .kw = s->kw, .o = s->c, .oh = s->h, .ow = s->w,

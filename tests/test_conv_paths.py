@@ -3,8 +3,8 @@ finite differences, under every SIMD path:
 
 - few taps per output (C <= 4, KH*KW*C <= 32: a first layer): the direct forward and weight
   gradient of csrc/conv_small.c, with filter counts that are and are not multiples of 16;
-- the input gradient of a stride-1 convolution as the Winograd forward of dy with the flipped
-  kernel (C >= 16, O >= 8);
+- the input gradient of a stride-1 'same' convolution as the Winograd forward of dy with the
+  flipped kernel (C >= 16, O >= 8, dy at least 6x6);
 - the weight gradient computed transposed (dy^T col) with 8- and 10-row GEMM tiles (O = 16,
   50) and B's short last sliver packed;
 - the relu's output given to the backward (dy masked by y > 0) on each of these paths;
@@ -35,7 +35,9 @@ CASES = {
     # dx by the dual Winograd convolution; dw transposed with 8-row tiles (O = 16)
     "dual_c16_o16_same": (3, 10, 9, 16, 16, 3, 3, 1, 1, "same"),
     "dual_c32_o16_same": (2, 8, 8, 32, 16, 3, 3, 1, 1, "same"),
-    "dual_c16_o8_valid": (2, 9, 11, 16, 8, 3, 3, 1, 1, "valid"),
+    "dual_c16_o8_same": (2, 9, 11, 16, 8, 3, 3, 1, 1, "same"),
+    # 'valid' padding: dx by the GEMM and col2im (the dual only for 'same' padding)
+    "gemm_c16_o16_valid": (2, 9, 11, 16, 16, 3, 3, 1, 1, "valid"),
     # dw transposed with 10-row tiles (O = 50), kdim = 675 (B's last sliver short)
     "dwt_c75_o50_same": (2, 7, 7, 75, 50, 3, 3, 1, 1, "same"),
     "dwt_c12_o50_valid": (3, 6, 7, 12, 50, 3, 3, 1, 1, "valid"),
