@@ -5,6 +5,11 @@
  * xmm, whatever the variant's ISA has) and compiled per SIMD path (PC_SIMD_VARIANTS; the
  * forward's own variants pass the FMA flag of each path).
  */
+/* a * b + c contracted into an FMA where the variant's ISA has one (x86-64-v3, v4), as the
+ * GEMM micro-kernels compute it; the baseline has none and keeps a product and a sum */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=fast")
+#endif
 #include "conv_small.h"
 
 #include <stdint.h>
@@ -89,19 +94,14 @@ static int group_windows(const pc_conv_shape *s, const float *xp, int p0, const 
     return ng;
 }
 
-/* acc + x * w: one FMA (x86-64-v3 and v4, as their GEMM micro-kernels), else a product and a
- * sum (the portable GEMM kernel): the forward's bits equal the GEMM's on every path */
+/* acc + x * w: one FMA on x86-64-v3 and v4 (this file contracts, see the top: as their GEMM
+ * micro-kernels do), a product and a sum on the baseline (as the portable GEMM kernel): the
+ * forward's bits equal the GEMM's on every path */
 static inline __attribute__((always_inline)) void madd16(const int fused, v16 *acc, float x,
                                                          const v16 *w)
 {
-    if (fused) {
-        v16 r;
-        for (int l = 0; l < 16; l++)
-            r[l] = __builtin_fmaf(x, (*w)[l], (*acc)[l]);
-        *acc = r;
-    } else {
-        *acc += x * *w;
-    }
+    (void)fused;
+    *acc += x * *w;
 }
 
 PC_SIMD_LOOP void fwd_body(const int FMA, const int KH, const int KWC, const pc_conv_shape *s,
