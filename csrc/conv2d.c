@@ -17,11 +17,22 @@
  *              in the same pass while dy_chunk is in cache.
  * When the layer's relu is given (its output y), dy is masked by y > 0 chunk by chunk.
  *
+ * Other algorithms, chosen from the shapes (and the ISA) only:
+ *   - few taps per output (KH*KW*C <= 32, C <= 4: a first layer): the forward by the direct
+ *     loops of conv_small.h, whose k of 9 would leave the micro-kernel's tiles idle (the same
+ *     FMAs in the same order as the GEMM: the same bits as the fused conv+pool);
+ *   - 3x3 stride 1 with enough channels: the forward by Winograd (winograd.h), and dx too, as
+ *     the forward convolution of dy with the flipped kernel (dual_shape): no dcol, no col2im;
+ *   - dw computed transposed, dw^T = dy^T col, when the filters fill the rows of 8- or 10-row
+ *     tiles better than the columns of 32-column ones (dw_transposed: O = 16, 50).
+ *
  * Fused max pooling (pc_conv2d_maxpool_*): the chunk's y goes to the thread's scratch and is
  * pooled from there, so the full-size convolution output never reaches memory; the backward
  * rebuilds each chunk's dy from the pooled gradient and argmax in scratch the same way.
  */
 #include "pycnn.h"
+#include "conv_small.h"
+#include "gemm_kernels.h"
 #include "direct_conv_pool.h"
 #include "winograd.h"
 
@@ -30,6 +41,7 @@
 
 #define ROWS_PER_CHUNK 512
 #define LANES 8
+#define DUAL_MIN_SIDE 6   /* dy's height and width for dx by the dual Winograd convolution */
 #define GATHER_TAPS 32     /* weight gradients with at most this many taps gather them from x */
 
 typedef struct {
@@ -57,6 +69,13 @@ typedef struct {
     int w_ld;
     int sparse_dw;               /* backward with pool: dw from dy's nonzeros (pc_gemm_sparse_tn),
                                     the lanes' partial dw then held transposed, [o][kdim] */
+    int dual;                    /* backward: dx as the forward convolution of dy with the
+                                    flipped kernel by Winograd (dual_shape), w_packed holding
+                                    that kernel transformed; with or without a fused pooling,
+                                    so that the fused layer's dx equals the unfused pair's */
+    pc_conv_shape sd;            /* with dual: the dual convolution's shape */
+    int small;                   /* few taps (conv_small.h): forward, or dw and db, direct */
+    int dw_t;                    /* dw computed transposed, dw^T = dy^T col (dw_transposed) */
     float *partial;        /* LANES x (K*O + O) for dw and db */
     pc_act act;
     int kdim;              /* KH*KW*C */
@@ -261,8 +280,8 @@ static void pack_taps(const void *ctx, int i0, int mb, int p0, int kb, int mr, f
 }
 
 /* col rows for images [n0, n0+count) */
-PC_MULTIVERSION
-static void im2col(const pc_conv_shape *s, const float *x, int n0, int count, float *col)
+PC_SIMD_LOOP void im2col_body(const pc_conv_shape *s, const float *x, int n0, int count,
+                              float *col)
 {
     const int C = s->c, kdim = s->kh * s->kw * s->c;
     const size_t img = (size_t)s->h * s->w * C;
@@ -296,10 +315,12 @@ static void im2col(const pc_conv_shape *s, const float *x, int n0, int count, fl
         }
     }
 }
+PC_SIMD_VARIANTS(im2col, (const pc_conv_shape *s, const float *x, int n0, int count, float *col),
+                 (s, x, n0, count, col))
 
 /* dx[n0:n0+count] = col2im(dcol): each col entry added back to the input cell it was read from */
-PC_MULTIVERSION
-static void col2im(const pc_conv_shape *s, const float *dcol, int n0, int count, float *dx)
+PC_SIMD_LOOP void col2im_body(const pc_conv_shape *s, const float *dcol, int n0, int count,
+                              float *dx)
 {
     const int C = s->c, kdim = s->kh * s->kw * s->c;
     const size_t img = (size_t)s->h * s->w * C;
@@ -326,6 +347,9 @@ static void col2im(const pc_conv_shape *s, const float *dcol, int n0, int count,
         }
     }
 }
+PC_SIMD_VARIANTS(col2im,
+                 (const pc_conv_shape *s, const float *dcol, int n0, int count, float *dx),
+                 (s, dcol, n0, count, dx))
 
 static void chunk_range(const conv_job *j, int chunk, int *n0, int *count, int *rows)
 {
@@ -342,20 +366,35 @@ static const float *chunk_columns(conv_job *j, int thread, int n0, int count, in
         return j->x + (size_t)n0 * s->h * s->w * s->c;
     float *col = pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_WORK, (size_t)rows * j->kdim);
     if (col)
-        im2col(s, j->x, n0, count, col);
+        im2col(pc_loop_isa(j->rt), s, j->x, n0, count, col);
     return col;
 }
 
-static float *gemm_scratch(conv_job *j, int thread, int m, int n, int k)
+/* Scratch for pc_gemm_serial of m x n x k, and with rows > 0 also for the transposed weight
+ * gradient's product (o x kdim x rows). */
+static float *gemm_scratch(conv_job *j, int thread, int m, int n, int k, int rows)
 {
-    return pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_PACK,
-                             pc_gemm_scratch_floats(j->rt, m, n, k));
+    size_t f = pc_gemm_scratch_floats(j->rt, m, n, k);
+    if (rows > 0) {
+        const size_t t = pc_gemm_scratch_floats(j->rt, j->s->o, j->kdim, rows);
+        f = t > f ? t : f;
+    }
+    return pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_PACK, f);
 }
 
 /* The chunk's convolution output into out (rows x O): Winograd or the implicit-im2col GEMM */
 static int forward_chunk(conv_job *j, int thread, int n0, int count, int rows, float *out)
 {
     const pc_conv_shape *s = j->s;
+    if (j->small) {
+        float *scratch = pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_PACK,
+                                           pc_conv_small_scratch_floats(s));
+        if (!scratch)
+            return PC_ENOMEM;
+        pc_conv_small_forward(j->rt, s, j->w_packed, j->x, j->act == PC_ACT_RELU, n0, count, out,
+                              scratch);
+        return PC_OK;
+    }
     if (j->winograd) {
         float *scratch = pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_PACK,
                                            pc_winograd_scratch_floats(j->rt, s));
@@ -364,7 +403,7 @@ static int forward_chunk(conv_job *j, int thread, int n0, int count, int rows, f
         pc_winograd_forward(j->rt, s, j->w_packed, j->x, j->b, j->act, n0, count, out, scratch);
         return PC_OK;
     }
-    float *scratch = gemm_scratch(j, thread, rows, s->o, j->kdim);
+    float *scratch = gemm_scratch(j, thread, rows, s->o, j->kdim, 0);
     if (!scratch)
         return PC_ENOMEM;
     const im2col_view view = {.s = s, .x = j->x, .n0 = n0};
@@ -376,7 +415,7 @@ static int forward_chunk(conv_job *j, int thread, int n0, int count, int rows, f
         col = pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_GRAD, (size_t)rows * j->kdim);
         if (!col)
             return PC_ENOMEM;
-        im2col(s, j->x, n0, count, col);
+        im2col(pc_loop_isa(j->rt), s, j->x, n0, count, col);
     }
     const pc_gemm_args g = {
         .m = rows, .n = s->o, .k = j->kdim,
@@ -455,8 +494,16 @@ static int run_forward(conv_job *j)
         return PC_EINVAL;
     /* the direct kernel reads w as it is; the other two paths pack it once per call */
     j->direct = j->pool && pc_direct_conv_pool_applies(j->rt, j->s, j->pool, j->act);
-    j->winograd = !j->direct && pc_winograd_applies(j->rt, j->s);
-    if (j->winograd) {
+    j->small = !j->direct && !j->pool && pc_conv_small_applies(j->s);
+    j->winograd = !j->direct && !j->small && pc_winograd_applies(j->rt, j->s);
+    if (j->small) {
+        float *u = pc_shared_scratch(j->rt, PC_SHARED_SLOT_PACK_B,
+                                     pc_conv_small_kernel_floats(j->s));
+        if (!u)
+            return PC_ENOMEM;
+        pc_conv_small_pack(j->s, j->w, j->b, u);
+        j->w_packed = u;
+    } else if (j->winograd) {
         float *u = pc_shared_scratch(j->rt, PC_SHARED_SLOT_PACK_B,
                                      pc_winograd_kernel_floats(j->rt, j->s));
         if (!u)
@@ -520,24 +567,28 @@ int pc_conv2d_maxpool_forward(pc_runtime *rt, const pc_conv_shape *s, const pc_p
 
 /* ---- backward -------------------------------------------------------------------------------- */
 
-PC_MULTIVERSION
-static void relu_mask(const float *restrict dy, const float *restrict y, float *restrict g,
-                      size_t n)
+PC_SIMD_LOOP void relu_mask_body(const float *restrict dy, const float *restrict y,
+                                 float *restrict g, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         const float d = dy[i];        /* loaded unconditionally: a select, vectorised */
         g[i] = y[i] > 0.0f ? d : 0.0f;
     }
 }
+PC_SIMD_VARIANTS(relu_mask,
+                 (const float *restrict dy, const float *restrict y, float *restrict g, size_t n),
+                 (dy, y, g, n))
 
 /* db[o] += sum_r dy[r][o], rows in order */
-PC_MULTIVERSION
-static void column_sums(const float *restrict dy, int rows, int cols, float *restrict db)
+PC_SIMD_LOOP void column_sums_body(const float *restrict dy, int rows, int cols,
+                                   float *restrict db)
 {
     for (int r = 0; r < rows; r++)
         for (int o = 0; o < cols; o++)
             db[o] += dy[(size_t)r * cols + o];
 }
+PC_SIMD_VARIANTS(column_sums, (const float *restrict dy, int rows, int cols, float *restrict db),
+                 (dy, rows, cols, db))
 
 /* dy of a chunk, or relu's gradient dy * (y > 0) copied into the thread's scratch, or with a
  * fused pooling the chunk's dy rebuilt in scratch from the pooled gradient */
@@ -551,7 +602,7 @@ static const float *chunk_output_grad(conv_job *j, int thread, int n0, int count
     if (!g)
         return NULL;
     if (!j->pool) {
-        relu_mask(j->dy + n0 * img, j->y + n0 * img, g, n);
+        relu_mask(pc_loop_isa(j->rt), j->dy + n0 * img, j->y + n0 * img, g, n);
         return g;
     }
     const pc_pool_shape *p = j->pool;
@@ -564,14 +615,14 @@ static const float *chunk_output_grad(conv_job *j, int thread, int n0, int count
     return g;
 }
 
-PC_MULTIVERSION
-static int all_finite(const float *restrict v, size_t n)
+PC_SIMD_LOOP int all_finite_body(const float *restrict v, size_t n)
 {
     int ok = 1;
     for (size_t i = 0; i < n; i++)
         ok &= fabsf(v[i]) <= 3.40282347e38f;
     return ok;
 }
+PC_SIMD_VARIANTS_RET(int, all_finite, (const float *restrict v, size_t n), (v, n))
 
 /* The sparse weight gradient left out the terms col x 0; the GEMM's would be NaN where col is
  * inf or NaN: those sums (held transposed, dwt[c][q]) made NaN, as the GEMM leaves them. Only
@@ -610,6 +661,20 @@ static void backward_task(void *ctx, int lane, int thread)
             first = 0;
             continue;
         }
+        if (j->small) {            /* dw and db straight from x, dy and y */
+            const size_t oimg = (size_t)s->oh * s->ow * s->o;
+            float *ss = pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_PACK,
+                                          pc_conv_small_scratch_floats(s));
+            if (!ss) {
+                j->failed = 1;
+                return;
+            }
+            pc_conv_small_dw(j->rt, s, j->x, j->dy + n0 * oimg, j->y ? j->y + n0 * oimg : NULL,
+                             n0, count, first, dw, db, ss);
+            first = 0;
+            if (!j->dx)
+                continue;
+        }
         const float *dyc = chunk_output_grad(j, thread, n0, count, rows);
         /* dw needs col^T: for many taps, building col in scratch and packing its contiguous
          * columns beats gathering taps from x (measured); for a few, gathering wins */
@@ -618,12 +683,15 @@ static void backward_task(void *ctx, int lane, int thread)
         const float *col = !dyc ? NULL
                            : gather ? j->x : chunk_columns(j, thread, n0, count, rows);
         float *scratch = gemm_scratch(j, thread, rows > j->kdim ? rows : j->kdim,
-                                      s->o > j->kdim ? s->o : j->kdim, rows > s->o ? rows : s->o);
+                                      s->o > j->kdim ? s->o : j->kdim, rows > s->o ? rows : s->o,
+                                      j->dw_t ? rows : 0);
         if (!col || !scratch) {
             j->failed = 1;
             return;
         }
-        if (j->sparse_dw) {        /* the GEMM's k blocks, from dy's nonzeros */
+        if (j->small) {
+            /* dw and db done above */
+        } else if (j->sparse_dw) { /* the GEMM's k blocks, from dy's nonzeros */
             const int kc = pc_gemm_k_block(j->rt, rows);
             for (int p0 = 0; p0 < rows; p0 += kc)
                 if (pc_gemm_sparse_tn(j->rt, min_i(kc, rows - p0), s->o, j->kdim,
@@ -633,8 +701,17 @@ static void backward_task(void *ctx, int lane, int thread)
                     return;
                 }
             const size_t ximg = (size_t)s->h * s->w * s->c;
-            if (!all_finite(j->x + (size_t)n0 * ximg, (size_t)count * ximg))
+            if (!all_finite(pc_loop_isa(j->rt), j->x + (size_t)n0 * ximg, (size_t)count * ximg))
                 nan_where_gemm_would(j, col, dyc, rows, dw);
+        } else if (j->dw_t) {      /* [o][kdim] += dy^T col: A = dy by columns, B = col */
+            pc_gemm_args gw = {
+                .m = s->o, .n = j->kdim, .k = rows,
+                .a = dyc, .rsa = 1, .csa = s->o,
+                .b = col, .rsb = j->kdim, .csb = 1,
+                .c = dw, .ldc = j->kdim,
+                .accumulate = !first, .bias = NULL, .act = PC_ACT_LINEAR,
+            };
+            pc_gemm_serial_fit(j->rt, &gw, scratch);
         } else {
             pc_gemm_args gw = {
                 .m = j->kdim, .n = s->o, .k = rows,
@@ -646,10 +723,22 @@ static void backward_task(void *ctx, int lane, int thread)
             };
             pc_gemm_serial(j->rt, &gw, scratch);
         }
+        if (!j->small)
+            column_sums(pc_loop_isa(j->rt), dyc, rows, s->o, db);
         first = 0;
-        column_sums(dyc, rows, s->o, db);
         if (!j->dx)
             continue;
+        if (j->dual) {             /* dx = dy (*) flip(W), image by image: no dcol, no col2im */
+            float *ws = pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_PACK,
+                                          pc_winograd_scratch_floats(j->rt, &j->sd));
+            if (!ws) {
+                j->failed = 1;
+                return;
+            }
+            pc_winograd_forward(j->rt, &j->sd, j->w_packed, dyc, NULL, PC_ACT_LINEAR, 0, count,
+                                j->dx + (size_t)n0 * s->h * s->w * s->c, ws);
+            continue;
+        }
         float *dcol = pointwise ? j->dx + (size_t)n0 * s->h * s->w * s->c
                                 : pc_thread_scratch(j->rt, thread, PC_THREAD_SLOT_WORK,
                                                     (size_t)rows * j->kdim);
@@ -677,7 +766,7 @@ static void backward_task(void *ctx, int lane, int thread)
             pc_gemm_serial(j->rt, &gx, scratch);
         }
         if (!pointwise)
-            col2im(s, dcol, n0, count, j->dx);
+            col2im(pc_loop_isa(j->rt), s, dcol, n0, count, j->dx);
     }
 }
 
@@ -700,7 +789,7 @@ static void reduce_task(void *ctx, int task, int thread)
     const int used = min_i(LANES, j->nchunks);
     for (size_t e = lo; e < hi; e++) {
         /* dw[q][c] is partial[c][q] when the lanes summed it transposed */
-        const size_t at = j->sparse_dw && e < wsize
+        const size_t at = (j->sparse_dw || j->dw_t) && e < wsize
                               ? (e % (size_t)j->s->o) * (size_t)j->kdim + e / (size_t)j->s->o : e;
         float acc = j->partial[at];
         for (int l = 1; l < used; l++)
@@ -710,6 +799,70 @@ static void reduce_task(void *ctx, int task, int thread)
         else if (r->db)
             r->db[e - wsize] = acc;
     }
+}
+
+/* The input gradient of a stride-1 convolution is itself a stride-1 convolution: of dy (C_in =
+ * O) with the kernel flipped in both spatial axes and its channel axes exchanged,
+ *     dx[n][h][w][c] = sum_{kh,kw,o} dy[n][h + pt - kh][w + pl - kw][o] w[kh][kw][c][o]
+ *                    = sum_{kh',kw',o} dy[n][h - pt' + kh'][w - pl' + kw'][o] wd[kh'][kw'][o][c]
+ * with kh' = KH-1-kh, pt' = KH-1-pt (likewise for w) and wd the flipped kernel; the cells
+ * outside dy are zeros, as the padding's. Returns 0 when the convolution is not of that kind. */
+static int dual_shape(const pc_conv_shape *s, pc_conv_shape *sd)
+{
+    /* a dy of a few cells (3x3 under the lecture's third layer) is all border tiles, with
+     * the 2 cells of padding of a 'valid' layer's dual: measured 2x slower than the GEMM */
+    /* Only for 'same' padding (the dual's padding the same): a 'valid' layer's dual reads 2
+     * cells of padding around dy, and the lecture's valid conv+pool layers keep their sparse
+     * dx products (fused and unfused, the shapes decide, so both take the same path). */
+    if (s->sh != 1 || s->sw != 1 || 2 * s->pt != s->kh - 1 || 2 * s->pl != s->kw - 1 ||
+        is_pointwise(s) || s->oh < DUAL_MIN_SIDE || s->ow < DUAL_MIN_SIDE)
+        return 0;
+    *sd = (pc_conv_shape){.n = s->n, .h = s->oh, .w = s->ow, .c = s->o,
+                          .kh = s->kh, .kw = s->kw, .o = s->c, .oh = s->h, .ow = s->w,
+                          .sh = 1, .sw = 1, .pt = s->kh - 1 - s->pt, .pl = s->kw - 1 - s->pl};
+    return 1;
+}
+
+/* wd[kh'][kw'][o][c] = w[KH-1-kh'][KW-1-kw'][c][o], Winograd-transformed into w_packed */
+static int pack_dual_kernel(conv_job *j)
+{
+    const pc_conv_shape *s = j->s;
+    const int C = s->c, O = s->o, taps = s->kh * s->kw;
+    float *wd = pc_shared_scratch(j->rt, PC_SHARED_SLOT_TRANSPOSED, (size_t)taps * C * O);
+    float *u = wd ? pc_shared_scratch(j->rt, PC_SHARED_SLOT_PACK_B,
+                                      pc_winograd_kernel_floats(j->rt, &j->sd)) : NULL;
+    if (!u)
+        return PC_ENOMEM;
+    for (int t = 0; t < taps; t++) {
+        const float *src = j->w + (size_t)(taps - 1 - t) * C * O;
+        float *dst = wd + (size_t)t * O * C;
+        for (int c = 0; c < C; c++)
+            for (int o = 0; o < O; o++)
+                dst[(size_t)o * C + c] = src[(size_t)c * O + o];
+    }
+    pc_winograd_pack_kernel(j->rt, &j->sd, wd, u);
+    j->w_packed = u;
+    return PC_OK;
+}
+
+static double tile_use(int m, int mr)
+{
+    return (double)m / ((m + mr - 1) / mr * mr);
+}
+
+/* Whether dw = col^T dy (kdim x O, tiles of mr x nr) wastes clearly more of its tiles than
+ * dw^T = dy^T col (O x kdim, with the tile height that fits O: pc_gemm_fit_mr): O = 16 fills
+ * half of a 32-column tile, O = 50 64 % of two; as rows, 16 = 2 x 8 and 50 = 5 x 10. Only for
+ * the column-buffer path (taps gathered from x serve the few-taps layers). */
+static int dw_transposed(const conv_job *j)
+{
+    const pc_ukernel *uk = &j->rt->ukernel;
+    const int o = j->s->o, k = j->kdim;
+    if (k <= GATHER_TAPS || is_pointwise(j->s))
+        return 0;
+    const double plain = tile_use(k, uk->mr) * tile_use(o, uk->nr);
+    const double trans = tile_use(o, pc_gemm_fit_mr(j->rt, o)) * tile_use(k, uk->nr);
+    return trans > 1.1 * plain;
 }
 
 static int run_backward(conv_job *j, float *dw, float *db)
@@ -726,10 +879,20 @@ static int run_backward(conv_job *j, float *dw, float *db)
      * finite get the GEMM's NaN where it would have made them (nan_where_gemm_would). */
     const int sparse = j->pool && !j->direct && pc_gemm_has_sparse(j->rt, j->s->o);
     j->sparse_dw = sparse && j->kdim > GATHER_TAPS && !is_pointwise(j->s);
+    /* dw by conv_small.c sums in another order than the GEMM (and than the fused conv+pool's
+     * backward, which must match the unfused pair bit for bit): off until it sums the GEMM's
+     * k blocks */
+    j->small = 0;
+    j->dw_t = !j->direct && !j->sparse_dw && !j->small && dw_transposed(j);
     j->partial = pc_shared_scratch(j->rt, PC_SHARED_SLOT_PARTIAL, (size_t)LANES * total);
     if (!j->partial)
         return PC_ENOMEM;
-    if (sparse && j->dx && all_finite(j->w, (size_t)j->kdim * j->s->o)) {
+    /* dx by the dual convolution with or without a fused pooling (a fused layer's gradients
+     * equal the unfused pair's bit for bit) */
+    j->dual = j->dx && !j->direct && dual_shape(j->s, &j->sd) &&
+              pc_winograd_applies(j->rt, &j->sd);
+    if (sparse && j->dx && !j->dual &&
+        all_finite(pc_loop_isa(j->rt), j->w, (size_t)j->kdim * j->s->o)) {
         const int o = j->s->o;
         j->w_ld = (j->kdim + 15) / 16 * 16;
         float *wr = pc_shared_scratch(j->rt, PC_SHARED_SLOT_TRANSPOSED, (size_t)o * j->w_ld);
@@ -740,8 +903,12 @@ static int run_backward(conv_job *j, float *dw, float *db)
                 wr[(size_t)c * j->w_ld + q] = j->w[(size_t)q * o + c];
         j->w_rows = wr;
     }
-    if (j->dx && !j->w_rows && pack_kernel(j, 1))
+    if (j->dual) {
+        if (pack_dual_kernel(j))
+            return PC_ENOMEM;
+    } else if (j->dx && !j->w_rows && pack_kernel(j, 1)) {
         return PC_ENOMEM;
+    }
     pc_parallel(j->rt, min_i(LANES, j->nchunks), backward_task, j);
     if (j->failed)
         return PC_ENOMEM;

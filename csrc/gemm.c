@@ -179,7 +179,7 @@ static int direct_a(const pc_ukernel *uk, const pc_gemm_args *g)
  * b_in_place (direct_b) B's rows where they are (bp unused). */
 static void macro_kernel(const pc_ukernel *uk, const pc_gemm_args *g, int ic, int mb, int jc,
                          int nb, int p0, int kb, float *ap, const float *bp, int accumulate,
-                         int last, int a_mode, int b_in_place)
+                         int last, int a_mode, int b_in_place, float *b_tail)
 {
     const pc_ukernel_strided_fn fn_in_place = a_mode == A_ROWS ? uk->fn_rows : uk->fn_cols;
     const ptrdiff_t lda = a_mode == A_ROWS ? g->rsa : g->csa;
@@ -193,6 +193,12 @@ static void macro_kernel(const pc_ukernel *uk, const pc_gemm_args *g, int ic, in
         const int ne = min_i(nr, nb - jr);
         const float *bs = b_in_place ? g->b + (ptrdiff_t)p0 * g->rsb + jc + jr
                                      : bp + (ptrdiff_t)jr * kb;
+        ptrdiff_t ldb_s = ldb;
+        if (b_in_place && ne < nr) {   /* B's short last sliver (b_tail): packed */
+            pack_b(g, p0, kb, jc + jr, ne, nr, b_tail);
+            bs = b_tail;
+            ldb_s = nr;
+        }
         for (int ir = 0; ir < mb; ir += mr) {
             const int me = min_i(mr, mb - ir);
             const int in_place = a_mode != A_PACKED && me == mr;
@@ -209,9 +215,9 @@ static void macro_kernel(const pc_ukernel *uk, const pc_gemm_args *g, int ic, in
                 for (int i = 0; i < me; i++)
                     pc_copy_floats(tile + i * nr, c + (ptrdiff_t)i * g->ldc, (size_t)ne);
             if (in_place)
-                fn_in_place(kb, as, lda, bs, ldb, out, ldo, accumulate, bias, relu);
+                fn_in_place(kb, as, lda, bs, ldb_s, out, ldo, accumulate, bias, relu);
             else if (b_in_place)       /* a packed panel is A by columns with stride mr */
-                uk->fn_cols(kb, as, mr, bs, ldb, out, ldo, accumulate, bias, relu);
+                uk->fn_cols(kb, as, mr, bs, ldb_s, out, ldo, accumulate, bias, relu);
             else
                 uk->fn(kb, as, bs, out, ldo, accumulate, bias, relu);
             if (out == c)
@@ -257,12 +263,46 @@ static int gemm_k_zero(const pc_gemm_args *g)
     return PC_OK;
 }
 
+/* The ISA's kernel with shorter tiles number i (i = 0, 1, ...), or NULL */
+static const pc_ukernel *short_tiles(const pc_runtime *rt, int i)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (rt->ukernel.isa == PC_ISA_AVX512)
+        return pc_ukernel_avx512_short(i);
+#endif
+    (void)rt;
+    (void)i;
+    return NULL;
+}
+
 size_t pc_gemm_scratch_floats(const pc_runtime *rt, int m, int n, int k)
 {
     const pc_ukernel *uk = &rt->ukernel;
     const int kc = k_block(uk, k > 0 ? k : 1);
-    const int mc = min_i(uk->mc, round_up(m > 0 ? m : 1, uk->mr));
+    int mc = min_i(uk->mc, round_up(m > 0 ? m : 1, uk->mr));
+    for (int i = 0; short_tiles(rt, i); i++) {     /* enough for pc_gemm_serial_fit's too */
+        const pc_ukernel *v = short_tiles(rt, i);
+        const int mv = min_i(v->mc, round_up(m > 0 ? m : 1, v->mr));
+        mc = mv > mc ? mv : mc;
+    }
     return (size_t)kc * (size_t)round_up(n > 0 ? n : 1, uk->nr) + (size_t)kc * (size_t)mc;
+}
+
+/* the kernel whose tiles leave the fewest empty rows in m (the ISA's own on a tie) */
+static const pc_ukernel *fit_kernel(const pc_runtime *rt, int m)
+{
+    const pc_ukernel *best = &rt->ukernel;
+    for (int i = 0; short_tiles(rt, i); i++) {
+        const pc_ukernel *v = short_tiles(rt, i);
+        if (round_up(m, v->mr) - m < round_up(m, best->mr) - m)
+            best = v;
+    }
+    return best;
+}
+
+int pc_gemm_fit_mr(const pc_runtime *rt, int m)
+{
+    return fit_kernel(rt, m > 0 ? m : 1)->mr;
 }
 
 int pc_gemm_k_block(const pc_runtime *rt, int k)
@@ -318,9 +358,21 @@ int pc_gemm_has_sparse(const pc_runtime *rt, int k)
            k <= PC_SPARSE_MAX_K;
 }
 
+static void gemm_serial(const pc_ukernel *uk, const pc_gemm_args *g, float *scratch);
+
 void pc_gemm_serial(const pc_runtime *rt, const pc_gemm_args *g, float *scratch)
 {
-    const pc_ukernel *uk = &rt->ukernel;
+    gemm_serial(&rt->ukernel, g, scratch);
+}
+
+void pc_gemm_serial_fit(const pc_runtime *rt, const pc_gemm_args *g, float *scratch)
+{
+    /* the packed B of a caller (b_packed) is laid out for the ISA's kernel: same nr and kc */
+    gemm_serial(fit_kernel(rt, g->m > 0 ? g->m : 1), g, scratch);
+}
+
+static void gemm_serial(const pc_ukernel *uk, const pc_gemm_args *g, float *scratch)
+{
     if (g->m <= 0 || g->n <= 0)
         return;
     if (g->k <= 0) {
@@ -331,7 +383,11 @@ void pc_gemm_serial(const pc_runtime *rt, const pc_gemm_args *g, float *scratch)
     const int mc = min_i(uk->mc, round_up(g->m, uk->mr));
     float *bp = scratch;
     float *ap = scratch + (ptrdiff_t)kc * round_up(g->n, uk->nr);
-    const int b_in_place = direct_b(uk, g);   /* a conv's dy chunk for its weight gradient */
+    /* B's rows read in place: a conv's dy chunk for its weight gradient, or its column buffer
+     * for the transposed one, whose short last sliver is packed into bp (b_tail) */
+    const int b_tail = !direct_b(uk, g) && uk->fn_cols && !g->b_packed && g->csb == 1 &&
+                       g->n > uk->nr;
+    const int b_in_place = direct_b(uk, g) || b_tail;
     const int a_mode = direct_a(uk, g);
     for (int pc = 0; pc < g->k; pc += kc) {
         const int kb = min_i(kc, g->k - pc);
@@ -347,7 +403,7 @@ void pc_gemm_serial(const pc_runtime *rt, const pc_gemm_args *g, float *scratch)
             if (a_mode == A_PACKED)
                 pack_a_any(g, ic, mb, pc, kb, uk->mr, ap);
             macro_kernel(uk, g, ic, mb, 0, g->n, pc, kb, ap, bs, accumulate, last, a_mode,
-                         b_in_place);
+                         b_in_place, b_tail ? bp : NULL);
         }
     }
 }
@@ -398,7 +454,7 @@ static void compute_task(void *ctx, int task, int thread)
         pack_a_any(j->g, ic, mb, j->pc, j->kb, uk->mr, ap);
     const float *bs = j->b_in_place ? NULL : j->bp + (ptrdiff_t)j0 * j->kb;
     macro_kernel(uk, j->g, ic, mb, j0, nb, j->pc, j->kb, ap, bs, j->accumulate, j->last, a_mode,
-                 j->b_in_place);
+                 j->b_in_place, NULL);
 }
 
 /* ---- the column-split driver, for short A (M within one mc block, as in dense layers) ------
@@ -443,7 +499,7 @@ static void cols_task(void *ctx, int task, int thread)
             if (a_mode == A_PACKED)
                 pack_a_any(g, ic, mb, pc, kb, uk->mr, ap);
             macro_kernel(uk, g, ic, mb, j0, nb, pc, kb, ap, bp, accumulate, last, a_mode,
-                         b_in_place);
+                         b_in_place, NULL);
         }
     }
 }

@@ -43,6 +43,7 @@ SP_INLINE unsigned sp_nonzero_bits(const float *p, int count)
                                    _CMP_NEQ_UQ);
 }
 
+#define SP_SHORT_TILES SP_SHORT_TILE(8) SP_SHORT_TILE(10)
 #include "ukernel_body.inc"
 
 /* 16 rows of 16 floats transposed in registers (four rounds of 16 shuffles): on return r[j]
@@ -269,4 +270,20 @@ const pc_ukernel pc_ukernel_avx512 = {
     .sparse_rows = sparse_rows_avx512, .sparse_tn = sparse_tn_avx512,
     .fn_rows = ukernel_rows_avx512,
     .fn_cols = ukernel_cols_avx512};
+
+/* the same kernel with 8- and 10-row tiles (pc_gemm_serial_fit): no narrow or sparse products */
+static const pc_ukernel short_tiles[] = {
+    {.isa = PC_ISA_AVX512, .name = "avx512", .mr = 8, .nr = NR, .kc = 256, .mc = 144,
+     .fn = ukernel_m8_avx512, .fn_rows = ukernel_rows_m8_avx512,
+     .fn_cols = ukernel_cols_m8_avx512},
+    {.isa = PC_ISA_AVX512, .name = "avx512", .mr = 10, .nr = NR, .kc = 256, .mc = 140,
+     .fn = ukernel_m10_avx512, .fn_rows = ukernel_rows_m10_avx512,
+     .fn_cols = ukernel_cols_m10_avx512},
+};
+
+const pc_ukernel *pc_ukernel_avx512_short(int i)
+{
+    return i >= 0 && i < (int)(sizeof short_tiles / sizeof short_tiles[0]) ? &short_tiles[i]
+                                                                          : NULL;
+}
 #endif

@@ -11,6 +11,7 @@
 #ifndef PYCNN_GEMM_KERNELS_H
 #define PYCNN_GEMM_KERNELS_H
 
+#include "pycnn.h"
 #include "runtime.h"
 
 /* The micro-kernel table entry for an ISA, or NULL when this build has no kernel for it. */
@@ -20,6 +21,17 @@ extern const pc_ukernel pc_ukernel_generic;
 #if defined(__x86_64__) || defined(__i386__)
 extern const pc_ukernel pc_ukernel_avx2;
 extern const pc_ukernel pc_ukernel_avx512;
+/* The AVX-512 kernel with shorter tiles (8 and 10 rows), i = 0, 1, ...; NULL past the last. */
+const pc_ukernel *pc_ukernel_avx512_short(int i);
 #endif
+
+/* pc_gemm_serial with the tile height among the ISA's kernels (gemm_kernel_avx512.c's shorter
+ * tiles) that wastes least of C's m rows: for m = 50 ten-row tiles rather than 12-row ones
+ * whose last holds 2 rows. Scratch: pc_gemm_scratch_floats(), which covers every tile height.
+ * Each element's sum is taken in the same order whatever the tile: results do not depend on
+ * the choice beyond it being a function of the shapes and the ISA. */
+void pc_gemm_serial_fit(const pc_runtime *rt, const pc_gemm_args *g, float *scratch);
+/* The tile height pc_gemm_serial_fit uses for m rows. */
+int pc_gemm_fit_mr(const pc_runtime *rt, int m);
 
 #endif
