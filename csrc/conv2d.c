@@ -494,7 +494,9 @@ static int run_forward(conv_job *j)
         return PC_EINVAL;
     /* the direct kernel reads w as it is; the other two paths pack it once per call */
     j->direct = j->pool && pc_direct_conv_pool_applies(j->rt, j->s, j->pool, j->act);
-    j->small = !j->direct && !j->pool && pc_conv_small_applies(j->s);
+    /* few taps: with relu only, whose +0 for every sum <= 0 matches the GEMM's bits (a linear
+     * sum of -0 products keeps the sign its path gives it: the GEMM's, as the fused pair's) */
+    j->small = !j->direct && !j->pool && j->act == PC_ACT_RELU && pc_conv_small_applies(j->s);
     j->winograd = !j->direct && !j->small && pc_winograd_applies(j->rt, j->s);
     if (j->small) {
         float *u = pc_shared_scratch(j->rt, PC_SHARED_SLOT_PACK_B,

@@ -37,8 +37,8 @@ static int k_block(const pc_ukernel *uk, int k)
 }
 
 /* A[i0:i0+mb, p0:p0+kb] -> slivers of mr rows: dst[s][p][i] */
-PC_MULTIVERSION
-static void pack_a(const pc_gemm_args *g, int i0, int mb, int p0, int kb, int mr, float *dst)
+PC_SIMD_LOOP void pack_a_body(const pc_gemm_args *g, int i0, int mb, int p0, int kb, int mr,
+                              float *dst)
 {
     for (int is = 0; is < mb; is += mr) {
         const int me = min_i(mr, mb - is);
@@ -69,18 +69,22 @@ static void pack_a(const pc_gemm_args *g, int i0, int mb, int p0, int kb, int mr
     }
 }
 
-static inline void pack_a_any(const pc_gemm_args *g, int i0, int mb, int p0, int kb, int mr,
-                              float *dst)
+PC_SIMD_VARIANTS(pack_a, (const pc_gemm_args *g, int i0, int mb, int p0, int kb, int mr,
+                          float *dst),
+                 (g, i0, mb, p0, kb, mr, dst))
+
+static inline void pack_a_any(pc_isa isa, const pc_gemm_args *g, int i0, int mb, int p0, int kb,
+                              int mr, float *dst)
 {
     if (g->pack_a)
         g->pack_a(g->pack_ctx, i0, mb, p0, kb, mr, dst);
     else
-        pack_a(g, i0, mb, p0, kb, mr, dst);
+        pack_a(isa, g, i0, mb, p0, kb, mr, dst);
 }
 
 /* B[p0:p0+kb, j0:j0+nb] -> slivers of nr columns: dst[s][p][j] */
-PC_MULTIVERSION
-static void pack_b(const pc_gemm_args *g, int p0, int kb, int j0, int nb, int nr, float *dst)
+PC_SIMD_LOOP void pack_b_body(const pc_gemm_args *g, int p0, int kb, int j0, int nb, int nr,
+                              float *dst)
 {
     for (int js = 0; js < nb; js += nr) {
         const int ne = min_i(nr, nb - js);
@@ -120,6 +124,10 @@ static void pack_b(const pc_gemm_args *g, int p0, int kb, int j0, int nb, int nr
         dst += (ptrdiff_t)kb * nr;
     }
 }
+
+PC_SIMD_VARIANTS(pack_b, (const pc_gemm_args *g, int p0, int kb, int j0, int nb, int nr,
+                          float *dst),
+                 (g, p0, kb, j0, nb, nr, dst))
 
 static inline const float *bias_at(const pc_gemm_args *g, int j)
 {
@@ -188,14 +196,14 @@ static void macro_kernel(const pc_ukernel *uk, const pc_gemm_args *g, int ic, in
     float tile[16 * 64] __attribute__((aligned(64)));   /* mr * nr <= 1024 for every kernel */
     const int short_panel = mb / mr * mr;
     if (a_mode != A_PACKED && short_panel < mb)
-        pack_a(g, ic + short_panel, mb - short_panel, p0, kb, mr, ap);
+        pack_a(uk->isa, g, ic + short_panel, mb - short_panel, p0, kb, mr, ap);
     for (int jr = 0; jr < nb; jr += nr) {
         const int ne = min_i(nr, nb - jr);
         const float *bs = b_in_place ? g->b + (ptrdiff_t)p0 * g->rsb + jc + jr
                                      : bp + (ptrdiff_t)jr * kb;
         ptrdiff_t ldb_s = ldb;
         if (b_in_place && ne < nr) {   /* B's short last sliver (b_tail): packed */
-            pack_b(g, p0, kb, jc + jr, ne, nr, b_tail);
+            pack_b(uk->isa, g, p0, kb, jc + jr, ne, nr, b_tail);
             bs = b_tail;
             ldb_s = nr;
         }
@@ -324,7 +332,8 @@ void pc_gemm_pack_b(const pc_runtime *rt, const pc_gemm_args *g, float *dst)
     const int kc = k_block(uk, g->k);
     const ptrdiff_t npad = round_up(g->n, uk->nr);
     for (int pc = 0; pc < g->k; pc += kc)
-        pack_b(g, pc, min_i(kc, g->k - pc), 0, g->n, uk->nr, dst + (ptrdiff_t)pc * npad);
+        pack_b(uk->isa, g, pc, min_i(kc, g->k - pc), 0, g->n, uk->nr,
+               dst + (ptrdiff_t)pc * npad);
 }
 
 int pc_gemm_sparse_a(const pc_runtime *rt, const pc_gemm_args *g)
@@ -397,11 +406,11 @@ static void gemm_serial(const pc_ukernel *uk, const pc_gemm_args *g, float *scra
                           : g->b_packed ? g->b_packed + (ptrdiff_t)pc * round_up(g->n, uk->nr)
                           : bp;
         if (!b_in_place && !g->b_packed)
-            pack_b(g, pc, kb, 0, g->n, uk->nr, bp);
+            pack_b(uk->isa, g, pc, kb, 0, g->n, uk->nr, bp);
         for (int ic = 0; ic < g->m; ic += mc) {
             const int mb = min_i(mc, g->m - ic);
             if (a_mode == A_PACKED)
-                pack_a_any(g, ic, mb, pc, kb, uk->mr, ap);
+                pack_a_any(uk->isa, g, ic, mb, pc, kb, uk->mr, ap);
             macro_kernel(uk, g, ic, mb, 0, g->n, pc, kb, ap, bs, accumulate, last, a_mode,
                          b_in_place, b_tail ? bp : NULL);
         }
@@ -430,7 +439,8 @@ static void pack_b_task(void *ctx, int task, int thread)
     const int j0 = task * j->slivers_per_pack * nr;
     const int nb = min_i(j->slivers_per_pack * nr, j->g->n - j0);
     if (nb > 0)
-        pack_b(j->g, j->pc, j->kb, j0, nb, nr, j->bp + (ptrdiff_t)j0 * j->kb);
+        pack_b(j->rt->ukernel.isa, j->g, j->pc, j->kb, j0, nb, nr,
+               j->bp + (ptrdiff_t)j0 * j->kb);
 }
 
 static void compute_task(void *ctx, int task, int thread)
@@ -451,7 +461,7 @@ static void compute_task(void *ctx, int task, int thread)
     }
     const int a_mode = direct_a(uk, j->g);
     if (a_mode == A_PACKED)
-        pack_a_any(j->g, ic, mb, j->pc, j->kb, uk->mr, ap);
+        pack_a_any(uk->isa, j->g, ic, mb, j->pc, j->kb, uk->mr, ap);
     const float *bs = j->b_in_place ? NULL : j->bp + (ptrdiff_t)j0 * j->kb;
     macro_kernel(uk, j->g, ic, mb, j0, nb, j->pc, j->kb, ap, bs, j->accumulate, j->last, a_mode,
                  j->b_in_place, NULL);
@@ -493,11 +503,11 @@ static void cols_task(void *ctx, int task, int thread)
         const int accumulate = pc > 0 || g->accumulate;
         const int last = pc + kb >= g->k;
         if (!b_in_place)
-            pack_b(g, pc, kb, j0, nb, uk->nr, bp);
+            pack_b(uk->isa, g, pc, kb, j0, nb, uk->nr, bp);
         for (int ic = 0; ic < g->m; ic += j->mc) {
             const int mb = min_i(j->mc, g->m - ic);
             if (a_mode == A_PACKED)
-                pack_a_any(g, ic, mb, pc, kb, uk->mr, ap);
+                pack_a_any(uk->isa, g, ic, mb, pc, kb, uk->mr, ap);
             macro_kernel(uk, g, ic, mb, j0, nb, pc, kb, ap, bp, accumulate, last, a_mode,
                          b_in_place, NULL);
         }

@@ -60,12 +60,10 @@ enum {
  * ISO C contracts no a*b+c into an FMA and reassociates no sum, so every variant computes the
  * same float operations in the same order: the paths differ in speed, never in results.
  * Elsewhere (other CPUs and compilers, or -DPYCNN_NO_CLONES) there is one portable build.
- *
- * PC_MULTIVERSION (GCC's target_clones: the loader picks the variant, whatever the runtime's
- * choice) remains for loops outside these families (convolution, Winograd, GEMM packing). */
+ * Every vectorised loop outside the GEMM micro-kernels (which the runtime picks by the same ISA)
+ * is written this way, so PYCNN_ISA=generic runs the portable path of every kernel on any host. */
 #define PC_UNPAREN(...) __VA_ARGS__
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(PYCNN_NO_CLONES)
-#define PC_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #define PC_SIMD_LOOP static inline __attribute__((always_inline))
 #define PC_SIMD_VARIANTS_(ret, name, params, args, RETURN)                                        \
     __attribute__((target("arch=x86-64-v4"), noinline)) static ret name##_v4 params              \
@@ -80,7 +78,6 @@ enum {
         else { RETURN name##_v1 args; }                                                           \
     }
 #else
-#define PC_MULTIVERSION
 #define PC_SIMD_LOOP static inline
 #define PC_SIMD_VARIANTS_(ret, name, params, args, RETURN)                                        \
     static inline ret name(pc_isa isa, PC_UNPAREN params)                                         \
