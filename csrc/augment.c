@@ -104,6 +104,24 @@ static inline float clamp_coord(float f)
     return f;
 }
 
+/* The top-left corner (x0, y0) = floor of the source point (cx, cy) and the four bilinear
+ * weights of its corners (inlined into the vectorised row loops). */
+static inline __attribute__((always_inline)) void bilinear_corner(
+    float cx, float cy, int *x0, int *y0, float *w00, float *w01, float *w10, float *w11)
+{
+    int xi = (int)cx, yi = (int)cy;
+    xi -= (float)xi > cx;
+    yi -= (float)yi > cy;
+    const float wx1 = cx - (float)xi, wy1 = cy - (float)yi;
+    const float wx0 = 1.0f - wx1, wy0 = 1.0f - wy1;
+    *w00 = wy0 * wx0;
+    *w01 = wy0 * wx1;
+    *w10 = wy1 * wx0;
+    *w11 = wy1 * wx1;
+    *x0 = xi;
+    *y0 = yi;
+}
+
 PC_SIMD_LOOP void row_bilinear_body(const warp_geom *g, float fr, int q0, int nq,
                                     int *restrict off, int *restrict ok, int *restrict xs,
                                     int *restrict ys, float *restrict w00, float *restrict w01,
@@ -115,15 +133,8 @@ PC_SIMD_LOOP void row_bilinear_body(const warp_geom *g, float fr, int q0, int nq
         const float fq = (float)(q0 + k);
         const float cx = clamp_coord((fr * a1 + fq * a0) + a2);
         const float cy = clamp_coord((fr * b1 + fq * b0) + b2);
-        int x0 = (int)cx, y0 = (int)cy;
-        x0 -= (float)x0 > cx;
-        y0 -= (float)y0 > cy;
-        const float wx1 = cx - (float)x0, wy1 = cy - (float)y0;
-        const float wx0 = 1.0f - wx1, wy0 = 1.0f - wy1;
-        w00[k] = wy0 * wx0;
-        w01[k] = wy0 * wx1;
-        w10[k] = wy1 * wx0;
-        w11[k] = wy1 * wx1;
+        int x0, y0;
+        bilinear_corner(cx, cy, &x0, &y0, w00 + k, w01 + k, w10 + k, w11 + k);
         const int in = ((unsigned)x0 < (unsigned)(w - 1)) & ((unsigned)y0 < (unsigned)(h - 1));
         xs[k] = x0;
         ys[k] = y0;
@@ -399,15 +410,8 @@ PC_SIMD_LOOP int pad_coords_body(int nearest, int pnx, int pny, int xlo, int ylo
     for (int k = 0; k < n; k++) {
         const float cx = (fr[k] * a1 + fq[k] * a0) + a2;
         const float cy = (fr[k] * b1 + fq[k] * b0) + b2;
-        int x0 = (int)cx, y0 = (int)cy;
-        x0 -= (float)x0 > cx;
-        y0 -= (float)y0 > cy;
-        const float wx1 = cx - (float)x0, wy1 = cy - (float)y0;
-        const float wx0 = 1.0f - wx1, wy0 = 1.0f - wy1;
-        w00[k] = wy0 * wx0;
-        w01[k] = wy0 * wx1;
-        w10[k] = wy1 * wx0;
-        w11[k] = wy1 * wx1;
+        int x0, y0;
+        bilinear_corner(cx, cy, &x0, &y0, w00 + k, w01 + k, w10 + k, w11 + k);
         const int i = x0 - xlo, j = y0 - ylo;
         const int in = ((unsigned)i < (unsigned)(pnx - 1)) & ((unsigned)j < (unsigned)(pny - 1));
         off[k] = (j * pnx + i) & -in;
