@@ -19,7 +19,7 @@ import numpy as np
 from .. import _C
 from . import conv_utils
 from .base import InputSpec, int_pair, padding_arg, positive_int
-from .core import _Activated
+from .core import _Activated, init_kernel_options
 
 
 def _int_tuple1(value: Any, arg: str) -> int:
@@ -49,20 +49,6 @@ def _channels(layer, input_shape) -> int:
 def _ser(obj):
     from .. import serialization
     return serialization.serialize(obj)
-
-
-def init_kernel_options(layer, activation, use_bias: bool, kernel_initializer,
-                        bias_initializer, kernel_regularizer, bias_regularizer,
-                        activity_regularizer, kernel_constraint, bias_constraint) -> None:
-    """Stores what Conv1D, Conv2D and Conv2DTranspose take alike besides their geometry: the
-    activation, ``use_bias``, and the kernel's and bias' initializers, regularizers and
-    constraints (``activity_regularizer`` too)."""
-    layer._init_activation(activation)
-    layer.use_bias = bool(use_bias)
-    layer.kernel_initializer, layer.bias_initializer = kernel_initializer, bias_initializer
-    layer.kernel_regularizer, layer.bias_regularizer = kernel_regularizer, bias_regularizer
-    layer.kernel_constraint, layer.bias_constraint = kernel_constraint, bias_constraint
-    layer.activity_regularizer = activity_regularizer
 
 
 class _Conv(_Activated):

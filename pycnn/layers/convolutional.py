@@ -9,8 +9,7 @@ import numpy as np
 from .. import _C
 from . import conv_utils
 from .base import InputSpec, int_pair, padding_arg, positive_int
-from .conv_variants import init_kernel_options
-from .core import _Activated
+from .core import _Activated, init_kernel_options
 
 
 class Conv2D(_Activated):

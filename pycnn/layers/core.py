@@ -48,6 +48,20 @@ class _Activated(Layer):
         return dz
 
 
+def init_kernel_options(layer, activation, use_bias: bool, kernel_initializer,
+                        bias_initializer, kernel_regularizer, bias_regularizer,
+                        activity_regularizer, kernel_constraint, bias_constraint) -> None:
+    """Stores what Dense, Conv1D, Conv2D and Conv2DTranspose take alike besides their shapes:
+    the activation, ``use_bias``, and the kernel's and bias' initializers, regularizers and
+    constraints (``activity_regularizer`` too)."""
+    layer._init_activation(activation)
+    layer.use_bias = bool(use_bias)
+    layer.kernel_initializer, layer.bias_initializer = kernel_initializer, bias_initializer
+    layer.kernel_regularizer, layer.bias_regularizer = kernel_regularizer, bias_regularizer
+    layer.kernel_constraint, layer.bias_constraint = kernel_constraint, bias_constraint
+    layer.activity_regularizer = activity_regularizer
+
+
 class Dense(_Activated):
     """Densely connected layer: ``output = activation(dot(input, kernel) + bias)``, kernel of
     shape ``(input_dim, units)``. On inputs of rank > 2 it acts on the last axis."""
@@ -58,12 +72,9 @@ class Dense(_Activated):
                  kernel_constraint=None, bias_constraint=None, lora_rank=None, **kwargs):
         super().__init__(**kwargs)
         self.units = positive_int(units, "units")
-        self._init_activation(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
-        self.kernel_regularizer, self.bias_regularizer = kernel_regularizer, bias_regularizer
-        self.kernel_constraint, self.bias_constraint = kernel_constraint, bias_constraint
-        self.activity_regularizer = activity_regularizer
+        init_kernel_options(self, activation, use_bias, kernel_initializer, bias_initializer,
+                            kernel_regularizer, bias_regularizer, activity_regularizer,
+                            kernel_constraint, bias_constraint)
         if lora_rank:
             raise ValueError("pycnn's Dense does not support LoRA (lora_rank)")
         self.input_spec = InputSpec(min_ndim=2)
