@@ -45,7 +45,7 @@ SP_INLINE unsigned sp_nonzero_bits(const float *p, int count)
 
 #define SP_SHORT_TILES SP_SHORT_TILE(8) SP_SHORT_TILE(10)
 #define SP_HALF_MAX_MR 28
-#define SP_HALF_TILES SP_HALF_TILE(24)
+#define SP_HALF_TILES SP_HALF_TILE(16) SP_HALF_TILE(24)
 #include "ukernel_body.inc"
 
 /* 16 rows of 16 floats transposed in registers (four rounds of 16 shuffles): on return r[j]
@@ -283,14 +283,19 @@ static const pc_ukernel short_tiles[] = {
      .fn_cols = ukernel_cols_m10_avx512},
 };
 
-/* 16 columns (one zmm) by 24 rows: the Winograd GEMMs of at most 16 filters */
-static const pc_ukernel half_tile = {
-    .isa = PC_ISA_AVX512, .name = "avx512", .mr = 24, .nr = 16, .kc = 256, .mc = 144, .fn = ukernel_m24_half_avx512, .fn_rows = ukernel_rows_m24_half_avx512,
-    .fn_cols = ukernel_cols_m24_half_avx512};
+/* 16 columns (one zmm) by 24 or 16 rows: the Winograd GEMMs of at most 16 filters */
+static const pc_ukernel half_tiles[] = {
+    {.isa = PC_ISA_AVX512, .name = "avx512", .mr = 24, .nr = 16, .kc = 256, .mc = 144,
+     .fn = ukernel_m24_half_avx512, .fn_rows = ukernel_rows_m24_half_avx512,
+     .fn_cols = ukernel_cols_m24_half_avx512},
+    {.isa = PC_ISA_AVX512, .name = "avx512", .mr = 16, .nr = 16, .kc = 256, .mc = 144,
+     .fn = ukernel_m16_half_avx512, .fn_rows = ukernel_rows_m16_half_avx512,
+     .fn_cols = ukernel_cols_m16_half_avx512},
+};
 
-const pc_ukernel *pc_ukernel_avx512_half(void)
+const pc_ukernel *pc_ukernel_avx512_half(int rows)
 {
-    return &half_tile;
+    return rows >= 24 ? &half_tiles[0] : &half_tiles[1];
 }
 
 const pc_ukernel *pc_ukernel_avx512_short(int i)

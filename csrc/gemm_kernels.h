@@ -23,10 +23,10 @@ extern const pc_ukernel pc_ukernel_avx2;
 extern const pc_ukernel pc_ukernel_avx512;
 /* The AVX-512 kernel with shorter tiles (8 and 10 rows), i = 0, 1, ...; NULL past the last. */
 const pc_ukernel *pc_ukernel_avx512_short(int i);
-/* The AVX-512 kernel with a 16-column tile (one zmm) of more rows: for products of n <= 16
- * (the Winograd GEMMs of 16 filters), whose 32-column tiles are half empty. Same sums and
- * epilogue as the 32-column kernel: the same bits. */
-const pc_ukernel *pc_ukernel_avx512_half(void);
+/* The AVX-512 kernel with a 16-column tile (one zmm) of more rows, 24 when rows >= 24, else
+ * 16: for products of n <= 16 (the Winograd GEMMs of 16 filters), whose 32-column tiles are
+ * half empty. Same sums and epilogue as the 32-column kernel: the same bits. */
+const pc_ukernel *pc_ukernel_avx512_half(int rows);
 #endif
 
 /* pc_gemm_serial with the tile height among the ISA's kernels (gemm_kernel_avx512.c's shorter

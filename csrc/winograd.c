@@ -39,14 +39,15 @@ int pc_winograd_applies(const pc_runtime *rt, const pc_conv_shape *s)
     return direct >= 1.5 * wino;
 }
 
-/* The micro-kernel of the 16 GEMMs: the runtime's, or on AVX-512 for at most 16 filters the
- * 16-column tile of 24 rows (the 12 x 32 tile would be half empty). Every element is the same
+/* The micro-kernel of the 16 GEMMs: the runtime's, or on AVX-512 for at most 16 filters a
+ * 16-column tile (the 12 x 32 tile would be half empty) of 24 rows for at most 16 channels,
+ * else 16 (a group's transformed tiles, G x 16 x C floats, kept within L1: measured). Every element is the same
  * sum, in the same order, with the same epilogue in both: the choice does not change a bit. */
 static const pc_ukernel *wino_kernel(const pc_runtime *rt, const pc_conv_shape *s)
 {
 #if defined(__x86_64__) || defined(__i386__)
     if (rt->ukernel.isa == PC_ISA_AVX512 && s->o <= 16)
-        return pc_ukernel_avx512_half();
+        return pc_ukernel_avx512_half(s->c <= 16 ? 24 : 16);
 #endif
     (void)s;
     return &rt->ukernel;
