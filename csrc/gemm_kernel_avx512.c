@@ -262,6 +262,53 @@ static void narrow_k_avx512(int k, int rows, int n, const float *a, ptrdiff_t rs
     }
 }
 
+/* ---- one column of C (a convolution with one filter, its 1x1 weight gradient) ------------- */
+
+/* C[i*ldc] (+)= sum_p A(i, p) b[p*ldb] for i < m, A(i, p) = a[i*rsa + p*csa] with rsa == 1 (A's
+ * columns: m consecutive floats) or csa == 1 (A's rows, 16 at a time transposed in registers).
+ * Each element is the micro-kernel's sum: one FMA per p in increasing order from 0, then
+ * (+ C when accumulating) + 0, so the bits of the 12 x 32 tile's column 0. */
+__attribute__((target("avx512f")))
+void pc_gemm_one_column_avx512(int m, int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
+                               const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc,
+                               int accumulate)
+{
+    const __m512 zero = _mm512_setzero_ps();
+    for (int i0 = 0; i0 < m; i0 += 16) {
+        const int rows = m - i0 < 16 ? m - i0 : 16;
+        const __mmask16 mi = (__mmask16)((1u << rows) - 1);
+        __m512 acc = zero;
+        if (rsa == 1) {
+            const float *ap = a + i0;
+            for (int p = 0; p < k; p++)
+                acc = _mm512_fmadd_ps(_mm512_set1_ps(b[p * ldb]),
+                                      _mm512_maskz_loadu_ps(mi, ap + (ptrdiff_t)p * csa), acc);
+        } else {
+            for (int p0 = 0; p0 < k; p0 += 16) {
+                const int cols = k - p0 < 16 ? k - p0 : 16;
+                const __mmask16 mp = (__mmask16)((1u << cols) - 1);
+                __m512 r[16];
+                for (int j = 0; j < 16; j++)
+                    r[j] = j < rows ? _mm512_maskz_loadu_ps(mp, a + (ptrdiff_t)(i0 + j) * rsa + p0)
+                                    : zero;
+                transpose16(r);
+                for (int q = 0; q < cols; q++)
+                    acc = _mm512_fmadd_ps(_mm512_set1_ps(b[(p0 + q) * ldb]), r[q], acc);
+            }
+        }
+        float out[16], old[16];
+        if (accumulate) {
+            for (int i = 0; i < rows; i++)
+                old[i] = c[(i0 + i) * ldc];
+            acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(mi, old));
+        }
+        acc = _mm512_add_ps(acc, zero);
+        _mm512_mask_storeu_ps(out, mi, acc);
+        for (int i = 0; i < rows; i++)
+            c[(i0 + i) * ldc] = out[i];
+    }
+}
+
 /* ---- products from a sparse A (runtime.h) ---------------------------------------------------- */
 #include "sparse_products.inc"
 
