@@ -1,10 +1,12 @@
 """The GEMM tiles chosen for a small U-Net's layers, each against a float64 NumPy reference and
 finite differences, under every SIMD path (the ``isa`` fixture):
 
-- the Winograd F(2x2, 3x3) GEMMs of at most 16 filters on AVX-512 by a 16-column tile (24 rows
-  for at most 16 channels, else 16): forwards of 16 or fewer filters, and the input gradients of
-  'same' layers of 16 or fewer channels (the Winograd forward of dy with the flipped kernel),
-  with groups of tiles short of a panel, tiles cut at the borders, filter counts under 16;
+- the Winograd F(2x2, 3x3) GEMMs of 16 filters on AVX-512 by a 16-column tile (24 rows for at
+  most 16 channels, else 16): forwards of 16 filters, and the input gradients of 'same' layers
+  of 16 channels (the Winograd forward of dy with the flipped kernel), with groups of tiles
+  short of a panel and tiles cut at the borders;
+- transposed convolutions whose kernel tiles the output (2x2 stride 2): columns placed once,
+  with bias and relu;
 - products of one column of C (a convolution with one filter: the forward from A's rows, the
   weight gradient of a 1x1 one from A's columns) vectorised over C's rows on AVX-512, with
   channel counts off the vector width and weight gradients over several k blocks;
@@ -28,11 +30,12 @@ import pycnn  # noqa: E402
 CASES = {
     # Winograd, 16 filters, 16 channels: 24-row tiles, 8 full groups and a short one (210 tiles)
     "wino_c16_o16_groups": (5, 12, 14, 16, 16, 3, 3, "same"),
-    # 24 channels, 12 filters: 16-row tiles, columns past the filters, odd sides (border tiles)
-    "wino_c24_o12_odd": (2, 9, 11, 24, 12, 3, 3, "same"),
+    # 24 channels, 16 filters: 16-row tiles, odd sides (border tiles); dx by the dual with 24
+    # filters (12 x 32 tiles, columns past the filters)
+    "wino_c24_o16_odd": (2, 9, 11, 24, 16, 3, 3, "same"),
     "wino_c9_o16_valid": (3, 10, 9, 9, 16, 3, 3, "valid"),
-    # forward by the 12 x 32 tile, dx by the dual with 12 filters: 16-column tiles of 16 rows
-    "dual_c12_o20_same": (2, 10, 10, 12, 20, 3, 3, "same"),
+    # forward by the 12 x 32 tile, dx by the dual of 20 channels and 16 filters: 16-row tiles
+    "dual_c16_o20_same": (2, 10, 10, 16, 20, 3, 3, "same"),
     # one filter: 1x1 (k = 16 and 37 from A's rows, transposed in registers; dw from A's
     # columns over several k blocks) and 3x3 (k = 180 >= 128: A's rows in place)
     "one_1x1_c16": (4, 20, 20, 16, 1, 1, 1, "valid"),
@@ -133,7 +136,7 @@ def test_results_do_not_depend_on_thread_count(isa):
     """Chunks and sums are cut by the shapes only: 1 and 2 threads agree bit for bit."""
     before = pycnn.get_num_threads() if hasattr(pycnn, "get_num_threads") else None
     try:
-        for case_id in ("wino_c16_o16_groups", "dual_c12_o20_same", "one_1x1_c16"):
+        for case_id in ("wino_c16_o16_groups", "dual_c16_o20_same", "one_1x1_c16"):
             n, h, w, c, o, kh, kw, pad = CASES[case_id]
             oh, ow, pads = ref.geometry(h, w, kh, kw, 1, 1, pad)
             r = np.random.default_rng(5)
@@ -151,3 +154,72 @@ def test_results_do_not_depend_on_thread_count(isa):
     finally:
         if before is not None:
             pycnn.set_num_threads(before)
+
+
+# ---- transposed convolutions whose kernel tiles the output (the U-Net's 2x2 stride 2) --------
+
+def _transpose_ref(x, w, b, strides, out_hw):
+    """float64 transposed convolution, no padding: y[n][h*s + i][w*s + j] += x[n][h][w] . w[i][j]^T"""
+    n, h, wd, _ = x.shape
+    kh, kw, o, _ = w.shape
+    sh, sw = strides
+    y = np.zeros((n,) + tuple(out_hw) + (o,))
+    for i in range(kh):
+        for j in range(kw):
+            t = np.tensordot(x.astype(np.float64), w[i, j].astype(np.float64), axes=([3], [1]))
+            y[:, i:i + sh * (h - 1) + 1:sh, j:j + sw * (wd - 1) + 1:sw] += t
+    return y + (0.0 if b is None else b.astype(np.float64))
+
+
+# (N, H, W, C, O, K, stride): the kernel tiles the output (stride = kernel), and one that does not
+TRANSPOSED = {
+    "t2x2_s2_c32_o16": (3, 5, 4, 32, 16, 2, 2),
+    "t2x2_s2_c6_o5": (2, 3, 5, 6, 5, 2, 2),
+    "t3x3_s3_c8_o17": (2, 3, 3, 8, 17, 3, 3),
+    "t3x3_s2_overlap": (2, 4, 3, 8, 7, 3, 2),
+}
+
+
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no_bias"])
+@pytest.mark.parametrize("activation", ["linear", "relu"])
+@pytest.mark.parametrize("case_id", list(TRANSPOSED))
+def test_transposed_forward_matches_float64_reference(isa, case_id, activation, bias):
+    from pycnn import _C
+    n, h, w, c, o, k, st = TRANSPOSED[case_id]
+    r = np.random.default_rng(sum(map(ord, case_id)))
+    x = r.standard_normal((n, h, w, c)).astype(np.float32)
+    kern = (r.standard_normal((k, k, o, c)) / np.sqrt(c)).astype(np.float32)
+    b = r.standard_normal(o).astype(np.float32) if bias else None
+    out = ((h - 1) * st + k, (w - 1) * st + k)
+    y = np.full((n,) + out + (o,), np.nan, np.float32)
+    _C.conv_transpose_forward(x, kern, b, y, (st, st), (0, 0), (1, 1), activation=activation)
+    want = _transpose_ref(x, kern, b, (st, st), out)
+    if activation == "relu":
+        want = np.maximum(want, 0.0)
+    absref = _transpose_ref(np.abs(x), np.abs(kern), None if b is None else np.abs(b), (st, st),
+                            out)
+    close(y, want, absref, f"{case_id} {activation}")
+    if activation == "relu":                    # relu(0) is +0, never -0
+        assert not np.signbit(y[y == 0]).any()
+
+
+@pytest.mark.parametrize("case_id", list(TRANSPOSED))
+def test_transposed_forward_on_exact_data_is_the_same_on_every_path(case_id):
+    from pycnn import _C
+    n, h, w, c, o, k, st = TRANSPOSED[case_id]
+    r = np.random.default_rng(4)
+    x = r.integers(-3, 4, (n, h, w, c)).astype(np.float32)
+    kern = (r.integers(-4, 5, (k, k, o, c)) / 2).astype(np.float32)
+    b = r.integers(-3, 4, o).astype(np.float32)
+    out = ((h - 1) * st + k, (w - 1) * st + k)
+    want = np.maximum(_transpose_ref(x, kern, b, (st, st), out), 0.0).astype(np.float32)
+
+    def run():
+        y = np.full((n,) + out + (o,), np.nan, np.float32)
+        _C.conv_transpose_forward(x, kern, b, y, (st, st), (0, 0), (1, 1), activation="relu")
+        return [y]
+
+    results = on_every_path(run)
+    for path, (y,) in results.items():
+        np.testing.assert_array_equal(y, want, err_msg=path)
+    assert_paths_agree(results)
