@@ -1,6 +1,8 @@
 /* gemm_kernel_avx512.c - the AVX-512 micro-kernel: a 12 x 32 tile in 24 zmm accumulators,
  * B loaded as two zmm per k step, each A value broadcast from memory into the FMA, with
- * variants reading A or B where they are stored, and the narrow products (runtime.h).
+ * variants reading A or B where they are stored, and the narrow products (runtime.h); 8- and
+ * 10-row tiles (pc_gemm_serial_fit), 16-column tiles of 24 and 16 rows (the Winograd GEMMs of
+ * 16 filters) and a product of one column of C (pc_gemm_one_column_avx512).
  * Only these functions are built for AVX-512 (target attributes); they run only when the CPU
  * reports AVX-512F. Contract: gemm_kernels.h. */
 #include "gemm_kernels.h"

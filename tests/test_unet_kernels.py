@@ -159,7 +159,8 @@ def test_results_do_not_depend_on_thread_count(isa):
 # ---- transposed convolutions whose kernel tiles the output (the U-Net's 2x2 stride 2) --------
 
 def _transpose_ref(x, w, b, strides, out_hw):
-    """float64 transposed convolution, no padding: y[n][h*s + i][w*s + j] += x[n][h][w] . w[i][j]^T"""
+    """float64 transposed convolution, no padding:
+    y[n][h*s + i][w*s + j] += x[n][h][w] . w[i][j]^T"""
     n, h, wd, _ = x.shape
     kh, kw, o, _ = w.shape
     sh, sw = strides
