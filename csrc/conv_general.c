@@ -150,6 +150,54 @@ PC_SIMD_LOOP void col2im_group_body(const pc_convg_shape *s, const float *dcol, 
 PC_SIMD_VARIANTS(col2im_group, (const pc_convg_shape *s, const float *dcol, int g, int count,
                                 float *x), (s, dcol, g, count, x))
 
+/* A transposed layer whose kernel tiles its output (s's strides equal to its kernel, no pads,
+ * dilation or groups, the output covered exactly): col2im into a zeroed x, then bias_act, in
+ * one pass writing each cell once, with the same operations: x = act((0 + dcol) + b). */
+static int tiles_output(const pc_convg_shape *s)
+{
+    return s->groups == 1 && s->sh == s->kh && s->sw == s->kw && s->dh == 1 && s->dw == 1 &&
+           s->pt == 0 && s->pl == 0 && s->h == s->oh * s->sh && s->w == s->ow * s->sw;
+}
+
+PC_SIMD_LOOP void place_tiles_body(const pc_convg_shape *s, const float *dcol, int count,
+                                   const float *restrict b, int relu, float *x)
+{
+    const int C = s->c, kwc = s->kw * C;
+    const size_t img = (size_t)s->h * s->w * C;
+    for (int n = 0; n < count; n++) {
+        float *xn = x + (size_t)n * img;
+        for (int oh = 0; oh < s->oh; oh++)
+            for (int ow = 0; ow < s->ow; ow++)
+                for (int i = 0; i < s->kh; i++, dcol += kwc) {
+                    float *restrict d = xn + ((size_t)(oh * s->sh + i) * s->w +
+                                              (size_t)ow * s->sw) * C;
+                    for (int jj = 0; jj < s->kw; jj++) {
+                        const float *restrict src = dcol + (size_t)jj * C;
+                        float *restrict dj = d + (size_t)jj * C;
+                        if (b && relu)
+                            for (int c = 0; c < C; c++) {
+                                const float v = (0.0f + src[c]) + b[c];
+                                dj[c] = v > 0.0f ? v : 0.0f;
+                            }
+                        else if (b)
+                            for (int c = 0; c < C; c++)
+                                dj[c] = (0.0f + src[c]) + b[c];
+                        else if (relu)
+                            for (int c = 0; c < C; c++) {
+                                const float v = 0.0f + src[c];
+                                dj[c] = v > 0.0f ? v : 0.0f;
+                            }
+                        else
+                            for (int c = 0; c < C; c++)
+                                dj[c] = 0.0f + src[c];
+                    }
+                }
+    }
+}
+PC_SIMD_VARIANTS(place_tiles, (const pc_convg_shape *s, const float *dcol, int count,
+                               const float *restrict b, int relu, float *x),
+                 (s, dcol, count, b, relu, x))
+
 /* y[r][c] = act(y[r][c] + b[c]) for rows r (b may be NULL) */
 PC_SIMD_LOOP void bias_act_body(float *restrict y, size_t rows, int cols,
                                 const float *restrict b, int relu)
@@ -287,6 +335,12 @@ static void forward_task(void *ctx, int chunk, int thread)
     }
     /* transposed: the layer's x is s's output side, its output s's input side */
     const size_t img = (size_t)s->h * s->w * s->c;
+    if (tiles_output(s)) {
+        product_data(j, 0, j->yside + (size_t)n0 * s->oh * s->ow * s->o, rows, col, scratch);
+        place_tiles(j->isa, s, col, count, j->b, j->act == PC_ACT_RELU,
+                    j->out + (size_t)n0 * img);
+        return;
+    }
     memset(j->out + (size_t)n0 * img, 0, (size_t)count * img * sizeof(float));
     const float *xt = j->yside + (size_t)n0 * s->oh * s->ow * s->o;
     for (int g = 0; g < s->groups; g++) {

@@ -380,6 +380,34 @@ void pc_gemm_serial_fit(const pc_runtime *rt, const pc_gemm_args *g, float *scra
     gemm_serial(fit_kernel(rt, g->m > 0 ? g->m : 1), g, scratch);
 }
 
+/* A product of one column (a convolution with one filter, the weight gradient of a 1x1 one)
+ * by pc_gemm_one_column_avx512, vectorised over C's rows: the 12 x 32 tile would use one of its
+ * 32 columns. The same k blocks, sums and epilogue as the tiles: the same bits. */
+static int one_column(const pc_ukernel *uk, const pc_gemm_args *g)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    if (uk->isa != PC_ISA_AVX512 || uk->nr != 32 || g->n != 1 || g->pack_a ||
+        (g->rsa != 1 && g->csa != 1))
+        return 0;
+    const int kc = k_block(uk, g->k);
+    for (int pc = 0; pc < g->k; pc += kc) {
+        const int kb = min_i(kc, g->k - pc);
+        const float *b = g->b_packed ? g->b_packed + (ptrdiff_t)pc * uk->nr
+                                     : g->b + (ptrdiff_t)pc * g->rsb;
+        pc_gemm_one_column_avx512(g->m, kb, g->a + (ptrdiff_t)pc * g->csa, g->rsa, g->csa, b,
+                                  g->b_packed ? uk->nr : g->rsb, g->c, g->ldc,
+                                  pc > 0 || g->accumulate);
+    }
+    if (g->bias || g->act == PC_ACT_RELU)
+        epilogue(g, g->c, g->m, 0, 1);
+    return 1;
+#else
+    (void)uk;
+    (void)g;
+    return 0;
+#endif
+}
+
 static void gemm_serial(const pc_ukernel *uk, const pc_gemm_args *g, float *scratch)
 {
     if (g->m <= 0 || g->n <= 0)
@@ -388,6 +416,8 @@ static void gemm_serial(const pc_ukernel *uk, const pc_gemm_args *g, float *scra
         gemm_k_zero(g);
         return;
     }
+    if (one_column(uk, g))
+        return;
     const int kc = k_block(uk, g->k);
     const int mc = min_i(uk->mc, round_up(g->m, uk->mr));
     float *bp = scratch;

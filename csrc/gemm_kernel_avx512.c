@@ -1,6 +1,8 @@
 /* gemm_kernel_avx512.c - the AVX-512 micro-kernel: a 12 x 32 tile in 24 zmm accumulators,
  * B loaded as two zmm per k step, each A value broadcast from memory into the FMA, with
- * variants reading A or B where they are stored, and the narrow products (runtime.h).
+ * variants reading A or B where they are stored, and the narrow products (runtime.h); 8- and
+ * 10-row tiles (pc_gemm_serial_fit), 16-column tiles of 24 and 16 rows (the Winograd GEMMs of
+ * 16 filters) and a product of one column of C (pc_gemm_one_column_avx512).
  * Only these functions are built for AVX-512 (target attributes); they run only when the CPU
  * reports AVX-512F. Contract: gemm_kernels.h. */
 #include "gemm_kernels.h"
@@ -44,6 +46,8 @@ SP_INLINE unsigned sp_nonzero_bits(const float *p, int count)
 }
 
 #define SP_SHORT_TILES SP_SHORT_TILE(8) SP_SHORT_TILE(10)
+#define SP_HALF_MAX_MR 28
+#define SP_HALF_TILES SP_HALF_TILE(16) SP_HALF_TILE(24)
 #include "ukernel_body.inc"
 
 /* 16 rows of 16 floats transposed in registers (four rounds of 16 shuffles): on return r[j]
@@ -260,6 +264,53 @@ static void narrow_k_avx512(int k, int rows, int n, const float *a, ptrdiff_t rs
     }
 }
 
+/* ---- one column of C (a convolution with one filter, its 1x1 weight gradient) ------------- */
+
+/* C[i*ldc] (+)= sum_p A(i, p) b[p*ldb] for i < m, A(i, p) = a[i*rsa + p*csa] with rsa == 1 (A's
+ * columns: m consecutive floats) or csa == 1 (A's rows, 16 at a time transposed in registers).
+ * Each element is the micro-kernel's sum: one FMA per p in increasing order from 0, then
+ * (+ C when accumulating) + 0, so the bits of the 12 x 32 tile's column 0. */
+__attribute__((target("avx512f")))
+void pc_gemm_one_column_avx512(int m, int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
+                               const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc,
+                               int accumulate)
+{
+    const __m512 zero = _mm512_setzero_ps();
+    for (int i0 = 0; i0 < m; i0 += 16) {
+        const int rows = m - i0 < 16 ? m - i0 : 16;
+        const __mmask16 mi = (__mmask16)((1u << rows) - 1);
+        __m512 acc = zero;
+        if (rsa == 1) {
+            const float *ap = a + i0;
+            for (int p = 0; p < k; p++)
+                acc = _mm512_fmadd_ps(_mm512_set1_ps(b[p * ldb]),
+                                      _mm512_maskz_loadu_ps(mi, ap + (ptrdiff_t)p * csa), acc);
+        } else {
+            for (int p0 = 0; p0 < k; p0 += 16) {
+                const int cols = k - p0 < 16 ? k - p0 : 16;
+                const __mmask16 mp = (__mmask16)((1u << cols) - 1);
+                __m512 r[16];
+                for (int j = 0; j < 16; j++)
+                    r[j] = j < rows ? _mm512_maskz_loadu_ps(mp, a + (ptrdiff_t)(i0 + j) * rsa + p0)
+                                    : zero;
+                transpose16(r);
+                for (int q = 0; q < cols; q++)
+                    acc = _mm512_fmadd_ps(_mm512_set1_ps(b[(p0 + q) * ldb]), r[q], acc);
+            }
+        }
+        float out[16], old[16];
+        if (accumulate) {
+            for (int i = 0; i < rows; i++)
+                old[i] = c[(i0 + i) * ldc];
+            acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(mi, old));
+        }
+        acc = _mm512_add_ps(acc, zero);
+        _mm512_mask_storeu_ps(out, mi, acc);
+        for (int i = 0; i < rows; i++)
+            c[(i0 + i) * ldc] = out[i];
+    }
+}
+
 /* ---- products from a sparse A (runtime.h) ---------------------------------------------------- */
 #include "sparse_products.inc"
 
@@ -280,6 +331,21 @@ static const pc_ukernel short_tiles[] = {
      .fn = ukernel_m10_avx512, .fn_rows = ukernel_rows_m10_avx512,
      .fn_cols = ukernel_cols_m10_avx512},
 };
+
+/* 16 columns (one zmm) by 24 or 16 rows: the Winograd GEMMs of at most 16 filters */
+static const pc_ukernel half_tiles[] = {
+    {.isa = PC_ISA_AVX512, .name = "avx512", .mr = 24, .nr = 16, .kc = 256, .mc = 144,
+     .fn = ukernel_m24_half_avx512, .fn_rows = ukernel_rows_m24_half_avx512,
+     .fn_cols = ukernel_cols_m24_half_avx512},
+    {.isa = PC_ISA_AVX512, .name = "avx512", .mr = 16, .nr = 16, .kc = 256, .mc = 144,
+     .fn = ukernel_m16_half_avx512, .fn_rows = ukernel_rows_m16_half_avx512,
+     .fn_cols = ukernel_cols_m16_half_avx512},
+};
+
+const pc_ukernel *pc_ukernel_avx512_half(int rows)
+{
+    return rows >= 24 ? &half_tiles[0] : &half_tiles[1];
+}
 
 const pc_ukernel *pc_ukernel_avx512_short(int i)
 {

@@ -23,6 +23,16 @@ extern const pc_ukernel pc_ukernel_avx2;
 extern const pc_ukernel pc_ukernel_avx512;
 /* The AVX-512 kernel with shorter tiles (8 and 10 rows), i = 0, 1, ...; NULL past the last. */
 const pc_ukernel *pc_ukernel_avx512_short(int i);
+/* The AVX-512 kernel with a 16-column tile (one zmm) of more rows, 24 when rows >= 24, else
+ * 16: for products of n <= 16 (the Winograd GEMMs of 16 filters), whose 32-column tiles are
+ * half empty. Same sums and epilogue as the 32-column kernel: the same bits. */
+const pc_ukernel *pc_ukernel_avx512_half(int rows);
+/* C[i*ldc] (+)= sum_p A(i, p) b[p*ldb], i < m, p < k, A(i, p) = a[i*rsa + p*csa] with rsa == 1
+ * or csa == 1: one column of C with the bits of the AVX-512 micro-kernel's (one FMA per p in
+ * order from 0, then + C when accumulating, + 0), for pc_gemm_serial's products of n = 1. */
+void pc_gemm_one_column_avx512(int m, int k, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
+                               const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc,
+                               int accumulate);
 #endif
 
 /* pc_gemm_serial with the tile height among the ISA's kernels (gemm_kernel_avx512.c's shorter
