@@ -284,23 +284,21 @@ static int bn_setup(pc_runtime *rt, const pc_norm_shape *s, const float *x, cons
     return PC_OK;
 }
 
-int pc_batchnorm_forward(pc_runtime *rt, const pc_norm_shape *s, const float *x, float *mean,
-                         float *var, const float *gamma, const float *beta, float eps,
-                         int batch_stats, float *y)
+/* The forward pass's statistics (batch_stats: into mean and var) and its coefficients. */
+static int forward_coefficients(pc_runtime *rt, const pc_norm_shape *s, bn_job *j, int tasks,
+                                float *coef, const float *x, float *mean, float *var,
+                                const float *gamma, const float *beta, float eps,
+                                int batch_stats)
 {
-    bn_job j;
-    int tasks, rc;
-    float *coef;
-    if ((rc = bn_setup(rt, s, x, NULL, y, &j, &tasks, &coef)))
-        return rc;
     const int c = s->c;
     float *mu = coef, *k1 = coef + c, *k2 = coef + 2 * c, *k3 = coef + 3 * c;
-    double *partial = j.partial;
+    double *partial = j->partial;
+    int rc;
     if (batch_stats) {
         /* shifted by the first cell of each channel: no cancellation for a large mean */
         for (int ch = 0; ch < c; ch++)
             mu[ch] = x[(size_t)ch * s->b];
-        if ((rc = pc_parallel(rt, tasks, sums_task, &j)))
+        if ((rc = pc_parallel(rt, tasks, sums_task, j)))
             return rc;
         combine(partial, tasks, c);
         const double m = (double)s->a * s->b;
@@ -318,26 +316,37 @@ int pc_batchnorm_forward(pc_runtime *rt, const pc_norm_shape *s, const float *x,
         k2[ch] = 0.0f;
         k3[ch] = beta ? beta[ch] : 0.0f;
     }
-    return pc_parallel(rt, tasks, apply_task, &j);
+    return PC_OK;
 }
 
-int pc_batchnorm_backward(pc_runtime *rt, const pc_norm_shape *s, const float *x,
-                          const float *mean, const float *var, const float *gamma, float eps,
-                          int batch_stats, const float *dy, float *dx, float *dgamma,
-                          float *dbeta)
+int pc_batchnorm_forward(pc_runtime *rt, const pc_norm_shape *s, const float *x, float *mean,
+                         float *var, const float *gamma, const float *beta, float eps,
+                         int batch_stats, float *y)
 {
     bn_job j;
     int tasks, rc;
     float *coef;
-    if ((rc = bn_setup(rt, s, x, dy, dx, &j, &tasks, &coef)))
+    if ((rc = bn_setup(rt, s, x, NULL, y, &j, &tasks, &coef)) ||
+        (rc = forward_coefficients(rt, s, &j, tasks, coef, x, mean, var, gamma, beta, eps,
+                                   batch_stats)))
         return rc;
+    return pc_parallel(rt, tasks, apply_task, &j);
+}
+
+/* The backward pass's sums (dgamma, dbeta) and its coefficients, from j's sums_task. */
+static int backward_coefficients(pc_runtime *rt, const pc_norm_shape *s, bn_job *j, int tasks,
+                                 float *coef, const float *mean, const float *var,
+                                 const float *gamma, float eps, int batch_stats, int need_dx,
+                                 float *dgamma, float *dbeta, pc_task_fn sums, void *sums_ctx)
+{
     const int c = s->c;
     float *mu = coef, *k1 = coef + c, *k2 = coef + 2 * c, *k3 = coef + 3 * c;
-    double *partial = j.partial;
+    double *partial = j->partial;
+    int rc;
     memcpy(mu, mean, (size_t)c * sizeof(float));
-    const int need_sums = dgamma || dbeta || (dx && batch_stats);
+    const int need_sums = dgamma || dbeta || (need_dx && batch_stats);
     if (need_sums) {
-        if ((rc = pc_parallel(rt, tasks, sums_task, &j)))
+        if ((rc = pc_parallel(rt, tasks, sums, sums_ctx)))
             return rc;
         combine(partial, tasks, c);
     }
@@ -359,9 +368,224 @@ int pc_batchnorm_backward(pc_runtime *rt, const pc_norm_shape *s, const float *x
         }
         k1[ch] = (float)(g * inv);
     }
+    return PC_OK;
+}
+
+int pc_batchnorm_backward(pc_runtime *rt, const pc_norm_shape *s, const float *x,
+                          const float *mean, const float *var, const float *gamma, float eps,
+                          int batch_stats, const float *dy, float *dx, float *dgamma,
+                          float *dbeta)
+{
+    bn_job j;
+    int tasks, rc;
+    float *coef;
+    if ((rc = bn_setup(rt, s, x, dy, dx, &j, &tasks, &coef)) ||
+        (rc = backward_coefficients(rt, s, &j, tasks, coef, mean, var, gamma, eps, batch_stats,
+                                    dx != NULL, dgamma, dbeta, sums_task, &j)))
+        return rc;
     if (!dx)
         return PC_OK;
     return pc_parallel(rt, tasks, apply_task, &j);
+}
+
+/* ---- batch normalization followed by max pooling ---------------------------------------------
+ * The pair bn -> maxpool over channels-last images (x: n x h x w x c, the normalization over
+ * c) without storing the normalized map: the forward normalizes each image into the thread's
+ * scratch (apply_row, the same bits as the unfused pass) and pools it there; the backward
+ * rebuilds the normalization's output gradient, row by row, from the pooled gradient and
+ * argmax (the same values maxpool backward writes) and runs the unfused sums and apply on it,
+ * in the same tasks and order. With relu, dx is also masked by x > 0 (the gradient of a relu
+ * whose output is x), as the preceding convolution's backward would mask it. */
+
+typedef struct {
+    bn_job bn;
+    const pc_pool_shape *p;
+    const float *dyp;          /* the pooled gradient */
+    const int32_t *am;
+    float *y;                  /* forward: the pooled output */
+    int32_t *am_out;
+    int relu, add0;            /* add0: maxpool backward's dx = 0 + dy (not tiled) */
+    int failed;                /* a task could not get its scratch */
+    pc_runtime *rt;
+} bnpool_job;
+
+static int pool_tiled(const pc_pool_shape *p)
+{
+    return p->pt == 0 && p->pl == 0 && (long long)p->oh * p->ph <= p->h &&
+           (long long)p->ow * p->pw <= p->w;
+}
+
+static void bnpool_forward_task(void *ctx, int n, int thread)
+{
+    bnpool_job *bj = ctx;
+    const bn_job *j = &bj->bn;
+    const pc_pool_shape *p = bj->p;
+    const int c = p->c, cells = p->h * p->w;
+    const size_t img = (size_t)cells * c, out = (size_t)n * p->oh * p->ow * c;
+    float *z = pc_thread_scratch(bj->rt, thread, PC_THREAD_SLOT_WORK, img);
+    if (!z) {
+        bj->failed = 1;
+        return;
+    }
+    const float *x = j->x + (size_t)n * img;
+    int r = 0;
+    for (; r + 4 <= cells; r += 4)
+        apply_row4(j->isa, x + (size_t)r * c, NULL, (size_t)c, j->mu, j->k1, j->k2, j->k3,
+                   z + (size_t)r * c, c);
+    for (; r < cells; r++)
+        apply_row(j->isa, x + (size_t)r * c, NULL, j->mu, j->k1, j->k2, j->k3,
+                  z + (size_t)r * c, c);
+    pc_maxpool2d_image_isa(j->isa, p, z, bj->y + out, bj->am_out + out, p->w);
+}
+
+/* g = the gradient maxpool backward writes into cell `r` (image-major row index) */
+PC_SIMD_LOOP void pooled_cell_grad_body(float *restrict g, const float *restrict dy,
+                                        const int32_t *restrict am, int32_t cell, int add0,
+                                        int c)
+{
+    if (add0)
+        for (int ch = 0; ch < c; ch++)
+            g[ch] = am[ch] == cell ? 0.0f + dy[ch] : 0.0f;
+    else
+        for (int ch = 0; ch < c; ch++)
+            g[ch] = am[ch] == cell ? dy[ch] : 0.0f;
+}
+PC_SIMD_VARIANTS(pooled_cell_grad, (float *restrict g, const float *restrict dy,
+                                    const int32_t *restrict am, int32_t cell, int add0, int c),
+                 (g, dy, am, cell, add0, c))
+
+static void cell_grad(const bnpool_job *bj, size_t r, float *g)
+{
+    const pc_pool_shape *p = bj->p;
+    const size_t cells = (size_t)p->h * p->w;
+    const size_t n = r / cells;
+    const int cell = (int)(r - n * cells), hh = cell / p->w, ww = cell - hh * p->w;
+    const int oh = (hh + p->pt) / p->sh, ow = (ww + p->pl) / p->sw;
+    if (oh >= p->oh || ow >= p->ow) {
+        for (int ch = 0; ch < p->c; ch++)
+            g[ch] = 0.0f;
+        return;
+    }
+    const size_t o = ((n * p->oh + oh) * p->ow + ow) * p->c;
+    pooled_cell_grad(bj->bn.isa, g, bj->dyp + o, bj->am + o, cell, bj->add0, p->c);
+}
+
+static void bnpool_sums_task(void *ctx, int task, int thread)
+{
+    bnpool_job *bj = ctx;
+    const bn_job *j = &bj->bn;
+    const int c = j->s->c;
+    const int r0 = task * j->rows_per;
+    const int r1 = r0 + j->rows_per < j->s->a ? r0 + j->rows_per : j->s->a;
+    double *s = j->partial + (size_t)task * 2 * c, *q = s + c;
+    float *g = pc_thread_scratch(bj->rt, thread, PC_THREAD_SLOT_GRAD, (size_t)4 * c);
+    if (!g) {
+        bj->failed = 1;
+        return;
+    }
+    for (int ch = 0; ch < c; ch++)
+        s[ch] = q[ch] = 0.0;
+    int r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        for (int i = 0; i < 4; i++)
+            cell_grad(bj, (size_t)r + i, g + (size_t)i * c);
+        grad_sums_row4(j->isa, j->x + (size_t)r * c, g, (size_t)c, j->mu, s, q, c);
+    }
+    for (; r < r1; r++) {
+        cell_grad(bj, (size_t)r, g);
+        grad_sums_row(j->isa, j->x + (size_t)r * c, g, j->mu, s, q, c);
+    }
+}
+
+PC_SIMD_LOOP void relu_keep_body(float *restrict out, const float *restrict y, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const float d = out[i];
+        out[i] = y[i] > 0.0f ? d : 0.0f;
+    }
+}
+PC_SIMD_VARIANTS(relu_keep, (float *restrict out, const float *restrict y, size_t n),
+                 (out, y, n))
+
+static void bnpool_apply_task(void *ctx, int task, int thread)
+{
+    bnpool_job *bj = ctx;
+    const bn_job *j = &bj->bn;
+    const int c = j->s->c;
+    const int r0 = task * j->rows_per;
+    const int r1 = r0 + j->rows_per < j->s->a ? r0 + j->rows_per : j->s->a;
+    float *g = pc_thread_scratch(bj->rt, thread, PC_THREAD_SLOT_GRAD, (size_t)4 * c);
+    if (!g) {
+        bj->failed = 1;
+        return;
+    }
+    for (int r = r0; r < r1; r += 4) {
+        const int k = r1 - r < 4 ? r1 - r : 4;
+        for (int i = 0; i < k; i++)
+            cell_grad(bj, (size_t)r + i, g + (size_t)i * c);
+        const float *x = j->x + (size_t)r * c;
+        float *out = j->out + (size_t)r * c;
+        if (k == 4)
+            apply_row4(j->isa, x, g, (size_t)c, j->mu, j->k1, j->k2, j->k3, out, c);
+        else
+            for (int i = 0; i < k; i++)
+                apply_row(j->isa, x + (size_t)i * c, g + (size_t)i * c, j->mu, j->k1, j->k2,
+                          j->k3, out + (size_t)i * c, c);
+        if (bj->relu)
+            relu_keep(j->isa, out, x, (size_t)k * c);
+    }
+}
+
+static int bnpool_check(const pc_pool_shape *p, pc_norm_shape *s)
+{
+    if (p->n <= 0 || p->h <= 0 || p->w <= 0 || p->c <= 0 || p->oh <= 0 || p->ow <= 0 ||
+        p->ph <= 0 || p->pw <= 0 || p->sh != p->ph || p->sw != p->pw || p->pt < 0 ||
+        p->pl < 0 || p->pt >= p->ph || p->pl >= p->pw ||
+        (long long)p->h * p->w * p->n > 0x7fffffffLL)
+        return PC_EINVAL;
+    *s = (pc_norm_shape){.a = p->n * p->h * p->w, .c = p->c, .b = 1};
+    return PC_OK;
+}
+
+int pc_batchnorm_maxpool_forward(pc_runtime *rt, const pc_pool_shape *p, const float *x,
+                                 float *mean, float *var, const float *gamma, const float *beta,
+                                 float eps, int batch_stats, float *y, int32_t *argmax)
+{
+    pc_norm_shape s;
+    bnpool_job bj = {.p = p, .y = y, .am_out = argmax, .rt = rt};
+    int tasks, rc;
+    float *coef;
+    if ((rc = bnpool_check(p, &s)) || (rc = bn_setup(rt, &s, x, NULL, NULL, &bj.bn, &tasks,
+                                                     &coef)) ||
+        (rc = forward_coefficients(rt, &s, &bj.bn, tasks, coef, x, mean, var, gamma, beta, eps,
+                                   batch_stats)) ||
+        (rc = pc_parallel(rt, p->n, bnpool_forward_task, &bj)))
+        return rc;
+    return bj.failed ? PC_ENOMEM : PC_OK;
+}
+
+int pc_batchnorm_maxpool_backward(pc_runtime *rt, const pc_pool_shape *p, const float *x,
+                                  const float *mean, const float *var, const float *gamma,
+                                  float eps, int batch_stats, const float *dy,
+                                  const int32_t *argmax, int relu, float *dx, float *dgamma,
+                                  float *dbeta)
+{
+    pc_norm_shape s;
+    bnpool_job bj = {.p = p, .dyp = dy, .am = argmax, .relu = relu, .add0 = !pool_tiled(p),
+                     .rt = rt};
+    int tasks, rc;
+    float *coef;
+    if ((rc = bnpool_check(p, &s)) || (rc = bn_setup(rt, &s, x, NULL, dx, &bj.bn, &tasks,
+                                                     &coef)) ||
+        (rc = backward_coefficients(rt, &s, &bj.bn, tasks, coef, mean, var, gamma, eps,
+                                    batch_stats, dx != NULL, dgamma, dbeta, bnpool_sums_task,
+                                    &bj)))
+        return rc;
+    if (bj.failed)
+        return PC_ENOMEM;
+    if (dx && (rc = pc_parallel(rt, tasks, bnpool_apply_task, &bj)))
+        return rc;
+    return bj.failed ? PC_ENOMEM : PC_OK;
 }
 
 /* ---- layer normalization ------------------------------------------------------------------- */
