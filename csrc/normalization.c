@@ -438,101 +438,172 @@ static void bnpool_forward_task(void *ctx, int n, int thread)
     pc_maxpool2d_image_isa(j->isa, p, z, bj->y + out, bj->am_out + out, p->w);
 }
 
-/* g = the gradient maxpool backward writes into cell `r` (image-major row index) */
-PC_SIMD_LOOP void pooled_cell_grad_body(float *restrict g, const float *restrict dy,
-                                        const int32_t *restrict am, int32_t cell, int add0,
-                                        int c)
-{
-    if (add0)
-        for (int ch = 0; ch < c; ch++)
-            g[ch] = am[ch] == cell ? 0.0f + dy[ch] : 0.0f;
-    else
-        for (int ch = 0; ch < c; ch++)
-            g[ch] = am[ch] == cell ? dy[ch] : 0.0f;
-}
-PC_SIMD_VARIANTS(pooled_cell_grad, (float *restrict g, const float *restrict dy,
-                                    const int32_t *restrict am, int32_t cell, int add0, int c),
-                 (g, dy, am, cell, add0, c))
+/* The pooled gradient's view of one input cell: g = am[ch] == cell ? dy[ch] + zero : 0, the
+ * value maxpool backward writes there (zero = +0 where it adds into a zeroed dx, -0 where it
+ * copies: dy + -0 == dy bit for bit). A cell no window covers gets cell = -2 (never matched). */
+typedef struct {
+    const float *dy;
+    const int32_t *am;
+    int32_t cell;
+} pool_cell;
 
-static void cell_grad(const bnpool_job *bj, size_t r, float *g)
+/* The cells of rows r, r+1, ... in order: the position is stepped, not divided, per row. */
+typedef struct {
+    const bnpool_job *bj;
+    int n, hh, ww;
+} cell_walk;
+
+static void walk_start(cell_walk *w, const bnpool_job *bj, size_t r)
 {
     const pc_pool_shape *p = bj->p;
     const size_t cells = (size_t)p->h * p->w;
-    const size_t n = r / cells;
-    const int cell = (int)(r - n * cells), hh = cell / p->w, ww = cell - hh * p->w;
-    const int oh = (hh + p->pt) / p->sh, ow = (ww + p->pl) / p->sw;
-    if (oh >= p->oh || ow >= p->ow) {
-        for (int ch = 0; ch < p->c; ch++)
-            g[ch] = 0.0f;
-        return;
-    }
-    const size_t o = ((n * p->oh + oh) * p->ow + ow) * p->c;
-    pooled_cell_grad(bj->bn.isa, g, bj->dyp + o, bj->am + o, cell, bj->add0, p->c);
+    w->bj = bj;
+    w->n = (int)(r / cells);
+    const int cell = (int)(r - (size_t)w->n * cells);
+    w->hh = cell / p->w;
+    w->ww = cell - w->hh * p->w;
 }
+
+static pool_cell walk_next(cell_walk *w)
+{
+    const bnpool_job *bj = w->bj;
+    const pc_pool_shape *p = bj->p;
+    const int oh = (w->hh + p->pt) / p->sh, ow = (w->ww + p->pl) / p->sw;
+    const size_t img = (size_t)w->n * p->oh * p->ow;
+    pool_cell pc;
+    if (oh < p->oh && ow < p->ow) {
+        const size_t o = (img + (size_t)oh * p->ow + ow) * p->c;
+        pc = (pool_cell){bj->dyp + o, bj->am + o, w->hh * p->w + w->ww};
+    } else {
+        pc = (pool_cell){bj->dyp + img * p->c, bj->am + img * p->c, -2};
+    }
+    if (++w->ww == p->w) {
+        w->ww = 0;
+        if (++w->hh == p->h) {
+            w->hh = 0;
+            w->n++;
+        }
+    }
+    return pc;
+}
+
+/* (dy loaded unconditionally: a select, vectorised) */
+static inline float pool_g(float dv, int32_t av, int32_t cell)
+{
+    uint32_t bits;
+    memcpy(&bits, &dv, sizeof bits);
+    bits &= -(uint32_t)(av == cell);      /* dv, or +0 */
+    float g;
+    memcpy(&g, &bits, sizeof g);
+    return g;
+}
+#define POOL_G(d, a, cl, ch) pool_g((d)[ch] + zero, (a)[ch], cl)
+
+/* grad_sums_row4 with the four rows' gradients read through the pooled gradient */
+PC_SIMD_LOOP void pool_sums4_body(const float *restrict x, size_t row, const float *restrict d0,
+                                  const float *restrict d1, const float *restrict d2, const float *restrict d3,
+                                  const int32_t *restrict a0, const int32_t *restrict a1, const int32_t *restrict a2,
+                                  const int32_t *restrict a3, int32_t c0, int32_t c1, int32_t c2,
+                                  int32_t c3, float zero, const float *restrict mu,
+                                  double *restrict s, double *restrict q, int c)
+{
+    for (int ch = 0; ch < c; ch++) {
+        const double m = mu[ch];
+        const double g0 = POOL_G(d0, a0, c0, ch), g1 = POOL_G(d1, a1, c1, ch);
+        const double g2 = POOL_G(d2, a2, c2, ch), g3 = POOL_G(d3, a3, c3, ch);
+        s[ch] = (((s[ch] + g0) + g1) + g2) + g3;
+        q[ch] = (((q[ch] + g0 * ((double)x[ch] - m)) + g1 * ((double)x[row + ch] - m)) +
+                 g2 * ((double)x[2 * row + ch] - m)) + g3 * ((double)x[3 * row + ch] - m);
+    }
+}
+PC_SIMD_VARIANTS(pool_sums4, (const float *restrict x, size_t row, const float *restrict d0,
+                              const float *restrict d1, const float *restrict d2, const float *restrict d3,
+                              const int32_t *restrict a0, const int32_t *restrict a1, const int32_t *restrict a2,
+                              const int32_t *restrict a3, int32_t c0, int32_t c1, int32_t c2, int32_t c3,
+                              float zero, const float *restrict mu, double *restrict s,
+                              double *restrict q, int c),
+                 (x, row, d0, d1, d2, d3, a0, a1, a2, a3, c0, c1, c2, c3, zero, mu, s, q, c))
+
+/* grad_sums_row through the pooled gradient */
+PC_SIMD_LOOP void pool_sums1_body(const float *restrict x, const float *restrict d0, const int32_t *restrict a0,
+                                  int32_t c0, float zero, const float *restrict mu,
+                                  double *restrict s, double *restrict q, int c)
+{
+    for (int ch = 0; ch < c; ch++) {
+        const double g = POOL_G(d0, a0, c0, ch);
+        s[ch] += g;
+        q[ch] += g * ((double)x[ch] - (double)mu[ch]);
+    }
+}
+PC_SIMD_VARIANTS(pool_sums1, (const float *restrict x, const float *restrict d0, const int32_t *restrict a0,
+                              int32_t c0, float zero, const float *restrict mu,
+                              double *restrict s, double *restrict q, int c),
+                 (x, d0, a0, c0, zero, mu, s, q, c))
+
+/* apply_row (dy given) through the pooled gradient, then with relu the mask x > 0 */
+PC_SIMD_LOOP void pool_apply1_body(const float *restrict x, const float *restrict d0, const int32_t *restrict a0,
+                                   int32_t c0, float zero, int relu, const float *restrict mu,
+                                   const float *restrict k1, const float *restrict k2,
+                                   const float *restrict k3, float *restrict out, int c)
+{
+    if (relu)
+        for (int ch = 0; ch < c; ch++) {
+            const float v = k1[ch] * POOL_G(d0, a0, c0, ch) + k2[ch] * (x[ch] - mu[ch]) + k3[ch];
+            out[ch] = x[ch] > 0.0f ? v : 0.0f;
+        }
+    else
+        for (int ch = 0; ch < c; ch++)
+            out[ch] = k1[ch] * POOL_G(d0, a0, c0, ch) + k2[ch] * (x[ch] - mu[ch]) + k3[ch];
+}
+PC_SIMD_VARIANTS(pool_apply1, (const float *restrict x, const float *restrict d0, const int32_t *restrict a0,
+                               int32_t c0, float zero, int relu, const float *restrict mu,
+                               const float *restrict k1, const float *restrict k2,
+                               const float *restrict k3, float *restrict out, int c),
+                 (x, d0, a0, c0, zero, relu, mu, k1, k2, k3, out, c))
 
 static void bnpool_sums_task(void *ctx, int task, int thread)
 {
-    bnpool_job *bj = ctx;
+    (void)thread;
+    const bnpool_job *bj = ctx;
     const bn_job *j = &bj->bn;
     const int c = j->s->c;
     const int r0 = task * j->rows_per;
     const int r1 = r0 + j->rows_per < j->s->a ? r0 + j->rows_per : j->s->a;
+    const float zero = bj->add0 ? 0.0f : -0.0f;
     double *s = j->partial + (size_t)task * 2 * c, *q = s + c;
-    float *g = pc_thread_scratch(bj->rt, thread, PC_THREAD_SLOT_GRAD, (size_t)4 * c);
-    if (!g) {
-        bj->failed = 1;
-        return;
-    }
     for (int ch = 0; ch < c; ch++)
         s[ch] = q[ch] = 0.0;
+    cell_walk w;
+    walk_start(&w, bj, (size_t)r0);
     int r = r0;
     for (; r + 4 <= r1; r += 4) {
-        for (int i = 0; i < 4; i++)
-            cell_grad(bj, (size_t)r + i, g + (size_t)i * c);
-        grad_sums_row4(j->isa, j->x + (size_t)r * c, g, (size_t)c, j->mu, s, q, c);
+        const pool_cell p0 = walk_next(&w), p1 = walk_next(&w), p2 = walk_next(&w);
+        const pool_cell p3 = walk_next(&w);
+        pool_sums4(j->isa, j->x + (size_t)r * c, (size_t)c, p0.dy, p1.dy, p2.dy, p3.dy, p0.am,
+                   p1.am, p2.am, p3.am, p0.cell, p1.cell, p2.cell, p3.cell, zero, j->mu, s, q,
+                   c);
     }
     for (; r < r1; r++) {
-        cell_grad(bj, (size_t)r, g);
-        grad_sums_row(j->isa, j->x + (size_t)r * c, g, j->mu, s, q, c);
+        const pool_cell p0 = walk_next(&w);
+        pool_sums1(j->isa, j->x + (size_t)r * c, p0.dy, p0.am, p0.cell, zero, j->mu, s, q, c);
     }
 }
-
-PC_SIMD_LOOP void relu_keep_body(float *restrict out, const float *restrict y, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        const float d = out[i];
-        out[i] = y[i] > 0.0f ? d : 0.0f;
-    }
-}
-PC_SIMD_VARIANTS(relu_keep, (float *restrict out, const float *restrict y, size_t n),
-                 (out, y, n))
 
 static void bnpool_apply_task(void *ctx, int task, int thread)
 {
-    bnpool_job *bj = ctx;
+    (void)thread;
+    const bnpool_job *bj = ctx;
     const bn_job *j = &bj->bn;
     const int c = j->s->c;
     const int r0 = task * j->rows_per;
     const int r1 = r0 + j->rows_per < j->s->a ? r0 + j->rows_per : j->s->a;
-    float *g = pc_thread_scratch(bj->rt, thread, PC_THREAD_SLOT_GRAD, (size_t)4 * c);
-    if (!g) {
-        bj->failed = 1;
-        return;
-    }
-    for (int r = r0; r < r1; r += 4) {
-        const int k = r1 - r < 4 ? r1 - r : 4;
-        for (int i = 0; i < k; i++)
-            cell_grad(bj, (size_t)r + i, g + (size_t)i * c);
-        const float *x = j->x + (size_t)r * c;
-        float *out = j->out + (size_t)r * c;
-        if (k == 4)
-            apply_row4(j->isa, x, g, (size_t)c, j->mu, j->k1, j->k2, j->k3, out, c);
-        else
-            for (int i = 0; i < k; i++)
-                apply_row(j->isa, x + (size_t)i * c, g + (size_t)i * c, j->mu, j->k1, j->k2,
-                          j->k3, out + (size_t)i * c, c);
-        if (bj->relu)
-            relu_keep(j->isa, out, x, (size_t)k * c);
+    const float zero = bj->add0 ? 0.0f : -0.0f;
+    cell_walk w;
+    walk_start(&w, bj, (size_t)r0);
+    for (int r = r0; r < r1; r++) {
+        const pool_cell p0 = walk_next(&w);
+        pool_apply1(j->isa, j->x + (size_t)r * c, p0.dy, p0.am, p0.cell, zero, bj->relu, j->mu,
+                    j->k1, j->k2, j->k3, j->out + (size_t)r * c, c);
     }
 }
 
