@@ -672,7 +672,7 @@ static void backward_task(void *ctx, int lane, int thread)
                 return;
             }
             pc_conv_small_dw(j->rt, s, j->x, j->dy + n0 * oimg, j->y ? j->y + n0 * oimg : NULL,
-                             n0, count, first, dw, db, ss);
+                             n0, count, first, pc_gemm_k_block(j->rt, rows), dw, db, ss);
             first = 0;
             if (!j->dx)
                 continue;
@@ -881,10 +881,9 @@ static int run_backward(conv_job *j, float *dw, float *db)
      * finite get the GEMM's NaN where it would have made them (nan_where_gemm_would). */
     const int sparse = j->pool && !j->direct && pc_gemm_has_sparse(j->rt, j->s->o);
     j->sparse_dw = sparse && j->kdim > GATHER_TAPS && !is_pointwise(j->s);
-    /* dw by conv_small.c sums in another order than the GEMM (and than the fused conv+pool's
-     * backward, which must match the unfused pair bit for bit): off until it sums the GEMM's
-     * k blocks */
-    j->small = 0;
+    /* few taps without a fused pooling: dw and db direct (conv_small.c), summed in the GEMM's
+     * k blocks and stored as its micro-kernel stores them (the bits of the GEMM path) */
+    j->small = !j->pool && pc_conv_small_applies(j->s);
     j->dw_t = !j->direct && !j->sparse_dw && !j->small && dw_transposed(j);
     j->partial = pc_shared_scratch(j->rt, PC_SHARED_SLOT_PARTIAL, (size_t)LANES * total);
     if (!j->partial)

@@ -216,21 +216,50 @@ PC_SIMD_LOOP void grad_at(v16 *out, const float *dy, const float *y, int n16)
     *out = g;
 }
 
-/* acc (T rows of op floats, then db's op floats) += this image's terms, pixels in order */
+/* The GEMM's store of one k block's sums for the lanes [ob, ob + n16) of each tap's row:
+ * dw = (mode ? sum + dw : sum) (+ 0 on the SIMD kernels, whose epilogue adds a zero bias;
+ * the portable kernel stores the sum as it is), then the sums restart from 0. */
+static inline __attribute__((always_inline)) void flush_block(v16 *a, int T, float *dw, int O,
+                                                              int ob, int n16, int mode,
+                                                              int add0)
+{
+    for (int t = 0; t < T; t++) {
+        float *d = dw + (size_t)t * O + ob;
+        float v[16] __attribute__((aligned(64)));
+        V16(v) = a[t];                  /* a stays in registers: only its value is stored */
+        for (int l = 0; l < n16; l++) {
+            float r = v[l];
+            if (mode)
+                r = r + d[l];
+            if (add0)
+                r = r + 0.0f;
+            d[l] = r;
+        }
+        a[t] = (v16){0};
+    }
+}
+
+/* This image's terms, pixels in order: acc (T rows of op floats: the current k block's sums,
+ * then db's op floats: the running column sums) += x_t g and g. The chunk's pixels are in
+ * k blocks of kc as the GEMM's (this image's first pixel is the chunk's `pbase`): at each
+ * block's end its sums go to dw (flush_block, mode: accumulate or a block before). */
 PC_SIMD_LOOP void dw_body(const int KH, const int KWC, const pc_conv_shape *s, const float *xp,
-                          const float *dy, const float *y, float *acc)
+                          const float *dy, const float *y, float *acc, float *dw, int pbase,
+                          int kc, int accumulate, int add0)
 {
     const int T = KH * KWC, O = s->o, op = round16(O), pix = s->oh * s->ow;
     const ptrdiff_t row = (ptrdiff_t)padded_w(s) * s->c;
     for (int p0 = 0; p0 < pix; p0 += GROUP) {
         const float *orgs[GROUP];
         const int ng = group_windows(s, xp, p0, orgs);
+        const int until0 = kc - (pbase + p0) % kc;     /* pixels to this block's end */
         for (int ob = 0; ob < op; ob += 16) {
             v16 a[PC_SMALL_TAPS];
             for (int t = 0; t < T; t++)
                 a[t] = CV16(acc + (size_t)t * op + ob);
             v16 adb = CV16(acc + (size_t)T * op + ob);
             const int n16 = O - ob < 16 ? O - ob : 16;
+            int until = until0;
             for (int g = 0; g < ng; g++) {
                 const size_t at = (size_t)(p0 + g) * O + ob;
                 /* whole vectors but where one would pass the image's end (lanes past O: sums
@@ -238,11 +267,33 @@ PC_SIMD_LOOP void dw_body(const int KH, const int KWC, const pc_conv_shape *s, c
                 v16 gv;
                 grad_at(&gv, dy + at, y ? y + at : NULL,
                         (size_t)(pix - p0 - g) * O - ob >= 16 ? 16 : n16);
+                if (ob == 0)            /* the next group's gradients, a group ahead */
+                    for (int l = 0; l < O; l += 16)
+                        __builtin_prefetch(dy + (size_t)(p0 + GROUP + g) * O + l);
                 const float *org = orgs[g];
                 adb += gv;
                 for (int kh = 0; kh < KH; kh++)
                     for (int q = 0; q < KWC; q++)
                         a[kh * KWC + q] += org[kh * row + q] * gv;
+                if (--until == 0) {    /* (flush_block written out: a stays in registers) */
+                    const int mode = accumulate || pbase + p0 + g + 1 > kc;
+#pragma GCC unroll 32
+                    for (int t = 0; t < T; t++) {
+                        float v[16] __attribute__((aligned(64)));
+                        V16(v) = a[t];
+                        float *d = dw + (size_t)t * O + ob;
+                        for (int l = 0; l < n16; l++) {
+                            float r = v[l];
+                            if (mode)
+                                r = r + d[l];
+                            if (add0)
+                                r = r + 0.0f;
+                            d[l] = r;
+                        }
+                        a[t] = (v16){0};
+                    }
+                    until = kc;
+                }
             }
             for (int t = 0; t < T; t++)
                 V16(acc + (size_t)t * op + ob) = a[t];
@@ -252,37 +303,45 @@ PC_SIMD_LOOP void dw_body(const int KH, const int KWC, const pc_conv_shape *s, c
 }
 
 PC_SIMD_LOOP void dw_image_body(const pc_conv_shape *s, const float *xp, const float *dy,
-                                const float *y, float *acc)
+                                const float *y, float *acc, float *dw, int pbase, int kc,
+                                int accumulate, int add0)
 {
     if (s->kh == 3 && s->kw * s->c == 3)
-        dw_body(3, 3, s, xp, dy, y, acc);
+        dw_body(3, 3, s, xp, dy, y, acc, dw, pbase, kc, accumulate, add0);
     else
-        dw_body(s->kh, s->kw * s->c, s, xp, dy, y, acc);
+        dw_body(s->kh, s->kw * s->c, s, xp, dy, y, acc, dw, pbase, kc, accumulate, add0);
 }
 PC_SIMD_VARIANTS(dw_image, (const pc_conv_shape *s, const float *xp, const float *dy,
-                            const float *y, float *acc), (s, xp, dy, y, acc))
+                            const float *y, float *acc, float *dw, int pbase, int kc,
+                            int accumulate, int add0),
+                 (s, xp, dy, y, acc, dw, pbase, kc, accumulate, add0))
 
 void pc_conv_small_dw(const pc_runtime *rt, const pc_conv_shape *s, const float *x,
-                      const float *dy, const float *y, int n0, int count, int first, float *dw,
-                      float *db, float *scratch)
+                      const float *dy, const float *y, int n0, int count, int first, int kc,
+                      float *dw, float *db, float *scratch)
 {
-    const int T = s->kh * s->kw * s->c, O = s->o, op = round16(O);
-    const size_t img = (size_t)s->h * s->w * s->c, oimg = (size_t)s->oh * s->ow * O;
+    const int T = s->kh * s->kw * s->c, O = s->o, op = round16(O), pix = s->oh * s->ow;
+    const size_t img = (size_t)s->h * s->w * s->c, oimg = (size_t)pix * O;
+    const int add0 = rt->ukernel.isa != PC_ISA_GENERIC, accumulate = !first;
     float *xp = scratch;
     float *acc = scratch + (size_t)padded_h(s) * padded_w(s) * s->c;
     acc = (float *)(((uintptr_t)acc + 63) & ~(uintptr_t)63);
     memset(acc, 0, (size_t)(T + 1) * op * sizeof(float));
+    memcpy(acc + (size_t)T * op, db, (size_t)O * sizeof(float));   /* column sums go on */
     for (int i = 0; i < count; i++) {
         pad_image(s, x + (size_t)(n0 + i) * img, xp);
         dw_image(pc_loop_isa(rt), s, xp, dy + (size_t)i * oimg, y ? y + (size_t)i * oimg : NULL,
-                 acc);
+                 acc, dw, i * pix, kc, accumulate, add0);
     }
-    for (int t = 0; t <= T; t++) {
-        float *d = t < T ? dw + (size_t)t * O : db;
-        const float *a = acc + (size_t)t * op;
-        if (!d)
-            continue;
-        for (int o = 0; o < O; o++)
-            d[o] = first ? a[o] : d[o] + a[o];
+    const int rows = count * pix;
+    if (rows % kc) {            /* the last, short k block */
+        for (int ob = 0; ob < op; ob += 16) {
+            v16 a[PC_SMALL_TAPS];
+            for (int t = 0; t < T; t++)
+                a[t] = CV16(acc + (size_t)t * op + ob);
+            flush_block(a, T, dw, O, ob, O - ob < 16 ? O - ob : 16, accumulate || rows > kc,
+                        add0);
+        }
     }
+    memcpy(db, acc + (size_t)T * op, (size_t)O * sizeof(float));
 }

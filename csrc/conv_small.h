@@ -10,10 +10,10 @@
  * (on x86-64-v3 and v4 each term an FMA, as their GEMM micro-kernels: the bits of the GEMM's
  * and of the fused conv+pool's forward).
  * Weight gradient: for each block of 16 filters, per pixel in order g = dy (masked by y > 0
- * when the relu's output is given), dw[t][o] += x_t * g[o], db[o] += g[o], in registers over a
- * chunk of images, then added to the caller's sums. NOT USED at present (conv2d.c sets
- * small = 0 in the backward): its sums are not in the GEMM's k blocks, so a fused conv+pool's
- * dw would differ in the last bits from the unfused pair's.
+ * when the relu's output is given), dw[t][o] += x_t * g[o], db[o] += g[o], in registers, with
+ * the pixels of a chunk in the GEMM's k blocks (pc_gemm_k_block): each block's sums start from 0
+ * and are stored as the GEMM's micro-kernel stores them, and db goes on from the caller's column
+ * sums: the bits of conv2d.c's GEMM path (and of the fused conv+pool's).
  */
 #ifndef PYCNN_CONV_SMALL_H
 #define PYCNN_CONV_SMALL_H
@@ -37,10 +37,12 @@ void pc_conv_small_forward(const pc_runtime *rt, const pc_conv_shape *s, const f
                            const float *x, int relu, int n0, int count, float *out,
                            float *scratch);
 
-/* dw (taps x O, row-major as w) and db (O) of images [n0, n0+count): overwritten when first,
- * else the chunk's sums added. dy and y (or NULL) are the chunk's first image's. */
+/* dw (taps x O, row-major as w) of images [n0, n0+count), their pixels in k blocks of kc
+ * (pc_gemm_k_block of the chunk's rows): dw = the blocks' sums added in order to (first ? 0 :
+ * dw), as pc_gemm_serial with accumulate = !first; db (O) += the pixels' g in order, as
+ * conv2d.c's column sums. dy and y (or NULL) are the chunk's first image's. */
 void pc_conv_small_dw(const pc_runtime *rt, const pc_conv_shape *s, const float *x,
-                      const float *dy, const float *y, int n0, int count, int first, float *dw,
-                      float *db, float *scratch);
+                      const float *dy, const float *y, int n0, int count, int first, int kc,
+                      float *dw, float *db, float *scratch);
 
 #endif

@@ -383,6 +383,19 @@ int pc_batchnorm_backward(pc_runtime *rt, const pc_norm_shape *s, const float *x
                           const float *mean, const float *var, const float *gamma, float eps,
                           int batch_stats, const float *dy, float *dx, float *dgamma,
                           float *dbeta);
+/* Batch normalization over the channels of x[n][h][w][c] followed by max pooling (p: strides
+ * equal to the pool size, pads smaller than it), the normalized map never stored: y and argmax
+ * as pc_maxpool2d_forward of pc_batchnorm_forward's output, bit for bit. The backward takes the
+ * pooled gradient dy and argmax and gives what maxpool backward then batchnorm backward give;
+ * with relu, dx is also zero where !(x > 0) (x the output of a relu). */
+int pc_batchnorm_maxpool_forward(pc_runtime *rt, const pc_pool_shape *p, const float *x,
+                                 float *mean, float *var, const float *gamma, const float *beta,
+                                 float eps, int batch_stats, float *y, int32_t *argmax);
+int pc_batchnorm_maxpool_backward(pc_runtime *rt, const pc_pool_shape *p, const float *x,
+                                  const float *mean, const float *var, const float *gamma,
+                                  float eps, int batch_stats, const float *dy,
+                                  const int32_t *argmax, int relu, float *dx, float *dgamma,
+                                  float *dbeta);
 /* Layer normalization over rows x[rows][d] (Keras 3): per row mean, biased var (two passes in
  * double), inv = 1/sqrt(var + eps) saved in mean[rows], inv[rows];
  *   y = (x - mean) inv gamma + beta,  or with rms (Keras' deprecated rms_scaling) y = x inv gamma.

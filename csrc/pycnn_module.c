@@ -84,12 +84,13 @@ static PyMethodDef runtime_methods[] = {
     {NULL, NULL, 0, NULL}};
 
 extern PyMethodDef pc_methods_dropout[];   /* Dropout (bind_dropout.c) */
+extern PyMethodDef pc_methods_bnpool[];    /* BatchNormalization + MaxPooling2D (bind_bnpool.c) */
 
 static PyMethodDef *const method_tables[] = {
     runtime_methods, pc_methods_dense, pc_methods_conv, pc_methods_activations,
     pc_methods_losses, pc_methods_metrics, pc_methods_optimizers, pc_methods_data,
     pc_methods_merge, pc_methods_resample, pc_methods_normalization, pc_methods_augment,
-    pc_methods_conv_general, pc_methods_dropout};
+    pc_methods_conv_general, pc_methods_dropout, pc_methods_bnpool};
 
 static int module_exec(PyObject *module)
 {

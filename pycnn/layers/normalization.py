@@ -133,13 +133,64 @@ class BatchNormalization(Layer):
             ctx.var[...] = self.moving_variance.value  # what the backward pass uses
         _C.batchnorm_forward(ctx.x3, ctx.mean, ctx.var, gamma, beta, y.reshape(view),
                              self.epsilon, ctx.batch_stats)
+        self._update_moving(ctx)
+        return y
+
+    def _update_moving(self, ctx) -> None:
+        """moving = moving * momentum + batch * (1 - momentum), after a batch-stats pass."""
         if ctx.batch_stats:
             m = np.float32(self.momentum)
             rest = np.float32(1.0 - self.momentum)
             mm, mv = self.moving_mean.value, self.moving_variance.value
             mm[...] = mm * m + ctx.mean * rest
             mv[...] = mv * m + ctx.var * rest
+
+    def forward_maxpool(self, ctx, x, pool, training=False):
+        """``pool(self(x))`` for a 4-D ``x`` normalized over its last axis and a
+        ``MaxPooling2D`` whose strides equal its pool size, as one call that never stores the
+        normalized map (models/fusion_bn.py): the same numbers, moving statistics and argmax
+        as the two layers apart."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        out_shape, pads = pool._geometry(x.shape)
+        c = x.shape[3]
+        y = ctx.buffer("y", out_shape)
+        ctx.argmax = ctx.buffer("argmax", out_shape, np.int32)
+        ctx.mean, ctx.var = ctx.buffer("mean", (c,)), ctx.buffer("var", (c,))
+        ctx.batch_stats = bool(training) and self.trainable
+        ctx.x, ctx.pool_args = x, (pool.pool_size, pool.strides, pads)
+        if x.size == 0 or y.size == 0:
+            ctx.argmax[...] = -1
+            y[...] = -np.inf
+            return y
+        if not ctx.batch_stats:
+            ctx.mean[...] = self.moving_mean.value
+            ctx.var[...] = self.moving_variance.value
+        _C.batchnorm_maxpool_forward(x, ctx.mean, ctx.var,
+                                     self.gamma.value if self.scale else None,
+                                     self.beta.value if self.center else None, y, ctx.argmax,
+                                     *ctx.pool_args, self.epsilon, ctx.batch_stats)
+        self._update_moving(ctx)
         return y
+
+    def backward_maxpool(self, ctx, dy, need_dx=True, relu=False):
+        """The gradient of ``forward_maxpool`` from the pooled gradient ``dy``; with ``relu``
+        (``x`` the output of a relu) the returned gradient is the relu's input gradient."""
+        x = ctx.x
+        dy = np.ascontiguousarray(dy, dtype=np.float32).reshape(ctx.argmax.shape)
+        dx = ctx.buffer("dx", x.shape) if need_dx else None
+        if x.size == 0 or dy.size == 0:
+            for v in (self.gamma, self.beta):
+                if v is not None:
+                    v.grad[...] = 0
+            if dx is not None:
+                dx[...] = 0
+            return dx
+        _C.batchnorm_maxpool_backward(x, ctx.mean, ctx.var,
+                                      self.gamma.value if self.scale else None, dy, ctx.argmax,
+                                      dx, self.gamma.grad if self.scale else None,
+                                      self.beta.grad if self.center else None, *ctx.pool_args,
+                                      self.epsilon, ctx.batch_stats, relu=relu)
+        return dx
 
     def backward(self, ctx, dy, need_dx=True):
         x3 = ctx.x3

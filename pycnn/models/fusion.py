@@ -12,6 +12,10 @@ Rules:
   cache (the convolution's output is never stored; the backward pass multiplies only the
   pooled cells' gradients).
 
+- ``bn_maxpool``: a ``BatchNormalization`` feeding only a ``MaxPooling2D`` (strides = pool
+  size), with the relu ``Conv2D`` before it when nothing else reads that convolution, as one
+  step that never stores the normalized map (models/fusion_bn.py).
+
 - ``bn_fold`` (inference plans only): a ``Conv2D`` or ``Dense`` without activation whose
   output feeds only a ``BatchNormalization`` over its channels runs as one call with the
   normalization folded into its kernel and bias (``BatchNormalization.fold_into``: the moving
@@ -227,3 +231,6 @@ def _last_axis(bn) -> bool:
     """Whether a BatchNormalization normalizes the last axis (the channels a kernel makes)."""
     ndim = getattr(bn.input_spec, "ndim", None)
     return bn.axis == -1 or (ndim is not None and bn.axis == ndim - 1)
+
+
+from . import fusion_bn  # noqa: E402,F401  (registers bn_maxpool)
