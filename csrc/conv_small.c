@@ -5,11 +5,6 @@
  * xmm, whatever the variant's ISA has) and compiled per SIMD path (PC_SIMD_VARIANTS; the
  * forward's own variants pass the FMA flag of each path).
  */
-/* a * b + c contracted into an FMA where the variant's ISA has one (x86-64-v3, v4), as the
- * GEMM micro-kernels compute it; the baseline has none and keeps a product and a sum */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("fp-contract=fast")
-#endif
 #include "conv_small.h"
 
 #include <stdint.h>
@@ -94,14 +89,19 @@ static int group_windows(const pc_conv_shape *s, const float *xp, int p0, const 
     return ng;
 }
 
-/* acc + x * w: one FMA on x86-64-v3 and v4 (this file contracts, see the top: as their GEMM
- * micro-kernels do), a product and a sum on the baseline (as the portable GEMM kernel): the
- * forward's bits equal the GEMM's on every path */
-static inline __attribute__((always_inline)) void madd16(const int fused, v16 *acc, float x,
-                                                         const v16 *w)
+/* acc + x * w as the GEMM's micro-kernels compute it: one fused multiply-add on the AVX2 and
+ * AVX-512 paths (fused = 1, written as fmaf per lane: GCC vectorises it into vfmadd at -O2 and
+ * above, and any build, -O0 or sanitized, gives the same bits), a product then a sum on the
+ * portable path (fused = 0: ISO C contracts nothing), as the portable GEMM kernel */
+static inline __attribute__((always_inline)) void fmadd16(const int fused, float x,
+                                                          const v16 *w, v16 *acc)
 {
-    (void)fused;
-    *acc += x * *w;
+    if (!fused) {
+        *acc += x * *w;
+        return;
+    }
+    for (int l = 0; l < 16; l++)
+        (*acc)[l] = __builtin_fmaf(x, (*w)[l], (*acc)[l]);
 }
 
 PC_SIMD_LOOP void fwd_body(const int FMA, const int KH, const int KWC, const pc_conv_shape *s,
@@ -127,7 +127,7 @@ PC_SIMD_LOOP void fwd_body(const int FMA, const int KH, const int KWC, const pc_
                 v16 acc = {0};
                 for (int kh = 0; kh < KH; kh++)
                     for (int q = 0; q < KWC; q++)
-                        madd16(FMA, &acc, org[kh * row + q], &w[kh * KWC + q]);
+                        fmadd16(FMA, org[kh * row + q], &w[kh * KWC + q], &acc);
                 acc += bias;
                 float *o = out + (size_t)(p0 + g) * O + ob;
                 if (n16 == 16 || (size_t)(pix - p0 - g) * O - ob >= 16) {
@@ -243,7 +243,7 @@ static inline __attribute__((always_inline)) void flush_block(v16 *a, int T, flo
  * then db's op floats: the running column sums) += x_t g and g. The chunk's pixels are in
  * k blocks of kc as the GEMM's (this image's first pixel is the chunk's `pbase`): at each
  * block's end its sums go to dw (flush_block, mode: accumulate or a block before). */
-PC_SIMD_LOOP void dw_body(const int KH, const int KWC, const pc_conv_shape *s, const float *xp,
+PC_SIMD_LOOP void dw_body(const int FMA, const int KH, const int KWC, const pc_conv_shape *s, const float *xp,
                           const float *dy, const float *y, float *acc, float *dw, int pbase,
                           int kc, int accumulate, int add0)
 {
@@ -274,7 +274,7 @@ PC_SIMD_LOOP void dw_body(const int KH, const int KWC, const pc_conv_shape *s, c
                 adb += gv;
                 for (int kh = 0; kh < KH; kh++)
                     for (int q = 0; q < KWC; q++)
-                        a[kh * KWC + q] += org[kh * row + q] * gv;
+                        fmadd16(FMA, org[kh * row + q], &gv, &a[kh * KWC + q]);
                 if (--until == 0) {    /* (flush_block written out: a stays in registers) */
                     const int mode = accumulate || pbase + p0 + g + 1 > kc;
 #pragma GCC unroll 32
@@ -302,14 +302,19 @@ PC_SIMD_LOOP void dw_body(const int KH, const int KWC, const pc_conv_shape *s, c
     }
 }
 
+/* fused: the GEMM micro-kernel's FMA (add0 marks the same kernels: AVX2, AVX-512) */
 PC_SIMD_LOOP void dw_image_body(const pc_conv_shape *s, const float *xp, const float *dy,
                                 const float *y, float *acc, float *dw, int pbase, int kc,
                                 int accumulate, int add0)
 {
-    if (s->kh == 3 && s->kw * s->c == 3)
-        dw_body(3, 3, s, xp, dy, y, acc, dw, pbase, kc, accumulate, add0);
+    if (add0 && s->kh == 3 && s->kw * s->c == 3)
+        dw_body(1, 3, 3, s, xp, dy, y, acc, dw, pbase, kc, accumulate, add0);
+    else if (add0)
+        dw_body(1, s->kh, s->kw * s->c, s, xp, dy, y, acc, dw, pbase, kc, accumulate, add0);
+    else if (s->kh == 3 && s->kw * s->c == 3)
+        dw_body(0, 3, 3, s, xp, dy, y, acc, dw, pbase, kc, accumulate, add0);
     else
-        dw_body(s->kh, s->kw * s->c, s, xp, dy, y, acc, dw, pbase, kc, accumulate, add0);
+        dw_body(0, s->kh, s->kw * s->c, s, xp, dy, y, acc, dw, pbase, kc, accumulate, add0);
 }
 PC_SIMD_VARIANTS(dw_image, (const pc_conv_shape *s, const float *xp, const float *dy,
                             const float *y, float *acc, float *dw, int pbase, int kc,
