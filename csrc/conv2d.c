@@ -816,7 +816,9 @@ static int dual_shape(const pc_conv_shape *s, pc_conv_shape *sd)
     /* Only for 'same' padding (the dual's padding the same): a 'valid' layer's dual reads 2
      * cells of padding around dy, and the lecture's valid conv+pool layers keep their sparse
      * dx products (fused and unfused, the shapes decide, so both take the same path). */
-    if (s->sh != 1 || s->sw != 1 || 2 * s->pt != s->kh - 1 || 2 * s->pl != s->kw - 1 ||
+    /* (pads compared without doubling them: a pad may be near INT_MAX) */
+    if (s->sh != 1 || s->sw != 1 || (s->kh - 1) % 2 || s->pt != (s->kh - 1) / 2 ||
+        (s->kw - 1) % 2 || s->pl != (s->kw - 1) / 2 ||
         is_pointwise(s) || s->oh < DUAL_MIN_SIDE || s->ow < DUAL_MIN_SIDE)
         return 0;
     *sd = (pc_conv_shape){.n = s->n, .h = s->oh, .w = s->ow, .c = s->o,
