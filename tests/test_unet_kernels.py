@@ -21,7 +21,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import reference as ref  # noqa: E402
-from test_conv_paths import backward, close, forward  # noqa: E402
+from test_conv_paths import backward, check_finite_differences, close, forward  # noqa: E402
 from test_simd_paths import assert_paths_agree, on_every_path  # noqa: E402
 
 import pycnn  # noqa: E402
@@ -85,26 +85,7 @@ def test_backward_matches_float64_reference(isa, case_id, relu):
 @pytest.mark.parametrize("case_id", list(CASES))
 def test_backward_matches_finite_differences(isa, case_id):
     """Directional derivatives of sum(forward * dy) along a random direction."""
-    x, k, b, dy, strides, pads, out = setup(case_id, seed=1)
-    dy64 = dy.astype(np.float64)
-
-    def loss(x_, k_, b_):
-        return float((forward(x_, k_, b_, strides, pads, out).astype(np.float64) * dy64).sum())
-
-    dx, dw, db = backward(x, k, dy, strides, pads)
-    r = np.random.default_rng(7)
-    for name, v, g, f in (("dx", x, dx, lambda t: loss(t, k, b)),
-                          ("dw", k, dw, lambda t: loss(x, t, b)),
-                          ("db", b, db, lambda t: loss(x, k, t))):
-        d = r.uniform(-1.0, 1.0, v.shape)
-        eps = 1e-2
-        vp, vm = (v + eps * d).astype(np.float32), (v - eps * d).astype(np.float32)
-        step = vp.astype(np.float64) - vm.astype(np.float64)
-        fd = (f(vp) - f(vm)) / (2 * eps)
-        terms = g.astype(np.float64) * step / (2 * eps)
-        an = terms.sum()
-        tol = 2e-2 * (abs(an) + 0.05 * np.abs(terms).sum()) + 1e-5
-        assert abs(fd - an) <= tol, f"{case_id} {name}: finite difference {fd!r} vs {an!r}"
+    check_finite_differences(case_id, setup(case_id, seed=1), seed=7)
 
 
 @pytest.mark.parametrize("case_id", list(CASES))
