@@ -7,26 +7,6 @@
 
 #include <limits.h>
 
-/* epsilon: a finite float >= 0 */
-static int get_eps(const char *F, PyObject *obj, float *eps)
-{
-    const double v = PyFloat_AsDouble(obj);
-    if (v == -1.0 && PyErr_Occurred())
-        return -1;
-    if (!(v >= 0.0) || v > 3.4e38) {
-        PyErr_Format(PyExc_ValueError, "%s(): argument 'epsilon' must be a finite float >= 0, "
-                     "got %R", F, obj);
-        return -1;
-    }
-    *eps = (float)v;
-    return 0;
-}
-
-static int channels(const char *F, const char *name, PyArrayObject *a, int c)
-{
-    return a ? expect_shape(F, name, a, 1, &c) : 0;
-}
-
 /* x (n, h, w, c) pooled into y (n, oh, ow, c) by v = (pool, strides, pads) */
 static int bnpool_shape(const char *F, PyArrayObject *x, PyArrayObject *y, const char *yname,
                         const int v[6], pc_pool_shape *s)
@@ -74,10 +54,10 @@ static PyObject *py_batchnorm_maxpool_forward(PyObject *m, PyObject *args, PyObj
     float eps;
     const int mode = training ? OUT : IN, c = s.c;
     if (get_array(omean, F, "mean", NPY_FLOAT32, 1, mode, 0, &mean) ||
-        channels(F, "mean", mean, c) ||
+        channel_vector(F, "mean", mean, c) ||
         get_array(ovar, F, "var", NPY_FLOAT32, 1, mode, 0, &var) ||
-        channels(F, "var", var, c) || channels(F, "gamma", gamma, c) ||
-        channels(F, "beta", beta, c) || get_eps(F, oeps, &eps))
+        channel_vector(F, "var", var, c) || channel_vector(F, "gamma", gamma, c) ||
+        channel_vector(F, "beta", beta, c) || epsilon_arg(F, oeps, &eps))
         return NULL;
     PyArrayObject *arrs[] = {x, gamma, beta, mean, var, y, am};
     const char *names[] = {"x", "gamma", "beta", "mean", "var", "y", "argmax"};
@@ -111,9 +91,9 @@ static PyObject *py_batchnorm_maxpool_backward(PyObject *m, PyObject *args, PyOb
         return NULL;
     float eps;
     const int c = s.c;
-    if (channels(F, "mean", mean, c) || channels(F, "var", var, c) ||
-        channels(F, "gamma", gamma, c) || (dx && same_shape(F, x, "x", dx, "dx")) ||
-        channels(F, "dgamma", dg, c) || channels(F, "dbeta", db, c) || get_eps(F, oeps, &eps))
+    if (channel_vector(F, "mean", mean, c) || channel_vector(F, "var", var, c) ||
+        channel_vector(F, "gamma", gamma, c) || (dx && same_shape(F, x, "x", dx, "dx")) ||
+        channel_vector(F, "dgamma", dg, c) || channel_vector(F, "dbeta", db, c) || epsilon_arg(F, oeps, &eps))
         return NULL;
     PyArrayObject *arrs[] = {x, mean, var, gamma, dy, am, dx, dg, db};
     const char *names[] = {"x", "mean", "var", "gamma", "dy", "argmax", "dx", "dgamma", "dbeta"};

@@ -4,34 +4,13 @@
  */
 #include "binding.h"
 
-/* A float argument that must be finite and >= 0 (epsilon). */
-static int get_eps(const char *F, PyObject *obj, float *eps)
-{
-    const double v = PyFloat_AsDouble(obj);
-    if (v == -1.0 && PyErr_Occurred())
-        return -1;
-    if (!(v >= 0.0) || v > 3.4e38) {
-        PyErr_Format(PyExc_ValueError, "%s(): argument 'epsilon' must be a finite float >= 0, "
-                     "got %R", F, obj);
-        return -1;
-    }
-    *eps = (float)v;
-    return 0;
-}
-
-/* A (c,) float32 array (or None: a == NULL). */
-static int channels(const char *F, const char *name, PyArrayObject *a, int c)
-{
-    return a ? expect_shape(F, name, a, 1, &c) : 0;
-}
-
 /* A (c,) float32 array or None whose mode (IN or OUT) is known only after parsing. */
 static int get_channels(PyObject *obj, const char *F, const char *name, int c, int mode,
                         int optional, PyArrayObject **out)
 {
     if (get_array(obj, F, name, NPY_FLOAT32, 1, mode, optional, out))
         return -1;
-    return channels(F, name, *out, c);
+    return channel_vector(F, name, *out, c);
 }
 
 static PyObject *py_batchnorm_forward(PyObject *m, PyObject *args, PyObject *kw)
@@ -50,8 +29,8 @@ static PyObject *py_batchnorm_forward(PyObject *m, PyObject *args, PyObject *kw)
     float eps;
     const int mode = training ? OUT : IN, c = dim(x, 1);
     if (get_channels(omean, F, "mean", c, mode, 0, &mean) ||
-        get_channels(ovar, F, "var", c, mode, 0, &var) || channels(F, "gamma", gamma, c) ||
-        channels(F, "beta", beta, c) || same_shape(F, x, "x", y, "y") || get_eps(F, oeps, &eps))
+        get_channels(ovar, F, "var", c, mode, 0, &var) || channel_vector(F, "gamma", gamma, c) ||
+        channel_vector(F, "beta", beta, c) || same_shape(F, x, "x", y, "y") || epsilon_arg(F, oeps, &eps))
         return NULL;
     PyArrayObject *arrs[] = {x, gamma, beta, mean, var, y};
     const char *names[] = {"x", "gamma", "beta", "mean", "var", "y"};
@@ -83,10 +62,10 @@ static PyObject *py_batchnorm_backward(PyObject *m, PyObject *args, PyObject *kw
         return NULL;
     float eps;
     const int c = dim(x, 1);
-    if (channels(F, "mean", mean, c) || channels(F, "var", var, c) ||
-        channels(F, "gamma", gamma, c) || same_shape(F, x, "x", dy, "dy") ||
-        (dx && same_shape(F, x, "x", dx, "dx")) || channels(F, "dgamma", dg, c) ||
-        channels(F, "dbeta", db, c) || get_eps(F, oeps, &eps))
+    if (channel_vector(F, "mean", mean, c) || channel_vector(F, "var", var, c) ||
+        channel_vector(F, "gamma", gamma, c) || same_shape(F, x, "x", dy, "dy") ||
+        (dx && same_shape(F, x, "x", dx, "dx")) || channel_vector(F, "dgamma", dg, c) ||
+        channel_vector(F, "dbeta", db, c) || epsilon_arg(F, oeps, &eps))
         return NULL;
     PyArrayObject *arrs[] = {x, mean, var, gamma, dy, dx, dg, db};
     const char *names[] = {"x", "mean", "var", "gamma", "dy", "dx", "dgamma", "dbeta"};
@@ -114,9 +93,9 @@ static PyObject *py_layernorm_forward(PyObject *m, PyObject *args, PyObject *kw)
                                      OUT_F32("inv", 1, &inv), &oeps, &rms))
         return NULL;
     float eps;
-    if (channels(F, "gamma", gamma, dim(x, 1)) || channels(F, "beta", beta, dim(x, 1)) ||
-        same_shape(F, x, "x", y, "y") || channels(F, "mean", mean, dim(x, 0)) ||
-        channels(F, "inv", inv, dim(x, 0)) || get_eps(F, oeps, &eps))
+    if (channel_vector(F, "gamma", gamma, dim(x, 1)) || channel_vector(F, "beta", beta, dim(x, 1)) ||
+        same_shape(F, x, "x", y, "y") || channel_vector(F, "mean", mean, dim(x, 0)) ||
+        channel_vector(F, "inv", inv, dim(x, 0)) || epsilon_arg(F, oeps, &eps))
         return NULL;
     if (rms && beta)
         return PyErr_Format(PyExc_ValueError, "%s(): rms scaling takes no 'beta'", F);
@@ -146,10 +125,10 @@ static PyObject *py_layernorm_backward(PyObject *m, PyObject *args, PyObject *kw
                                      OPT_OUT_F32("dbeta", 1, &db), &rms))
         return NULL;
     const int rows = dim(x, 0), cols = dim(x, 1);
-    if (channels(F, "gamma", gamma, cols) || channels(F, "mean", mean, rows) ||
-        channels(F, "inv", inv, rows) || same_shape(F, x, "x", dy, "dy") ||
-        (dx && same_shape(F, x, "x", dx, "dx")) || channels(F, "dgamma", dg, cols) ||
-        channels(F, "dbeta", db, cols))
+    if (channel_vector(F, "gamma", gamma, cols) || channel_vector(F, "mean", mean, rows) ||
+        channel_vector(F, "inv", inv, rows) || same_shape(F, x, "x", dy, "dy") ||
+        (dx && same_shape(F, x, "x", dx, "dx")) || channel_vector(F, "dgamma", dg, cols) ||
+        channel_vector(F, "dbeta", db, cols))
         return NULL;
     PyArrayObject *arrs[] = {x, gamma, mean, inv, dy, dx, dg, db};
     const char *names[] = {"x", "gamma", "mean", "inv", "dy", "dx", "dgamma", "dbeta"};

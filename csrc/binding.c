@@ -312,3 +312,22 @@ int check_conv_fwd(const char *F, const conv_fwd *a, int filters)
     const char *names[] = {"x", "w", "b", "y"};
     return check_disjoint(F, arrs, names, 4, 3);
 }
+
+int epsilon_arg(const char *F, PyObject *obj, float *eps)
+{
+    const double v = PyFloat_AsDouble(obj);
+    if (v == -1.0 && PyErr_Occurred())
+        return -1;
+    if (!(v >= 0.0) || v > 3.4e38) {
+        PyErr_Format(PyExc_ValueError, "%s(): argument 'epsilon' must be a finite float >= 0, "
+                     "got %R", F, obj);
+        return -1;
+    }
+    *eps = (float)v;
+    return 0;
+}
+
+int channel_vector(const char *F, const char *name, PyArrayObject *a, int c)
+{
+    return a ? expect_shape(F, name, a, 1, &c) : 0;
+}

@@ -185,6 +185,11 @@ const char *kind_string(const char *F, PyObject *obj);
 /* a and b must have the same shape. */
 int same_shape(const char *F, PyArrayObject *a, const char *an, PyArrayObject *b, const char *bn);
 
+/* epsilon (a normalization's): a finite float >= 0, else -1 with a ValueError. */
+int epsilon_arg(const char *F, PyObject *obj, float *eps);
+/* a (c,) float32 array of channel values, or NULL (None): 0, else -1 with the error set. */
+int channel_vector(const char *F, const char *name, PyArrayObject *a, int c);
+
 /* The method tables of the kernel families, each ended by a {NULL} entry. */
 extern PyMethodDef pc_methods_dense[];   /* gemm and dense layers */
 extern PyMethodDef pc_methods_conv[];   /* convolution, pooling, and the two fused */
