@@ -93,7 +93,8 @@ static PyObject *py_batchnorm_maxpool_backward(PyObject *m, PyObject *args, PyOb
     const int c = s.c;
     if (channel_vector(F, "mean", mean, c) || channel_vector(F, "var", var, c) ||
         channel_vector(F, "gamma", gamma, c) || (dx && same_shape(F, x, "x", dx, "dx")) ||
-        channel_vector(F, "dgamma", dg, c) || channel_vector(F, "dbeta", db, c) || epsilon_arg(F, oeps, &eps))
+        channel_vector(F, "dgamma", dg, c) || channel_vector(F, "dbeta", db, c) ||
+        epsilon_arg(F, oeps, &eps))
         return NULL;
     PyArrayObject *arrs[] = {x, mean, var, gamma, dy, am, dx, dg, db};
     const char *names[] = {"x", "mean", "var", "gamma", "dy", "argmax", "dx", "dgamma", "dbeta"};

@@ -30,7 +30,8 @@ static PyObject *py_batchnorm_forward(PyObject *m, PyObject *args, PyObject *kw)
     const int mode = training ? OUT : IN, c = dim(x, 1);
     if (get_channels(omean, F, "mean", c, mode, 0, &mean) ||
         get_channels(ovar, F, "var", c, mode, 0, &var) || channel_vector(F, "gamma", gamma, c) ||
-        channel_vector(F, "beta", beta, c) || same_shape(F, x, "x", y, "y") || epsilon_arg(F, oeps, &eps))
+        channel_vector(F, "beta", beta, c) || same_shape(F, x, "x", y, "y") ||
+        epsilon_arg(F, oeps, &eps))
         return NULL;
     PyArrayObject *arrs[] = {x, gamma, beta, mean, var, y};
     const char *names[] = {"x", "gamma", "beta", "mean", "var", "y"};
@@ -93,7 +94,8 @@ static PyObject *py_layernorm_forward(PyObject *m, PyObject *args, PyObject *kw)
                                      OUT_F32("inv", 1, &inv), &oeps, &rms))
         return NULL;
     float eps;
-    if (channel_vector(F, "gamma", gamma, dim(x, 1)) || channel_vector(F, "beta", beta, dim(x, 1)) ||
+    if (channel_vector(F, "gamma", gamma, dim(x, 1)) ||
+        channel_vector(F, "beta", beta, dim(x, 1)) ||
         same_shape(F, x, "x", y, "y") || channel_vector(F, "mean", mean, dim(x, 0)) ||
         channel_vector(F, "inv", inv, dim(x, 0)) || epsilon_arg(F, oeps, &eps))
         return NULL;
