@@ -132,13 +132,27 @@ class ConvMaxPoolStep:
         self.ctx.release()
 
 
-@rule("conv_maxpool")
-def fuse_conv_maxpool(steps: list, outputs: set) -> list:
-    from .plan import LayerStep
+def consumers_of(steps: list) -> dict:
+    """{id of a value: the steps reading it, in order}."""
     consumers: dict[int, list] = {}
     for step in steps:
         for s in step.inputs:
             consumers.setdefault(s, []).append(step)
+    return consumers
+
+
+def sole_user(step, consumers: dict, outputs: set):
+    """The one step that reads ``step``'s output when nothing else does (no other step, not a
+    model output), else None: the condition for fusing the two."""
+    out = step.outputs[0]
+    users = consumers.get(out, [])
+    return users[0] if out not in outputs and len(users) == 1 else None
+
+
+@rule("conv_maxpool")
+def fuse_conv_maxpool(steps: list, outputs: set) -> list:
+    from .plan import LayerStep
+    consumers = consumers_of(steps)
     fused: dict[int, object] = {}       # id(conv step) -> fused step
     dropped: set[int] = set()           # id(pool step)
     for step in steps:
@@ -146,11 +160,9 @@ def fuse_conv_maxpool(steps: list, outputs: set) -> list:
                 step.layer.activation in ("linear", "relu") and not step.ctx.logits_only and
                 tuple(step.layer.dilation_rate) == (1, 1) and step.layer.groups == 1):
             continue
-        out = step.outputs[0]
-        users = consumers.get(out, [])
-        if out in outputs or len(users) != 1:
+        out, pool = step.outputs[0], sole_user(step, consumers, outputs)
+        if pool is None:
             continue
-        pool = users[0]
         if isinstance(pool, LayerStep) and type(pool.layer) is MaxPooling2D and \
                 pool.inputs == [out] and id(pool) not in dropped:
             fused[id(step)] = ConvMaxPoolStep(step, pool)
@@ -199,10 +211,7 @@ def fold_batch_norm(steps: list, outputs: set) -> list:
     from ..layers.core import Dense
     from ..layers.normalization import BatchNormalization
     from .plan import LayerStep
-    consumers: dict[int, list] = {}
-    for step in steps:
-        for s in step.inputs:
-            consumers.setdefault(s, []).append(step)
+    consumers = consumers_of(steps)
     fused: dict[int, object] = {}
     dropped: set[int] = set()
     for step in steps:
@@ -213,11 +222,9 @@ def fold_batch_norm(steps: list, outputs: set) -> list:
         if type(layer) is Conv2D and (tuple(layer.dilation_rate) != (1, 1) or
                                       layer.groups != 1):
             continue
-        out = step.outputs[0]
-        users = consumers.get(out, [])
-        if out in outputs or len(users) != 1:
+        out, bn = step.outputs[0], sole_user(step, consumers, outputs)
+        if bn is None:
             continue
-        bn = users[0]
         bn_layer = getattr(bn, "layer", None)
         if isinstance(bn, LayerStep) and type(bn_layer) is BatchNormalization and \
                 bn.inputs == [out] and bn.training is not True and \

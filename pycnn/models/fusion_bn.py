@@ -15,7 +15,7 @@ from ..layers.context import Context
 from ..layers.convolutional import Conv2D
 from ..layers.normalization import BatchNormalization
 from ..layers.pooling import MaxPooling2D
-from .fusion import rule
+from .fusion import consumers_of, rule, sole_user
 
 
 class BatchNormMaxPoolStep:
@@ -70,13 +70,8 @@ def _plain(layer) -> bool:
 @rule("bn_maxpool")
 def fuse_bn_maxpool(steps: list, outputs: set) -> list:
     from .plan import LayerStep
-    consumers: dict[int, list] = {}
-    producer: dict[int, object] = {}
-    for step in steps:
-        for s in step.inputs:
-            consumers.setdefault(s, []).append(step)
-        for s in step.outputs:
-            producer[s] = step
+    consumers = consumers_of(steps)
+    producer = {s: step for step in steps for s in step.outputs}
     replace: dict[int, object] = {}     # id(pool step) -> fused step
     dropped: set[int] = set()           # id(bn step), id(conv step)
     for step in steps:
@@ -84,11 +79,9 @@ def fuse_bn_maxpool(steps: list, outputs: set) -> list:
         if not (isinstance(step, LayerStep) and type(bn) is BatchNormalization and bn.built and
                 bn.axis in (-1, 3) and len(step.inputs) == 1 and _plain(bn)):
             continue
-        out = step.outputs[0]
-        users = consumers.get(out, [])
-        if out in outputs or len(users) != 1:
+        out, pool = step.outputs[0], sole_user(step, consumers, outputs)
+        if pool is None:
             continue
-        pool = users[0]
         if not (isinstance(pool, LayerStep) and type(pool.layer) is MaxPooling2D and
                 pool.inputs == [out] and tuple(pool.layer.strides) ==
                 tuple(pool.layer.pool_size) and id(pool) not in replace):
